@@ -1,0 +1,298 @@
+#!/usr/bin/env bash
+# The local stack Passerelle runs and is tested against: PostgreSQL 15 (logical replication on),
+# MariaDB 10.11 and Apache Kafka 4 (KRaft, one combined broker/controller), all real, all on 127.0.0.1.
+#
+#   stack/stack.sh up       install what is missing, start what is not running (idempotent, fast when up)
+#   stack/stack.sh down     stop everything
+#   stack/stack.sh status   one line per service
+#   stack/stack.sh reset    down, wipe the data directories, up
+#   stack/stack.sh env      print the PASSERELLE_* exports: eval "$(stack/stack.sh env)"
+#
+# Data lives outside the source tree, in $PASSERELLE_STACK_DIR (default /var/tmp/passerelle-stack).
+# Ports (defaults chosen not to collide with system services):
+#   PASSERELLE_PG_PORT=55432        the source cluster, wal_level=logical
+#   PASSERELLE_PG_PLAIN_PORT=55433  a second, small cluster with wal_level=replica, for preflight tests
+#   PASSERELLE_MARIADB_PORT=53306
+#   PASSERELLE_KAFKA_PORT=59092     (the KRaft controller listens on the next port)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+STACK_DIR=${PASSERELLE_STACK_DIR:-/var/tmp/passerelle-stack}
+CACHE_DIR=${PASSERELLE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/passerelle}
+PG_PORT=${PASSERELLE_PG_PORT:-55432}
+PG_PLAIN_PORT=${PASSERELLE_PG_PLAIN_PORT:-55433}
+MARIADB_PORT=${PASSERELLE_MARIADB_PORT:-53306}
+KAFKA_PORT=${PASSERELLE_KAFKA_PORT:-59092}
+KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
+
+# Test credentials of a throwaway local stack; a real deployment brings its own.
+PG_ADMIN_USER=passerelle_admin PG_ADMIN_PASSWORD=admin-secret-pg
+PG_REPL_USER=passerelle PG_REPL_PASSWORD=repl-secret-pg
+MARIADB_USER=passerelle MARIADB_PASSWORD=target-secret-my
+
+KAFKA_LIBS=$CACHE_DIR/kafka-libs
+PG_BIN=/usr/lib/postgresql/15/bin
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" = 0 ]; }
+
+# Run a command as the owner of the PostgreSQL data: postgres refuses to run as root.
+as_pg() {
+  if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # wait_for SECONDS DESCRIPTION LOGFILE COMMAND...
+  local seconds=$1 what=$2 logfile=$3; shift 3
+  for _ in $(seq 1 $((seconds * 5))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  log "$what did not come up within ${seconds}s; its log is $logfile:"
+  tail -n 30 "$logfile" >&2 || true
+  exit 1
+}
+
+install_packages() {
+  local missing=()
+  [ -x "$PG_BIN/postgres" ] || missing+=(postgresql-15 postgresql-contrib-15 postgresql-client-15)
+  command -v mariadbd >/dev/null || missing+=(mariadb-server mariadb-client)
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  command -v runuser >/dev/null || missing+=(util-linux)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  is_root || die "missing packages ${missing[*]}: install them (apt-get install ${missing[*]}) or run this as root"
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # Debian's postinst scripts try to start the packaged services; ours run on their own ports instead.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >"$CACHE_DIR/apt.log" 2>&1 ||
+    die "apt-get install failed; see $CACHE_DIR/apt.log"
+}
+
+install_kafka() {
+  local stamp
+  stamp=$(sha256sum "$here/kafka/pom.xml" | cut -c1-16)
+  [ -f "$KAFKA_LIBS/.stamp-$stamp" ] && return 0
+  log "resolving Apache Kafka jars from Maven Central into $KAFKA_LIBS"
+  rm -rf "$KAFKA_LIBS"
+  mvn -q -B -f "$here/kafka/pom.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$KAFKA_LIBS" -DincludeScope=runtime >"$CACHE_DIR/mvn-kafka.log" 2>&1 ||
+    die "maven could not resolve the Kafka jars; see $CACHE_DIR/mvn-kafka.log"
+  touch "$KAFKA_LIBS/.stamp-$stamp"
+}
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+pg_running() { as_pg "$PG_BIN/pg_ctl" -D "$1" status >/dev/null 2>&1; }
+
+pg_up() { # pg_up NAME PORT WAL_LEVEL
+  local name=$1 port=$2 wal_level=$3
+  local dir=$STACK_DIR/$name
+  local data=$dir/data logfile=$dir/postgres.log
+  if [ -d "$data" ] && pg_running "$data"; then return 0; fi
+  if [ ! -f "$data/PG_VERSION" ]; then
+    log "creating PostgreSQL cluster $name in $data"
+    mkdir -p "$dir"
+    is_root && chown postgres:postgres "$dir"
+    local pwfile=$dir/.pwfile
+    printf '%s\n' "$PG_ADMIN_PASSWORD" >"$pwfile"
+    is_root && chown postgres "$pwfile"
+    as_pg "$PG_BIN/initdb" -D "$data" -U "$PG_ADMIN_USER" --pwfile="$pwfile" -A scram-sha-256 \
+      --auth-local=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+      { tail -n 20 "$dir/initdb.log" >&2; die "initdb failed for $name; see $dir/initdb.log"; }
+    rm -f "$pwfile"
+    cat >>"$data/postgresql.conf" <<EOF
+# --- passerelle stack ---
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+wal_level = $wal_level
+max_replication_slots = 64
+max_wal_senders = 64
+max_connections = 300
+shared_buffers = 512MB
+max_wal_size = 4GB
+logical_decoding_work_mem = 256MB
+EOF
+    printf 'host replication all 127.0.0.1/32 scram-sha-256\n' >>"$data/pg_hba.conf"
+  fi
+  as_pg "$PG_BIN/pg_ctl" -D "$data" -l "$logfile" -w -t 60 start >/dev/null 2>&1 ||
+    { tail -n 20 "$logfile" >&2; die "PostgreSQL cluster $name did not start; its log is $logfile"; }
+  psql_admin "$port" postgres -qc "select 1" >/dev/null
+  # The non-superuser a real deployment would use: REPLICATION, and owner of the demo database.
+  psql_admin "$port" postgres -q <<EOF >/dev/null
+do \$\$ begin
+  if not exists (select from pg_roles where rolname = '$PG_REPL_USER') then
+    create role $PG_REPL_USER login replication password '$PG_REPL_PASSWORD';
+  end if;
+end \$\$;
+select 'create database demo owner $PG_REPL_USER'
+  where not exists (select from pg_database where datname = 'demo') \gexec
+EOF
+}
+
+psql_admin() { # psql_admin PORT DB ARGS...
+  local port=$1 db=$2; shift 2
+  PGPASSWORD=$PG_ADMIN_PASSWORD psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$PG_ADMIN_USER" -d "$db" "$@"
+}
+
+pg_down() {
+  local data=$STACK_DIR/$1/data
+  [ -d "$data" ] && pg_running "$data" && as_pg "$PG_BIN/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+  return 0
+}
+
+# --- MariaDB ------------------------------------------------------------------------------------
+
+mariadb_dir=$STACK_DIR/mariadb
+mariadb_socket=$mariadb_dir/mysqld.sock
+
+mariadb_running() { mariadb-admin --no-defaults -S "$mariadb_socket" -uroot ping >/dev/null 2>&1; }
+
+mariadb_up() {
+  local data=$mariadb_dir/data logfile=$mariadb_dir/mariadb.log
+  mariadb_running && return 0
+  local user_opt=()
+  if is_root; then user_opt=(--user=mysql); fi
+  if [ ! -d "$data/mysql" ]; then
+    log "creating MariaDB data directory $data"
+    mkdir -p "$data"
+    is_root && chown -R mysql:mysql "$mariadb_dir"
+    mariadb-install-db --no-defaults "${user_opt[@]}" --datadir="$data" --auth-root-authentication-method=socket \
+      --skip-test-db >"$mariadb_dir/install.log" 2>&1 ||
+      { tail -n 20 "$mariadb_dir/install.log" >&2; die "mariadb-install-db failed; see $mariadb_dir/install.log"; }
+  fi
+  # Passerelle's target settings: LOAD DATA LOCAL allowed, utf8mb4 everywhere, room for big batches.
+  nohup mariadbd --no-defaults "${user_opt[@]}" --datadir="$data" --socket="$mariadb_socket" \
+    --pid-file="$mariadb_dir/mariadbd.pid" --port="$MARIADB_PORT" --bind-address=127.0.0.1 \
+    --local-infile=1 --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
+    --max-allowed-packet=256M --max-connections=300 --innodb-buffer-pool-size=1G \
+    --innodb-log-file-size=512M --skip-name-resolve --log-error="$logfile" >/dev/null 2>&1 &
+  wait_for 60 MariaDB "$logfile" mariadb_running
+  mariadb --no-defaults -S "$mariadb_socket" -uroot <<EOF
+create user if not exists '$MARIADB_USER'@'127.0.0.1' identified by '$MARIADB_PASSWORD';
+create user if not exists '$MARIADB_USER'@'localhost' identified by '$MARIADB_PASSWORD';
+grant all privileges on *.* to '$MARIADB_USER'@'127.0.0.1' with grant option;
+grant all privileges on *.* to '$MARIADB_USER'@'localhost' with grant option;
+create database if not exists demo;
+EOF
+}
+
+mariadb_down() {
+  mariadb_running || return 0
+  mariadb-admin --no-defaults -S "$mariadb_socket" -uroot shutdown
+}
+
+# --- Kafka --------------------------------------------------------------------------------------
+
+kafka_dir=$STACK_DIR/kafka
+
+kafka_pid() { [ -f "$kafka_dir/kafka.pid" ] && kill -0 "$(cat "$kafka_dir/kafka.pid")" 2>/dev/null && cat "$kafka_dir/kafka.pid"; }
+
+kafka_jvm=(java -Xms256m -Xmx1g -XX:+UseG1GC -Djava.awt.headless=true -Dkafka.logs.dir="$kafka_dir"
+  -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" -cp "$KAFKA_LIBS/*")
+
+kafka_up() {
+  kafka_pid >/dev/null && return 0
+  mkdir -p "$kafka_dir"
+  local props=$kafka_dir/server.properties
+  cat >"$props" <<EOF
+process.roles=broker,controller
+node.id=1
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
+log.dirs=$kafka_dir/data
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+message.max.bytes=16777216
+EOF
+  if [ ! -f "$kafka_dir/data/meta.properties" ]; then
+    log "formatting Kafka KRaft storage in $kafka_dir/data"
+    local cluster_id
+    cluster_id=$("${kafka_jvm[@]}" kafka.tools.StorageTool random-uuid 2>>"$kafka_dir/format.log")
+    "${kafka_jvm[@]}" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$props" \
+      >>"$kafka_dir/format.log" 2>&1 || die "formatting Kafka storage failed; see $kafka_dir/format.log"
+  fi
+  # setsid: the broker outlives this script and the shell or CI step that ran it.
+  setsid nohup "${kafka_jvm[@]}" kafka.Kafka "$props" >"$kafka_dir/stdout.log" 2>&1 &
+  echo $! >"$kafka_dir/kafka.pid"
+  wait_for 90 Kafka "$kafka_dir/server.log" kafka_ready
+}
+
+kafka_ready() {
+  kafka_pid >/dev/null || { tail -n 20 "$kafka_dir/stdout.log" >&2; die "Kafka exited; its logs are $kafka_dir/server.log and $kafka_dir/stdout.log"; }
+  port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$kafka_dir/server.log"
+}
+
+kafka_down() {
+  local pid
+  pid=$(kafka_pid) || return 0
+  kill "$pid"
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$kafka_dir/kafka.pid"
+}
+
+# --- commands -----------------------------------------------------------------------------------
+
+print_env() {
+  cat <<EOF
+export PASSERELLE_SOURCE='postgres://$PG_REPL_USER:$PG_REPL_PASSWORD@127.0.0.1:$PG_PORT/demo'
+export PASSERELLE_SOURCE_ADMIN='postgres://$PG_ADMIN_USER:$PG_ADMIN_PASSWORD@127.0.0.1:$PG_PORT/postgres'
+export PASSERELLE_SOURCE_PLAIN_ADMIN='postgres://$PG_ADMIN_USER:$PG_ADMIN_PASSWORD@127.0.0.1:$PG_PLAIN_PORT/postgres'
+export PASSERELLE_KAFKA='127.0.0.1:$KAFKA_PORT'
+export PASSERELLE_TARGET='mysql://$MARIADB_USER:$MARIADB_PASSWORD@127.0.0.1:$MARIADB_PORT/demo'
+EOF
+}
+
+up() {
+  mkdir -p "$STACK_DIR" "$CACHE_DIR"
+  is_root && chmod 755 "$STACK_DIR"
+  install_packages
+  install_kafka
+  pg_up pg "$PG_PORT" logical
+  pg_up pg-plain "$PG_PLAIN_PORT" replica
+  mariadb_up
+  kafka_up
+  status
+}
+
+down() {
+  kafka_down
+  mariadb_down
+  pg_down pg
+  pg_down pg-plain
+}
+
+status() {
+  local s
+  s=down; [ -d "$STACK_DIR/pg/data" ] && pg_running "$STACK_DIR/pg/data" && s=up
+  log "postgresql (logical) $s  127.0.0.1:$PG_PORT  log $STACK_DIR/pg/postgres.log"
+  s=down; [ -d "$STACK_DIR/pg-plain/data" ] && pg_running "$STACK_DIR/pg-plain/data" && s=up
+  log "postgresql (replica) $s  127.0.0.1:$PG_PLAIN_PORT  log $STACK_DIR/pg-plain/postgres.log"
+  s=down; mariadb_running && s=up
+  log "mariadb              $s  127.0.0.1:$MARIADB_PORT  log $mariadb_dir/mariadb.log"
+  s=down; kafka_pid >/dev/null && port_open "$KAFKA_PORT" && s=up
+  log "kafka                $s  127.0.0.1:$KAFKA_PORT  log $kafka_dir/server.log"
+}
+
+case ${1:-} in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  reset) down; rm -rf "$STACK_DIR"; up ;;
+  env) print_env ;;
+  *) die "usage: stack/stack.sh up|down|status|reset|env" ;;
+esac
