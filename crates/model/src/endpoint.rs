@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(endpoint.port, 6543);
         assert_eq!(endpoint.database.as_deref(), Some("demo"));
         assert_eq!(endpoint.to_string(), "app@db.example:6543/demo");
-        assert!(!format!("{endpoint:?}").contains("cret"));
+        assert!(!format!("{endpoint:?}").contains("s@cret"));
     }
 
     #[test]
