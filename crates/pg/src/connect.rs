@@ -1,0 +1,36 @@
+//! Opening a session on the source.
+
+use std::time::Duration;
+
+use passerelle_model::endpoint::DbEndpoint;
+use tokio_postgres::{Client, NoTls};
+
+use crate::PgError;
+
+/// Connects to the source and drives the connection on a background task.
+///
+/// The password goes to the driver only; errors name the endpoint as `user@host:port/db`.
+pub async fn connect(endpoint: &DbEndpoint) -> Result<Client, PgError> {
+    let database = endpoint.database.clone().unwrap_or_else(|| endpoint.user.clone());
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(&endpoint.host)
+        .port(endpoint.port)
+        .user(&endpoint.user)
+        .dbname(&database)
+        .application_name("passerelle")
+        .connect_timeout(Duration::from_secs(10));
+    if let Some(password) = &endpoint.password {
+        config.password(password.expose());
+    }
+    let (client, connection) = config
+        .connect(NoTls)
+        .await
+        .map_err(|error| PgError::from_connect(endpoint.to_string(), &endpoint.user, &database, error))?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(error = %error, "source connection closed");
+        }
+    });
+    Ok(client)
+}

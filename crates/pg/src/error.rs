@@ -1,0 +1,86 @@
+//! Source errors: a one-line cause that names the server (never its password), then what to do.
+
+use std::fmt;
+
+use tokio_postgres::error::SqlState;
+
+#[derive(Debug)]
+pub enum PgError {
+    Unreachable { endpoint: String, cause: String },
+    AuthFailed { endpoint: String, user: String },
+    NoDatabase { endpoint: String, database: String },
+    Refused { endpoint: String, message: String },
+    Query { endpoint: String, context: &'static str, source: tokio_postgres::Error },
+}
+
+impl PgError {
+    /// Classifies a failed connection attempt by its SQLSTATE, or as unreachable when the server
+    /// never answered.
+    pub(crate) fn from_connect(endpoint: String, user: &str, database: &str, error: tokio_postgres::Error) -> PgError {
+        let Some(db_error) = error.as_db_error() else {
+            let cause = std::error::Error::source(&error).map_or_else(|| error.to_string(), ToString::to_string);
+            return PgError::Unreachable { endpoint, cause };
+        };
+        let code = db_error.code();
+        if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+            return PgError::AuthFailed { endpoint, user: user.to_string() };
+        }
+        if *code == SqlState::INVALID_CATALOG_NAME {
+            return PgError::NoDatabase { endpoint, database: database.to_string() };
+        }
+        PgError::Refused { endpoint, message: db_error.message().to_string() }
+    }
+
+    pub(crate) fn query(endpoint: &impl fmt::Display, context: &'static str, source: tokio_postgres::Error) -> PgError {
+        PgError::Query { endpoint: endpoint.to_string(), context, source }
+    }
+
+    /// What went wrong, in one line.
+    pub fn cause(&self) -> String {
+        match self {
+            PgError::Unreachable { endpoint, cause } => format!("cannot reach PostgreSQL at {endpoint}: {cause}"),
+            PgError::AuthFailed { endpoint, user } => {
+                format!("PostgreSQL at {endpoint} rejected the password of user {user:?}")
+            }
+            PgError::NoDatabase { endpoint, database } => format!("PostgreSQL at {endpoint} has no database {database:?}"),
+            PgError::Refused { endpoint, message } => format!("PostgreSQL at {endpoint} refused the connection: {message}"),
+            PgError::Query { endpoint, context, source } => match source.as_db_error() {
+                Some(db_error) => format!("PostgreSQL at {endpoint}: {context}: {}", db_error.message()),
+                None => format!("PostgreSQL at {endpoint}: {context}: {source}"),
+            },
+        }
+    }
+
+    /// What to do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            PgError::Unreachable { .. } => "check the host and port in the source URL and that the server is up",
+            PgError::AuthFailed { .. } => "check the user and password in the source URL",
+            PgError::NoDatabase { .. } => "create the database or name another one in the source URL",
+            PgError::Refused { .. } => "check pg_hba.conf and that the role has LOGIN",
+            PgError::Query { .. } => "see the PostgreSQL server log for details",
+        }
+    }
+
+    /// True when trying again later may succeed: the server was unreachable, or a query hit a
+    /// transient condition (serialization failure, deadlock, too many connections).
+    pub fn retryable(&self) -> bool {
+        match self {
+            PgError::Unreachable { .. } => true,
+            PgError::Query { source, .. } => source.code().is_some_and(|code| {
+                [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::TOO_MANY_CONNECTIONS]
+                    .contains(code)
+            }),
+            PgError::AuthFailed { .. } | PgError::NoDatabase { .. } | PgError::Refused { .. } => false,
+        }
+    }
+}
+
+impl fmt::Display for PgError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; {}", self.cause(), self.hint())
+    }
+}
+
+/// No `source()`: [`PgError::cause`] already carries the server's message, and a chain would print it twice.
+impl std::error::Error for PgError {}

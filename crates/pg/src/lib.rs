@@ -1,0 +1,11 @@
+//! Everything Passerelle says to PostgreSQL, the source: connecting, the preflight checks, and (with
+//! the issues that add them) the catalog, the replication slot, the exported snapshot and COPY.
+//!
+//! Architecture invariant: this crate knows nothing of Kafka or MySQL. It speaks `model` types.
+
+mod connect;
+mod error;
+pub mod preflight;
+
+pub use connect::connect;
+pub use error::PgError;
