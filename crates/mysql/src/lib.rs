@@ -1,0 +1,11 @@
+//! Everything Passerelle says to the target, MySQL 8 or MariaDB: connecting, the preflight checks,
+//! and (with the issues that add them) applying DDL and batched, idempotent writes.
+//!
+//! Architecture invariant: this crate knows nothing of PostgreSQL or Kafka. It speaks `model` types.
+
+mod connect;
+mod error;
+pub mod preflight;
+
+pub use connect::connect;
+pub use error::MysqlError;

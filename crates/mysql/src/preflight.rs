@@ -1,0 +1,166 @@
+//! The target's part of `passerelle check`: which server is it, and is it ready to be loaded?
+//!
+//! Read-only: it creates nothing on the server.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use passerelle_model::endpoint::DbEndpoint;
+use passerelle_model::preflight::{Finding, System};
+
+use crate::{connect, MysqlError};
+
+const TARGET: System = System::Target;
+
+/// The target's server family, told apart by its version string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Mysql,
+    Mariadb,
+}
+
+/// A parsed `SELECT VERSION()`: `8.0.36`, `10.11.19-MariaDB-0+deb12u1`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerVersion {
+    pub flavour: Flavour,
+    pub major: u32,
+    pub minor: u32,
+    pub text: String,
+}
+
+impl ServerVersion {
+    pub fn parse(text: &str) -> Option<ServerVersion> {
+        let flavour = if text.to_ascii_lowercase().contains("mariadb") { Flavour::Mariadb } else { Flavour::Mysql };
+        let mut numbers = text.split(|c: char| !c.is_ascii_digit()).filter(|part| !part.is_empty());
+        let major = numbers.next()?.parse().ok()?;
+        let minor = numbers.next()?.parse().ok()?;
+        Some(ServerVersion { flavour, major, minor, text: text.to_string() })
+    }
+
+    /// MySQL 8.0 brought CHECK constraints, functional indexes and JSON_TABLE; MariaDB 10.6 is the
+    /// oldest maintained release with CHECK constraints, SEQUENCEs and JSON functions.
+    pub fn supported(&self) -> bool {
+        match self.flavour {
+            Flavour::Mysql => self.major >= 8,
+            Flavour::Mariadb => (self.major, self.minor) >= (10, 6),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self.flavour {
+            Flavour::Mysql => format!("MySQL {}", self.text),
+            Flavour::Mariadb => format!("MariaDB {}", self.text),
+        }
+    }
+}
+
+/// Runs every target check. A failed connection ends the list: nothing else can be asked.
+pub async fn run(endpoint: &DbEndpoint) -> Vec<Finding> {
+    let mut conn = match connect(endpoint).await {
+        Ok(conn) => conn,
+        Err(error) => return vec![Finding::fail(TARGET, "connection", error.cause(), error.hint())],
+    };
+    let mut findings = vec![Finding::pass(TARGET, "connection", format!("connected to {endpoint}"))];
+    if let Err(error) = checks(endpoint, &mut conn, &mut findings).await {
+        findings.push(Finding::fail(TARGET, "server query", error.cause(), error.hint()));
+    }
+    // Dropping a connection without saying goodbye leaves an "aborted connection" in the server log.
+    let _ = conn.disconnect().await;
+    findings
+}
+
+async fn checks(endpoint: &DbEndpoint, conn: &mut Conn, findings: &mut Vec<Finding>) -> Result<(), MysqlError> {
+    let settings: Option<(String, String, String, String)> = conn
+        .query_first("SELECT VERSION(), @@GLOBAL.local_infile, @@GLOBAL.sql_mode, @@GLOBAL.character_set_server")
+        .await
+        .map_err(|error| MysqlError::query(endpoint, "reading server settings", error))?;
+    let Some((version_text, local_infile, sql_mode, charset)) = settings else {
+        return Ok(());
+    };
+
+    findings.push(match ServerVersion::parse(&version_text) {
+        Some(version) if version.supported() => Finding::pass(TARGET, "version", version.describe()),
+        Some(version) => Finding::fail(
+            TARGET,
+            "version",
+            format!("{} is older than Passerelle supports", version.describe()),
+            "use MySQL 8.0 or later, or MariaDB 10.6 or later",
+        ),
+        None => Finding::fail(
+            TARGET,
+            "version",
+            format!("unrecognised server version {version_text:?}"),
+            "use MySQL 8.0 or later, or MariaDB 10.6 or later",
+        ),
+    });
+    findings.push(if local_infile == "1" || local_infile.eq_ignore_ascii_case("on") {
+        Finding::pass(TARGET, "local_infile", "LOAD DATA LOCAL allowed")
+    } else {
+        Finding::warn(
+            TARGET,
+            "local_infile",
+            "local_infile is OFF: the snapshot loads with multi-row INSERT, several times slower",
+            "SET GLOBAL local_infile = ON (or local-infile=1 in the server configuration)",
+        )
+    });
+    // Passerelle sets its own session sql_mode; the global one matters to other clients only.
+    findings.push(Finding::pass(TARGET, "sql_mode", format!("global sql_mode = {sql_mode:?}")));
+    findings.push(if charset == "utf8mb4" {
+        Finding::pass(TARGET, "character set", "character_set_server = utf8mb4")
+    } else {
+        Finding::warn(
+            TARGET,
+            "character set",
+            format!("character_set_server = {charset}; Passerelle declares utf8mb4 on every table it creates"),
+            "set character-set-server = utf8mb4 so that other clients of the target agree",
+        )
+    });
+
+    let Some(database) = &endpoint.database else {
+        findings.push(Finding::fail(
+            TARGET,
+            "target database",
+            "the target URL names no database",
+            "add the database to the URL: mysql://user@host:3306/database",
+        ));
+        return Ok(());
+    };
+    let n_tables: Option<(Option<u64>, u64)> = conn
+        .exec_first(
+            "SELECT (SELECT 1 FROM information_schema.schemata WHERE schema_name = ?),
+                    (SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ?)",
+            (database, database),
+        )
+        .await
+        .map_err(|error| MysqlError::query(endpoint, "looking for the target database", error))?;
+    findings.push(match n_tables {
+        Some((None, _)) | None => {
+            Finding::pass(TARGET, "target database", format!("{database} does not exist yet; plan creates it"))
+        }
+        Some((Some(_), 0)) => Finding::pass(TARGET, "target database", format!("{database} exists and is empty")),
+        Some((Some(_), n)) => Finding::warn(
+            TARGET,
+            "target database",
+            format!("{database} already holds {n} tables"),
+            "migrate into an empty database, or resume the migration that filled it",
+        ),
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        let mariadb = ServerVersion::parse("10.11.19-MariaDB-0+deb12u1").unwrap();
+        assert_eq!((mariadb.flavour, mariadb.major, mariadb.minor), (Flavour::Mariadb, 10, 11));
+        assert!(mariadb.supported());
+        let mysql = ServerVersion::parse("8.0.36").unwrap();
+        assert_eq!((mysql.flavour, mysql.major), (Flavour::Mysql, 8));
+        assert!(mysql.supported());
+        assert!(!ServerVersion::parse("5.7.44-log").unwrap().supported());
+        assert!(!ServerVersion::parse("10.5.2-MariaDB").unwrap().supported());
+        assert_eq!(ServerVersion::parse("garbage"), None);
+    }
+}
