@@ -5,3 +5,4 @@
 
 pub mod endpoint;
 pub mod preflight;
+pub mod schema;
