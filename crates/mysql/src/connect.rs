@@ -24,9 +24,7 @@ pub async fn connect(endpoint: &DbEndpoint) -> Result<Conn, MysqlError> {
     let connecting = Conn::new(opts);
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(error)) => {
-            Err(MysqlError::from_connect(endpoint_name, &endpoint.user, error))
-        }
+        Ok(Err(error)) => Err(MysqlError::from_connect(endpoint_name, &endpoint.user, error)),
         Err(_) => Err(MysqlError::Unreachable {
             endpoint: endpoint_name,
             cause: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),

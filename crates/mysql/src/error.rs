@@ -22,13 +22,10 @@ impl MysqlError {
             mysql_async::Error::Server(server) if server.code == ER_ACCESS_DENIED => {
                 MysqlError::AuthFailed { endpoint, user: user.to_string() }
             }
-            mysql_async::Error::Server(server) => MysqlError::Query {
-                endpoint,
-                context: "connecting",
-                code: Some(server.code),
-                message: server.message,
-            },
-            other => MysqlError::Unreachable { endpoint, cause: other.to_string() },
+            mysql_async::Error::Server(server) => {
+                MysqlError::Query { endpoint, context: "connecting", code: Some(server.code), message: server.message }
+            }
+            other => MysqlError::Unreachable { endpoint, cause: innermost(&other) },
         }
     }
 
@@ -77,6 +74,15 @@ impl MysqlError {
             MysqlError::AuthFailed { .. } => false,
         }
     }
+}
+
+/// The driver wraps an IO error in two layers that repeat each other; the innermost one says it all.
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
 }
 
 impl fmt::Display for MysqlError {
