@@ -1,0 +1,173 @@
+//! Test support: where the real stack is, and throwaway databases so that tests run in parallel.
+//!
+//! Every integration test talks to the real PostgreSQL, Kafka and MariaDB that `stack/stack.sh up`
+//! starts. A missing stack is a loud failure that says how to start it, never a silent skip.
+//! Databases are dropped when the test passes and kept when it fails, for a post-mortem.
+
+use url::Url;
+
+/// The addresses `stack/stack.sh env` exports.
+#[derive(Clone, Debug)]
+pub struct Stack {
+    /// The non-superuser with REPLICATION, on database `demo`.
+    pub source: String,
+    /// A superuser on the same cluster, for creating databases and roles.
+    pub source_admin: String,
+    /// A superuser on the second cluster, whose wal_level is `replica`.
+    pub source_plain_admin: String,
+    pub kafka: String,
+    pub target: String,
+}
+
+impl Stack {
+    pub fn from_env() -> Stack {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: start the stack with stack/stack.sh up && eval \"$(stack/stack.sh env)\"")
+            })
+        };
+        Stack {
+            source: var("PASSERELLE_SOURCE"),
+            source_admin: var("PASSERELLE_SOURCE_ADMIN"),
+            source_plain_admin: var("PASSERELLE_SOURCE_PLAIN_ADMIN"),
+            kafka: var("PASSERELLE_KAFKA"),
+            target: var("PASSERELLE_TARGET"),
+        }
+    }
+}
+
+/// `prefix_` and 12 random hex digits: a name no other test run uses.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// `url` with its path (the database) replaced.
+pub fn with_database(url: &str, database: &str) -> String {
+    let mut url = Url::parse(url).expect("stack URLs parse");
+    url.set_path(database);
+    url.to_string()
+}
+
+/// `url` with its user and password replaced.
+pub fn with_credentials(url: &str, user: &str, password: &str) -> String {
+    let mut url = Url::parse(url).expect("stack URLs parse");
+    url.set_username(user).expect("URL takes a user");
+    url.set_password(Some(password)).expect("URL takes a password");
+    url.to_string()
+}
+
+/// Connects with tokio-postgres to a `postgres://` URL.
+pub async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to the test PostgreSQL: {error}; is the stack up?"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Connects with mysql_async to a `mysql://` URL.
+pub async fn mysql_conn(url: &str) -> mysql_async::Conn {
+    let opts = mysql_async::Opts::from_url(url).expect("stack URLs parse");
+    mysql_async::Conn::new(opts)
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to the test MariaDB: {error}; is the stack up?"))
+}
+
+/// A source database of its own, owned by the stack's replication user.
+pub struct SourceDb {
+    pub name: String,
+    /// As the replication user, the way Passerelle connects.
+    pub url: String,
+    /// As the superuser.
+    pub admin_url: String,
+    server_admin_url: String,
+}
+
+impl SourceDb {
+    pub async fn create(stack: &Stack) -> SourceDb {
+        let name = unique_name("test");
+        let owner = Url::parse(&stack.source).expect("stack URLs parse").username().to_string();
+        pg_client(&stack.source_admin)
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name} OWNER {owner}"))
+            .await
+            .unwrap();
+        SourceDb {
+            url: with_database(&stack.source, &name),
+            admin_url: with_database(&stack.source_admin, &name),
+            server_admin_url: stack.source_admin.clone(),
+            name,
+        }
+    }
+
+    /// A client connected as the owner.
+    pub async fn client(&self) -> tokio_postgres::Client {
+        pg_client(&self.url).await
+    }
+}
+
+impl Drop for SourceDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept source database {} for inspection", self.name);
+            return;
+        }
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let url = self.server_admin_url.clone();
+        run_detached(async move { pg_client(&url).await.batch_execute(&sql).await.map_err(|e| e.to_string()) });
+    }
+}
+
+/// A target database name of its own (created by the code under test or by [`TargetDb::create`]).
+pub struct TargetDb {
+    pub name: String,
+    /// The stack's target URL with this database.
+    pub url: String,
+}
+
+impl TargetDb {
+    /// Names a database that does not exist yet.
+    pub fn reserve(stack: &Stack) -> TargetDb {
+        let name = unique_name("test");
+        TargetDb { url: with_database(&stack.target, &name), name }
+    }
+
+    /// Creates the database.
+    pub async fn create(stack: &Stack) -> TargetDb {
+        let db = TargetDb::reserve(stack);
+        let mut conn = db.conn().await;
+        mysql_async::prelude::Queryable::query_drop(&mut conn, format!("CREATE DATABASE `{}`", db.name)).await.unwrap();
+        db
+    }
+
+    /// A connection with this database selected, if it exists.
+    pub async fn conn(&self) -> mysql_async::Conn {
+        mysql_conn(&with_database(&self.url, "")).await
+    }
+}
+
+impl Drop for TargetDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("kept target database {} for inspection", self.name);
+            return;
+        }
+        let sql = format!("DROP DATABASE IF EXISTS `{}`", self.name);
+        let url = with_database(&self.url, "");
+        run_detached(async move {
+            let mut conn = mysql_conn(&url).await;
+            mysql_async::prelude::Queryable::query_drop(&mut conn, sql).await.map_err(|e| e.to_string())
+        });
+    }
+}
+
+/// Runs clean-up from `Drop`, which may be inside a runtime that cannot block: on a thread of its own.
+fn run_detached(task: impl std::future::Future<Output = Result<(), String>> + Send + 'static) {
+    let outcome = std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(task)
+    })
+    .join();
+    if let Ok(Err(error)) = outcome {
+        eprintln!("test clean-up failed: {error}");
+    }
+}
