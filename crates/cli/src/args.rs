@@ -1,0 +1,79 @@
+//! The command line, first stage: raw flags as clap parses them. `config` turns them into validated
+//! endpoints.
+//!
+//! URLs are taken as plain strings so that a malformed one is reported by `config` without echoing it
+//! (it may hold a password), and `hide_env_values` keeps `--help` from printing the environment's URLs.
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "passerelle",
+    version,
+    about = "Move a live PostgreSQL database into MySQL or MariaDB through Apache Kafka"
+)]
+pub struct Args {
+    /// More logs on stderr (-v info, -vv debug); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Preflight: can the source, Kafka and the target carry a migration?
+    Check(CheckArgs),
+}
+
+/// Where the three systems are. Every URL may come from the environment, which keeps passwords out
+/// of the process list.
+#[derive(Debug, clap::Args)]
+pub struct EndpointArgs {
+    /// The PostgreSQL source: postgres://user:password@host:5432/database
+    #[arg(long, env = "PASSERELLE_SOURCE", hide_env_values = true, value_name = "URL")]
+    pub source: String,
+    /// The Kafka bootstrap brokers: host:9092[,host:9092...]
+    #[arg(long, env = "PASSERELLE_KAFKA", value_name = "BROKERS")]
+    pub kafka: String,
+    /// The MySQL or MariaDB target: mysql://user:password@host:3306/database
+    #[arg(long, env = "PASSERELLE_TARGET", hide_env_values = true, value_name = "URL")]
+    pub target: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    /// Print the findings as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses the command line; also returns warnings about how it was given.
+pub fn parse() -> (Args, Vec<String>) {
+    let matches = Args::command().get_matches();
+    let warnings = password_warnings(&matches);
+    let args = Args::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    (args, warnings)
+}
+
+/// A password written in a URL on the command line is visible to every user of the machine
+/// (`ps`, /proc): say so, and where to put it instead.
+fn password_warnings(matches: &ArgMatches) -> Vec<String> {
+    let Some((_, sub)) = matches.subcommand() else { return Vec::new() };
+    [("source", "PASSERELLE_SOURCE"), ("target", "PASSERELLE_TARGET")]
+        .into_iter()
+        .filter(|(id, _)| sub.try_get_one::<String>(id).ok().flatten().is_some_and(|url| url_has_password(url)))
+        .filter(|(id, _)| sub.value_source(id) == Some(ValueSource::CommandLine))
+        .map(|(id, var)| {
+            format!("the --{id} URL on the command line holds a password that other users can read; set {var} instead")
+        })
+        .collect()
+}
+
+fn url_has_password(url: &str) -> bool {
+    url.split_once("://").and_then(|(_, rest)| rest.split_once('@')).is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}

@@ -1,0 +1,50 @@
+//! `passerelle`: moves a live PostgreSQL database into MySQL or MariaDB through Apache Kafka.
+//!
+//! `main` stays thin: parse the flags, run one command, print an error chain once, map it to an exit
+//! code. Exit codes: 0 success, 1 the command ran and found a blocking problem, 2 an error (bad
+//! input, an unreachable system, a failed step).
+
+mod args;
+mod check;
+mod config;
+
+use std::process::ExitCode;
+
+use args::{Args, Command};
+
+fn main() -> ExitCode {
+    let (args, warnings) = args::parse();
+    init_tracing(args.verbose);
+    for warning in warnings {
+        eprintln!("passerelle: warning: {warning}");
+    }
+    match run(args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("passerelle: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match args.command {
+            Command::Check(check_args) => check::run(check_args).await,
+        }
+    })
+}
+
+/// Logs go to stderr, at `warn` unless `-v` or `RUST_LOG` say otherwise. They never hold row values
+/// or secrets.
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

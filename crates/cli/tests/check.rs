@@ -1,0 +1,197 @@
+//! `passerelle check` against the real services, healthy and broken on purpose.
+
+use passerelle_testkit::{pg_client, with_credentials, with_database, SourceDb, Stack, TargetDb};
+
+use crate::support::{passerelle, Run};
+
+/// Runs `check --json` with the three URLs in the environment.
+fn check(source: &str, kafka: &str, target: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["check", "--json"];
+    args.extend_from_slice(extra);
+    passerelle(&args, &[("PASSERELLE_SOURCE", source), ("PASSERELLE_KAFKA", kafka), ("PASSERELLE_TARGET", target)])
+}
+
+/// The finding `system`/`name` of a JSON report, as (outcome, detail, fix).
+fn finding(run: &Run, system: &str, name: &str) -> (String, String, String) {
+    let report: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|error| panic!("check --json printed no JSON ({error}): {}\n{}", run.stdout, run.stderr));
+    let found = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["system"] == system && f["check"] == name)
+        .unwrap_or_else(|| panic!("no finding {system}/{name} in {}", run.stdout));
+    let text = |key: &str| found[key].as_str().unwrap_or_default().to_string();
+    (text("outcome"), text("detail"), text("fix"))
+}
+
+/// A port on 127.0.0.1 where nothing listens: bind one, then let it go.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn healthy_stack_is_ready() {
+    let stack = Stack::from_env();
+    let source = SourceDb::create(&stack).await;
+    let target = TargetDb::reserve(&stack);
+    let run = check(&source.url, &stack.kafka, &target.url, &[]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for (system, name) in [
+        ("source", "connection"),
+        ("source", "wal_level"),
+        ("source", "replication privilege"),
+        ("source", "replication slots"),
+        ("kafka", "connection"),
+        ("kafka", "create and delete a topic"),
+        ("target", "connection"),
+        ("target", "version"),
+        ("target", "local_infile"),
+        ("target", "target database"),
+    ] {
+        assert_eq!(finding(&run, system, name).0, "pass", "{system}/{name}: {}", run.stdout);
+    }
+    assert!(finding(&run, "target", "version").1.starts_with("MariaDB 10.11"), "{}", run.stdout);
+
+    let human = passerelle(
+        &["check"],
+        &[("PASSERELLE_SOURCE", &source.url), ("PASSERELLE_KAFKA", &stack.kafka), ("PASSERELLE_TARGET", &target.url)],
+    );
+    assert_eq!(human.code, 0);
+    assert!(human.stdout.ends_with("ready to migrate\n"), "{}", human.stdout);
+}
+
+#[tokio::test]
+async fn wrong_password_is_named_and_never_printed() {
+    let stack = Stack::from_env();
+    let target = TargetDb::reserve(&stack);
+    let bad_source = with_credentials(&stack.source, "passerelle", "Wr0ng-pg-Pa55");
+    let bad_target = with_credentials(&target.url, "passerelle", "Wr0ng-my-Pa55");
+    let run = check(&bad_source, &stack.kafka, &bad_target, &["-vv"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let (outcome, detail, fix) = finding(&run, "source", "connection");
+    assert_eq!(outcome, "fail");
+    assert!(detail.contains("rejected the password of user \"passerelle\""), "{detail}");
+    assert!(fix.contains("password in the source URL"), "{fix}");
+    let (outcome, detail, _) = finding(&run, "target", "connection");
+    assert_eq!(outcome, "fail");
+    assert!(detail.contains("rejected the password"), "{detail}");
+    for secret in ["Wr0ng-pg-Pa55", "Wr0ng-my-Pa55"] {
+        assert!(!run.all_output().contains(secret), "the password {secret} leaked:\n{}", run.all_output());
+    }
+}
+
+#[tokio::test]
+async fn correct_passwords_never_appear_in_output_logs_or_help() {
+    let stack = Stack::from_env();
+    let source = SourceDb::create(&stack).await;
+    let target = TargetDb::reserve(&stack);
+    let secrets: Vec<String> = [&source.url, &target.url]
+        .iter()
+        .map(|url| url::Url::parse(url).unwrap().password().unwrap().to_string())
+        .collect();
+
+    // Debug logs on, passwords in the environment.
+    let run = check(&source.url, &stack.kafka, &target.url, &["-vv"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    // Passwords on the command line: a warning that names the variable to use instead, never the password.
+    let on_command_line =
+        passerelle(&["check", "-vv", "--source", &source.url, "--kafka", &stack.kafka, "--target", &target.url], &[]);
+    assert!(on_command_line.stderr.contains("set PASSERELLE_SOURCE instead"), "{}", on_command_line.stderr);
+    assert!(on_command_line.stderr.contains("set PASSERELLE_TARGET instead"), "{}", on_command_line.stderr);
+    // --help would print environment values of arguments if told to.
+    let help =
+        passerelle(&["check", "--help"], &[("PASSERELLE_SOURCE", &source.url), ("PASSERELLE_TARGET", &target.url)]);
+    assert_eq!(help.code, 0);
+    // A malformed URL is reported without being echoed.
+    let malformed = check("postgres//passerelle:Malformed-Pa55@nowhere", &stack.kafka, &target.url, &[]);
+    assert_eq!(malformed.code, 2);
+    assert!(malformed.stderr.contains("invalid source URL"), "{}", malformed.stderr);
+    assert!(!malformed.all_output().contains("Malformed-Pa55"), "{}", malformed.all_output());
+
+    for run in [&run, &on_command_line, &help] {
+        for secret in &secrets {
+            assert!(!run.all_output().contains(secret.as_str()), "a password leaked:\n{}", run.all_output());
+        }
+    }
+}
+
+#[tokio::test]
+async fn unreachable_ports_are_reported_per_system() {
+    let stack = Stack::from_env();
+    let port = closed_port();
+    let source = stack.source.replace(":55432", &format!(":{port}"));
+    let kafka = format!("127.0.0.1:{port}");
+    let target = TargetDb::reserve(&stack);
+    let target_url =
+        target.url.replace(&format!(":{}", url::Url::parse(&target.url).unwrap().port().unwrap()), &format!(":{port}"));
+    assert_ne!(source, stack.source, "the stack's source port moved; update this test");
+    let run = check(&source, &kafka, &target_url, &[]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let (outcome, detail, fix) = finding(&run, "source", "connection");
+    assert_eq!(outcome, "fail");
+    assert!(detail.starts_with("cannot reach PostgreSQL at") && detail.contains(&port.to_string()), "{detail}");
+    assert!(fix.contains("host and port"), "{fix}");
+    let (outcome, detail, _) = finding(&run, "kafka", "connection");
+    assert_eq!(outcome, "fail");
+    assert!(detail.starts_with("cannot reach Kafka at"), "{detail}");
+    let (outcome, detail, _) = finding(&run, "target", "connection");
+    assert_eq!(outcome, "fail");
+    assert!(detail.contains("Connection refused"), "{detail}");
+}
+
+#[tokio::test]
+async fn wal_level_replica_blocks() {
+    let stack = Stack::from_env();
+    let target = TargetDb::reserve(&stack);
+    // The stack's second cluster runs with wal_level = replica.
+    let run = check(&stack.source_plain_admin, &stack.kafka, &target.url, &[]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let (outcome, detail, fix) = finding(&run, "source", "wal_level");
+    assert_eq!(outcome, "fail");
+    assert_eq!(detail, "wal_level = replica, logical decoding needs logical");
+    assert!(fix.contains("ALTER SYSTEM SET wal_level = logical"), "{fix}");
+    assert!(fix.contains("restart"), "{fix}");
+}
+
+#[tokio::test]
+async fn missing_replication_privilege_blocks() {
+    let stack = Stack::from_env();
+    let source = SourceDb::create(&stack).await;
+    let target = TargetDb::reserve(&stack);
+    let role = passerelle_testkit::unique_name("noreplication");
+    let admin = pg_client(&stack.source_admin).await;
+    admin.batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD 'Pa55-{role}'")).await.unwrap();
+    let url = with_database(&with_credentials(&stack.source, &role, &format!("Pa55-{role}")), &source.name);
+    let run = check(&url, &stack.kafka, &target.url, &[]);
+    admin.batch_execute(&format!("DROP ROLE {role}")).await.unwrap();
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let (outcome, detail, fix) = finding(&run, "source", "replication privilege");
+    assert_eq!(outcome, "fail");
+    assert_eq!(detail, format!("role {role} has no REPLICATION attribute"));
+    assert_eq!(fix, format!("run ALTER ROLE {role} REPLICATION as a superuser"));
+}
+
+#[tokio::test]
+async fn keyless_tables_and_a_non_empty_target_warn_without_blocking() {
+    let stack = Stack::from_env();
+    let source = SourceDb::create(&stack).await;
+    source
+        .client()
+        .await
+        .batch_execute("CREATE TABLE keyless (a int); CREATE TABLE keyed (a int PRIMARY KEY)")
+        .await
+        .unwrap();
+    let target = TargetDb::create(&stack).await;
+    let mut conn = target.conn().await;
+    mysql_async::prelude::Queryable::query_drop(&mut conn, format!("CREATE TABLE `{}`.t (a int)", target.name))
+        .await
+        .unwrap();
+    let run = check(&source.url, &stack.kafka, &target.url, &[]);
+    assert_eq!(run.code, 0, "warnings do not block: {}\n{}", run.stdout, run.stderr);
+    let (outcome, detail, _) = finding(&run, "source", "replica identity");
+    assert_eq!((outcome.as_str(), detail.as_str()), ("warn", "no primary key nor replica identity: public.keyless"));
+    let (outcome, detail, _) = finding(&run, "target", "target database");
+    assert_eq!(outcome, "warn");
+    assert_eq!(detail, format!("{} already holds 1 tables", target.name));
+}

@@ -1,0 +1,4 @@
+//! Integration tests of the `passerelle` binary against the real stack (`stack/stack.sh up`).
+
+mod check;
+mod support;
