@@ -4,5 +4,6 @@
 //! so the types that cross a stage boundary live here.
 
 pub mod endpoint;
+pub mod event;
 pub mod preflight;
 pub mod schema;

@@ -1,0 +1,63 @@
+//! What flows from the source to the sink: one [`ChangeEvent`] per row read by the snapshot or changed
+//! afterwards, positioned by the [`Lsn`] of the source's write-ahead log.
+//!
+//! Values travel as PostgreSQL's own text output, produced under the fixed session settings that
+//! `pg::session` applies to every snapshot and replication connection (UTC, ISO dates, hex bytea,
+//! shortest exact floats). Text is exact for every type, the snapshot and the change stream render a
+//! value identically, and the sink converts each one to its target type in one place.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A write-ahead log position, `XXX/YYY` in PostgreSQL's notation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Lsn(pub u64);
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid LSN {0:?}: expected two hexadecimal numbers such as 0/16B3748")]
+pub struct LsnError(String);
+
+impl FromStr for Lsn {
+    type Err = LsnError;
+
+    fn from_str(text: &str) -> Result<Lsn, LsnError> {
+        let error = || LsnError(text.to_string());
+        let (high, low) = text.split_once('/').ok_or_else(error)?;
+        let high = u32::from_str_radix(high, 16).map_err(|_| error())?;
+        let low = u32::from_str_radix(low, 16).map_err(|_| error())?;
+        Ok(Lsn((u64::from(high) << 32) | u64::from(low)))
+    }
+}
+
+/// Debezium's operation codes: `r` snapshot read, `c` create, `u` update, `d` delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Create,
+    Update,
+    Delete,
+}
+
+/// One row: each column's PostgreSQL text output in table column order, `None` for NULL.
+pub type Row = Vec<Option<String>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsn_round_trips_through_postgres_notation() {
+        let lsn: Lsn = "16/B374D848".parse().unwrap();
+        assert_eq!(lsn, Lsn(0x16_B374_D848));
+        assert_eq!(lsn.to_string(), "16/B374D848");
+        assert_eq!(Lsn(0).to_string(), "0/0");
+        assert!("16B374D848".parse::<Lsn>().is_err());
+        assert!("x/1".parse::<Lsn>().is_err());
+    }
+}
