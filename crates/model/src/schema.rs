@@ -53,9 +53,15 @@ pub struct Table {
 pub enum TableKind {
     Ordinary,
     /// A partitioned parent: `strategy` is `range`, `list` or `hash`, `key` the `PARTITION BY` text.
-    Partitioned { strategy: String, key: String },
+    Partitioned {
+        strategy: String,
+        key: String,
+    },
     /// One partition of `parent`, with its `FOR VALUES ...` bound text.
-    Partition { parent: QualifiedName, bound: String },
+    Partition {
+        parent: QualifiedName,
+        bound: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,7 +143,10 @@ pub enum PgType {
     TsVector,
     TsQuery,
     /// A range type such as `int4range`; `multi` for its multirange (`int4multirange`).
-    Range { name: String, multi: bool },
+    Range {
+        name: String,
+        multi: bool,
+    },
     /// `oid` and the `reg*` aliases (`regclass`, `regtype`, ...): the name says which.
     Oid(String),
     /// System identifiers that are not object references: `xid`, `xid8`, `cid`, `tid`, `pg_lsn`.

@@ -11,6 +11,7 @@ pub enum PgError {
     NoDatabase { endpoint: String, database: String },
     Refused { endpoint: String, message: String },
     Query { endpoint: String, context: &'static str, source: tokio_postgres::Error },
+    NoSchema { endpoint: String, schema: String },
 }
 
 impl PgError {
@@ -42,8 +43,13 @@ impl PgError {
             PgError::AuthFailed { endpoint, user } => {
                 format!("PostgreSQL at {endpoint} rejected the password of user {user:?}")
             }
-            PgError::NoDatabase { endpoint, database } => format!("PostgreSQL at {endpoint} has no database {database:?}"),
-            PgError::Refused { endpoint, message } => format!("PostgreSQL at {endpoint} refused the connection: {message}"),
+            PgError::NoDatabase { endpoint, database } => {
+                format!("PostgreSQL at {endpoint} has no database {database:?}")
+            }
+            PgError::Refused { endpoint, message } => {
+                format!("PostgreSQL at {endpoint} refused the connection: {message}")
+            }
+            PgError::NoSchema { endpoint, schema } => format!("PostgreSQL at {endpoint} has no schema {schema:?}"),
             PgError::Query { endpoint, context, source } => match source.as_db_error() {
                 Some(db_error) => format!("PostgreSQL at {endpoint}: {context}: {}", db_error.message()),
                 None => format!("PostgreSQL at {endpoint}: {context}: {source}"),
@@ -59,6 +65,7 @@ impl PgError {
             PgError::NoDatabase { .. } => "create the database or name another one in the source URL",
             PgError::Refused { .. } => "check pg_hba.conf and that the role has LOGIN",
             PgError::Query { .. } => "see the PostgreSQL server log for details",
+            PgError::NoSchema { .. } => "check the --schema names (psql's \\dn lists them)",
         }
     }
 
@@ -71,7 +78,10 @@ impl PgError {
                 [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::TOO_MANY_CONNECTIONS]
                     .contains(code)
             }),
-            PgError::AuthFailed { .. } | PgError::NoDatabase { .. } | PgError::Refused { .. } => false,
+            PgError::AuthFailed { .. }
+            | PgError::NoDatabase { .. }
+            | PgError::Refused { .. }
+            | PgError::NoSchema { .. } => false,
         }
     }
 }

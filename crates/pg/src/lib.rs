@@ -3,6 +3,7 @@
 //!
 //! Architecture invariant: this crate knows nothing of Kafka or MySQL. It speaks `model` types.
 
+pub mod catalog;
 mod connect;
 mod error;
 pub mod preflight;

@@ -1,0 +1,960 @@
+//! PostgreSQL expressions, as `pg_get_expr` and `pg_get_viewdef` print them, parsed into a small
+//! tree and printed back as MySQL/MariaDB SQL.
+//!
+//! The parser is hand-written recursive descent over the subset PostgreSQL's deparser emits for
+//! checks, defaults, generated columns, index keys and simple views. Anything outside that subset
+//! is an [`Untranslatable`] that carries the reason: the caller reports it with the original text,
+//! never silently drops or approximates it. Translations that run but behave differently in some
+//! corner (a regular expression dialect, NULL handling of GREATEST) are kept with a caveat.
+
+use std::fmt::Write;
+
+use crate::Dialect;
+
+/// Why an expression stays untranslated; the report shows it next to the original text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Untranslatable(pub String);
+
+pub type Result<T> = std::result::Result<T, Untranslatable>;
+
+fn fail<T>(reason: impl Into<String>) -> Result<T> {
+    Err(Untranslatable(reason.into()))
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Token {
+    Word(String),
+    Quoted(String),
+    Str(String),
+    Num(String),
+    Op(String),
+    Punct(char),
+}
+
+pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>> {
+    const OP_CHARS: &str = "+-*/<>=~!@#%^&|`?";
+    let chars: Vec<char> = text.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '\'' || ((c == 'E' || c == 'e') && chars.get(i + 1) == Some(&'\'')) {
+            // E'...' strings hold backslash escapes; plain ones only double their quotes.
+            let escapes = c != '\'';
+            i += if escapes { 2 } else { 1 };
+            let mut value = String::new();
+            loop {
+                match chars.get(i) {
+                    None => return fail("unterminated string constant"),
+                    Some('\'') if chars.get(i + 1) == Some(&'\'') => {
+                        value.push('\'');
+                        i += 2;
+                    }
+                    Some('\'') => break,
+                    Some('\\') if escapes => {
+                        let escaped = chars.get(i + 1).copied().unwrap_or('\\');
+                        value.push(match escaped {
+                            'n' => '\n',
+                            't' => '\t',
+                            'r' => '\r',
+                            other => other,
+                        });
+                        i += 2;
+                    }
+                    Some(other) => {
+                        value.push(*other);
+                        i += 1;
+                    }
+                }
+            }
+            i += 1;
+            tokens.push(Token::Str(value));
+        } else if c == '"' {
+            let mut value = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => return fail("unterminated quoted identifier"),
+                    Some('"') if chars.get(i + 1) == Some(&'"') => {
+                        value.push('"');
+                        i += 2;
+                    }
+                    Some('"') => break,
+                    Some(other) => {
+                        value.push(*other);
+                        i += 1;
+                    }
+                }
+            }
+            i += 1;
+            tokens.push(Token::Quoted(value));
+        } else if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+            let start = i;
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+            tokens.push(Token::Num(chars[start..i].iter().collect()));
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
+                i += 1;
+            }
+            tokens.push(Token::Word(chars[start..i].iter().collect::<String>().to_lowercase()));
+        } else if c == ':' && chars.get(i + 1) == Some(&':') {
+            tokens.push(Token::Op("::".into()));
+            i += 2;
+        } else if OP_CHARS.contains(c) {
+            let start = i;
+            while i < chars.len() && OP_CHARS.contains(chars[i]) {
+                i += 1;
+            }
+            tokens.push(Token::Op(chars[start..i].iter().collect()));
+        } else if "()[],.;*".contains(c) {
+            tokens.push(Token::Punct(c));
+            i += 1;
+        } else {
+            return fail(format!("unexpected character {c:?}"));
+        }
+    }
+    Ok(tokens)
+}
+
+/// A type name as written after `::` or in `CAST(... AS ...)`, lowercased, with its modifiers.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct TypeName {
+    pub name: String,
+    pub modifiers: Vec<String>,
+    pub array: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Expr {
+    /// A possibly qualified name: `col`, `t.col`, `s.t.col`.
+    Column(Vec<String>),
+    Str(String),
+    Num(String),
+    Null,
+    Bool(bool),
+    /// SQL-standard value functions written without parentheses: `CURRENT_TIMESTAMP`, `CURRENT_DATE`.
+    Keyword(String),
+    Cast(Box<Expr>, TypeName),
+    Unary(String, Box<Expr>),
+    Binary(Box<Expr>, String, Box<Expr>),
+    IsNull(Box<Expr>, bool),
+    /// `IS [NOT] TRUE/FALSE`: value, negated.
+    IsBool(Box<Expr>, bool, bool),
+    IsDistinct(Box<Expr>, Box<Expr>, bool),
+    Between(Box<Expr>, Box<Expr>, Box<Expr>, bool),
+    In(Box<Expr>, Vec<Expr>, bool),
+    /// `x op ANY (array)` or, with `all`, `x op ALL (array)`.
+    Any {
+        left: Box<Expr>,
+        op: String,
+        array: Box<Expr>,
+        all: bool,
+    },
+    Array(Vec<Expr>),
+    Func {
+        name: Vec<String>,
+        args: Vec<Expr>,
+        star: bool,
+        distinct: bool,
+    },
+    Case {
+        operand: Option<Box<Expr>>,
+        whens: Vec<(Expr, Expr)>,
+        otherwise: Option<Box<Expr>>,
+    },
+    /// A `(SELECT ...)` or `EXISTS (...)`: parsed only to say it cannot be translated.
+    Subquery,
+    /// `t.*` or `*` in a select list.
+    Star(Vec<String>),
+}
+
+pub(crate) struct Parser {
+    tokens: Vec<Token>,
+    pos: usize,
+}
+
+/// Words that end an expression in a select list, a FROM clause or a CASE.
+const STOP_WORDS: &[&str] = &[
+    "as",
+    "from",
+    "where",
+    "group",
+    "having",
+    "order",
+    "limit",
+    "offset",
+    "union",
+    "join",
+    "inner",
+    "left",
+    "right",
+    "full",
+    "cross",
+    "on",
+    "using",
+    "then",
+    "when",
+    "else",
+    "end",
+    "and",
+    "or",
+    "asc",
+    "desc",
+    "nulls",
+    "window",
+    "is",
+    "not",
+    "between",
+    "in",
+    "like",
+    "ilike",
+    "similar",
+    "isnull",
+    "notnull",
+    "except",
+    "intersect",
+    "for",
+];
+
+impl Parser {
+    pub(crate) fn new(text: &str) -> Result<Parser> {
+        Ok(Parser { tokens: tokenize(text)?, pos: 0 })
+    }
+
+    pub(crate) fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos)
+    }
+
+    fn peek_at(&self, ahead: usize) -> Option<&Token> {
+        self.tokens.get(self.pos + ahead)
+    }
+
+    pub(crate) fn at_end(&self) -> bool {
+        self.pos >= self.tokens.len()
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let token = self.tokens.get(self.pos).cloned();
+        self.pos += 1;
+        token
+    }
+
+    pub(crate) fn is_word(&self, word: &str) -> bool {
+        matches!(self.peek(), Some(Token::Word(w)) if w == word)
+    }
+
+    pub(crate) fn eat_word(&mut self, word: &str) -> bool {
+        let found = self.is_word(word);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    pub(crate) fn eat_punct(&mut self, c: char) -> bool {
+        let found = self.peek() == Some(&Token::Punct(c));
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    fn eat_op(&mut self, op: &str) -> bool {
+        let found = matches!(self.peek(), Some(Token::Op(o)) if o == op);
+        if found {
+            self.pos += 1;
+        }
+        found
+    }
+
+    pub(crate) fn expect_punct(&mut self, c: char) -> Result<()> {
+        if self.eat_punct(c) {
+            return Ok(());
+        }
+        fail(format!("expected {c:?} at {}", self.describe()))
+    }
+
+    pub(crate) fn expect_word(&mut self, word: &str) -> Result<()> {
+        if self.eat_word(word) {
+            return Ok(());
+        }
+        fail(format!("expected {} at {}", word.to_uppercase(), self.describe()))
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        match self.peek() {
+            None => "the end".into(),
+            Some(Token::Word(w) | Token::Quoted(w) | Token::Num(w) | Token::Op(w)) => format!("{w:?}"),
+            Some(Token::Str(s)) => format!("'{s}'"),
+            Some(Token::Punct(c)) => format!("{c:?}"),
+        }
+    }
+
+    /// An identifier: a bare word (already lowercased, as PostgreSQL folds it) or a quoted one.
+    pub(crate) fn identifier(&mut self) -> Result<String> {
+        match self.next() {
+            Some(Token::Word(w) | Token::Quoted(w)) => Ok(w),
+            _ => {
+                self.pos -= 1;
+                fail(format!("expected a name at {}", self.describe()))
+            }
+        }
+    }
+
+    /// An optional alias, with or without `AS`; stop words are never aliases.
+    pub(crate) fn alias(&mut self) -> Result<Option<String>> {
+        if self.eat_word("as") {
+            return self.identifier().map(Some);
+        }
+        match self.peek() {
+            Some(Token::Word(w)) if !STOP_WORDS.contains(&w.as_str()) => self.identifier().map(Some),
+            Some(Token::Quoted(_)) => self.identifier().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// A dotted name: `a`, `a.b`, `a.b.c`, possibly ending in `.*`.
+    pub(crate) fn dotted(&mut self) -> Result<Vec<String>> {
+        let mut parts = vec![self.identifier()?];
+        while self.eat_punct('.') {
+            if self.peek() == Some(&Token::Punct('*')) {
+                break;
+            }
+            parts.push(self.identifier()?);
+        }
+        Ok(parts)
+    }
+
+    pub(crate) fn expr(&mut self) -> Result<Expr> {
+        self.or()
+    }
+
+    fn or(&mut self) -> Result<Expr> {
+        let mut left = self.and()?;
+        while self.eat_word("or") {
+            left = Expr::Binary(Box::new(left), "OR".into(), Box::new(self.and()?));
+        }
+        Ok(left)
+    }
+
+    fn and(&mut self) -> Result<Expr> {
+        let mut left = self.not()?;
+        while self.eat_word("and") {
+            left = Expr::Binary(Box::new(left), "AND".into(), Box::new(self.not()?));
+        }
+        Ok(left)
+    }
+
+    fn not(&mut self) -> Result<Expr> {
+        if self.eat_word("not") {
+            return Ok(Expr::Unary("NOT".into(), Box::new(self.not()?)));
+        }
+        self.is()
+    }
+
+    fn is(&mut self) -> Result<Expr> {
+        let mut left = self.comparison()?;
+        loop {
+            if self.eat_word("isnull") {
+                left = Expr::IsNull(Box::new(left), false);
+            } else if self.eat_word("notnull") {
+                left = Expr::IsNull(Box::new(left), true);
+            } else if self.eat_word("is") {
+                let negated = self.eat_word("not");
+                left = if self.eat_word("null") {
+                    Expr::IsNull(Box::new(left), negated)
+                } else if self.eat_word("true") {
+                    Expr::IsBool(Box::new(left), true, negated)
+                } else if self.eat_word("false") {
+                    Expr::IsBool(Box::new(left), false, negated)
+                } else if self.eat_word("distinct") {
+                    self.expect_word("from")?;
+                    Expr::IsDistinct(Box::new(left), Box::new(self.comparison()?), negated)
+                } else {
+                    return fail(format!("unsupported IS form at {}", self.describe()));
+                };
+            } else {
+                return Ok(left);
+            }
+        }
+    }
+
+    fn comparison(&mut self) -> Result<Expr> {
+        let left = self.pattern()?;
+        let op = match self.peek() {
+            Some(Token::Op(op)) if ["=", "<>", "!=", "<", ">", "<=", ">="].contains(&op.as_str()) => op.clone(),
+            _ => return Ok(left),
+        };
+        self.pos += 1;
+        if self.is_word("any") || self.is_word("some") || self.is_word("all") {
+            let all = self.is_word("all");
+            self.pos += 1;
+            self.expect_punct('(')?;
+            let array = self.expr()?;
+            self.expect_punct(')')?;
+            return Ok(Expr::Any { left: Box::new(left), op, array: Box::new(array), all });
+        }
+        Ok(Expr::Binary(Box::new(left), op, Box::new(self.pattern()?)))
+    }
+
+    /// `BETWEEN`, `IN`, `LIKE` and friends, which bind tighter than comparisons.
+    fn pattern(&mut self) -> Result<Expr> {
+        let left = self.other_op()?;
+        let negated = self.is_word("not")
+            && matches!(self.peek_at(1), Some(Token::Word(w)) if ["between", "in", "like", "ilike"].contains(&w.as_str()));
+        if negated {
+            self.pos += 1;
+        }
+        if self.eat_word("between") {
+            let low = self.other_op()?;
+            self.expect_word("and")?;
+            let high = self.other_op()?;
+            return Ok(Expr::Between(Box::new(left), Box::new(low), Box::new(high), negated));
+        }
+        if self.eat_word("in") {
+            self.expect_punct('(')?;
+            if self.is_word("select") {
+                return Ok(Expr::Subquery);
+            }
+            let list = self.list()?;
+            self.expect_punct(')')?;
+            return Ok(Expr::In(Box::new(left), list, negated));
+        }
+        for (word, op) in [("like", "~~"), ("ilike", "~~*")] {
+            if self.eat_word(word) {
+                let op = if negated { format!("!{op}") } else { op.to_string() };
+                return Ok(Expr::Binary(Box::new(left), op, Box::new(self.other_op()?)));
+            }
+        }
+        if negated {
+            return fail("unsupported NOT form");
+        }
+        Ok(left)
+    }
+
+    /// User-visible operators other than arithmetic: `||`, `->`, `->>`, `~~`, `~`, `@>`, ...
+    fn other_op(&mut self) -> Result<Expr> {
+        let mut left = self.additive()?;
+        loop {
+            let op = match self.peek() {
+                Some(Token::Op(op))
+                    if !["=", "<>", "!=", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "^", "::"]
+                        .contains(&op.as_str()) =>
+                {
+                    op.clone()
+                }
+                _ => return Ok(left),
+            };
+            self.pos += 1;
+            left = Expr::Binary(Box::new(left), op, Box::new(self.additive()?));
+        }
+    }
+
+    fn additive(&mut self) -> Result<Expr> {
+        let mut left = self.multiplicative()?;
+        loop {
+            let op = if self.eat_op("+") {
+                "+"
+            } else if self.eat_op("-") {
+                "-"
+            } else {
+                return Ok(left);
+            };
+            left = Expr::Binary(Box::new(left), op.into(), Box::new(self.multiplicative()?));
+        }
+    }
+
+    fn multiplicative(&mut self) -> Result<Expr> {
+        let mut left = self.power()?;
+        loop {
+            let op = if self.eat_punct('*') {
+                "*"
+            } else if self.eat_op("/") {
+                "/"
+            } else if self.eat_op("%") {
+                "%"
+            } else {
+                return Ok(left);
+            };
+            left = Expr::Binary(Box::new(left), op.into(), Box::new(self.power()?));
+        }
+    }
+
+    fn power(&mut self) -> Result<Expr> {
+        let mut left = self.unary()?;
+        while self.eat_op("^") {
+            left = Expr::Binary(Box::new(left), "^".into(), Box::new(self.unary()?));
+        }
+        Ok(left)
+    }
+
+    fn unary(&mut self) -> Result<Expr> {
+        if self.eat_op("-") {
+            return Ok(Expr::Unary("-".into(), Box::new(self.unary()?)));
+        }
+        if self.eat_op("+") {
+            return self.unary();
+        }
+        self.postfix()
+    }
+
+    fn postfix(&mut self) -> Result<Expr> {
+        let mut expr = self.primary()?;
+        loop {
+            if self.eat_op("::") {
+                expr = Expr::Cast(Box::new(expr), self.type_name()?);
+            } else if self.peek() == Some(&Token::Punct('[')) {
+                return fail("array subscripts have no MySQL equivalent");
+            } else {
+                return Ok(expr);
+            }
+        }
+    }
+
+    pub(crate) fn type_name(&mut self) -> Result<TypeName> {
+        const CONTINUATIONS: &[&str] = &["varying", "precision", "with", "without", "time", "zone"];
+        let mut name = self.dotted()?.join(".");
+        while let Some(Token::Word(w)) = self.peek() {
+            if !CONTINUATIONS.contains(&w.as_str()) {
+                break;
+            }
+            name.push(' ');
+            name.push_str(w);
+            self.pos += 1;
+        }
+        let mut modifiers = Vec::new();
+        if self.eat_punct('(') {
+            loop {
+                match self.next() {
+                    Some(Token::Num(n)) => modifiers.push(n),
+                    _ => return fail(format!("unexpected type modifier in {name}")),
+                }
+                if !self.eat_punct(',') {
+                    break;
+                }
+            }
+            self.expect_punct(')')?;
+        }
+        let mut array = false;
+        while self.eat_punct('[') {
+            self.expect_punct(']')?;
+            array = true;
+        }
+        Ok(TypeName { name, modifiers, array })
+    }
+
+    fn list(&mut self) -> Result<Vec<Expr>> {
+        let mut items = vec![self.expr()?];
+        while self.eat_punct(',') {
+            items.push(self.expr()?);
+        }
+        Ok(items)
+    }
+
+    fn primary(&mut self) -> Result<Expr> {
+        let Some(token) = self.next() else {
+            return fail("the expression ends too early");
+        };
+        match token {
+            Token::Str(s) => Ok(Expr::Str(s)),
+            Token::Num(n) => Ok(Expr::Num(n)),
+            Token::Punct('(') => {
+                if self.is_word("select") {
+                    return Ok(Expr::Subquery);
+                }
+                let inner = self.expr()?;
+                if self.eat_punct(',') {
+                    return fail("row constructors have no MySQL equivalent");
+                }
+                self.expect_punct(')')?;
+                Ok(inner)
+            }
+            Token::Punct('*') => Ok(Expr::Star(Vec::new())),
+            Token::Word(word) => self.word(word),
+            Token::Quoted(name) => self.name(name),
+            other => {
+                self.pos -= 1;
+                fail(format!("unexpected {other:?}"))
+            }
+        }
+    }
+
+    fn word(&mut self, word: String) -> Result<Expr> {
+        match word.as_str() {
+            "null" => return Ok(Expr::Null),
+            "true" => return Ok(Expr::Bool(true)),
+            "false" => return Ok(Expr::Bool(false)),
+            "current_timestamp" | "current_date" | "current_time" | "localtimestamp" | "localtime" | "current_user"
+            | "session_user" | "current_role" | "user"
+                if self.peek() != Some(&Token::Punct('(')) =>
+            {
+                return Ok(Expr::Keyword(word));
+            }
+            "exists" => return Ok(Expr::Subquery),
+            "array" if self.eat_punct('[') => {
+                let items = if self.peek() == Some(&Token::Punct(']')) { Vec::new() } else { self.list()? };
+                self.expect_punct(']')?;
+                return Ok(Expr::Array(items));
+            }
+            "cast" if self.eat_punct('(') => {
+                let inner = self.expr()?;
+                self.expect_word("as")?;
+                let type_name = self.type_name()?;
+                self.expect_punct(')')?;
+                return Ok(Expr::Cast(Box::new(inner), type_name));
+            }
+            "case" => return self.case(),
+            "interval" | "date" | "timestamp" | "time" if matches!(self.peek(), Some(Token::Str(_))) => {
+                let Some(Token::Str(value)) = self.next() else { return fail("expected a constant") };
+                return Ok(Expr::Cast(
+                    Box::new(Expr::Str(value)),
+                    TypeName { name: word, modifiers: Vec::new(), array: false },
+                ));
+            }
+            _ => {}
+        }
+        self.name(word)
+    }
+
+    fn name(&mut self, first: String) -> Result<Expr> {
+        let mut parts = vec![first];
+        while self.eat_punct('.') {
+            if self.eat_punct('*') {
+                return Ok(Expr::Star(parts));
+            }
+            parts.push(self.identifier()?);
+        }
+        if !self.eat_punct('(') {
+            return Ok(Expr::Column(parts));
+        }
+        if self.eat_punct('*') {
+            self.expect_punct(')')?;
+            return Ok(Expr::Func { name: parts, args: Vec::new(), star: true, distinct: false });
+        }
+        let distinct = self.eat_word("distinct");
+        let args = if self.peek() == Some(&Token::Punct(')')) { Vec::new() } else { self.list()? };
+        if self.is_word("order") || self.is_word("from") {
+            return fail(format!("the argument syntax of {}() has no MySQL equivalent", parts.join(".")));
+        }
+        self.expect_punct(')')?;
+        if self.is_word("over") || self.is_word("filter") || self.is_word("within") {
+            return fail(format!("window and filtered aggregates ({}) are not translated", parts.join(".")));
+        }
+        Ok(Expr::Func { name: parts, args, star: false, distinct })
+    }
+
+    fn case(&mut self) -> Result<Expr> {
+        let operand = if self.is_word("when") { None } else { Some(Box::new(self.expr()?)) };
+        let mut whens = Vec::new();
+        while self.eat_word("when") {
+            let condition = self.expr()?;
+            self.expect_word("then")?;
+            whens.push((condition, self.expr()?));
+        }
+        let otherwise = if self.eat_word("else") { Some(Box::new(self.expr()?)) } else { None };
+        self.expect_word("end")?;
+        Ok(Expr::Case { operand, whens, otherwise })
+    }
+}
+
+/// Parses one whole expression.
+pub(crate) fn parse(text: &str) -> Result<Expr> {
+    let mut parser = Parser::new(text)?;
+    let expr = parser.expr()?;
+    if !parser.at_end() {
+        return fail(format!("unexpected {} after the expression", parser.describe()));
+    }
+    Ok(expr)
+}
+
+/// How names inside an expression become target names: the caller knows whether `VALUE` means a
+/// domain's column, and which schemas map to which databases.
+pub(crate) trait Scope {
+    /// A column reference, quoted for the target.
+    fn column(&self, parts: &[String]) -> Result<String>;
+}
+
+/// Prints expressions for one dialect, collecting caveats of translations that change behaviour.
+pub(crate) struct Printer<'a> {
+    pub dialect: Dialect,
+    pub scope: &'a dyn Scope,
+    pub caveats: Vec<String>,
+}
+
+fn quote_string(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+impl Printer<'_> {
+    fn caveat(&mut self, text: &str) {
+        if !self.caveats.iter().any(|c| c == text) {
+            self.caveats.push(text.to_string());
+        }
+    }
+
+    pub(crate) fn print(&mut self, expr: &Expr) -> Result<String> {
+        Ok(match expr {
+            Expr::Column(parts) => self.scope.column(parts)?,
+            Expr::Str(s) => quote_string(s),
+            Expr::Num(n) => n.clone(),
+            Expr::Null => "NULL".into(),
+            Expr::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+            Expr::Keyword(word) => match word.as_str() {
+                "current_timestamp" | "localtimestamp" => {
+                    self.caveat("the current time is the session's: writers run with time_zone '+00:00'");
+                    "CURRENT_TIMESTAMP(6)".into()
+                }
+                "current_date" => "CURRENT_DATE".into(),
+                "current_time" | "localtime" => "CURRENT_TIME(6)".into(),
+                "current_user" | "session_user" | "current_role" | "user" => {
+                    self.caveat("the current user is a MySQL account (user@host), not a PostgreSQL role");
+                    "CURRENT_USER()".into()
+                }
+                other => return fail(format!("{other} has no MySQL equivalent")),
+            },
+            Expr::Cast(inner, type_name) => self.cast(inner, type_name)?,
+            Expr::Unary(op, inner) => match op.as_str() {
+                "NOT" => format!("(NOT {})", self.print(inner)?),
+                _ => format!("(-{})", self.print(inner)?),
+            },
+            Expr::Binary(left, op, right) => self.binary(left, op, right)?,
+            Expr::IsNull(inner, negated) => {
+                format!("({} IS {}NULL)", self.print(inner)?, if *negated { "NOT " } else { "" })
+            }
+            Expr::IsBool(inner, value, negated) => format!(
+                "({} IS {}{})",
+                self.print(inner)?,
+                if *negated { "NOT " } else { "" },
+                if *value { "TRUE" } else { "FALSE" }
+            ),
+            Expr::IsDistinct(left, right, negated) => {
+                let same = format!("({} <=> {})", self.print(left)?, self.print(right)?);
+                if *negated {
+                    same
+                } else {
+                    format!("(NOT {same})")
+                }
+            }
+            Expr::Between(inner, low, high, negated) => format!(
+                "({} {}BETWEEN {} AND {})",
+                self.print(inner)?,
+                if *negated { "NOT " } else { "" },
+                self.print(low)?,
+                self.print(high)?
+            ),
+            Expr::In(inner, list, negated) => {
+                let items = list.iter().map(|item| self.print(item)).collect::<Result<Vec<_>>>()?;
+                format!("({} {}IN ({}))", self.print(inner)?, if *negated { "NOT " } else { "" }, items.join(", "))
+            }
+            Expr::Any { left, op, array, all } => self.any(left, op, array, *all)?,
+            Expr::Array(_) => return fail("arrays have no MySQL equivalent outside = ANY (ARRAY[...])"),
+            Expr::Func { name, args, star, distinct } => self.function(name, args, *star, *distinct)?,
+            Expr::Case { operand, whens, otherwise } => {
+                let mut text = "CASE".to_string();
+                if let Some(operand) = operand {
+                    write!(text, " {}", self.print(operand)?).ok();
+                }
+                for (condition, result) in whens {
+                    write!(text, " WHEN {} THEN {}", self.print(condition)?, self.print(result)?).ok();
+                }
+                if let Some(otherwise) = otherwise {
+                    write!(text, " ELSE {}", self.print(otherwise)?).ok();
+                }
+                text + " END"
+            }
+            Expr::Subquery => return fail("subqueries are not translated"),
+            Expr::Star(parts) => match parts.is_empty() {
+                true => "*".into(),
+                false => format!("{}.*", self.scope.column(parts)?),
+            },
+        })
+    }
+
+    fn binary(&mut self, left: &Expr, op: &str, right: &Expr) -> Result<String> {
+        let (l, r) = (self.print(left)?, self.print(right)?);
+        Ok(match op {
+            "AND" | "OR" | "=" | "<>" | "<" | ">" | "<=" | ">=" | "+" | "-" | "*" | "%" => format!("({l} {op} {r})"),
+            "!=" => format!("({l} <> {r})"),
+            "/" => {
+                self.caveat("PostgreSQL divides integers with truncation, MySQL's / returns a decimal");
+                format!("({l} / {r})")
+            }
+            "^" => format!("POWER({l}, {r})"),
+            "||" => format!("CONCAT({l}, {r})"),
+            "~~" => format!("({l} LIKE {r})"),
+            "!~~" => format!("({l} NOT LIKE {r})"),
+            "~~*" => format!("(LOWER({l}) LIKE LOWER({r}))"),
+            "!~~*" => format!("(LOWER({l}) NOT LIKE LOWER({r}))"),
+            "~" | "!~" | "~*" | "!~*" => {
+                self.caveat("a POSIX regular expression now runs on MySQL's regular expression engine");
+                let (l, r) = if op.ends_with('*') { (format!("LOWER({l})"), format!("LOWER({r})")) } else { (l, r) };
+                let not = if op.starts_with('!') { "NOT " } else { "" };
+                format!("({l} {not}REGEXP {r})")
+            }
+            "->" => format!("JSON_EXTRACT({l}, {})", json_path(right)?),
+            "->>" => format!("JSON_UNQUOTE(JSON_EXTRACT({l}, {}))", json_path(right)?),
+            "#>" => format!("JSON_EXTRACT({l}, {})", json_path_array(right)?),
+            "#>>" => format!("JSON_UNQUOTE(JSON_EXTRACT({l}, {}))", json_path_array(right)?),
+            other => return fail(format!("operator {other} has no MySQL equivalent")),
+        })
+    }
+
+    fn any(&mut self, left: &Expr, op: &str, array: &Expr, all: bool) -> Result<String> {
+        let mut array = array;
+        while let Expr::Cast(inner, _) = array {
+            array = inner;
+        }
+        let Expr::Array(items) = array else {
+            return fail("= ANY over something other than an ARRAY[...] list is not translated");
+        };
+        let items = items.iter().map(|item| self.print(item)).collect::<Result<Vec<_>>>()?;
+        let left = self.print(left)?;
+        match (op, all) {
+            ("=", false) => Ok(format!("({left} IN ({}))", items.join(", "))),
+            ("<>" | "!=", true) => Ok(format!("({left} NOT IN ({}))", items.join(", "))),
+            _ => fail(format!("{op} {} (ARRAY[...]) is not translated", if all { "ALL" } else { "ANY" })),
+        }
+    }
+
+    fn cast(&mut self, inner: &Expr, type_name: &TypeName) -> Result<String> {
+        let literal = matches!(inner, Expr::Str(_) | Expr::Num(_) | Expr::Null);
+        let value = self.print(inner)?;
+        if type_name.array {
+            return fail(format!("a cast to {}[] has no MySQL equivalent", type_name.name));
+        }
+        let decimal = match type_name.modifiers.as_slice() {
+            [p, s] => format!("DECIMAL({p},{s})"),
+            [p] => format!("DECIMAL({p},0)"),
+            _ => "DECIMAL(65,30)".into(),
+        };
+        let target = match type_name.name.as_str() {
+            // Text casts of a column or constant are identities on the target, whose text types are
+            // all utf8mb4: dropping them keeps index use and the expression readable.
+            "text" | "character varying" | "varchar" | "character" | "bpchar" | "name" | "citext" => {
+                if literal || matches!(inner, Expr::Column(_)) {
+                    return Ok(value);
+                }
+                "CHAR".to_string()
+            }
+            "integer" | "int" | "int4" | "smallint" | "int2" | "bigint" | "int8" => match inner {
+                Expr::Num(_) => return Ok(value),
+                Expr::Str(s) if s.parse::<i64>().is_ok() => return Ok(s.clone()),
+                _ => "SIGNED".into(),
+            },
+            "numeric" | "decimal" => match inner {
+                Expr::Num(_) => return Ok(value),
+                Expr::Str(s) if s.parse::<f64>().is_ok() => return Ok(s.clone()),
+                _ => decimal,
+            },
+            "real" | "double precision" | "float4" | "float8" => match inner {
+                Expr::Num(_) => return Ok(value),
+                _ => "DOUBLE".into(),
+            },
+            "boolean" | "bool" => match inner {
+                Expr::Str(s) if ["t", "true", "y", "yes", "on", "1"].contains(&s.as_str()) => return Ok("TRUE".into()),
+                Expr::Str(s) if ["f", "false", "n", "no", "off", "0"].contains(&s.as_str()) => {
+                    return Ok("FALSE".into())
+                }
+                Expr::Bool(_) => return Ok(value),
+                _ => return fail("a cast to boolean is not translated"),
+            },
+            "date" => "DATE".into(),
+            "timestamp without time zone" | "timestamp" => "DATETIME(6)".into(),
+            "timestamp with time zone" | "timestamptz" => match inner {
+                // The catalog is read in UTC, so constants print as `... +00` and hold UTC already.
+                Expr::Str(s) if s.ends_with("+00") => return Ok(quote_string(s.trim_end_matches("+00"))),
+                Expr::Str(_) => return fail("a timestamptz constant with an offset is not translated"),
+                _ => "DATETIME(6)".into(),
+            },
+            "time without time zone" | "time" => "TIME(6)".into(),
+            "json" | "jsonb" => match (self.dialect, literal) {
+                (_, true) | (Dialect::Mariadb, false) => return Ok(value),
+                (Dialect::Mysql8, false) => "JSON".into(),
+            },
+            "uuid" if literal => return Ok(value),
+            "regclass" => return fail("a regclass reference (an object of the source cluster) is not translated"),
+            other if other.contains('.') && literal => return Ok(value),
+            other => return fail(format!("a cast to {other} has no MySQL equivalent")),
+        };
+        Ok(format!("CAST({value} AS {target})"))
+    }
+
+    fn function(&mut self, name: &[String], args: &[Expr], star: bool, distinct: bool) -> Result<String> {
+        let function = match name {
+            [function] => function.as_str(),
+            [schema, function] if schema == "pg_catalog" => function.as_str(),
+            _ => return fail(format!("calls {}(), a function that is not migrated", name.join("."))),
+        };
+        if star {
+            return match function {
+                "count" => Ok("COUNT(*)".into()),
+                _ => fail(format!("{function}(*) has no MySQL equivalent")),
+            };
+        }
+        let printed = args.iter().map(|arg| self.print(arg)).collect::<Result<Vec<_>>>()?;
+        let all = printed.join(", ");
+        let distinct = if distinct { "DISTINCT " } else { "" };
+        let same = |mysql: &str| format!("{mysql}({distinct}{all})");
+        Ok(match (function, printed.as_slice()) {
+            (
+                "lower" | "upper" | "abs" | "ceil" | "ceiling" | "floor" | "round" | "sign" | "sqrt" | "exp" | "ln"
+                | "mod" | "power" | "coalesce" | "nullif" | "replace" | "left" | "right" | "reverse" | "repeat"
+                | "lpad" | "rpad" | "concat" | "concat_ws" | "md5" | "count" | "sum" | "avg" | "min" | "max",
+                _,
+            ) => same(&function.to_uppercase()),
+            ("greatest" | "least", _) => {
+                self.caveat("GREATEST/LEAST return NULL on MySQL when any argument is NULL; PostgreSQL ignores NULLs");
+                same(&function.to_uppercase())
+            }
+            ("length" | "char_length" | "character_length", [_]) => same("CHAR_LENGTH"),
+            ("octet_length", [_]) => same("LENGTH"),
+            ("log", [_]) => same("LOG10"),
+            ("log", [_, _]) => same("LOG"),
+            ("trunc", [x]) => format!("TRUNCATE({x}, 0)"),
+            ("trunc", [_, _]) => same("TRUNCATE"),
+            ("btrim", [x]) => format!("TRIM({x})"),
+            ("btrim", [x, chars]) => format!("TRIM(BOTH {chars} FROM {x})"),
+            ("ltrim" | "rtrim", [_]) => same(&function.to_uppercase()),
+            ("substr" | "substring", [_, _] | [_, _, _]) => same("SUBSTRING"),
+            ("strpos", [haystack, needle]) => format!("LOCATE({needle}, {haystack})"),
+            ("now" | "statement_timestamp" | "transaction_timestamp", []) => {
+                self.caveat("the current time is the session's: writers run with time_zone '+00:00'");
+                "CURRENT_TIMESTAMP(6)".into()
+            }
+            ("clock_timestamp", []) => "SYSDATE(6)".into(),
+            ("gen_random_uuid" | "uuid_generate_v4", []) => "UUID()".into(),
+            ("random", []) => "RAND()".into(),
+            ("jsonb_array_length" | "json_array_length", [_]) => same("JSON_LENGTH"),
+            ("string_agg", [value, separator]) => format!("GROUP_CONCAT({distinct}{value} SEPARATOR {separator})"),
+            _ => return fail(format!("function {function}() has no MySQL equivalent")),
+        })
+    }
+}
+
+fn json_path(key: &Expr) -> Result<String> {
+    match key {
+        Expr::Cast(inner, _) => json_path(inner),
+        Expr::Str(key) => Ok(quote_string(&format!("$.\"{}\"", key.replace('"', "\\\"")))),
+        Expr::Num(index) if index.parse::<u32>().is_ok() => Ok(format!("'$[{index}]'")),
+        _ => fail("a JSON key that is not a constant is not translated"),
+    }
+}
+
+/// `#>` takes a text array constant such as `'{a,0}'`.
+fn json_path_array(path: &Expr) -> Result<String> {
+    let Expr::Cast(inner, _) = path else { return json_path(path) };
+    let Expr::Str(text) = inner.as_ref() else { return fail("a JSON path that is not a constant is not translated") };
+    let mut out = String::from("$");
+    for step in text.trim_start_matches('{').trim_end_matches('}').split(',').filter(|s| !s.is_empty()) {
+        match step.parse::<u32>() {
+            Ok(index) => write!(out, "[{index}]").ok(),
+            Err(_) => write!(out, ".\"{}\"", step.trim_matches('"').replace('"', "\\\"")).ok(),
+        };
+    }
+    Ok(quote_string(&out))
+}

@@ -1,0 +1,84 @@
+//! PostgreSQL schema → MySQL 8 / MariaDB DDL, and the report of what changed on the way.
+//!
+//! Architecture invariant: no IO. [`plan`] takes the [`Schema`](passerelle_model::schema::Schema)
+//! that `pg::catalog` read and a [`Config`], and returns statements and a report; `mysql` applies
+//! them and `cli` writes them out. That keeps the whole translation testable with golden files.
+//!
+//! The DDL comes in two phases: pre-data creates databases, sequences and tables with their primary
+//! keys and checks, so the bulk load goes into tables with one index each; post-data adds unique
+//! constraints, secondary indexes, foreign keys, AUTO_INCREMENT positions and views, each built once
+//! over the loaded rows.
+
+mod expr;
+pub mod ident;
+mod plan;
+pub mod report;
+pub mod types;
+mod view;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+pub use plan::{plan, Plan};
+
+/// The target's SQL dialect. The two differ in sequences, collations, JSON and UUID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Mysql8,
+    Mariadb,
+}
+
+impl FromStr for Dialect {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Dialect, String> {
+        match text {
+            "mysql8" => Ok(Dialect::Mysql8),
+            "mariadb" => Ok(Dialect::Mariadb),
+            other => Err(format!("unknown dialect {other:?}; use mysql8 or mariadb")),
+        }
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Dialect::Mysql8 => "mysql8",
+            Dialect::Mariadb => "mariadb",
+        })
+    }
+}
+
+/// How `uuid` columns are held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UuidAs {
+    /// MariaDB's UUID type (10.7+); on MySQL 8, which has none, the same as `Char36`.
+    Native,
+    Char36,
+    Binary16,
+}
+
+/// How `interval` columns are held: neither target has an interval type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntervalAs {
+    Text,
+    Microseconds,
+}
+
+/// The choices a user can make about lossy mappings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeOptions {
+    pub uuid: UuidAs,
+    pub interval: IntervalAs,
+    /// The collation of text columns; `None` for the dialect's binary NO PAD collation.
+    pub text_collation: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub dialect: Dialect,
+    /// Each migrated PostgreSQL schema and the target database that receives it.
+    pub databases: BTreeMap<String, String>,
+    pub types: TypeOptions,
+}

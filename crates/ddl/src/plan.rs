@@ -1,0 +1,911 @@
+//! Builds the pre-data and post-data statements and the report from a [`Schema`].
+//!
+//! Every object of the schema leaves a line in the report, whatever happens to it: that is what
+//! lets a user trust that nothing was dropped without a word.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use passerelle_model::schema::{
+    Column, Deferrable, FkAction, FkMatch, Identity, Index, IndexTarget, PgType, QualifiedName, Schema, Sequence,
+    Table, TableKind,
+};
+
+use crate::expr::{self, Printer, Scope, Untranslatable};
+use crate::ident::{quote, shorten, MAX_CHARS};
+use crate::report::{ColumnReport, ObjectReport, Outcome, Report};
+use crate::types::{Class, Fidelity, Mapped, TypeMapper, KEY_CHARS};
+use crate::view::{self, ViewScope};
+use crate::{Config, Dialect};
+
+/// The DDL, in the order it must run, and the report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// Databases, sequences, tables with primary keys and checks: run before the load.
+    pub pre_data: Vec<String>,
+    /// Unique constraints, indexes, foreign keys, AUTO_INCREMENT positions, views: run after it.
+    pub post_data: Vec<String>,
+    pub report: Report,
+    /// The target databases the plan writes into, for the emptiness check before applying.
+    pub databases: Vec<String>,
+}
+
+/// MySQL's limits on comment lengths: longer comments are cut and reported.
+/// <https://dev.mysql.com/doc/refman/8.0/en/create-table.html>
+const TABLE_COMMENT_CHARS: usize = 2048;
+const COLUMN_COMMENT_CHARS: usize = 1024;
+
+/// Row size: InnoDB refuses a row whose declared columns may exceed 65,535 bytes; we keep a margin
+/// for the row header and NULL bitmap.
+const ROW_BYTES: u32 = 65_000;
+
+pub fn plan(schema: &Schema, config: &Config) -> Plan {
+    let mut planner = Planner {
+        schema,
+        config,
+        types: TypeMapper { dialect: config.dialect, options: &config.types, schema },
+        pre: Vec::new(),
+        post_keys: Vec::new(),
+        post_fks: Vec::new(),
+        post_positions: Vec::new(),
+        post_views: Vec::new(),
+        columns: Vec::new(),
+        objects: Vec::new(),
+        constraint_names: HashSet::new(),
+        auto_increment: HashMap::new(),
+    };
+    planner.run();
+    let databases = planner.databases();
+    let mut post_data = planner.post_keys;
+    post_data.extend(planner.post_fks);
+    post_data.extend(planner.post_positions);
+    post_data.extend(planner.post_views);
+    Plan {
+        pre_data: planner.pre,
+        post_data,
+        report: Report { dialect: config.dialect.to_string(), columns: planner.columns, objects: planner.objects },
+        databases,
+    }
+}
+
+struct Planner<'a> {
+    schema: &'a Schema,
+    config: &'a Config,
+    types: TypeMapper<'a>,
+    pre: Vec<String>,
+    post_keys: Vec<String>,
+    post_fks: Vec<String>,
+    post_positions: Vec<String>,
+    post_views: Vec<String>,
+    columns: Vec<ColumnReport>,
+    objects: Vec<ObjectReport>,
+    /// Foreign key and check names already used per database: MySQL scopes them to the database,
+    /// PostgreSQL to the table.
+    constraint_names: HashSet<(String, String)>,
+    /// Sequences that became AUTO_INCREMENT, by sequence name: the table and column they serve.
+    auto_increment: HashMap<QualifiedName, (QualifiedName, String)>,
+}
+
+/// Column names inside a table's own expressions (checks, defaults, generated columns).
+struct TableScope<'a> {
+    /// Set for a domain check, where `VALUE` stands for the column.
+    value: Option<&'a str>,
+}
+
+impl Scope for TableScope<'_> {
+    fn column(&self, parts: &[String]) -> expr::Result<String> {
+        match (parts, self.value) {
+            ([name], Some(column)) if name == "value" => Ok(quote(column)),
+            ([name], _) => Ok(quote(name)),
+            _ => Err(Untranslatable(format!("the reference {} leaves the table", parts.join(".")))),
+        }
+    }
+}
+
+fn object(kind: &'static str, name: String, outcome: Outcome, detail: impl Into<String>) -> ObjectReport {
+    ObjectReport { kind, name, outcome, detail: detail.into(), source: None }
+}
+
+fn quote_string(text: &str) -> String {
+    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+fn column_list(columns: &[String]) -> String {
+    columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+}
+
+fn fk_action(action: FkAction) -> &'static str {
+    match action {
+        FkAction::NoAction => "NO ACTION",
+        FkAction::Restrict => "RESTRICT",
+        FkAction::Cascade => "CASCADE",
+        FkAction::SetNull => "SET NULL",
+        // InnoDB rejects SET DEFAULT; the caller reports the change.
+        FkAction::SetDefault => "NO ACTION",
+    }
+}
+
+/// The sequence a `nextval('...'::regclass)` default draws from.
+fn nextval_sequence(default: &str) -> Option<QualifiedName> {
+    let inner = default.strip_prefix("nextval('")?.split('\'').next()?;
+    let (schema, name) = inner.split_once('.')?;
+    Some(QualifiedName { schema: schema.trim_matches('"').to_string(), name: name.trim_matches('"').to_string() })
+}
+
+impl Planner<'_> {
+    fn database(&self, schema: &str) -> Option<&str> {
+        self.config.databases.get(schema).map(String::as_str)
+    }
+
+    /// `db`.`name` for an object of a migrated schema.
+    fn target(&self, name: &QualifiedName) -> Option<String> {
+        self.database(&name.schema).map(|database| format!("{}.{}", quote(database), quote(&name.name)))
+    }
+
+    fn print(&self, text: &str, value: Option<&str>) -> Result<(String, Vec<String>), Untranslatable> {
+        let parsed = expr::parse(text)?;
+        let scope = TableScope { value };
+        let mut printer = Printer { dialect: self.config.dialect, scope: &scope, caveats: Vec::new() };
+        let sql = printer.print(&parsed)?;
+        Ok((sql, printer.caveats))
+    }
+
+    /// A constraint name unique in its database, shortened to the limit; shortening and renaming are
+    /// reported.
+    fn constraint_name(&mut self, database: &str, table: &QualifiedName, name: &str) -> String {
+        let mut candidate = shorten(name).into_owned();
+        let mut n = 1;
+        while self.constraint_names.contains(&(database.to_string(), candidate.clone())) {
+            n += 1;
+            let suffix = format!("_{n}");
+            let stem: String = shorten(name).chars().take(MAX_CHARS - suffix.len()).collect();
+            candidate = format!("{stem}{suffix}");
+        }
+        self.constraint_names.insert((database.to_string(), candidate.clone()));
+        if candidate != name {
+            self.identifier(format!("{table}.{name}"), &candidate);
+        }
+        candidate
+    }
+
+    fn identifier(&mut self, name: String, target: &str) {
+        self.objects.push(object("identifier", name, Outcome::Translated, format!("renamed to {target}")));
+    }
+
+    /// The target databases, sorted, each once.
+    fn databases(&self) -> Vec<String> {
+        let mut databases: Vec<String> = self.config.databases.values().cloned().collect();
+        databases.sort();
+        databases.dedup();
+        databases
+    }
+
+    fn run(&mut self) {
+        for database in self.databases() {
+            self.pre.push(format!(
+                "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4 COLLATE {}",
+                quote(&database),
+                self.types.text_collation()
+            ));
+        }
+        self.choose_auto_increments();
+        for sequence in &self.schema.sequences {
+            self.sequence(sequence);
+        }
+        for table in &self.schema.tables {
+            self.table(table);
+        }
+        for table in &self.schema.tables {
+            if !matches!(table.kind, TableKind::Partition { .. }) {
+                self.foreign_keys(table);
+            }
+        }
+        self.views();
+        self.types_and_code();
+    }
+
+    /// A sequence becomes its column's AUTO_INCREMENT when it is owned by the first column of the
+    /// table's primary key: MySQL allows one AUTO_INCREMENT column a table, and it must lead a key.
+    fn choose_auto_increments(&mut self) {
+        for sequence in &self.schema.sequences {
+            let Some((table_name, column)) = &sequence.owned_by else { continue };
+            let Some(table) = self.schema.tables.iter().find(|t| &t.name == table_name) else { continue };
+            let leads_key = table.primary_key.as_ref().is_some_and(|key| key.columns.first() == Some(column));
+            let integer = table.columns.iter().any(|c| {
+                &c.name == column && matches!(c.data_type.base, PgType::SmallInt | PgType::Integer | PgType::BigInt)
+            });
+            if leads_key && integer {
+                self.auto_increment.insert(sequence.name.clone(), (table_name.clone(), column.clone()));
+            }
+        }
+    }
+
+    fn sequence(&mut self, sequence: &Sequence) {
+        let name = sequence.name.to_string();
+        let next = sequence.last_value.map_or(sequence.start, |last| last.saturating_add(sequence.increment));
+        if let Some((table, column)) = self.auto_increment.get(&sequence.name).cloned() {
+            let Some(target) = self.target(&table) else { return };
+            self.post_positions.push(format!("ALTER TABLE {target} AUTO_INCREMENT = {next}"));
+            let mut detail = format!("AUTO_INCREMENT of {table}.{column}, next value {next}");
+            let outcome = if sequence.increment != 1 || sequence.cycle || sequence.min > 1 {
+                detail.push_str(&format!(
+                    "; INCREMENT {} / MINVALUE {} / CYCLE {} not kept: auto_increment_increment is server-wide",
+                    sequence.increment, sequence.min, sequence.cycle
+                ));
+                Outcome::Translated
+            } else {
+                Outcome::Migrated
+            };
+            self.objects.push(object("sequence", name, outcome, detail));
+            return;
+        }
+        let Some(target) = self.target(&sequence.name) else { return };
+        let owner = match &sequence.owned_by {
+            Some((table, column)) => format!(" (owned by {table}.{column}, which cannot be AUTO_INCREMENT)"),
+            None => String::new(),
+        };
+        match self.config.dialect {
+            Dialect::Mariadb => {
+                // MariaDB's sequences stop one short of PostgreSQL's bigint maximum.
+                let clamp = |v: i64| v.clamp(-9_223_372_036_854_775_807, 9_223_372_036_854_775_806);
+                self.pre.push(format!(
+                    "CREATE SEQUENCE {target} START WITH {} INCREMENT BY {} MINVALUE {} MAXVALUE {} {}",
+                    clamp(sequence.start),
+                    sequence.increment,
+                    clamp(sequence.min),
+                    clamp(sequence.max),
+                    if sequence.cycle { "CYCLE" } else { "NOCYCLE" }
+                ));
+                if let Some(last) = sequence.last_value {
+                    self.post_positions.push(format!("SELECT SETVAL({target}, {last})"));
+                }
+                let detail = format!("MariaDB SEQUENCE, next value {next}{owner}");
+                self.objects.push(object("sequence", name, Outcome::Migrated, detail));
+            }
+            Dialect::Mysql8 => {
+                // MySQL 8 has no sequences: a one-row table whose counter advances atomically through
+                // LAST_INSERT_ID, the emulation the MySQL manual documents for it.
+                self.pre.push(format!(
+                    "CREATE TABLE {target} (`last_value` BIGINT NOT NULL, `increment_by` BIGINT NOT NULL, \
+                     `min_value` BIGINT NOT NULL, `max_value` BIGINT NOT NULL, `cycle` BOOLEAN NOT NULL) ENGINE=InnoDB"
+                ));
+                self.pre.push(format!(
+                    "INSERT INTO {target} VALUES ({}, {}, {}, {}, {})",
+                    next.saturating_sub(sequence.increment),
+                    sequence.increment,
+                    sequence.min,
+                    sequence.max,
+                    sequence.cycle
+                ));
+                let detail = format!(
+                    "MySQL has no sequences: a one-row table; nextval is UPDATE {target} SET last_value = \
+                     LAST_INSERT_ID(last_value + increment_by); SELECT LAST_INSERT_ID(); next value {next}, \
+                     CYCLE and MAXVALUE are not enforced{owner}"
+                );
+                self.objects.push(object("sequence", name, Outcome::Translated, detail));
+            }
+        }
+    }
+
+    /// The longest text each key column may have: 3072 key bytes shared by the key's text columns.
+    fn key_chars(&self, table: &Table) -> HashMap<String, u32> {
+        let mut keys: Vec<&[String]> = Vec::new();
+        keys.extend(table.primary_key.iter().map(|key| key.columns.as_slice()));
+        keys.extend(table.uniques.iter().map(|key| key.columns.as_slice()));
+        keys.extend(table.foreign_keys.iter().map(|fk| fk.columns.as_slice()));
+        let unique_columns: Vec<Vec<String>> = table
+            .indexes
+            .iter()
+            .filter(|index| index.unique && index.predicate.is_none())
+            .filter_map(|index| {
+                index
+                    .keys
+                    .iter()
+                    .map(|key| match &key.target {
+                        IndexTarget::Column(column) => Some(column.clone()),
+                        IndexTarget::Expression(_) => None,
+                    })
+                    .collect::<Option<Vec<_>>>()
+            })
+            .collect();
+        keys.extend(unique_columns.iter().map(Vec::as_slice));
+        // Foreign keys point at keys of other tables, whose columns must get the same length.
+        let referenced: Vec<Vec<String>> = self
+            .schema
+            .tables
+            .iter()
+            .flat_map(|other| other.foreign_keys.iter())
+            .filter(|fk| fk.referenced_table == table.name)
+            .map(|fk| fk.referenced_columns.clone())
+            .collect();
+        keys.extend(referenced.iter().map(Vec::as_slice));
+        let mut limits: HashMap<String, u32> = HashMap::new();
+        for key in keys {
+            let texts: Vec<&String> = key
+                .iter()
+                .filter(|name| {
+                    table.columns.iter().any(|c| {
+                        &&c.name == name && {
+                            let mapped = self.types.map(&c.data_type, None);
+                            mapped.class == Class::Long || mapped.sql.starts_with("VARCHAR")
+                        }
+                    })
+                })
+                .collect();
+            let Ok(n_texts) = u32::try_from(texts.len()) else { continue };
+            for name in texts {
+                let share = KEY_CHARS / n_texts;
+                let limit = limits.entry(name.clone()).or_insert(share);
+                *limit = (*limit).min(share);
+            }
+        }
+        limits
+    }
+
+    fn table(&mut self, table: &Table) {
+        let name = table.name.to_string();
+        if let TableKind::Partition { parent, bound } = &table.kind {
+            let detail = format!("its rows go to {parent} ({bound})");
+            self.objects.push(object("partition", name, Outcome::Translated, detail));
+            return;
+        }
+        let Some(database) = self.database(&table.name.schema).map(str::to_string) else { return };
+        let Some(target) = self.target(&table.name) else { return };
+        if table.name.name != shorten(&table.name.name) {
+            self.identifier(name.clone(), &shorten(&table.name.name));
+        }
+        let key_chars = self.key_chars(table);
+        let mut mapped: Vec<Mapped> =
+            table.columns.iter().map(|c| self.types.map(&c.data_type, key_chars.get(&c.name).copied())).collect();
+        self.fit_row(table, &mut mapped);
+
+        let mut lines = Vec::new();
+        let mut checks = Vec::new();
+        for (column, mapped) in table.columns.iter().zip(mapped) {
+            lines.push(self.column(table, column, mapped, &mut checks));
+        }
+        if let Some(key) = &table.primary_key {
+            lines.push(format!("PRIMARY KEY ({})", column_list(&key.columns)));
+            let (outcome, detail) = match key.deferrable {
+                Deferrable::No => (Outcome::Migrated, String::new()),
+                _ => (Outcome::Translated, "DEFERRABLE dropped: MySQL checks keys immediately".to_string()),
+            };
+            self.objects.push(object("primary key", format!("{name}.{}", key.name), outcome, detail));
+        }
+        for check in &table.checks {
+            let check_name = format!("{name}.{}", check.name);
+            if !check.validated {
+                let mut report = object(
+                    "check",
+                    check_name,
+                    Outcome::NotMigrated,
+                    "NOT VALID in PostgreSQL: existing rows may violate it",
+                );
+                report.source = Some(check.expression.clone());
+                self.objects.push(report);
+                continue;
+            }
+            checks.push((check.name.clone(), check.expression.clone(), None, check_name));
+        }
+        for (constraint, expression, value, report_name) in checks {
+            match self.print(&expression, value.as_deref()) {
+                Ok((sql, caveats)) => {
+                    let constraint = self.constraint_name(&database, &table.name, &constraint);
+                    lines.push(format!("CONSTRAINT {} CHECK ({sql})", quote(&constraint)));
+                    let outcome = if caveats.is_empty() { Outcome::Migrated } else { Outcome::Translated };
+                    self.objects.push(object("check", report_name, outcome, caveats.join("; ")));
+                }
+                Err(Untranslatable(reason)) => {
+                    let mut report = object("check", report_name, Outcome::NotMigrated, reason);
+                    report.source = Some(expression);
+                    self.objects.push(report);
+                }
+            }
+        }
+        let mut options = format!("ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE={}", self.types.text_collation());
+        if let Some(comment) = &table.comment {
+            options.push_str(&format!(" COMMENT={}", self.comment(&name, comment, TABLE_COMMENT_CHARS)));
+        }
+        self.pre.push(format!("CREATE TABLE {target} (\n  {}\n) {options}", lines.join(",\n  ")));
+
+        let mut notes = Vec::new();
+        if let TableKind::Partitioned { strategy, key } = &table.kind {
+            let n_partitions = self
+                .schema
+                .tables
+                .iter()
+                .filter(|t| matches!(&t.kind, TableKind::Partition { parent, .. } if parent == &table.name))
+                .count();
+            notes.push(format!(
+                "one table holds the rows of its {n_partitions} partitions: PARTITION BY {} {key} is not kept \
+                 (MySQL partitioning forbids foreign keys)",
+                strategy.to_uppercase()
+            ));
+        }
+        if table.unlogged {
+            notes.push("UNLOGGED dropped: InnoDB tables are always crash-safe".into());
+        }
+        if table.primary_key.is_none() {
+            notes.push("no primary key: updates and deletes are matched on every column".into());
+        }
+        let outcome = if notes.is_empty() { Outcome::Migrated } else { Outcome::Translated };
+        self.objects.push(object("table", name.clone(), outcome, notes.join("; ")));
+        self.keys_and_indexes(table, &target, &key_chars);
+    }
+
+    /// Turns the widest VARCHARs into LONGTEXT until the row fits InnoDB's row size limit.
+    fn fit_row(&self, table: &Table, mapped: &mut [Mapped]) {
+        let varchar_chars = |m: &Mapped| -> Option<u32> {
+            let rest = m.sql.strip_prefix("VARCHAR(")?;
+            rest.split(')').next()?.parse().ok()
+        };
+        let bytes = |m: &Mapped| match varchar_chars(m) {
+            Some(chars) if m.sql.contains("ascii") => chars + 2,
+            Some(chars) => chars * 4 + 2,
+            None => 16,
+        };
+        loop {
+            let total: u32 = mapped.iter().map(bytes).sum();
+            if total <= ROW_BYTES {
+                return;
+            }
+            let widest = (0..mapped.len())
+                .filter(|&idx| {
+                    let name = &table.columns[idx].name;
+                    !table.primary_key.as_ref().is_some_and(|k| k.columns.contains(name))
+                        && !table.uniques.iter().any(|k| k.columns.contains(name))
+                })
+                .max_by_key(|&idx| bytes(&mapped[idx]));
+            let Some(idx) = widest.filter(|&idx| varchar_chars(&mapped[idx]).is_some()) else { return };
+            let chars = varchar_chars(&mapped[idx]).unwrap_or_default();
+            mapped[idx] = self.types.long_text(format!(
+                "LONGTEXT, not VARCHAR({chars}): the row would pass InnoDB's 65,535-byte limit; the length limit is \
+                 not enforced"
+            ));
+        }
+    }
+
+    fn comment(&mut self, name: &str, comment: &str, limit: usize) -> String {
+        if comment.chars().count() <= limit {
+            return quote_string(comment);
+        }
+        let detail = format!("comment cut to {limit} characters, MySQL's limit");
+        self.objects.push(object("comment", name.to_string(), Outcome::Translated, detail));
+        quote_string(&comment.chars().take(limit).collect::<String>())
+    }
+
+    /// One column definition; domain checks are added to `checks`.
+    fn column(
+        &mut self,
+        table: &Table,
+        column: &Column,
+        mut mapped: Mapped,
+        checks: &mut Vec<(String, String, Option<String>, String)>,
+    ) -> String {
+        let qualified = format!("{}.{}", table.name, column.name);
+        if column.name != shorten(&column.name) {
+            self.identifier(qualified.clone(), &shorten(&column.name));
+        }
+        let mut not_null = column.not_null;
+        if let PgType::Domain(domain_name) = &column.data_type.base {
+            if let Some(domain) = self.schema.domains.iter().find(|d| &d.name == domain_name) {
+                not_null |= domain.not_null;
+                for check in &domain.checks {
+                    let constraint = format!("{}_{}_{}", table.name.name, column.name, check.name);
+                    let report_name = format!("{qualified} (domain {domain_name} check {})", check.name);
+                    checks.push((constraint, check.expression.clone(), Some(column.name.clone()), report_name));
+                }
+            }
+        }
+        if let Some(collation) = &column.collation {
+            if !["C", "POSIX", "default"].contains(&collation.as_str()) && mapped.sql.contains(" COLLATE ") {
+                let linguistic = match self.config.dialect {
+                    Dialect::Mysql8 => "utf8mb4_0900_as_cs",
+                    Dialect::Mariadb => "utf8mb4_uca1400_nopad_as_cs",
+                };
+                let base = mapped.sql.split(" COLLATE ").next().unwrap_or_default().to_string();
+                mapped.sql = format!("{base} COLLATE {linguistic}");
+                mapped.fidelity = Fidelity::Lossy;
+                mapped.note = format!("collation {collation:?} approximated by {linguistic}");
+            }
+        }
+        let mut sql = format!("{} {}", quote(&column.name), mapped.sql);
+        if let Some(generated) = &column.generated {
+            match self.print(generated, None) {
+                Ok((expression, caveats)) => {
+                    sql.push_str(&format!(" GENERATED ALWAYS AS ({expression}) STORED"));
+                    let outcome = if caveats.is_empty() { Outcome::Migrated } else { Outcome::Translated };
+                    self.objects.push(object("generated column", qualified.clone(), outcome, caveats.join("; ")));
+                }
+                Err(Untranslatable(reason)) => {
+                    let mut report = object(
+                        "generated column",
+                        qualified.clone(),
+                        Outcome::NotMigrated,
+                        format!("{reason}: a plain column receives the computed values"),
+                    );
+                    report.source = Some(generated.clone());
+                    self.objects.push(report);
+                }
+            }
+        }
+        if not_null {
+            sql.push_str(" NOT NULL");
+        }
+        let sequence = column.default.as_deref().and_then(nextval_sequence);
+        let identity_sequence = column.identity.and_then(|_| {
+            self.schema
+                .sequences
+                .iter()
+                .find(|s| s.owned_by.as_ref().is_some_and(|(t, c)| t == &table.name && c == &column.name))
+                .map(|s| s.name.clone())
+        });
+        match sequence.or(identity_sequence) {
+            Some(sequence) if self.auto_increment.contains_key(&sequence) => {
+                sql.push_str(" AUTO_INCREMENT");
+                if column.identity == Some(Identity::Always) {
+                    let detail = "GENERATED ALWAYS became AUTO_INCREMENT, which also accepts explicit values";
+                    self.objects.push(object("identity", qualified.clone(), Outcome::Translated, detail));
+                }
+            }
+            Some(sequence) => match (self.config.dialect, self.target(&sequence)) {
+                (Dialect::Mariadb, Some(target)) => sql.push_str(&format!(" DEFAULT NEXTVAL({target})")),
+                _ => {
+                    let mut report = object(
+                        "default",
+                        qualified.clone(),
+                        Outcome::NotMigrated,
+                        format!("MySQL 8 cannot draw a default from a sequence: the writer supplies {sequence} values"),
+                    );
+                    report.source = column.default.clone();
+                    self.objects.push(report);
+                }
+            },
+            None => {
+                if let Some(default) = &column.default {
+                    self.default(&qualified, default, &mapped, &mut sql);
+                }
+            }
+        }
+        if let Some(comment) = &column.comment {
+            sql.push_str(&format!(" COMMENT {}", self.comment(&qualified, comment, COLUMN_COMMENT_CHARS)));
+        }
+        self.columns.push(ColumnReport {
+            table: table.name.to_string(),
+            column: column.name.clone(),
+            source_type: column.data_type.display.clone(),
+            target_type: mapped.sql,
+            fidelity: mapped.fidelity,
+            note: mapped.note,
+        });
+        sql
+    }
+
+    fn default(&mut self, qualified: &str, default: &str, mapped: &Mapped, sql: &mut String) {
+        match self.print(default, None) {
+            Ok((expression, caveats)) => {
+                let literal = expression.starts_with('\'')
+                    || expression.parse::<f64>().is_ok()
+                    || ["NULL", "TRUE", "FALSE"].contains(&expression.as_str());
+                if expression == "CURRENT_TIMESTAMP(6)" && mapped.sql.starts_with("DATETIME") {
+                    sql.push_str(" DEFAULT CURRENT_TIMESTAMP(6)");
+                } else if literal && mapped.class == Class::Plain {
+                    sql.push_str(&format!(" DEFAULT {expression}"));
+                } else {
+                    sql.push_str(&format!(" DEFAULT ({expression})"));
+                }
+                if !caveats.is_empty() {
+                    let mut report = object("default", qualified.to_string(), Outcome::Translated, caveats.join("; "));
+                    report.source = Some(default.to_string());
+                    self.objects.push(report);
+                }
+            }
+            Err(Untranslatable(reason)) => {
+                let mut report = object("default", qualified.to_string(), Outcome::NotMigrated, reason);
+                report.source = Some(default.to_string());
+                self.objects.push(report);
+            }
+        }
+    }
+
+    /// Unique constraints and secondary indexes, in one ALTER TABLE per table so the table is read
+    /// once to build them all.
+    fn keys_and_indexes(&mut self, table: &Table, target: &str, key_chars: &HashMap<String, u32>) {
+        let name = table.name.to_string();
+        let mut clauses = Vec::new();
+        for key in &table.uniques {
+            clauses.push(format!("ADD CONSTRAINT {} UNIQUE ({})", quote(&key.name), column_list(&key.columns)));
+            let mut changes = Vec::new();
+            if key.deferrable != Deferrable::No {
+                changes.push("DEFERRABLE dropped: MySQL checks keys immediately");
+            }
+            if key.nulls_not_distinct {
+                changes.push("NULLS NOT DISTINCT dropped: MySQL lets NULLs repeat in a unique key");
+            }
+            let outcome = if changes.is_empty() { Outcome::Migrated } else { Outcome::Translated };
+            self.objects.push(object("unique", format!("{name}.{}", key.name), outcome, changes.join("; ")));
+        }
+        for index in &table.indexes {
+            self.index(table, index, key_chars, &mut clauses);
+        }
+        if !clauses.is_empty() {
+            self.post_keys.push(format!("ALTER TABLE {target}\n  {}", clauses.join(",\n  ")));
+        }
+    }
+
+    fn index(&mut self, table: &Table, index: &Index, key_chars: &HashMap<String, u32>, clauses: &mut Vec<String>) {
+        let report_name = format!("{}.{}", table.name, index.name);
+        let not_migrated = |reason: String| {
+            let mut report = object("index", report_name.clone(), Outcome::NotMigrated, reason);
+            report.source = Some(index.definition.clone());
+            report
+        };
+        let mut changes = Vec::new();
+        match index.method.as_str() {
+            "btree" => {}
+            "hash" => changes.push("a hash index becomes a B-tree (InnoDB has no hash indexes)".to_string()),
+            method => {
+                self.objects.push(not_migrated(format!("MySQL has no {method} indexes")));
+                return;
+            }
+        }
+        let predicate = match &index.predicate {
+            None => None,
+            Some(predicate) => match self.print(predicate, None) {
+                Ok((sql, caveats)) => {
+                    changes.extend(caveats);
+                    Some(sql)
+                }
+                Err(Untranslatable(reason)) => {
+                    self.objects.push(not_migrated(format!("the WHERE clause: {reason}")));
+                    return;
+                }
+            },
+        };
+        let mut parts = Vec::new();
+        let mut generated = Vec::new();
+        for (position, key) in index.keys.iter().enumerate() {
+            let direction = if key.descending { " DESC" } else { "" };
+            let column = match &key.target {
+                IndexTarget::Column(column) => column,
+                IndexTarget::Expression(_) => "",
+            };
+            let expression = match (&key.target, &predicate) {
+                (IndexTarget::Column(_), None) => None,
+                (IndexTarget::Column(column), Some(_)) => Some(quote(column)),
+                (IndexTarget::Expression(text), _) => match self.print(text, None) {
+                    Ok((sql, caveats)) => {
+                        changes.extend(caveats);
+                        Some(sql)
+                    }
+                    Err(Untranslatable(reason)) => {
+                        self.objects.push(not_migrated(format!("the key {text}: {reason}")));
+                        return;
+                    }
+                },
+            };
+            let Some(expression) = expression else {
+                let Some(mapped) = table
+                    .columns
+                    .iter()
+                    .find(|c| c.name == column)
+                    .map(|c| self.types.map(&c.data_type, key_chars.get(column).copied()))
+                else {
+                    continue;
+                };
+                match mapped.class {
+                    Class::Unindexable => {
+                        self.objects
+                            .push(not_migrated(format!("MySQL cannot index the {} column {column}", mapped.sql)));
+                        return;
+                    }
+                    Class::Long if index.unique => {
+                        self.objects.push(not_migrated(format!(
+                            "a unique key over the unbounded column {column} would only cover a prefix"
+                        )));
+                        return;
+                    }
+                    Class::Long => {
+                        parts.push(format!("{}({KEY_CHARS}){direction}", quote(column)));
+                        changes.push(format!("{column} is indexed through its first {KEY_CHARS} characters"));
+                    }
+                    Class::Plain => parts.push(format!("{}{direction}", quote(column))),
+                }
+                continue;
+            };
+            // MariaDB has no functional key parts and MySQL's reject TEXT results, so expression and
+            // partial keys become invisible generated columns, which both index alike. A partial
+            // index's rows outside its WHERE get NULL keys, which a unique index never compares.
+            let value = match &predicate {
+                Some(predicate) => format!("CASE WHEN {predicate} THEN {expression} END"),
+                None => expression,
+            };
+            let mapped = self.types.map(&key.data_type, Some(KEY_CHARS / u32::try_from(index.keys.len()).unwrap_or(1)));
+            if mapped.class != Class::Plain {
+                self.objects.push(not_migrated(format!("MySQL cannot index an expression of type {}", mapped.sql)));
+                return;
+            }
+            let generated_name = shorten(&format!("{}_k{}", index.name, position + 1)).into_owned();
+            generated.push(format!(
+                "ADD COLUMN {} {} GENERATED ALWAYS AS ({value}) VIRTUAL INVISIBLE",
+                quote(&generated_name),
+                mapped.sql
+            ));
+            parts.push(format!("{}{direction}", quote(&generated_name)));
+            changes.push(format!("key {} held in the invisible generated column {generated_name}", position + 1));
+        }
+        if index.predicate.is_some() {
+            changes.push("the WHERE clause is folded into the keys: rows outside it are indexed with NULL keys".into());
+        }
+        clauses.extend(generated);
+        let kind = if index.unique { "UNIQUE INDEX" } else { "INDEX" };
+        clauses.push(format!("ADD {kind} {} ({})", quote(&index.name), parts.join(", ")));
+        if index.name != shorten(&index.name) {
+            self.identifier(report_name.clone(), &shorten(&index.name));
+        }
+        let outcome = if changes.is_empty() { Outcome::Migrated } else { Outcome::Translated };
+        let mut report = object("index", report_name, outcome, changes.join("; "));
+        if outcome == Outcome::Translated {
+            report.source = Some(index.definition.clone());
+        }
+        self.objects.push(report);
+    }
+
+    fn foreign_keys(&mut self, table: &Table) {
+        let Some(database) = self.database(&table.name.schema).map(str::to_string) else { return };
+        let Some(target) = self.target(&table.name) else { return };
+        let mut clauses = Vec::new();
+        for fk in &table.foreign_keys {
+            let report_name = format!("{}.{}", table.name, fk.name);
+            let Some(referenced) = self.target(&fk.referenced_table) else {
+                let reason = format!("references {}, outside the migrated schemas", fk.referenced_table);
+                self.objects.push(object("foreign key", report_name, Outcome::NotMigrated, reason));
+                continue;
+            };
+            let mut changes = Vec::new();
+            if fk.deferrable != Deferrable::No {
+                changes.push("DEFERRABLE dropped: MySQL checks foreign keys immediately, row by row".to_string());
+            }
+            if fk.match_type != FkMatch::Simple {
+                changes.push("MATCH FULL/PARTIAL is not enforced: InnoDB matches SIMPLE".to_string());
+            }
+            for (when, action) in [("DELETE", fk.on_delete), ("UPDATE", fk.on_update)] {
+                if action == FkAction::SetDefault {
+                    changes.push(format!("ON {when} SET DEFAULT became NO ACTION: InnoDB rejects SET DEFAULT"));
+                }
+            }
+            if !fk.validated {
+                changes.push("NOT VALID in PostgreSQL: rows that violate it will fail on the target".to_string());
+            }
+            let name = self.constraint_name(&database, &table.name, &fk.name);
+            clauses.push(format!(
+                "ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {referenced} ({}) ON DELETE {} ON UPDATE {}",
+                quote(&name),
+                column_list(&fk.columns),
+                column_list(&fk.referenced_columns),
+                fk_action(fk.on_delete),
+                fk_action(fk.on_update)
+            ));
+            let outcome = if changes.is_empty() { Outcome::Migrated } else { Outcome::Translated };
+            self.objects.push(object("foreign key", report_name, outcome, changes.join("; ")));
+        }
+        if !clauses.is_empty() {
+            self.post_fks.push(format!("ALTER TABLE {target}\n  {}", clauses.join(",\n  ")));
+        }
+    }
+
+    /// Views, translated where possible and created after every view they read.
+    fn views(&mut self) {
+        let mut translated: BTreeMap<QualifiedName, (String, Vec<QualifiedName>, Vec<String>)> = BTreeMap::new();
+        let mut failed: HashMap<QualifiedName, String> = HashMap::new();
+        for view in &self.schema.views {
+            let name = view.name.to_string();
+            if view.materialized {
+                let mut report = object(
+                    "materialized view",
+                    name,
+                    Outcome::NotMigrated,
+                    "MySQL has no materialized views: create a table and refresh it from the definition",
+                );
+                report.source = Some(view.definition.clone());
+                self.objects.push(report);
+                continue;
+            }
+            let scope = ViewScope { databases: &self.config.databases };
+            let mut printer = Printer { dialect: self.config.dialect, scope: &scope, caveats: Vec::new() };
+            match view::translate(&view.definition, &mut printer, &scope) {
+                Ok(result) => {
+                    let mut caveats = printer.caveats;
+                    if view.comment.is_some() {
+                        caveats.push("MySQL views have no comments: the comment is dropped".into());
+                    }
+                    translated.insert(view.name.clone(), (result.sql, result.reads, caveats));
+                }
+                Err(Untranslatable(reason)) => {
+                    failed.insert(view.name.clone(), reason);
+                }
+            }
+        }
+        let view_names: HashSet<&QualifiedName> = self.schema.views.iter().map(|v| &v.name).collect();
+        let mut done: HashSet<QualifiedName> = HashSet::new();
+        // Create views whose view dependencies are done, until no more can be; a view that reads a
+        // view that failed fails too.
+        loop {
+            let ready: Vec<QualifiedName> = translated
+                .iter()
+                .filter(|(_, (_, reads, _))| reads.iter().all(|r| !view_names.contains(r) || done.contains(r)))
+                .map(|(name, _)| name.clone())
+                .collect();
+            if ready.is_empty() {
+                break;
+            }
+            for name in ready {
+                let Some((sql, _, caveats)) = translated.remove(&name) else { continue };
+                let Some(target) = self.target(&name) else { continue };
+                self.post_views.push(format!("CREATE OR REPLACE VIEW {target} AS {sql}"));
+                let outcome = if caveats.is_empty() { Outcome::Migrated } else { Outcome::Translated };
+                let mut report = object("view", name.to_string(), outcome, caveats.join("; "));
+                if outcome == Outcome::Translated {
+                    report.source = self.schema.views.iter().find(|v| v.name == name).map(|v| v.definition.clone());
+                }
+                self.objects.push(report);
+                done.insert(name);
+            }
+        }
+        for (name, (_, reads, _)) in translated {
+            let blocked: Vec<String> =
+                reads.iter().filter(|r| !done.contains(r) && view_names.contains(r)).map(ToString::to_string).collect();
+            failed.insert(name, format!("reads {}, which is not migrated", blocked.join(", ")));
+        }
+        for view in &self.schema.views {
+            if let Some(reason) = failed.remove(&view.name) {
+                let mut report = object("view", view.name.to_string(), Outcome::NotMigrated, reason);
+                report.source = Some(view.definition.clone());
+                self.objects.push(report);
+            }
+        }
+    }
+
+    /// Types, routines, triggers and extensions: carried into columns, or listed as not migrated.
+    fn types_and_code(&mut self) {
+        for enumeration in &self.schema.enums {
+            let detail = format!("an ENUM column type with labels {}", enumeration.labels.join(", "));
+            self.objects.push(object("enum", enumeration.name.to_string(), Outcome::Migrated, detail));
+        }
+        for domain in &self.schema.domains {
+            let detail = "inlined: each column gets the base type, NOT NULL and the checks";
+            self.objects.push(object("domain", domain.name.to_string(), Outcome::Translated, detail));
+        }
+        for composite in &self.schema.composites {
+            let detail = "no composite types in MySQL: columns of it hold JSON objects";
+            self.objects.push(object("composite type", composite.name.to_string(), Outcome::Translated, detail));
+        }
+        for routine in &self.schema.routines {
+            let name = format!("{}({})", routine.name, routine.arguments);
+            let detail = format!(
+                "{} code is not translated: rewrite it for MySQL if the application needs it",
+                routine.language
+            );
+            self.objects.push(object(
+                if routine.kind == "procedure" { "procedure" } else { "function" },
+                name,
+                Outcome::NotMigrated,
+                detail,
+            ));
+        }
+        for trigger in &self.schema.triggers {
+            let mut report = object(
+                "trigger",
+                format!("{}.{}", trigger.table, trigger.name),
+                Outcome::NotMigrated,
+                "triggers call PostgreSQL functions, which are not migrated",
+            );
+            report.source = Some(trigger.definition.clone());
+            self.objects.push(report);
+        }
+        for extension in &self.schema.extensions {
+            let detail =
+                format!("version {}: MySQL has no extensions; its types are mapped per column", extension.version);
+            self.objects.push(object("extension", extension.name.clone(), Outcome::NotMigrated, detail));
+        }
+    }
+}
