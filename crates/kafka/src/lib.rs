@@ -1,7 +1,14 @@
-//! Passerelle's only user of librdkafka (through rdkafka): the preflight checks and, with the issues
-//! that add them, topics, the producer and the consumer group.
+//! Passerelle's only user of librdkafka (through rdkafka): the preflight checks, topics, the wire
+//! format, the producer and the consumer group.
 //!
-//! Architecture invariant: this crate knows nothing of PostgreSQL or MySQL.
+//! Architecture invariant: this crate knows nothing of PostgreSQL or MySQL; it moves `model` rows.
 
 mod client;
+pub mod consumer;
+pub mod envelope;
+mod error;
 pub mod preflight;
+pub mod producer;
+pub mod topic;
+
+pub use error::KafkaError;

@@ -10,6 +10,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 
 use crate::client;
+use crate::error::describe;
 
 const KAFKA: System = System::Kafka;
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -70,13 +71,6 @@ fn first_result(result: Result<Vec<TopicResult>, KafkaError>) -> Result<(), Stri
             Some((_, code)) => Err(code.to_string()),
             None => Ok(()),
         },
-    }
-}
-
-fn describe(error: &KafkaError) -> String {
-    match error.rdkafka_error_code() {
-        Some(code) => code.to_string(),
-        None => error.to_string(),
     }
 }
 

@@ -1,0 +1,314 @@
+//! The wire format: Debezium's change-event envelope, so that Kafka Connect and Debezium's sinks can
+//! read Passerelle's topics, encoded as `json-compact` (Kafka Connect JSON with schemas off).
+//!
+//! Key: a JSON object of the primary-key columns, `{"flight_id":"1"}`; no key for tables without one.
+//! Value: `{"before":…,"after":…,"source":{…,"lsn":…,"snapshot":"true"},"op":"r","ts_ms":…}`.
+//! Every column value is PostgreSQL's text output (see `model::event`) or JSON null, which keeps
+//! numerics, times, geometry and arrays exact; the sink converts them to the target's types.
+//!
+//! This is the only module that knows the wire format (architecture invariant).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use passerelle_model::event::{Lsn, Op, Row};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// `source.version` of every event Passerelle writes.
+pub const FORMAT_VERSION: &str = concat!("passerelle-", env!("CARGO_PKG_VERSION"));
+
+/// What the encoder and decoder know about one table and its topic.
+#[derive(Clone, Debug)]
+pub struct TableLayout {
+    pub schema: String,
+    pub table: String,
+    pub topic: String,
+    pub columns: Vec<String>,
+    /// Positions in `columns` of the primary key; empty when the table has none.
+    pub key: Vec<usize>,
+    positions: HashMap<String, usize>,
+}
+
+impl TableLayout {
+    pub fn new(schema: String, table: String, topic: String, columns: Vec<String>, key: Vec<usize>) -> TableLayout {
+        let positions = columns.iter().enumerate().map(|(i, name)| (name.clone(), i)).collect();
+        TableLayout { schema, table, topic, columns, key, positions }
+    }
+}
+
+/// Where an event comes from: Debezium's `source` block.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
+    /// Debezium's logical server name: the topic prefix.
+    pub server: &'a str,
+    pub database: &'a str,
+    pub lsn: Lsn,
+    /// True for rows read by the snapshot.
+    pub snapshot: bool,
+    pub ts_ms: i64,
+}
+
+/// One event, ready to produce.
+pub struct Encoded {
+    pub key: Option<Vec<u8>>,
+    pub value: Vec<u8>,
+}
+
+struct RowRef<'a> {
+    columns: &'a [String],
+    values: &'a Row,
+    /// The positions to write: every column, or the key's.
+    only: Option<&'a [usize]>,
+}
+
+impl Serialize for RowRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        match self.only {
+            Some(positions) => {
+                for &i in positions {
+                    map.serialize_entry(&self.columns[i], &self.values[i])?;
+                }
+            }
+            None => {
+                for (name, value) in self.columns.iter().zip(self.values) {
+                    map.serialize_entry(name, value)?;
+                }
+            }
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct WireSource<'a> {
+    version: &'static str,
+    connector: &'static str,
+    name: &'a str,
+    ts_ms: i64,
+    snapshot: &'static str,
+    db: &'a str,
+    schema: &'a str,
+    table: &'a str,
+    lsn: u64,
+}
+
+#[derive(Serialize)]
+struct WireEvent<'a> {
+    before: Option<RowRef<'a>>,
+    after: Option<RowRef<'a>>,
+    source: WireSource<'a>,
+    op: &'static str,
+    ts_ms: i64,
+}
+
+fn op_code(op: Op) -> &'static str {
+    match op {
+        Op::Read => "r",
+        Op::Create => "c",
+        Op::Update => "u",
+        Op::Delete => "d",
+    }
+}
+
+/// Encodes one event. The key comes from `after`, or from `before` for a delete.
+pub fn encode(layout: &TableLayout, op: Op, before: Option<&Row>, after: Option<&Row>, origin: &Origin) -> Encoded {
+    let row_ref = |values| RowRef { columns: &layout.columns, values, only: None };
+    let event = WireEvent {
+        before: before.map(row_ref),
+        after: after.map(row_ref),
+        source: WireSource {
+            version: FORMAT_VERSION,
+            connector: "postgresql",
+            name: origin.server,
+            ts_ms: origin.ts_ms,
+            snapshot: if origin.snapshot { "true" } else { "false" },
+            db: origin.database,
+            schema: &layout.schema,
+            table: &layout.table,
+            lsn: origin.lsn.0,
+        },
+        op: op_code(op),
+        ts_ms: origin.ts_ms,
+    };
+    let key = after.or(before).filter(|_| !layout.key.is_empty()).map(|values| {
+        let key = RowRef { columns: &layout.columns, values, only: Some(&layout.key) };
+        serde_json::to_vec(&key).expect("a map of strings serializes")
+    });
+    Encoded { key, value: serde_json::to_vec(&event).expect("an event of strings serializes") }
+}
+
+/// One decoded event, its rows in the table's column order.
+#[derive(Debug, PartialEq)]
+pub struct Decoded {
+    pub op: Op,
+    pub before: Option<Row>,
+    pub after: Option<Row>,
+    pub lsn: Lsn,
+}
+
+/// Decodes one event value written by [`encode`] (or by Debezium with string-valued columns).
+pub fn decode(layout: &TableLayout, value: &[u8]) -> Result<Decoded, String> {
+    let mut deserializer = serde_json::Deserializer::from_slice(value);
+    let decoded = EventSeed(layout).deserialize(&mut deserializer).map_err(|error| error.to_string())?;
+    deserializer.end().map_err(|error| error.to_string())?;
+    Ok(decoded)
+}
+
+struct EventSeed<'a>(&'a TableLayout);
+
+impl<'de> DeserializeSeed<'de> for EventSeed<'_> {
+    type Value = Decoded;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Decoded, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+#[derive(Deserialize)]
+struct SourceLsn {
+    lsn: Option<u64>,
+}
+
+impl<'de> Visitor<'de> for EventSeed<'_> {
+    type Value = Decoded;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a change-event envelope")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Decoded, A::Error> {
+        use serde::de::Error;
+        let (mut before, mut after, mut op, mut lsn) = (None, None, None, Lsn(0));
+        while let Some(field) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match field.as_ref() {
+                "before" => before = map.next_value_seed(OptionalRowSeed(self.0))?,
+                "after" => after = map.next_value_seed(OptionalRowSeed(self.0))?,
+                "op" => {
+                    op = Some(match map.next_value::<std::borrow::Cow<'de, str>>()?.as_ref() {
+                        "r" => Op::Read,
+                        "c" => Op::Create,
+                        "u" => Op::Update,
+                        "d" => Op::Delete,
+                        other => return Err(A::Error::custom(format!("unknown op {other:?}"))),
+                    })
+                }
+                "source" => lsn = Lsn(map.next_value::<SourceLsn>()?.lsn.unwrap_or(0)),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let op = op.ok_or_else(|| A::Error::missing_field("op"))?;
+        Ok(Decoded { op, before, after, lsn })
+    }
+}
+
+/// `null` or a row object.
+struct OptionalRowSeed<'a>(&'a TableLayout);
+
+impl<'de> DeserializeSeed<'de> for OptionalRowSeed<'_> {
+    type Value = Option<Row>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Row>, D::Error> {
+        deserializer.deserialize_option(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OptionalRowSeed<'_> {
+    type Value = Option<Row>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("null or a row object")
+    }
+
+    fn visit_none<E>(self) -> Result<Option<Row>, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E>(self) -> Result<Option<Row>, E> {
+        Ok(None)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Row>, D::Error> {
+        deserializer.deserialize_map(RowVisitor(self.0)).map(Some)
+    }
+}
+
+/// Fills a row in the table's column order; every column must be present exactly once.
+struct RowVisitor<'a>(&'a TableLayout);
+
+impl<'de> Visitor<'de> for RowVisitor<'_> {
+    type Value = Row;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a row of table {}.{}", self.0.schema, self.0.table)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+        use serde::de::Error;
+        let layout = self.0;
+        let mut row: Row = vec![None; layout.columns.len()];
+        let mut seen = vec![false; layout.columns.len()];
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let Some(&i) = layout.positions.get(name.as_ref()) else {
+                return Err(A::Error::custom(format!("column {name:?} is not in {}.{}", layout.schema, layout.table)));
+            };
+            row[i] = map.next_value()?;
+            seen[i] = true;
+        }
+        if let Some(missing) = seen.iter().position(|seen| !seen) {
+            return Err(A::Error::custom(format!("column {:?} is missing", layout.columns[missing])));
+        }
+        Ok(row)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layout() -> TableLayout {
+        let columns = ["ticket_no", "flight_id", "note"].map(String::from).to_vec();
+        TableLayout::new("bookings".into(), "ticket_flights".into(), "p.bookings.ticket_flights".into(), columns, vec![0, 1])
+    }
+
+    fn origin() -> Origin<'static> {
+        Origin { server: "p", database: "demo", lsn: Lsn(42), snapshot: true, ts_ms: 7 }
+    }
+
+    #[test]
+    fn snapshot_read_is_a_debezium_envelope() {
+        let row: Row = vec![Some("0005432000987".into()), Some("1".into()), None];
+        let encoded = encode(&layout(), Op::Read, None, Some(&row), &origin());
+        assert_eq!(String::from_utf8(encoded.key.unwrap()).unwrap(), r#"{"ticket_no":"0005432000987","flight_id":"1"}"#);
+        assert_eq!(
+            String::from_utf8(encoded.value.clone()).unwrap(),
+            format!(
+                r#"{{"before":null,"after":{{"ticket_no":"0005432000987","flight_id":"1","note":null}},"source":{{"version":"{FORMAT_VERSION}","connector":"postgresql","name":"p","ts_ms":7,"snapshot":"true","db":"demo","schema":"bookings","table":"ticket_flights","lsn":42}},"op":"r","ts_ms":7}}"#
+            )
+        );
+        let decoded = decode(&layout(), &encoded.value).unwrap();
+        assert_eq!(decoded, Decoded { op: Op::Read, before: None, after: Some(row), lsn: Lsn(42) });
+    }
+
+    #[test]
+    fn awkward_text_round_trips() {
+        let row: Row = vec![Some("\"quoted\" \\ tab\t nl\n".into()), Some("".into()), Some("𝄞 \u{0} é".into())];
+        let encoded = encode(&layout(), Op::Update, Some(&row), Some(&row), &origin());
+        let decoded = decode(&layout(), &encoded.value).unwrap();
+        assert_eq!((decoded.op, decoded.before.as_ref(), decoded.after.as_ref()), (Op::Update, Some(&row), Some(&row)));
+    }
+
+    #[test]
+    fn keyless_tables_have_no_key_and_bad_rows_are_refused() {
+        let keyless = TableLayout::new("s".into(), "t".into(), "p.s.t".into(), vec!["a".into()], vec![]);
+        assert!(encode(&keyless, Op::Create, None, Some(&vec![Some("1".into())]), &origin()).key.is_none());
+        let error = decode(&layout(), br#"{"after":{"ticket_no":"1","flight_id":"2"},"op":"c"}"#).unwrap_err();
+        assert!(error.contains("column \"note\" is missing"), "{error}");
+        let error = decode(&layout(), br#"{"after":{"x":"1"},"op":"c"}"#).unwrap_err();
+        assert!(error.contains("column \"x\" is not in bookings.ticket_flights"), "{error}");
+    }
+}

@@ -1,0 +1,112 @@
+//! The producer: idempotent, `acks=all`, compressed, with bounded memory. A full local queue makes
+//! `send` wait (backpressure) rather than grow; a failed delivery fails the run.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use passerelle_model::endpoint::KafkaEndpoint;
+use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+
+use crate::client;
+use crate::error::{describe, KafkaError};
+
+/// Counts deliveries and keeps the first failure, which `send` and `flush` then report.
+#[derive(Default)]
+struct DeliveryTracker {
+    delivered: AtomicU64,
+    first_failure: Mutex<Option<KafkaError>>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((error, message)) => {
+                let mut first = self.first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                first.get_or_insert_with(|| KafkaError::Delivery {
+                    topic: message.topic().to_string(),
+                    cause: describe(error),
+                });
+            }
+        }
+    }
+}
+
+pub struct Producer {
+    inner: ThreadedProducer<DeliveryTracker>,
+}
+
+impl Producer {
+    pub fn new(endpoint: &KafkaEndpoint) -> Result<Producer, KafkaError> {
+        let inner = client::config(endpoint)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("compression.type", "lz4")
+            .set("linger.ms", "20")
+            .set("batch.size", "1000000")
+            // Java clients' partitioner: a key lands where Kafka Connect and Debezium would put it.
+            .set("partitioner", "murmur2_random")
+            // Bounded memory: at most this much waits in the local queue before `send` blocks.
+            .set("queue.buffering.max.kbytes", "65536")
+            .set("queue.buffering.max.messages", "200000")
+            .create_with_context(DeliveryTracker::default())
+            .map_err(|error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) })?;
+        Ok(Producer { inner })
+    }
+
+    /// Queues one message, waiting while the local queue is full. `partition: None` lets the key
+    /// choose (every event of a key lands in one partition, in order).
+    pub async fn send(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<(), KafkaError> {
+        self.check_failures()?;
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(value);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        loop {
+            match self.inner.send(record) {
+                Ok(()) => return Ok(()),
+                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    self.check_failures()?;
+                }
+                Err((error, _)) => return Err(KafkaError::Delivery { topic: topic.to_string(), cause: describe(&error) }),
+            }
+        }
+    }
+
+    /// Waits until every queued message is acknowledged by the brokers; returns how many were.
+    pub async fn flush(&self) -> Result<u64, KafkaError> {
+        tokio::task::block_in_place(|| self.inner.flush(Duration::from_secs(300)))
+            .map_err(|error| KafkaError::Delivery { topic: "*".to_string(), cause: describe(&error) })?;
+        self.check_failures()?;
+        Ok(self.inner.context().delivered.load(Ordering::Relaxed))
+    }
+
+    fn check_failures(&self) -> Result<(), KafkaError> {
+        let mut first = self.inner.context().first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match first.take() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Topics: one per table, named as Debezium names them (`<prefix>.<schema>.<table>`), created by
+//! Passerelle with the partitions, replication and retention the user asked for.
+
+use std::time::Duration;
+
+use passerelle_model::endpoint::KafkaEndpoint;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::client;
+use crate::error::{describe, KafkaError};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the topics of one migration are laid out.
+#[derive(Clone, Debug)]
+pub struct TopicLayout {
+    /// Debezium's `topic.prefix`: the first part of every topic name.
+    pub prefix: String,
+    pub partitions: i32,
+    pub replication: i32,
+    /// `retention.ms`; `None` keeps the broker's default.
+    pub retention_ms: Option<i64>,
+}
+
+impl TopicLayout {
+    /// `<prefix>.<schema>.<table>`, Debezium's convention, so its consumers find our topics.
+    pub fn topic_name(&self, schema: &str, table: &str) -> String {
+        format!("{}.{schema}.{table}", self.prefix)
+    }
+}
+
+/// An admin client whose brokers answered: a broker that is down is reported in seconds, not after
+/// an admin request's long timeout.
+fn admin(endpoint: &KafkaEndpoint) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+    let unreachable = |error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) };
+    let admin: AdminClient<DefaultClientContext> = client::config(endpoint).create().map_err(unreachable)?;
+    tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, Duration::from_secs(10))).map_err(unreachable)?;
+    Ok(admin)
+}
+
+fn options() -> AdminOptions {
+    AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT))
+}
+
+/// Creates the topics that do not exist yet; existing ones are kept as they are.
+pub async fn create_topics(endpoint: &KafkaEndpoint, layout: &TopicLayout, names: &[String]) -> Result<(), KafkaError> {
+    let admin = admin(endpoint)?;
+    let retention = layout.retention_ms.map(|ms| ms.to_string());
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|name| {
+            let topic = NewTopic::new(name, layout.partitions, TopicReplication::Fixed(layout.replication));
+            match &retention {
+                Some(ms) => topic.set("retention.ms", ms),
+                None => topic,
+            }
+        })
+        .collect();
+    let results = admin
+        .create_topics(&topics, &options())
+        .await
+        .map_err(|error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => return Err(KafkaError::Topic { topic, cause: format!("cannot create it: {code}") }),
+        }
+    }
+    Ok(())
+}
+
+/// Deletes topics; those already gone are fine.
+pub async fn delete_topics(endpoint: &KafkaEndpoint, names: &[String]) -> Result<(), KafkaError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let admin = admin(endpoint)?;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let results = admin
+        .delete_topics(&names, &options())
+        .await
+        .map_err(|error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((topic, code)) => return Err(KafkaError::Topic { topic, cause: format!("cannot delete it: {code}") }),
+        }
+    }
+    Ok(())
+}
