@@ -110,7 +110,9 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>> {
             while i < chars.len() && OP_CHARS.contains(chars[i]) {
                 i += 1;
             }
-            tokens.push(Token::Op(chars[start..i].iter().collect()));
+            let op: String = chars[start..i].iter().collect();
+            // A lone `*` is multiplication, `count(*)` or `t.*`: the parser tells them apart.
+            tokens.push(if op == "*" { Token::Punct('*') } else { Token::Op(op) });
         } else if "()[],.;*".contains(c) {
             tokens.push(Token::Punct(c));
             i += 1;

@@ -21,7 +21,7 @@ pub struct Schema {
 }
 
 /// A schema-qualified name, as PostgreSQL spells it (unquoted).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct QualifiedName {
     pub schema: String,
     pub name: String,

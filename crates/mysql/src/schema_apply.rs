@@ -1,0 +1,80 @@
+//! Applying planned DDL to the target, one statement at a time, stopping at the first failure.
+//!
+//! DDL commits implicitly in MySQL and MariaDB, so there is no transaction to roll back: a failed
+//! apply leaves the statements before it in place, and the error names the one that failed so the
+//! user can fix it and re-run into a fresh database.
+
+use std::fmt;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use crate::preflight::ServerVersion;
+use crate::MysqlError;
+
+/// A statement the target refused.
+#[derive(Debug)]
+pub struct ApplyError {
+    /// The statement's first line, e.g. ``CREATE TABLE `demo`.`flights` (``.
+    pub statement: String,
+    pub error: MysqlError,
+}
+
+impl fmt::Display for ApplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (while running {})", self.error.cause(), self.statement)?;
+        f.write_str("; the statements before it were applied: fix the cause, then apply into an empty database")
+    }
+}
+
+impl std::error::Error for ApplyError {}
+
+/// The target's server version: which dialect to plan for.
+pub async fn server_version(conn: &mut Conn, endpoint: &impl fmt::Display) -> Result<ServerVersion, MysqlError> {
+    let text: Option<String> = conn
+        .query_first("SELECT VERSION()")
+        .await
+        .map_err(|error| MysqlError::query(endpoint, "reading the server version", error))?;
+    let text = text.unwrap_or_default();
+    ServerVersion::parse(&text).ok_or(MysqlError::Query {
+        endpoint: endpoint.to_string(),
+        context: "reading the server version",
+        code: None,
+        message: format!("unrecognised version {text:?}"),
+    })
+}
+
+/// Tables and views already in `databases`, as `database.name`: applying into them would mix two
+/// schemas.
+pub async fn existing_objects(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    databases: &[String],
+) -> Result<Vec<String>, MysqlError> {
+    let mut found = Vec::new();
+    for database in databases {
+        let names: Vec<String> = conn
+            .exec(
+                "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables
+                 WHERE table_schema = ? ORDER BY table_name",
+                (database,),
+            )
+            .await
+            .map_err(|error| MysqlError::query(endpoint, "listing the target's tables", error))?;
+        found.extend(names);
+    }
+    Ok(found)
+}
+
+/// Runs `statements` in order.
+pub async fn apply(conn: &mut Conn, endpoint: &impl fmt::Display, statements: &[String]) -> Result<(), ApplyError> {
+    for statement in statements {
+        if let Err(error) = conn.query_drop(statement).await {
+            return Err(ApplyError {
+                statement: statement.lines().next().unwrap_or_default().trim_end_matches(" (").to_string(),
+                error: MysqlError::query(endpoint, "applying DDL", error),
+            });
+        }
+    }
+    Ok(())
+}
