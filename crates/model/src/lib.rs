@@ -7,3 +7,4 @@ pub mod endpoint;
 pub mod event;
 pub mod preflight;
 pub mod schema;
+pub mod target;

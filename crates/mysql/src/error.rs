@@ -11,9 +11,34 @@ const ER_CON_COUNT: u16 = 1040;
 
 #[derive(Debug)]
 pub enum MysqlError {
-    Unreachable { endpoint: String, cause: String },
-    AuthFailed { endpoint: String, user: String },
-    Query { endpoint: String, context: &'static str, code: Option<u16>, message: String },
+    Unreachable {
+        endpoint: String,
+        cause: String,
+    },
+    AuthFailed {
+        endpoint: String,
+        user: String,
+    },
+    Query {
+        endpoint: String,
+        context: &'static str,
+        code: Option<u16>,
+        message: String,
+    },
+    /// A value the target type cannot hold, found while converting a batch.
+    Data {
+        table: String,
+        topic: String,
+        partition: i32,
+        cause: String,
+    },
+    /// The target refused or changed rows of a load.
+    Rejected {
+        table: String,
+        topic: String,
+        partition: i32,
+        detail: String,
+    },
 }
 
 impl MysqlError {
@@ -50,6 +75,12 @@ impl MysqlError {
             MysqlError::Query { endpoint, context, code: None, message } => {
                 format!("the target at {endpoint}: {context}: {message}")
             }
+            MysqlError::Data { table, topic, partition, cause } => {
+                format!("a value for {table} from {topic}/{partition} cannot be converted: {cause}")
+            }
+            MysqlError::Rejected { table, topic, partition, detail } => {
+                format!("the target did not take every row for {table} from {topic}/{partition}: {detail}")
+            }
         }
     }
 
@@ -59,6 +90,12 @@ impl MysqlError {
             MysqlError::Unreachable { .. } => "check the host and port in the target URL and that the server is up",
             MysqlError::AuthFailed { .. } => "check the user and password in the target URL",
             MysqlError::Query { .. } => "see the target server's error log for details",
+            MysqlError::Data { .. } => {
+                "see the mapping report for this column's type; change the source value or the mapping option"
+            }
+            MysqlError::Rejected { .. } => {
+                "check that the target tables were created by this plan and are empty, then run again"
+            }
         }
     }
 
@@ -71,7 +108,7 @@ impl MysqlError {
                 [ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK, ER_CON_COUNT].contains(code)
             }
             MysqlError::Query { code: None, .. } => true,
-            MysqlError::AuthFailed { .. } => false,
+            MysqlError::AuthFailed { .. } | MysqlError::Data { .. } | MysqlError::Rejected { .. } => false,
         }
     }
 }

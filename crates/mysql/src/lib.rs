@@ -6,7 +6,8 @@
 mod connect;
 mod error;
 pub mod preflight;
-pub mod schema_apply;
+pub mod sink;
+pub mod value;
 
 pub use connect::connect;
 pub use error::MysqlError;

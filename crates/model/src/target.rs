@@ -1,0 +1,73 @@
+//! The target side of the mapping: where each source table lands and how each of its values, as
+//! PostgreSQL text (see [`crate::event`]), becomes a target value.
+//!
+//! `ddl` decides it along with the column types; `mysql` carries it out when it loads rows; `verify`
+//! reads it to render both sides alike. Keeping the decision in one type keeps the three in step.
+
+use serde::Serialize;
+
+use crate::schema::QualifiedName;
+
+/// A source table as the target holds it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TargetTable {
+    pub source: QualifiedName,
+    pub database: String,
+    /// The target table name (shortened to 64 characters when PostgreSQL's was longer).
+    pub name: String,
+    /// In source column order; every source column has one.
+    pub columns: Vec<TargetColumn>,
+    /// Positions in `columns` of the primary key; empty when the table has none.
+    pub key: Vec<usize>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TargetColumn {
+    pub name: String,
+    pub conversion: Conversion,
+}
+
+/// How one PostgreSQL text value becomes the target's value. Values that the target type cannot
+/// hold (NaN in a DECIMAL, a BC date) are refused with the column named, never altered silently.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Conversion {
+    /// The text as it is: integers, text types, json, enums, inet, ranges, uuid as CHAR(36), ...
+    Text,
+    /// numeric, real, double precision: `NaN` and `±Infinity` are refused.
+    Number,
+    /// `t`/`f` to 1/0.
+    Boolean,
+    /// money under `lc_monetary = C`: `-$1,234.56` to `-1234.56`.
+    Money,
+    /// bytea's `\x…` hex to the raw bytes.
+    Bytes,
+    /// date, timestamp and timestamptz (already in UTC): BC dates and `±infinity` are refused and a
+    /// timestamptz's `+00` offset is dropped.
+    DateTime,
+    /// timetz, `12:00:00+03`, to the UTC time of day, `09:00:00`.
+    TimeUtc,
+    /// uuid to its 16 bytes, for BINARY(16).
+    UuidBytes,
+    /// interval (IntervalStyle `iso_8601`) to microseconds, counted as `EXTRACT(EPOCH)` counts them:
+    /// whole years of months as 365.25 days, other months as 30 days.
+    IntervalMicros,
+    /// bit(n) of at most 64 bits: `0101` to the BIT value.
+    Bits,
+    /// point, lseg, path, polygon, box: PostgreSQL's text to WKT for `ST_GeomFromText`.
+    Geometry,
+    /// An array, `{1,2,"a b"}`, to a JSON array (nested for more dimensions).
+    Array(ArrayElement),
+}
+
+/// How the elements of an array are written in JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArrayElement {
+    /// As JSON numbers; NaN and ±Infinity are refused.
+    Number,
+    /// `t`/`f` as `true`/`false`.
+    Boolean,
+    /// As JSON strings.
+    Text,
+}

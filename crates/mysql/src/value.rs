@@ -1,0 +1,338 @@
+//! One value, from PostgreSQL's text output to a field of a `LOAD DATA` stream, following the
+//! [`Conversion`] that `ddl` chose with the column's type.
+//!
+//! The stream uses `LOAD DATA`'s defaults: fields end with a tab, lines with `\n`, and `\` escapes
+//! (`\N` is NULL, `\0` a NUL byte). Anything the target type cannot hold is refused with a reason;
+//! nothing is rounded, clipped or dropped here. Reasons never quote the value: rows stay out of logs.
+
+use passerelle_model::target::{ArrayElement, Conversion};
+
+/// Appends `text` (`None` for NULL), converted, as one escaped field.
+pub fn write_field(conversion: &Conversion, text: Option<&str>, out: &mut Vec<u8>) -> Result<(), String> {
+    let Some(text) = text else {
+        out.extend_from_slice(b"\\N");
+        return Ok(());
+    };
+    match conversion {
+        Conversion::Text => escape(text.as_bytes(), out),
+        Conversion::Number => escape(finite(text)?.as_bytes(), out),
+        Conversion::Boolean => out.push(match text {
+            "t" => b'1',
+            "f" => b'0',
+            _ => return Err("not a boolean".to_string()),
+        }),
+        Conversion::Money => escape(money(text)?.as_bytes(), out),
+        Conversion::Bytes => escape(&hex_bytes(text.strip_prefix("\\x").ok_or("bytea without \\x prefix")?)?, out),
+        Conversion::DateTime => escape(date_time(text)?.as_bytes(), out),
+        Conversion::TimeUtc => escape(time_utc(text)?.as_bytes(), out),
+        Conversion::UuidBytes => escape(&hex_bytes(&text.replace('-', ""))?, out),
+        Conversion::IntervalMicros => escape(interval_micros(text)?.to_string().as_bytes(), out),
+        Conversion::Bits => escape(text.as_bytes(), out),
+        Conversion::Geometry => escape(wkt(text)?.as_bytes(), out),
+        Conversion::Array(element) => escape(array_json(text, *element)?.as_bytes(), out),
+    }
+    Ok(())
+}
+
+/// The SQL that turns a loaded field (a user variable) into the column's value, for conversions the
+/// `LOAD DATA` text cannot carry directly; `None` loads the field into the column as it is.
+pub fn load_expression(conversion: &Conversion, variable: &str) -> Option<String> {
+    match conversion {
+        Conversion::Geometry => Some(format!("ST_GeomFromText({variable})")),
+        // LOAD DATA cannot read b'0101' notation into a BIT column.
+        Conversion::Bits => Some(format!("CAST(CONV({variable}, 2, 10) AS UNSIGNED)")),
+        _ => None,
+    }
+}
+
+fn escape(bytes: &[u8], out: &mut Vec<u8>) {
+    for &byte in bytes {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            0 => out.extend_from_slice(b"\\0"),
+            _ => out.push(byte),
+        }
+    }
+}
+
+fn finite(text: &str) -> Result<&str, String> {
+    match text {
+        "NaN" | "Infinity" | "-Infinity" => Err(format!("{text} has no equivalent in the target's numeric types")),
+        _ => Ok(text),
+    }
+}
+
+/// Under `lc_monetary = C` money prints as `$1,234.56` or `-$1,234.56`.
+fn money(text: &str) -> Result<String, String> {
+    let digits: String = text.chars().filter(|c| !matches!(c, '$' | ',')).collect();
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-') {
+        return Err("not a money amount in the C locale".to_string());
+    }
+    Ok(digits)
+}
+
+fn hex_bytes(hex: &str) -> Result<Vec<u8>, String> {
+    if hex.len() % 2 != 0 {
+        return Err("odd number of hex digits".to_string());
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| "not hexadecimal".to_string()))
+        .collect()
+}
+
+/// Dates and timestamps the target can hold: years 1 to 9999 AD, no infinities. A timestamptz comes
+/// in UTC (the session's TimeZone) and loses its `+00`.
+fn date_time(text: &str) -> Result<&str, String> {
+    if text.ends_with(" BC") || text.ends_with("infinity") {
+        return Err("a BC date or an infinity is outside the target's date range".to_string());
+    }
+    if text.split('-').next().is_some_and(|year| year.len() > 4) {
+        return Err("a year after 9999 is outside the target's date range".to_string());
+    }
+    Ok(text.strip_suffix("+00").unwrap_or(text))
+}
+
+/// `HH:MM:SS[.ffffff]±hh[:mm[:ss]]` to the UTC time of day.
+fn time_utc(text: &str) -> Result<String, String> {
+    let bad = || "not a time with time zone".to_string();
+    let split = text.rfind(['+', '-']).ok_or_else(bad)?;
+    let (time, offset) = text.split_at(split);
+    let (clock, fraction) = time.split_once('.').map_or((time, ""), |(clock, fraction)| (clock, fraction));
+    let seconds_of = |hms: &str| -> Result<i64, String> {
+        hms.split(':')
+            .try_fold((0i64, 0u32), |(total, n), part| {
+                let value: i64 = part.parse().map_err(|_| bad())?;
+                Ok((total + value * [3600, 60, 1][n as usize], n + 1))
+            })
+            .map(|(total, _)| total)
+    };
+    let sign = if offset.starts_with('-') { -1 } else { 1 };
+    let local = seconds_of(clock)?;
+    let utc = (local - sign * seconds_of(&offset[1..])?).rem_euclid(86_400);
+    let mut out = format!("{:02}:{:02}:{:02}", utc / 3600, utc / 60 % 60, utc % 60);
+    if !fraction.is_empty() {
+        out.push('.');
+        out.push_str(fraction);
+    }
+    Ok(out)
+}
+
+/// ISO 8601 intervals as PostgreSQL prints them (`P1Y2M3DT4H5M6.5S`, components may be negative)
+/// to microseconds, counted as PostgreSQL's `EXTRACT(EPOCH FROM …)` counts: whole years of months as
+/// 365.25 days, the remaining months as 30 days, a day as 24 hours.
+fn interval_micros(text: &str) -> Result<i64, String> {
+    let bad = || "not an ISO 8601 interval (IntervalStyle iso_8601)".to_string();
+    let body = text.strip_prefix('P').ok_or_else(bad)?;
+    let (mut months, mut micros, mut in_time, mut number) = (0i64, 0f64, false, String::new());
+    for c in body.chars() {
+        match c {
+            'T' => in_time = true,
+            '0'..='9' | '.' | '-' => number.push(c),
+            unit => {
+                let value: f64 = number.parse().map_err(|_| bad())?;
+                number.clear();
+                match (unit, in_time) {
+                    ('Y', false) => months += 12 * value as i64,
+                    ('M', false) => months += value as i64,
+                    ('W', false) => micros += value * 7.0 * 86_400e6,
+                    ('D', false) => micros += value * 86_400e6,
+                    ('H', true) => micros += value * 3_600e6,
+                    ('M', true) => micros += value * 60e6,
+                    ('S', true) => micros += value * 1e6,
+                    _ => return Err(bad()),
+                }
+            }
+        }
+    }
+    if !number.is_empty() {
+        return Err(bad());
+    }
+    let days_of_months = (months / 12) as f64 * 365.25 + (months % 12) as f64 * 30.0;
+    Ok((micros + days_of_months * 86_400e6).round() as i64)
+}
+
+/// PostgreSQL's geometric text to WKT: point `(1,2)`, lseg `[(1,2),(3,4)]`, box `(3,4),(1,2)`,
+/// path `[(1,2),(3,4)]` (open) or `((…))` (closed), polygon `((0,0),(1,0),(1,1))`.
+fn wkt(text: &str) -> Result<String, String> {
+    let numbers: Vec<&str> =
+        text.split(|c| matches!(c, '(' | ')' | '[' | ']' | ',')).filter(|part| !part.is_empty()).collect();
+    if numbers.len() < 2 || numbers.len() % 2 != 0 || numbers.iter().any(|n| n.parse::<f64>().is_err()) {
+        return Err("not a geometric value".to_string());
+    }
+    let points: Vec<String> = numbers.chunks(2).map(|xy| format!("{} {}", xy[0], xy[1])).collect();
+    let n_parens = text.chars().take_while(|&c| c == '(').count();
+    Ok(match (points.len(), text.starts_with('[')) {
+        (1, _) => format!("POINT({})", points[0]),
+        // A box is two opposite corners, `(x1,y1),(x2,y2)`, with a single leading parenthesis.
+        (2, false) if n_parens == 1 => {
+            let (x1, y1, x2, y2) = (numbers[0], numbers[1], numbers[2], numbers[3]);
+            format!("POLYGON(({x1} {y1},{x2} {y1},{x2} {y2},{x1} {y2},{x1} {y1}))")
+        }
+        (_, true) => format!("LINESTRING({})", points.join(",")),
+        (_, false) => format!("POLYGON(({},{}))", points.join(","), points[0]),
+    })
+}
+
+/// A PostgreSQL array literal (`{1,NULL,"a \"b\""}`, nested braces for more dimensions, an optional
+/// `[lo:hi]=` bounds prefix) to a JSON array.
+fn array_json(text: &str, element: ArrayElement) -> Result<String, String> {
+    let body = match text.find("]={") {
+        Some(at) if text.starts_with('[') => &text[at + 2..],
+        _ => text,
+    };
+    let mut out = String::with_capacity(body.len() + 8);
+    let mut chars = body.chars().peekable();
+    let mut depth = 0usize;
+    while let Some(c) = chars.next() {
+        match c {
+            '{' => {
+                depth += 1;
+                out.push('[');
+            }
+            '}' => {
+                depth = depth.checked_sub(1).ok_or("unbalanced braces")?;
+                out.push(']');
+            }
+            ',' => out.push(','),
+            '"' => {
+                let mut value = String::new();
+                loop {
+                    match chars.next().ok_or("unterminated quoted element")? {
+                        '\\' => value.push(chars.next().ok_or("dangling backslash")?),
+                        '"' => break,
+                        other => value.push(other),
+                    }
+                }
+                json_element(&value, false, element, &mut out)?;
+            }
+            c if c.is_whitespace() => {}
+            first => {
+                let mut value = String::from(first);
+                while let Some(&next) = chars.peek() {
+                    if matches!(next, ',' | '}') {
+                        break;
+                    }
+                    value.push(next);
+                    chars.next();
+                }
+                json_element(value.trim_end(), true, element, &mut out)?;
+            }
+        }
+    }
+    if depth != 0 {
+        return Err("unbalanced braces".to_string());
+    }
+    Ok(out)
+}
+
+fn json_element(value: &str, unquoted: bool, element: ArrayElement, out: &mut String) -> Result<(), String> {
+    if unquoted && value.eq_ignore_ascii_case("NULL") {
+        out.push_str("null");
+        return Ok(());
+    }
+    match element {
+        ArrayElement::Number => out.push_str(finite(value)?),
+        ArrayElement::Boolean => out.push_str(match value {
+            "t" => "true",
+            "f" => "false",
+            _ => return Err("an element is not a boolean".to_string()),
+        }),
+        ArrayElement::Text => {
+            out.push_str(&serde_json::to_string(value).map_err(|error| error.to_string())?);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(conversion: Conversion, text: &str) -> Result<String, String> {
+        let mut out = Vec::new();
+        write_field(&conversion, Some(text), &mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    #[test]
+    fn text_is_escaped_for_load_data() {
+        assert_eq!(field(Conversion::Text, "a\tb\nc\\d\re\0f").unwrap(), "a\\tb\\nc\\\\d\\re\\0f");
+        assert_eq!(field(Conversion::Text, "").unwrap(), "");
+        let mut out = Vec::new();
+        write_field(&Conversion::Text, None, &mut out).unwrap();
+        assert_eq!(out, b"\\N");
+    }
+
+    #[test]
+    fn numbers_booleans_money() {
+        assert_eq!(
+            field(Conversion::Number, "123456789012345678901234567890.123").unwrap(),
+            "123456789012345678901234567890.123"
+        );
+        assert!(field(Conversion::Number, "NaN").unwrap_err().contains("NaN has no equivalent"));
+        assert!(field(Conversion::Number, "-Infinity").is_err());
+        assert_eq!(field(Conversion::Boolean, "t").unwrap(), "1");
+        assert_eq!(field(Conversion::Boolean, "f").unwrap(), "0");
+        assert_eq!(field(Conversion::Money, "-$1,234.56").unwrap(), "-1234.56");
+    }
+
+    #[test]
+    fn bytes_keep_nul_and_high_bytes() {
+        let mut out = Vec::new();
+        write_field(&Conversion::Bytes, Some("\\x00ff5c09"), &mut out).unwrap();
+        assert_eq!(out, b"\\0\xff\\\\\\t");
+        let mut out = Vec::new();
+        write_field(&Conversion::UuidBytes, Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380b11"), &mut out).unwrap();
+        assert_eq!(
+            out,
+            b"\xa0\xee\xbc\x99\x9c\x0b\x4e\xf8\xbb\x6d\x6b\xb9\xbd\x38\x0b\x11".iter().copied().collect::<Vec<u8>>()
+        );
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(field(Conversion::DateTime, "2017-08-15 15:00:00+00").unwrap(), "2017-08-15 15:00:00");
+        assert_eq!(field(Conversion::DateTime, "1969-12-31 23:59:59.999999").unwrap(), "1969-12-31 23:59:59.999999");
+        assert!(field(Conversion::DateTime, "0044-03-15 BC").is_err());
+        assert!(field(Conversion::DateTime, "infinity").is_err());
+        assert!(field(Conversion::DateTime, "10000-01-01").is_err());
+        assert_eq!(field(Conversion::TimeUtc, "12:00:00.5+03").unwrap(), "09:00:00.5");
+        assert_eq!(field(Conversion::TimeUtc, "01:00:00-05:30").unwrap(), "06:30:00");
+        assert_eq!(field(Conversion::TimeUtc, "01:00:00+02").unwrap(), "23:00:00");
+        // 1 year = 365.25 days, 2 months = 60 days, as EXTRACT(EPOCH) counts.
+        assert_eq!(field(Conversion::IntervalMicros, "P1Y2M3DT4H5M6.5S").unwrap(), "37015506500000");
+        assert_eq!(field(Conversion::IntervalMicros, "PT-1S").unwrap(), "-1000000");
+        assert!(field(Conversion::IntervalMicros, "1 day").is_err());
+    }
+
+    #[test]
+    fn geometry_to_wkt() {
+        assert_eq!(
+            field(Conversion::Geometry, "(129.77099609375,62.093299865722656)").unwrap(),
+            "POINT(129.77099609375 62.093299865722656)"
+        );
+        assert_eq!(field(Conversion::Geometry, "[(1,2),(3,4)]").unwrap(), "LINESTRING(1 2,3 4)");
+        assert_eq!(field(Conversion::Geometry, "(3,4),(1,2)").unwrap(), "POLYGON((3 4,1 4,1 2,3 2,3 4))");
+        assert_eq!(field(Conversion::Geometry, "((0,0),(1,0),(1,1))").unwrap(), "POLYGON((0 0,1 0,1 1,0 0))");
+        assert!(field(Conversion::Geometry, "(1,x)").is_err());
+        assert_eq!(load_expression(&Conversion::Geometry, "@c1").unwrap(), "ST_GeomFromText(@c1)");
+    }
+
+    #[test]
+    fn arrays_to_json() {
+        assert_eq!(field(Conversion::Array(ArrayElement::Number), "{1,NULL,-2.5}").unwrap(), "[1,null,-2.5]");
+        assert_eq!(field(Conversion::Array(ArrayElement::Number), "{{1,2},{3,4}}").unwrap(), "[[1,2],[3,4]]");
+        assert_eq!(field(Conversion::Array(ArrayElement::Boolean), "{t,f}").unwrap(), "[true,false]");
+        assert_eq!(
+            field(Conversion::Array(ArrayElement::Text), r#"{plain,"with space","q\"uote","NULL",NULL,"é𝄞"}"#).unwrap(),
+            r#"["plain","with space","q\\"uote","NULL",null,"é𝄞"]"#
+        );
+        assert_eq!(field(Conversion::Array(ArrayElement::Number), "[0:1]={7,8}").unwrap(), "[7,8]");
+        assert_eq!(field(Conversion::Array(ArrayElement::Number), "{}").unwrap(), "[]");
+        assert!(field(Conversion::Array(ArrayElement::Number), "{1,NaN}").is_err());
+    }
+}
