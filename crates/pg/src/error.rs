@@ -4,6 +4,9 @@ use std::fmt;
 
 use tokio_postgres::error::SqlState;
 
+/// `Replication` is an error response on the replication connection, which Passerelle speaks without
+/// tokio-postgres (`slot.rs`), and `ConnectionLost` that connection breaking mid-session.
+/// `CopyFormat` is COPY text that does not parse, a bug on one side or the other.
 #[derive(Debug)]
 pub enum PgError {
     Unreachable { endpoint: String, cause: String },
@@ -12,6 +15,14 @@ pub enum PgError {
     Refused { endpoint: String, message: String },
     Query { endpoint: String, context: &'static str, source: tokio_postgres::Error },
     NoSchema { endpoint: String, schema: String },
+    Replication { endpoint: String, context: &'static str, code: String, message: String },
+    ConnectionLost { endpoint: String, context: &'static str, cause: String },
+    SlotExists { endpoint: String, slot: String },
+    PublicationExists { endpoint: String, publication: String },
+    InvalidName { what: &'static str, name: String, reason: &'static str },
+    NoReplicaIdentity { endpoint: String, table: String },
+    CopyFormat { endpoint: String, table: String, detail: String },
+    CopyCancelled { table: String },
 }
 
 impl PgError {
@@ -50,6 +61,27 @@ impl PgError {
                 format!("PostgreSQL at {endpoint} refused the connection: {message}")
             }
             PgError::NoSchema { endpoint, schema } => format!("PostgreSQL at {endpoint} has no schema {schema:?}"),
+            PgError::Replication { endpoint, context, code, message } => {
+                format!("PostgreSQL at {endpoint}: {context}: {message} (SQLSTATE {code})")
+            }
+            PgError::ConnectionLost { endpoint, context, cause } => {
+                format!("lost the replication connection to PostgreSQL at {endpoint}: {context}: {cause}")
+            }
+            PgError::SlotExists { endpoint, slot } => {
+                format!("PostgreSQL at {endpoint} already has a replication slot {slot:?}")
+            }
+            PgError::PublicationExists { endpoint, publication } => {
+                format!("PostgreSQL at {endpoint} already has a publication {publication:?}")
+            }
+            PgError::InvalidName { what, name, reason } => format!("invalid {what} name {name:?}: {reason}"),
+            PgError::NoReplicaIdentity { endpoint, table } => format!(
+                "table {table} at {endpoint} has no primary key and no replica identity: once published, \
+                 every UPDATE and DELETE on it would fail"
+            ),
+            PgError::CopyFormat { endpoint, table, detail } => {
+                format!("PostgreSQL at {endpoint}: COPY of {table} sent unreadable text: {detail}")
+            }
+            PgError::CopyCancelled { table } => format!("the copy of {table} stopped: nothing receives its rows"),
             PgError::Query { endpoint, context, source } => match source.as_db_error() {
                 Some(db_error) => format!("PostgreSQL at {endpoint}: {context}: {}", db_error.message()),
                 None => format!("PostgreSQL at {endpoint}: {context}: {source}"),
@@ -66,6 +98,20 @@ impl PgError {
             PgError::Refused { .. } => "check pg_hba.conf and that the role has LOGIN",
             PgError::Query { .. } => "see the PostgreSQL server log for details",
             PgError::NoSchema { .. } => "check the --schema names (psql's \\dn lists them)",
+            PgError::Replication { .. } => "see the PostgreSQL server log for details",
+            PgError::ConnectionLost { .. } => "check that the server is up and the network stable, then run again",
+            PgError::SlotExists { .. } => {
+                "an earlier run of this migration left it: resume that run, or drop it with passerelle cleanup"
+            }
+            PgError::PublicationExists { .. } => {
+                "an earlier run of this migration left it: resume that run, or drop it with passerelle cleanup"
+            }
+            PgError::InvalidName { .. } => "use lower-case letters, digits and underscores, at most 63 of them",
+            PgError::NoReplicaIdentity { .. } => {
+                "add a primary key or run ALTER TABLE ... REPLICA IDENTITY FULL on the source, or leave the table out"
+            }
+            PgError::CopyFormat { .. } => "report this as a Passerelle bug, with the table's column types",
+            PgError::CopyCancelled { .. } => "see the error that stopped the receiving side",
         }
     }
 
@@ -73,7 +119,12 @@ impl PgError {
     /// transient condition (serialization failure, deadlock, too many connections).
     pub fn retryable(&self) -> bool {
         match self {
-            PgError::Unreachable { .. } => true,
+            PgError::Unreachable { .. } | PgError::ConnectionLost { .. } => true,
+            PgError::Replication { code, .. } => {
+                [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::TOO_MANY_CONNECTIONS]
+                    .iter()
+                    .any(|state| state.code() == code)
+            }
             PgError::Query { source, .. } => source.code().is_some_and(|code| {
                 [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::TOO_MANY_CONNECTIONS]
                     .contains(code)
@@ -81,7 +132,13 @@ impl PgError {
             PgError::AuthFailed { .. }
             | PgError::NoDatabase { .. }
             | PgError::Refused { .. }
-            | PgError::NoSchema { .. } => false,
+            | PgError::NoSchema { .. }
+            | PgError::SlotExists { .. }
+            | PgError::PublicationExists { .. }
+            | PgError::InvalidName { .. }
+            | PgError::NoReplicaIdentity { .. }
+            | PgError::CopyFormat { .. }
+            | PgError::CopyCancelled { .. } => false,
         }
     }
 }

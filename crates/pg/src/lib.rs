@@ -7,6 +7,8 @@ pub mod catalog;
 mod connect;
 mod error;
 pub mod preflight;
+pub mod session;
+pub mod slot;
 
 pub use connect::connect;
 pub use error::PgError;

@@ -1,0 +1,485 @@
+//! The consistent start point of a migration: a publication, then a logical replication slot
+//! (pgoutput) whose creation exports a snapshot.
+//!
+//! The slot's consistent point and the exported snapshot describe the same instant: every copy
+//! worker imports the snapshot, so the snapshot holds exactly the transactions that committed
+//! before the consistent point, and the change stream read from the slot holds exactly those that
+//! commit after it. No gap, no overlap
+//! (<https://www.postgresql.org/docs/current/protocol-replication.html#PROTOCOL-REPLICATION-CREATE-REPLICATION-SLOT>).
+//!
+//! The snapshot can be imported only while the connection that created the slot stays open and
+//! runs no other command, so [`create_slot`] returns an [`ExportedSnapshot`] that owns that
+//! connection. Keep it until every copy worker has imported the snapshot; keeping it until the
+//! whole copy ends lets a failed worker be replaced.
+//!
+//! The slot outlives the snapshot: the online mode streams from it, and `cleanup` drops it with
+//! [`drop_slot`].
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use passerelle_model::endpoint::DbEndpoint;
+use passerelle_model::event::Lsn;
+use passerelle_model::schema::QualifiedName;
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::message::{backend, frontend};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
+
+use crate::{session, PgError};
+
+/// The slot and the snapshot exported with it. Dropping it closes the replication connection,
+/// after which the snapshot can no longer be imported; the slot itself stays.
+#[derive(Debug)]
+pub struct ExportedSnapshot {
+    slot: String,
+    consistent_point: Lsn,
+    snapshot_name: String,
+    conn: ReplicationConnection,
+}
+
+impl ExportedSnapshot {
+    pub fn slot(&self) -> &str {
+        &self.slot
+    }
+
+    /// The LSN from which the slot's change stream starts: the snapshot holds everything before it.
+    pub fn consistent_point(&self) -> Lsn {
+        self.consistent_point
+    }
+
+    /// What copy workers pass to `SET TRANSACTION SNAPSHOT`.
+    pub fn snapshot_name(&self) -> &str {
+        &self.snapshot_name
+    }
+
+    /// Ends the replication connection politely. The snapshot can no longer be imported.
+    pub async fn close(self) {
+        self.conn.terminate().await;
+    }
+}
+
+/// What `pg_replication_slots` says about a slot, to tell a resumed run from a stranger's slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotInfo {
+    pub database: Option<String>,
+    pub plugin: Option<String>,
+    /// A walsender is streaming from it right now.
+    pub active: bool,
+    /// How far a consumer has confirmed the stream; `None` for a physical slot.
+    pub confirmed_flush: Option<Lsn>,
+}
+
+/// Creates `slot` (logical, pgoutput) on the database of `endpoint` and exports its snapshot.
+///
+/// Create the publication first ([`create_publication`]): pgoutput looks publications up in the
+/// catalog as of each decoded change, so changes from before the publication existed fail to decode.
+/// A slot that already exists is [`PgError::SlotExists`], never reused silently.
+pub async fn create_slot(endpoint: &DbEndpoint, slot: &str) -> Result<ExportedSnapshot, PgError> {
+    validate_slot_name(slot)?;
+    let mut conn = ReplicationConnection::open(endpoint).await?;
+    // PostgreSQL 15 replaced `EXPORT_SNAPSHOT` with an option list; both spellings work in 15-17,
+    // only the old one before 15.
+    let command = if conn.server_major >= 15 {
+        format!("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput (SNAPSHOT 'export')")
+    } else {
+        format!("CREATE_REPLICATION_SLOT {slot} LOGICAL pgoutput EXPORT_SNAPSHOT")
+    };
+    let rows = match conn.simple_query(&command, "creating the replication slot").await {
+        Ok(rows) => rows,
+        Err(PgError::Replication { code, .. }) if code == SqlState::DUPLICATE_OBJECT.code() => {
+            conn.terminate().await;
+            return Err(PgError::SlotExists { endpoint: endpoint.to_string(), slot: slot.to_string() });
+        }
+        Err(error) => return Err(error),
+    };
+    // One row: slot_name, consistent_point, snapshot_name, output_plugin.
+    let unexpected = |detail: &str| PgError::ConnectionLost {
+        endpoint: endpoint.to_string(),
+        context: "reading CREATE_REPLICATION_SLOT's answer",
+        cause: detail.to_string(),
+    };
+    let row = match rows.as_slice() {
+        [row] if row.len() >= 3 => row,
+        _ => return Err(unexpected("expected one row of at least three columns")),
+    };
+    let consistent_point = row[1].as_deref().ok_or_else(|| unexpected("no consistent point"))?;
+    let consistent_point = consistent_point.parse::<Lsn>().map_err(|error| unexpected(&error.to_string()))?;
+    let snapshot_name = row[2].clone().ok_or_else(|| unexpected("no snapshot name"))?;
+    tracing::info!(slot, lsn = %consistent_point, "created the replication slot and exported its snapshot");
+    Ok(ExportedSnapshot { slot: slot.to_string(), consistent_point, snapshot_name, conn })
+}
+
+/// The slot named `slot`, if the cluster has one (slots are cluster-wide, not per database).
+pub async fn slot_info(client: &Client, endpoint: &impl fmt::Display, slot: &str) -> Result<Option<SlotInfo>, PgError> {
+    let row = client
+        .query_opt(
+            "select database::text, plugin::text, active, confirmed_flush_lsn::text
+             from pg_replication_slots where slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(|error| PgError::query(endpoint, "reading pg_replication_slots", error))?;
+    Ok(row.map(|row| SlotInfo {
+        database: row.get(0),
+        plugin: row.get(1),
+        active: row.get(2),
+        confirmed_flush: row.get::<_, Option<String>>(3).and_then(|lsn| lsn.parse().ok()),
+    }))
+}
+
+/// Drops `slot`; false when there was none. A slot that a walsender is streaming from cannot be
+/// dropped: PostgreSQL answers `object in use` (55006).
+pub async fn drop_slot(client: &Client, endpoint: &impl fmt::Display, slot: &str) -> Result<bool, PgError> {
+    let n_dropped = client
+        .execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1", &[&slot])
+        .await
+        .map_err(|error| PgError::query(endpoint, "dropping the replication slot", error))?;
+    Ok(n_dropped > 0)
+}
+
+/// Creates `publication` for exactly `tables`, publishing inserts, updates, deletes and truncates.
+///
+/// Refuses a table that has neither a primary key nor a replica identity: once it is published,
+/// PostgreSQL rejects every `UPDATE` and `DELETE` on it, which would break the source's
+/// applications (<https://www.postgresql.org/docs/current/logical-replication-publication.html>).
+pub async fn create_publication(
+    client: &Client,
+    endpoint: &impl fmt::Display,
+    publication: &str,
+    tables: &[QualifiedName],
+) -> Result<(), PgError> {
+    validate_identifier("publication", publication)?;
+    let error = |context: &'static str| move |source| PgError::query(endpoint, context, source);
+    let exists = client
+        .query_opt("select 1 from pg_publication where pubname = $1", &[&publication])
+        .await
+        .map_err(error("reading pg_publication"))?;
+    if exists.is_some() {
+        return Err(PgError::PublicationExists {
+            endpoint: endpoint.to_string(),
+            publication: publication.to_string(),
+        });
+    }
+    let schemas: Vec<&str> = tables.iter().map(|table| table.schema.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|table| table.name.as_str()).collect();
+    // relreplident: d(efault, the primary key), n(othing), f(ull), i(ndex). Partitioned parents
+    // are skipped: their partitions carry the identity.
+    let unidentified = client
+        .query(
+            "select n.nspname::text, c.relname::text
+             from unnest($1::text[], $2::text[]) as t(schema_name, table_name)
+             join pg_namespace n on n.nspname = t.schema_name
+             join pg_class c on c.relnamespace = n.oid and c.relname = t.table_name
+             where c.relkind = 'r'
+               and (c.relreplident = 'n'
+                    or (c.relreplident = 'd'
+                        and not exists (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary)))
+             order by 1, 2",
+            &[&schemas, &names],
+        )
+        .await
+        .map_err(error("reading the tables' replica identities"))?;
+    if let Some(row) = unidentified.first() {
+        let table = QualifiedName { schema: row.get(0), name: row.get(1) };
+        return Err(PgError::NoReplicaIdentity { endpoint: endpoint.to_string(), table: table.to_string() });
+    }
+    let mut sql = format!("CREATE PUBLICATION {}", quote_ident(publication));
+    if !tables.is_empty() {
+        let list: Vec<String> = tables.iter().map(quote_qualified).collect();
+        sql.push_str(" FOR TABLE ");
+        sql.push_str(&list.join(", "));
+    }
+    match client.batch_execute(&sql).await {
+        Ok(()) => Ok(()),
+        Err(source) if source.code() == Some(&SqlState::DUPLICATE_OBJECT) => {
+            Err(PgError::PublicationExists { endpoint: endpoint.to_string(), publication: publication.to_string() })
+        }
+        Err(source) => Err(PgError::query(endpoint, "creating the publication", source)),
+    }
+}
+
+/// Drops `publication`; false when there was none.
+pub async fn drop_publication(
+    client: &Client,
+    endpoint: &impl fmt::Display,
+    publication: &str,
+) -> Result<bool, PgError> {
+    let error = |context: &'static str| move |source| PgError::query(endpoint, context, source);
+    let exists = client
+        .query_opt("select 1 from pg_publication where pubname = $1", &[&publication])
+        .await
+        .map_err(error("reading pg_publication"))?;
+    if exists.is_none() {
+        return Ok(false);
+    }
+    client
+        .batch_execute(&format!("DROP PUBLICATION IF EXISTS {}", quote_ident(publication)))
+        .await
+        .map_err(error("dropping the publication"))?;
+    Ok(true)
+}
+
+/// `"name"`, with embedded double quotes doubled.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `"schema"."name"`.
+pub(crate) fn quote_qualified(name: &QualifiedName) -> String {
+    format!("{}.{}", quote_ident(&name.schema), quote_ident(&name.name))
+}
+
+/// PostgreSQL's own rule for slot names (`ReplicationSlotValidateName`): they go unquoted into a
+/// replication command, so nothing else may get through.
+fn validate_slot_name(slot: &str) -> Result<(), PgError> {
+    let invalid = |reason| Err(PgError::InvalidName { what: "replication slot", name: slot.to_string(), reason });
+    if slot.is_empty() || slot.len() > 63 {
+        return invalid("it must have 1 to 63 characters");
+    }
+    if !slot.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+        return invalid("it may contain only lower-case letters, digits and underscores");
+    }
+    Ok(())
+}
+
+fn validate_identifier(what: &'static str, name: &str) -> Result<(), PgError> {
+    if name.is_empty() || name.len() > 63 || name.contains('\0') {
+        return Err(PgError::InvalidName {
+            what,
+            name: name.to_string(),
+            reason: "it must have 1 to 63 bytes, no NUL",
+        });
+    }
+    Ok(())
+}
+
+/// A `replication=database` connection, spoken by hand.
+///
+/// tokio-postgres cannot open replication connections. The alternatives were `pg_walstream` (its
+/// pure-Rust transport pulls in aws-lc-sys, slow to build, and the other one links libpq) and
+/// `pgwire-replication` (a second driver for one command). A slot needs only the startup, the
+/// password exchange (`postgres-protocol`, already under tokio-postgres, does SCRAM and MD5) and
+/// the simple query protocol: about a hundred lines that we control. No TLS, like [`crate::connect`].
+#[derive(Debug)]
+struct ReplicationConnection {
+    stream: TcpStream,
+    read_buf: BytesMut,
+    endpoint: String,
+    server_major: u32,
+}
+
+type SimpleRow = Vec<Option<String>>;
+
+impl ReplicationConnection {
+    async fn open(endpoint: &DbEndpoint) -> Result<ReplicationConnection, PgError> {
+        let database = endpoint.database.clone().unwrap_or_else(|| endpoint.user.clone());
+        let unreachable = |cause: String| PgError::Unreachable { endpoint: endpoint.to_string(), cause };
+        let address = (endpoint.host.as_str(), endpoint.port);
+        let stream = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => return Err(unreachable(error.to_string())),
+            Err(_) => return Err(unreachable("no answer within 10 s".to_string())),
+        };
+        stream.set_nodelay(true).map_err(|error| unreachable(error.to_string()))?;
+        let mut conn = ReplicationConnection {
+            stream,
+            read_buf: BytesMut::with_capacity(8192),
+            endpoint: endpoint.to_string(),
+            server_major: 0,
+        };
+
+        let options = session::startup_options();
+        let parameters = [
+            ("user", endpoint.user.as_str()),
+            ("database", database.as_str()),
+            ("replication", "database"),
+            ("application_name", "passerelle"),
+            ("client_encoding", "UTF8"),
+            ("options", options.as_str()),
+        ];
+        let mut buf = BytesMut::new();
+        frontend::startup_message(parameters.iter().copied(), &mut buf)
+            .map_err(|error| unreachable(error.to_string()))?;
+        conn.send(&buf, "sending the startup message").await?;
+
+        let context = "authenticating";
+        let password = endpoint.password.as_ref().map(|secret| secret.expose().as_bytes());
+        let auth_failed = || PgError::AuthFailed { endpoint: endpoint.to_string(), user: endpoint.user.clone() };
+        let mut scram: Option<ScramSha256> = None;
+        loop {
+            let message = conn.receive(context).await?;
+            let mut buf = BytesMut::new();
+            match message {
+                backend::Message::AuthenticationOk => break,
+                backend::Message::AuthenticationCleartextPassword => {
+                    let password = password.ok_or_else(auth_failed)?;
+                    frontend::password_message(password, &mut buf).map_err(|e| conn.lost(context, e))?;
+                }
+                backend::Message::AuthenticationMd5Password(body) => {
+                    let password = password.ok_or_else(auth_failed)?;
+                    let hash =
+                        postgres_protocol::authentication::md5_hash(endpoint.user.as_bytes(), password, body.salt());
+                    frontend::password_message(hash.as_bytes(), &mut buf).map_err(|e| conn.lost(context, e))?;
+                }
+                backend::Message::AuthenticationSasl(body) => {
+                    let password = password.ok_or_else(auth_failed)?;
+                    let mut mechanisms = body.mechanisms();
+                    let mut offered = false;
+                    while let Some(mechanism) = mechanisms.next().map_err(|e| conn.lost(context, e))? {
+                        offered |= mechanism == SCRAM_SHA_256;
+                    }
+                    if !offered {
+                        return Err(PgError::Refused {
+                            endpoint: endpoint.to_string(),
+                            message: "the server offers no SASL mechanism Passerelle knows (SCRAM-SHA-256)".to_string(),
+                        });
+                    }
+                    let state = ScramSha256::new(password, ChannelBinding::unsupported());
+                    frontend::sasl_initial_response(SCRAM_SHA_256, state.message(), &mut buf)
+                        .map_err(|e| conn.lost(context, e))?;
+                    scram = Some(state);
+                }
+                backend::Message::AuthenticationSaslContinue(body) => {
+                    let state = scram.as_mut().ok_or_else(|| conn.lost(context, "SASL continue before SASL start"))?;
+                    state.update(body.data()).map_err(|e| conn.lost(context, e))?;
+                    frontend::sasl_response(state.message(), &mut buf).map_err(|e| conn.lost(context, e))?;
+                }
+                backend::Message::AuthenticationSaslFinal(body) => {
+                    let state = scram.as_mut().ok_or_else(|| conn.lost(context, "SASL final before SASL start"))?;
+                    state.finish(body.data()).map_err(|e| conn.lost(context, e))?;
+                    continue;
+                }
+                backend::Message::ErrorResponse(body) => {
+                    let (code, message) = error_fields(&body);
+                    return Err(match code.as_str() {
+                        "28P01" => auth_failed(),
+                        "3D000" => PgError::NoDatabase { endpoint: endpoint.to_string(), database },
+                        _ => PgError::Refused { endpoint: endpoint.to_string(), message },
+                    });
+                }
+                _ => return Err(conn.lost(context, "unexpected message during authentication")),
+            }
+            conn.send(&buf, context).await?;
+        }
+
+        // Parameter statuses and the backend key, until the server is ready for a command.
+        loop {
+            match conn.receive("starting the session").await? {
+                backend::Message::ReadyForQuery(_) => break,
+                backend::Message::ParameterStatus(body) if body.name().ok() == Some("server_version") => {
+                    let version = body.value().unwrap_or("0");
+                    conn.server_major = version
+                        .split(|c: char| !c.is_ascii_digit())
+                        .next()
+                        .and_then(|major| major.parse().ok())
+                        .unwrap_or(0);
+                }
+                backend::Message::ErrorResponse(body) => {
+                    let (_, message) = error_fields(&body);
+                    return Err(PgError::Refused { endpoint: endpoint.to_string(), message });
+                }
+                _ => {}
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Runs one command with the simple query protocol and returns its rows as text.
+    async fn simple_query(&mut self, sql: &str, context: &'static str) -> Result<Vec<SimpleRow>, PgError> {
+        let mut buf = BytesMut::new();
+        frontend::query(sql, &mut buf).map_err(|e| self.lost(context, e))?;
+        self.send(&buf, context).await?;
+        let mut rows = Vec::new();
+        let mut failure = None;
+        loop {
+            match self.receive(context).await? {
+                backend::Message::DataRow(body) => {
+                    let mut row = Vec::new();
+                    let mut ranges = body.ranges();
+                    while let Some(range) = ranges.next().map_err(|e| self.lost(context, e))? {
+                        let value = range.map(|range| String::from_utf8_lossy(&body.buffer()[range]).into_owned());
+                        row.push(value);
+                    }
+                    rows.push(row);
+                }
+                backend::Message::ErrorResponse(body) => {
+                    let (code, message) = error_fields(&body);
+                    failure = Some(PgError::Replication { endpoint: self.endpoint.clone(), context, code, message });
+                }
+                backend::Message::ReadyForQuery(_) => break,
+                _ => {}
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(rows),
+        }
+    }
+
+    async fn terminate(mut self) {
+        let mut buf = BytesMut::new();
+        frontend::terminate(&mut buf);
+        // The server may already be gone; closing the socket is all that matters.
+        let _ = self.stream.write_all(&buf).await;
+        let _ = self.stream.shutdown().await;
+    }
+
+    async fn send(&mut self, buf: &[u8], context: &'static str) -> Result<(), PgError> {
+        self.stream.write_all(buf).await.map_err(|error| self.lost(context, error))
+    }
+
+    async fn receive(&mut self, context: &'static str) -> Result<backend::Message, PgError> {
+        loop {
+            if let Some(message) = backend::Message::parse(&mut self.read_buf).map_err(|e| self.lost(context, e))? {
+                return Ok(message);
+            }
+            let n_read = self.stream.read_buf(&mut self.read_buf).await.map_err(|error| self.lost(context, error))?;
+            if n_read == 0 {
+                return Err(self.lost(context, "the server closed the connection"));
+            }
+        }
+    }
+
+    fn lost(&self, context: &'static str, cause: impl fmt::Display) -> PgError {
+        PgError::ConnectionLost { endpoint: self.endpoint.clone(), context, cause: cause.to_string() }
+    }
+}
+
+/// The SQLSTATE and the message of an error response.
+fn error_fields(body: &backend::ErrorResponseBody) -> (String, String) {
+    let (mut code, mut message) = (String::new(), String::new());
+    let mut fields = body.fields();
+    while let Ok(Some(field)) = fields.next() {
+        match field.type_() {
+            b'C' => code = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+            b'M' => message = String::from_utf8_lossy(field.value_bytes()).into_owned(),
+            _ => {}
+        }
+    }
+    (code, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_names_follow_postgres_rules() {
+        assert!(validate_slot_name("passerelle_0a1b2c").is_ok());
+        assert!(validate_slot_name("").is_err());
+        assert!(validate_slot_name("Upper").is_err());
+        assert!(validate_slot_name("x; DROP TABLE t").is_err());
+        assert!(validate_slot_name(&"a".repeat(64)).is_err());
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        let name = QualifiedName { schema: "public".to_string(), name: "we\"ird".to_string() };
+        assert_eq!(quote_qualified(&name), "\"public\".\"we\"\"ird\"");
+    }
+}
