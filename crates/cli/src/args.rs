@@ -26,6 +26,8 @@ pub struct Args {
 pub enum Command {
     /// Preflight: can the source, Kafka and the target carry a migration?
     Check(CheckArgs),
+    /// Translate the source schema into target DDL and a mapping report; optionally apply it
+    Plan(crate::plan::PlanArgs),
 }
 
 /// Where the three systems are. Every URL may come from the environment, which keeps passwords out

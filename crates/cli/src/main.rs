@@ -7,6 +7,7 @@
 mod args;
 mod check;
 mod config;
+mod plan;
 
 use std::process::ExitCode;
 
@@ -32,6 +33,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         match args.command {
             Command::Check(check_args) => check::run(check_args).await,
+            Command::Plan(plan_args) => plan::run(plan_args).await,
         }
     })
 }

@@ -1,4 +1,5 @@
 //! Integration tests of the `passerelle` binary against the real stack (`stack/stack.sh up`).
 
 mod check;
+mod plan;
 mod support;

@@ -331,6 +331,8 @@ impl<E: fmt::Display> Reader<'_, E> {
             .collect())
     }
 
+    /// Constraints declared on the table itself: a foreign key that references a partitioned table
+    /// also has one clone per partition (`conparentid` set), which the target's single table does not need.
     async fn constraints(
         &self,
         oids: &[u32],
@@ -353,7 +355,7 @@ impl<E: fmt::Display> Reader<'_, E> {
                  from pg_constraint c
                  left join pg_class fc on fc.oid = c.confrelid
                  left join pg_namespace fn on fn.oid = fc.relnamespace
-                 where c.conrelid = any($1) and c.contype in ('p', 'u', 'f', 'c')
+                 where c.conrelid = any($1) and c.contype in ('p', 'u', 'f', 'c') and c.conparentid = 0
                  order by c.conrelid, c.conname",
                 &[&oids],
             )

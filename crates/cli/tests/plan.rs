@@ -1,0 +1,322 @@
+//! `passerelle plan --apply all` against the real PostgreSQL and MariaDB: a schema with every
+//! built-in type and feature, and the airline demo's structure. What the report says is checked
+//! against what MariaDB's information_schema shows.
+
+use std::path::{Path, PathBuf};
+
+use mysql_async::prelude::Queryable;
+use passerelle_testkit::{pg_client, unique_name, SourceDb, Stack, TargetDb};
+use serde_json::Value;
+
+use crate::support::{passerelle, Run};
+
+/// A source database loaded with `fixture`, after `admin_sql` ran as the superuser.
+async fn source_with(stack: &Stack, admin_sql: &str, fixture: &str) -> SourceDb {
+    let source = SourceDb::create(stack).await;
+    pg_client(&source.admin_url).await.batch_execute(admin_sql).await.unwrap();
+    source.client().await.batch_execute(fixture).await.unwrap();
+    source
+}
+
+fn plan(source: &SourceDb, target: &TargetDb, out: &Path, schema: &str, extra: &[&str]) -> Run {
+    let out = out.to_str().unwrap();
+    let mut args = vec!["plan", "--schema", schema, "--out", out, "--json"];
+    args.extend_from_slice(extra);
+    passerelle(&args, &[("PASSERELLE_SOURCE", source.url.as_str()), ("PASSERELLE_TARGET", target.url.as_str())])
+}
+
+fn report(run: &Run) -> Value {
+    assert_eq!(run.code, 0, "plan failed:\n{}\n{}", run.stdout, run.stderr);
+    let output: Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|error| panic!("plan --json printed no JSON ({error}): {}", run.stdout));
+    output["report"].clone()
+}
+
+/// The report's entry for `kind` `name`, as (outcome, detail).
+fn object(report: &Value, kind: &str, name: &str) -> (String, String) {
+    let found = report["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == kind && o["name"] == name)
+        .unwrap_or_else(|| panic!("the report has no {kind} {name}"));
+    (found["outcome"].as_str().unwrap().to_string(), found["detail"].as_str().unwrap_or_default().to_string())
+}
+
+/// The report's (target type, fidelity) of a column.
+fn column(report: &Value, table: &str, column: &str) -> (String, String) {
+    let found = report["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["table"] == table && c["column"] == column)
+        .unwrap_or_else(|| panic!("the report has no column {table}.{column}"));
+    (found["target_type"].as_str().unwrap().to_string(), found["fidelity"].as_str().unwrap().to_string())
+}
+
+fn out_dir() -> PathBuf {
+    std::env::temp_dir().join(unique_name("passerelle_plan"))
+}
+
+async fn strings(conn: &mut mysql_async::Conn, sql: &str, database: &str) -> Vec<String> {
+    conn.exec(sql, (database,)).await.unwrap()
+}
+
+#[tokio::test]
+async fn every_type_applies_on_mariadb_and_every_object_is_reported() {
+    let stack = Stack::from_env();
+    let source = source_with(
+        &stack,
+        "create extension hstore; create extension citext;",
+        include_str!("fixtures/every_type.sql"),
+    )
+    .await;
+    let target = TargetDb::reserve(&stack);
+    let out = out_dir();
+    let report = report(&plan(&source, &target, &out, "kitchen", &["--apply", "all"]));
+    assert_eq!(report["dialect"], "mariadb");
+    for file in ["pre-data.sql", "post-data.sql", "report.txt", "report.json"] {
+        assert!(out.join(file).is_file(), "{file} was not written");
+    }
+
+    // Every column of the source is in the report, each with the fidelity it deserves.
+    let client = source.client().await;
+    let n_columns: i64 = client
+        .query_one(
+            "select count(*) from information_schema.columns where table_schema = 'kitchen'
+             and table_name in ('every_type', 'events', 'event_notes', 'tickets')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(report["columns"].as_array().unwrap().len() as i64, n_columns);
+    let t = "kitchen.every_type";
+    for (name, fidelity) in [
+        ("c_integer", "exact"),
+        ("c_numeric", "exact"),
+        ("c_numeric_free", "lossy"),
+        ("c_real", "lossy"),
+        ("c_money", "lossy"),
+        ("c_text", "exact"),
+        ("c_text_en", "lossy"),
+        ("c_bytea", "exact"),
+        ("c_date", "lossy"),
+        ("c_time", "exact"),
+        ("c_timetz", "lossy"),
+        ("c_timestamptz", "lossy"),
+        ("c_interval", "lossy"),
+        ("c_uuid", "exact"),
+        ("c_json", "exact"),
+        ("c_jsonb", "exact"),
+        ("c_xml", "lossy"),
+        ("c_inet", "lossy"),
+        ("c_bit", "exact"),
+        ("c_varbit", "lossy"),
+        ("c_point", "lossy"),
+        ("c_circle", "lossy"),
+        ("c_tsvector", "lossy"),
+        ("c_int4range", "lossy"),
+        ("c_int4multirange", "lossy"),
+        ("c_oid", "exact"),
+        ("c_regclass", "lossy"),
+        ("c_pg_lsn", "lossy"),
+        ("c_int_array", "lossy"),
+        ("c_text_matrix", "lossy"),
+        ("c_mood", "exact"),
+        ("c_positive", "exact"),
+        ("c_address", "lossy"),
+        ("c_hstore", "lossy"),
+        ("c_citext", "exact"),
+    ] {
+        assert_eq!(column(&report, t, name).1, fidelity, "{name}");
+    }
+    assert_eq!(column(&report, t, "c_timestamptz").0, "DATETIME(6)");
+    assert!(column(&report, t, "c_text").0.contains("utf8mb4_nopad_bin"));
+
+    // Every object, with an honest outcome.
+    for (kind, name, outcome) in [
+        ("table", "kitchen.every_type", "migrated"),
+        ("table", "kitchen.events", "translated"),
+        ("partition", "kitchen.events_2024", "translated"),
+        ("table", "kitchen.event_notes", "translated"),
+        ("identity", "kitchen.every_type.id", "translated"),
+        ("generated column", "kitchen.every_type.c_total", "migrated"),
+        ("check", "kitchen.every_type.every_type_code_length", "migrated"),
+        ("check", "kitchen.every_type.c_positive (domain kitchen.positive_int check positive_int_check)", "migrated"),
+        ("unique", "kitchen.every_type.every_type_code_key", "migrated"),
+        ("index", "kitchen.every_type.every_type_lower_code", "translated"),
+        ("index", "kitchen.every_type.every_type_varchar_when_happy", "translated"),
+        ("index", "kitchen.every_type.every_type_ts_desc", "migrated"),
+        ("index", "kitchen.every_type.every_type_hash", "translated"),
+        ("index", "kitchen.every_type.every_type_gin", "not_migrated"),
+        ("foreign key", "kitchen.event_notes.event_notes_event_id_happened_fkey", "translated"),
+        ("sequence", "kitchen.every_type_id_seq", "migrated"),
+        ("sequence", "kitchen.event_notes_note_id_seq", "migrated"),
+        ("sequence", "kitchen.ticket_numbers", "migrated"),
+        ("view", "kitchen.every_type_names", "migrated"),
+        ("materialized view", "kitchen.event_counts", "not_migrated"),
+        ("enum", "kitchen.mood", "migrated"),
+        ("domain", "kitchen.positive_int", "translated"),
+        ("composite type", "kitchen.address", "translated"),
+        ("trigger", "kitchen.every_type.every_type_touch", "not_migrated"),
+        ("function", "kitchen.touch()", "not_migrated"),
+        ("procedure", "kitchen.noop()", "not_migrated"),
+        ("extension", "hstore", "not_migrated"),
+        ("extension", "citext", "not_migrated"),
+    ] {
+        assert_eq!(object(&report, kind, name).0, outcome, "{kind} {name}: {:?}", object(&report, kind, name));
+    }
+
+    // What the report says is migrated is on the target.
+    let mut conn = target.conn().await;
+    let db = target.name.as_str();
+    let mut tables =
+        strings(&mut conn, "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", db).await;
+    tables.sort();
+    assert_eq!(tables, ["event_notes", "events", "every_type", "every_type_names", "ticket_numbers", "tickets"]);
+    let checks = strings(
+        &mut conn,
+        "SELECT constraint_name FROM information_schema.check_constraints WHERE constraint_schema = ?
+         AND table_name = 'every_type' ORDER BY 1",
+        db,
+    )
+    .await;
+    assert!(checks.contains(&"every_type_code_length".to_string()), "{checks:?}");
+    let ticket_default: Vec<String> = conn
+        .exec(
+            "SELECT column_default FROM information_schema.columns WHERE table_schema = ? AND table_name = 'tickets'
+             AND column_name = 'ticket_no'",
+            (db,),
+        )
+        .await
+        .unwrap();
+    assert!(ticket_default[0].to_lowercase().contains("nextval"), "{ticket_default:?}");
+    let next: Option<i64> = conn.query_first(format!("SELECT NEXTVAL(`{db}`.`ticket_numbers`)")).await.unwrap();
+    assert_eq!(next, Some(1020));
+    conn.query_drop(format!(
+        "INSERT INTO `{db}`.`every_type` (c_code, c_jsonb, c_mood, c_positive) VALUES ('ab', '{{\"name\": \"x\"}}', 'ok', 1)"
+    ))
+    .await
+    .unwrap();
+    let name: Option<String> = conn.query_first(format!("SELECT name FROM `{db}`.`every_type_names`")).await.unwrap();
+    assert_eq!(name.as_deref(), Some("x"));
+
+    // A second apply into the now non-empty database is refused.
+    let again = plan(&source, &target, &out, "kitchen", &["--apply", "pre"]);
+    assert_eq!(again.code, 1, "{}\n{}", again.stdout, again.stderr);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[tokio::test]
+async fn airline_keys_checks_and_comments_reach_mariadb() {
+    let stack = Stack::from_env();
+    let source = source_with(&stack, "select 1", include_str!("fixtures/airline.sql")).await;
+    let target = TargetDb::reserve(&stack);
+    let out = out_dir();
+    let report = report(&plan(&source, &target, &out, "bookings", &["--apply", "all"]));
+    let mut conn = target.conn().await;
+    let db = target.name.as_str();
+
+    let count = |kind: &str| -> Vec<String> {
+        report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["kind"] == kind && o["outcome"] != "not_migrated")
+            .map(|o| o["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(count("table").len(), 8);
+    assert_eq!(count("primary key").len(), 8);
+    assert_eq!(count("unique").len(), 3);
+    assert_eq!(count("foreign key").len(), 8);
+    assert_eq!(count("check").len(), 7);
+
+    // MariaDB's JSON columns add column-level JSON_VALID checks: only table-level checks are ours.
+    let n_checks: Option<i64> = conn
+        .exec_first(
+            "SELECT COUNT(*) FROM information_schema.check_constraints WHERE constraint_schema = ? AND level = 'Table'",
+            (db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(n_checks, Some(7));
+    let constraints: Vec<(String, i64)> = conn
+        .exec(
+            "SELECT constraint_type, COUNT(*) FROM information_schema.table_constraints WHERE constraint_schema = ?
+             AND constraint_type <> 'CHECK' GROUP BY constraint_type ORDER BY 1",
+            (db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        constraints,
+        [("FOREIGN KEY".to_string(), 8), ("PRIMARY KEY".to_string(), 8), ("UNIQUE".to_string(), 3)]
+    );
+    let composite_pks: Vec<String> = conn
+        .exec(
+            "SELECT table_name FROM information_schema.key_column_usage WHERE constraint_schema = ?
+             AND constraint_name = 'PRIMARY' GROUP BY table_name HAVING COUNT(*) = 2 ORDER BY 1",
+            (db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(composite_pks, ["boarding_passes", "seats", "ticket_flights"]);
+    let cascade: Vec<(String, String)> = conn
+        .exec(
+            "SELECT constraint_name, delete_rule FROM information_schema.referential_constraints
+             WHERE constraint_schema = ? AND delete_rule <> 'NO ACTION'",
+            (db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cascade, [("seats_aircraft_code_fkey".to_string(), "CASCADE".to_string())]);
+    let composite_fk: Vec<String> = conn
+        .exec(
+            "SELECT column_name FROM information_schema.key_column_usage WHERE constraint_schema = ?
+             AND table_name = 'boarding_passes' AND referenced_table_name = 'ticket_flights' ORDER BY ordinal_position",
+            (db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(composite_fk, ["ticket_no", "flight_id"]);
+    let auto_increment: Vec<(String, u64)> = conn
+        .exec(
+            "SELECT table_name, auto_increment FROM information_schema.tables WHERE table_schema = ?
+             AND auto_increment IS NOT NULL",
+            (db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(auto_increment, [("flights".to_string(), 33_122)]);
+    let comments: Vec<(String, String)> = conn
+        .exec(
+            "SELECT table_name, table_comment FROM information_schema.tables WHERE table_schema = ?
+             AND table_type = 'BASE TABLE' ORDER BY 1",
+            (db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(comments.len(), 8);
+    assert!(comments.iter().all(|(_, comment)| !comment.is_empty()), "{comments:?}");
+    let column_comment: Option<String> = conn
+        .exec_first(
+            "SELECT column_comment FROM information_schema.columns WHERE table_schema = ? AND table_name = 'flights'
+             AND column_name = 'status'",
+            (db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(column_comment.as_deref(), Some("Flight status"));
+
+    // The four views call lang(), timezone() or use WITH: each is reported with its reason.
+    for view in ["aircrafts", "airports", "flights_v", "routes"] {
+        let (outcome, detail) = object(&report, "view", &format!("bookings.{view}"));
+        assert_eq!(outcome, "not_migrated", "{view}");
+        assert!(!detail.is_empty(), "{view}");
+    }
+    assert_eq!(object(&report, "sequence", "bookings.flights_flight_id_seq").0, "migrated");
+    std::fs::remove_dir_all(&out).unwrap();
+}
