@@ -13,6 +13,7 @@ mod expr;
 pub mod ident;
 mod plan;
 pub mod report;
+mod target;
 pub mod types;
 mod view;
 
@@ -21,6 +22,7 @@ use std::fmt;
 use std::str::FromStr;
 
 pub use plan::{plan, Plan};
+pub use target::conversion;
 
 /// The target's SQL dialect. The two differ in sequences, collations, JSON and UUID.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

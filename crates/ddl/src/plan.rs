@@ -9,10 +9,12 @@ use passerelle_model::schema::{
     Column, Deferrable, FkAction, FkMatch, Identity, Index, IndexTarget, PgType, QualifiedName, Schema, Sequence,
     Table, TableKind,
 };
+use passerelle_model::target::TargetTable;
 
 use crate::expr::{self, Printer, Scope, Untranslatable};
 use crate::ident::{quote, shorten, MAX_CHARS};
 use crate::report::{ColumnReport, ObjectReport, Outcome, Report};
+use crate::target::target_tables;
 use crate::types::{Class, Fidelity, Mapped, TypeMapper, KEY_CHARS};
 use crate::view::{self, ViewScope};
 use crate::{Config, Dialect};
@@ -27,6 +29,8 @@ pub struct Plan {
     pub report: Report,
     /// The target databases the plan writes into, for the emptiness check before applying.
     pub databases: Vec<String>,
+    /// Where each source table's rows land and how its values convert, for the sink and verify.
+    pub tables: Vec<TargetTable>,
 }
 
 /// MySQL's limits on comment lengths: longer comments are cut and reported.
@@ -52,8 +56,10 @@ pub fn plan(schema: &Schema, config: &Config) -> Plan {
         objects: Vec::new(),
         constraint_names: HashSet::new(),
         auto_increment: HashMap::new(),
+        generated: HashSet::new(),
     };
     planner.run();
+    let tables = target_tables(schema, config, &planner.generated);
     let databases = planner.databases();
     let mut post_data = planner.post_keys;
     post_data.extend(planner.post_fks);
@@ -64,6 +70,7 @@ pub fn plan(schema: &Schema, config: &Config) -> Plan {
         post_data,
         report: Report { dialect: config.dialect.to_string(), columns: planner.columns, objects: planner.objects },
         databases,
+        tables,
     }
 }
 
@@ -83,6 +90,8 @@ struct Planner<'a> {
     constraint_names: HashSet<(String, String)>,
     /// Sequences that became AUTO_INCREMENT, by sequence name: the table and column they serve.
     auto_increment: HashMap<QualifiedName, (QualifiedName, String)>,
+    /// Columns the target computes (`GENERATED ALWAYS AS ... STORED`), which loads must skip.
+    generated: HashSet<(QualifiedName, String)>,
 }
 
 /// Column names inside a table's own expressions (checks, defaults, generated columns).
@@ -513,6 +522,7 @@ impl Planner<'_> {
             match self.print(generated, None) {
                 Ok((expression, caveats)) => {
                     sql.push_str(&format!(" GENERATED ALWAYS AS ({expression}) STORED"));
+                    self.generated.insert((table.name.clone(), column.name.clone()));
                     let outcome = if caveats.is_empty() { Outcome::Migrated } else { Outcome::Translated };
                     self.objects.push(object("generated column", qualified.clone(), outcome, caveats.join("; ")));
                 }

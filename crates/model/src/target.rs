@@ -25,6 +25,8 @@ pub struct TargetTable {
 pub struct TargetColumn {
     pub name: String,
     pub conversion: Conversion,
+    /// The target computes it (`GENERATED ALWAYS AS ... STORED`): loads skip it, verify compares it.
+    pub generated: bool,
 }
 
 /// How one PostgreSQL text value becomes the target's value. Values that the target type cannot
@@ -58,6 +60,10 @@ pub enum Conversion {
     Geometry,
     /// An array, `{1,2,"a b"}`, to a JSON array (nested for more dimensions).
     Array(ArrayElement),
+    /// A composite value, `(1,"a b",)`, to a JSON object of these field names, every value a string.
+    Record { fields: Vec<String> },
+    /// An hstore, `"a"=>"1", "b"=>NULL`, to a JSON object of strings.
+    Hstore,
 }
 
 /// How the elements of an array are written in JSON.

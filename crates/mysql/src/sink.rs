@@ -176,6 +176,11 @@ fn load_statement(table: &TargetTable) -> String {
     let mut sets = Vec::new();
     for (i, column) in table.columns.iter().enumerate() {
         let variable = format!("@c{i}");
+        if column.generated {
+            // Read into a variable that nothing uses: the target computes the column.
+            fields.push(variable);
+            continue;
+        }
         match load_expression(&column.conversion, &variable) {
             Some(expression) => {
                 sets.push(format!("{} = {expression}", quote(&column.name)));

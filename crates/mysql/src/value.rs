@@ -30,6 +30,8 @@ pub fn write_field(conversion: &Conversion, text: Option<&str>, out: &mut Vec<u8
         Conversion::Bits => escape(text.as_bytes(), out),
         Conversion::Geometry => escape(wkt(text)?.as_bytes(), out),
         Conversion::Array(element) => escape(array_json(text, *element)?.as_bytes(), out),
+        Conversion::Record { fields } => escape(record_json(text, fields)?.as_bytes(), out),
+        Conversion::Hstore => escape(hstore_json(text)?.as_bytes(), out),
     }
     Ok(())
 }
@@ -248,6 +250,89 @@ fn json_element(value: &str, unquoted: bool, element: ArrayElement, out: &mut St
     Ok(())
 }
 
+/// A composite value, `(1,"a ""b""",)`: fields separated by commas, quoted when needed (a doubled
+/// quote or a backslash escapes inside quotes), an empty unquoted field is NULL.
+fn record_json(text: &str, fields: &[String]) -> Result<String, String> {
+    let body = text.strip_prefix('(').and_then(|t| t.strip_suffix(')')).ok_or("not a composite value")?;
+    let mut values: Vec<Option<String>> = Vec::new();
+    let mut chars = body.chars().peekable();
+    loop {
+        let mut value = String::new();
+        let mut quoted = false;
+        while let Some(c) = chars.next() {
+            match c {
+                ',' => break,
+                '"' => {
+                    quoted = true;
+                    loop {
+                        match chars.next().ok_or("unterminated quoted field")? {
+                            '\\' => value.push(chars.next().ok_or("dangling backslash")?),
+                            '"' if chars.peek() == Some(&'"') => {
+                                chars.next();
+                                value.push('"');
+                            }
+                            '"' => break,
+                            other => value.push(other),
+                        }
+                    }
+                }
+                '\\' => value.push(chars.next().ok_or("dangling backslash")?),
+                other => value.push(other),
+            }
+        }
+        values.push((quoted || !value.is_empty()).then_some(value));
+        if chars.peek().is_none() {
+            break;
+        }
+    }
+    if values.len() != fields.len() {
+        return Err(format!("{} fields for a composite of {}", values.len(), fields.len()));
+    }
+    let object: serde_json::Map<String, serde_json::Value> = fields
+        .iter()
+        .zip(values)
+        .map(|(field, value)| (field.clone(), value.map_or(serde_json::Value::Null, serde_json::Value::String)))
+        .collect();
+    Ok(serde_json::Value::Object(object).to_string())
+}
+
+/// An hstore, `"a"=>"1", "b"=>NULL`, to a JSON object of strings.
+fn hstore_json(text: &str) -> Result<String, String> {
+    let mut object = serde_json::Map::new();
+    let mut chars = text.chars().peekable();
+    let quoted = |chars: &mut std::iter::Peekable<std::str::Chars>| -> Result<Option<String>, String> {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek() != Some(&'"') {
+            let word: String = std::iter::from_fn(|| chars.next_if(|c| c.is_ascii_alphabetic())).collect();
+            return if word.eq_ignore_ascii_case("NULL") { Ok(None) } else { Err("not an hstore".to_string()) };
+        }
+        chars.next();
+        let mut value = String::new();
+        loop {
+            match chars.next().ok_or("unterminated hstore string")? {
+                '\\' => value.push(chars.next().ok_or("dangling backslash")?),
+                '"' => return Ok(Some(value)),
+                other => value.push(other),
+            }
+        }
+    };
+    while chars.peek().is_some() {
+        let key = quoted(&mut chars)?.ok_or("an hstore key is NULL")?;
+        let arrow: String = chars.by_ref().skip_while(|c| c.is_whitespace()).take(2).collect();
+        if arrow != "=>" {
+            return Err("not an hstore".to_string());
+        }
+        let value = quoted(&mut chars)?;
+        object.insert(key, value.map_or(serde_json::Value::Null, serde_json::Value::String));
+        while chars.peek().is_some_and(|c| c.is_whitespace() || *c == ',') {
+            chars.next();
+        }
+    }
+    Ok(serde_json::Value::Object(object).to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +419,16 @@ mod tests {
         assert_eq!(field(Conversion::Array(ArrayElement::Number), "[0:1]={7,8}").unwrap(), "[7,8]");
         assert_eq!(field(Conversion::Array(ArrayElement::Number), "{}").unwrap(), "[]");
         assert!(field(Conversion::Array(ArrayElement::Number), "{1,NaN}").is_err());
+    }
+
+    #[test]
+    fn records_and_hstores_to_json_objects() {
+        let fields = vec!["n".to_string(), "s".to_string(), "missing".to_string(), "q".to_string()];
+        assert_eq!(
+            field(Conversion::Record { fields }, r#"(1,"a b",,"x""y")"#).unwrap(),
+            r#"{"missing":null,"n":"1","q":"x\\"y","s":"a b"}"#
+        );
+        assert_eq!(field(Conversion::Hstore, r#""a"=>"1", "b"=>NULL"#).unwrap(), r#"{"a":"1","b":null}"#);
+        assert!(field(Conversion::Hstore, "garbage").is_err());
     }
 }
