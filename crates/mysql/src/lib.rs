@@ -6,6 +6,7 @@
 mod connect;
 mod error;
 pub mod preflight;
+pub mod schema_apply;
 pub mod sink;
 pub mod value;
 
