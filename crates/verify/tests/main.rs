@@ -1,0 +1,1 @@
+//! Integration tests of verify against the real stack (`stack/stack.sh up`).
