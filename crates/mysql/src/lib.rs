@@ -3,6 +3,7 @@
 //!
 //! Architecture invariant: this crate knows nothing of PostgreSQL or Kafka. It speaks `model` types.
 
+pub mod bookkeeping;
 mod connect;
 mod error;
 pub mod preflight;

@@ -12,11 +12,9 @@ use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::Row;
 use passerelle_model::target::TargetTable;
 
+use crate::bookkeeping::OFFSETS_TABLE;
 use crate::value::{load_expression, write_field};
 use crate::{connect, MysqlError};
-
-/// The bookkeeping table: the next offset to apply, per topic partition.
-pub const OFFSETS_TABLE: &str = "passerelle_offsets";
 
 /// Session settings of every sink connection: strict, UTC, and no foreign-key checks while rows of
 /// related tables arrive in any order (the post-data phase adds the keys and checks them then).
@@ -39,21 +37,12 @@ pub struct BatchOrigin<'a> {
 }
 
 impl Sink {
-    /// Connects, sets the session up and creates the offsets table in `bookkeeping_db` if needed.
+    /// Connects, sets the session up and creates the bookkeeping tables in `bookkeeping_db` if needed.
     pub async fn open(endpoint: &DbEndpoint, bookkeeping_db: &str) -> Result<Sink, MysqlError> {
         let mut conn = connect(endpoint).await?;
         let name = endpoint.to_string();
         conn.query_drop(SESSION).await.map_err(|error| MysqlError::query(&name, "setting up the session", error))?;
-        let create = format!(
-            "CREATE TABLE IF NOT EXISTS {}.{OFFSETS_TABLE} (
-               topic VARCHAR(249) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-               kafka_partition INT NOT NULL,
-               next_offset BIGINT NOT NULL,
-               PRIMARY KEY (topic, kafka_partition)
-             ) ENGINE=InnoDB COMMENT 'Passerelle: the next Kafka offset to apply, written with the rows'",
-            quote(bookkeeping_db)
-        );
-        conn.query_drop(create).await.map_err(|error| MysqlError::query(&name, "creating the offsets table", error))?;
+        crate::bookkeeping::ensure_tables(&mut conn, &name, bookkeeping_db).await?;
         Ok(Sink { conn, endpoint: name, bookkeeping_db: bookkeeping_db.to_string() })
     }
 
@@ -149,21 +138,6 @@ impl Sink {
     async fn run(&mut self, context: &'static str, statement: &str) -> Result<(), MysqlError> {
         let endpoint = &self.endpoint;
         self.conn.query_drop(statement).await.map_err(|error| MysqlError::query(endpoint, context, error))
-    }
-
-    /// The next offset to apply of every partition recorded so far, for `topic`.
-    pub async fn stored_offsets(&mut self, topic: &str) -> Result<Vec<(i32, i64)>, MysqlError> {
-        let endpoint = self.endpoint.clone();
-        self.conn
-            .exec(
-                format!(
-                    "SELECT kafka_partition, next_offset FROM {}.{OFFSETS_TABLE} WHERE topic = ?",
-                    quote(&self.bookkeeping_db)
-                ),
-                (topic,),
-            )
-            .await
-            .map_err(|error| MysqlError::query(&endpoint, "reading stored offsets", error))
     }
 
     pub async fn close(self) {

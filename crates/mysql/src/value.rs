@@ -77,7 +77,7 @@ fn money(text: &str) -> Result<String, String> {
 }
 
 fn hex_bytes(hex: &str) -> Result<Vec<u8>, String> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err("odd number of hex digits".to_string());
     }
     (0..hex.len())
@@ -160,9 +160,8 @@ fn interval_micros(text: &str) -> Result<i64, String> {
 /// PostgreSQL's geometric text to WKT: point `(1,2)`, lseg `[(1,2),(3,4)]`, box `(3,4),(1,2)`,
 /// path `[(1,2),(3,4)]` (open) or `((…))` (closed), polygon `((0,0),(1,0),(1,1))`.
 fn wkt(text: &str) -> Result<String, String> {
-    let numbers: Vec<&str> =
-        text.split(|c| matches!(c, '(' | ')' | '[' | ']' | ',')).filter(|part| !part.is_empty()).collect();
-    if numbers.len() < 2 || numbers.len() % 2 != 0 || numbers.iter().any(|n| n.parse::<f64>().is_err()) {
+    let numbers: Vec<&str> = text.split(['(', ')', '[', ']', ',']).filter(|part| !part.is_empty()).collect();
+    if numbers.len() < 2 || !numbers.len().is_multiple_of(2) || numbers.iter().any(|n| n.parse::<f64>().is_err()) {
         return Err("not a geometric value".to_string());
     }
     let points: Vec<String> = numbers.chunks(2).map(|xy| format!("{} {}", xy[0], xy[1])).collect();
@@ -372,10 +371,7 @@ mod tests {
         assert_eq!(out, b"\\0\xff\\\\\\t");
         let mut out = Vec::new();
         write_field(&Conversion::UuidBytes, Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380b11"), &mut out).unwrap();
-        assert_eq!(
-            out,
-            b"\xa0\xee\xbc\x99\x9c\x0b\x4e\xf8\xbb\x6d\x6b\xb9\xbd\x38\x0b\x11".iter().copied().collect::<Vec<u8>>()
-        );
+        assert_eq!(out, b"\xa0\xee\xbc\x99\x9c\x0b\x4e\xf8\xbb\x6d\x6b\xb9\xbd\x38\x0b\x11");
     }
 
     #[test]

@@ -1,0 +1,132 @@
+//! Passerelle's own tables in the target database: how far each migration got, and each Kafka
+//! partition's next offset to apply (written in the same transaction as the rows, see `sink`).
+//! Keeping them beside the data means one backup, one failover and one source of truth.
+
+use std::fmt;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use passerelle_ddl::ident::quote;
+
+use crate::MysqlError;
+
+/// The next offset to apply, per topic partition.
+pub const OFFSETS_TABLE: &str = "passerelle_offsets";
+/// One row per migration: its phase and the run that owns its topics.
+pub const RUNS_TABLE: &str = "passerelle_runs";
+
+/// How far a migration got. Each phase is recorded when it has completed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Topics, slot and target tables exist; the snapshot may be partly applied.
+    Snapshot,
+    /// Every snapshot row is in the target.
+    SnapshotApplied,
+    /// Keys, indexes, foreign keys, AUTO_INCREMENT and views are in place.
+    PostData,
+}
+
+impl Phase {
+    fn as_str(self) -> &'static str {
+        match self {
+            Phase::Snapshot => "snapshot",
+            Phase::SnapshotApplied => "snapshot-applied",
+            Phase::PostData => "post-data",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Phase> {
+        [Phase::Snapshot, Phase::SnapshotApplied, Phase::PostData].into_iter().find(|phase| phase.as_str() == text)
+    }
+}
+
+/// A migration's row in the runs table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunState {
+    /// Identifies one attempt: a fresh start gets a new one, and with it a new consumer group.
+    pub run_id: String,
+    pub phase: Phase,
+}
+
+/// Creates the bookkeeping tables in `database` if they are missing.
+pub async fn ensure_tables(conn: &mut Conn, endpoint: &impl fmt::Display, database: &str) -> Result<(), MysqlError> {
+    let db = quote(database);
+    let statements = [
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{OFFSETS_TABLE} (
+               topic VARCHAR(249) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+               kafka_partition INT NOT NULL,
+               next_offset BIGINT NOT NULL,
+               PRIMARY KEY (topic, kafka_partition)
+             ) ENGINE=InnoDB COMMENT 'Passerelle: the next Kafka offset to apply, written with the rows'"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{RUNS_TABLE} (
+               migration VARCHAR(200) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+               run_id VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+               phase VARCHAR(32) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+               updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+             ) ENGINE=InnoDB COMMENT 'Passerelle: how far each migration got'"
+        ),
+    ];
+    for statement in statements {
+        conn.query_drop(statement)
+            .await
+            .map_err(|error| MysqlError::query(endpoint, "creating the bookkeeping tables", error))?;
+    }
+    Ok(())
+}
+
+pub async fn run_state(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    database: &str,
+    migration: &str,
+) -> Result<Option<RunState>, MysqlError> {
+    let row: Option<(String, String)> = conn
+        .exec_first(
+            format!("SELECT run_id, phase FROM {}.{RUNS_TABLE} WHERE migration = ?", quote(database)),
+            (migration,),
+        )
+        .await
+        .map_err(|error| MysqlError::query(endpoint, "reading the migration's state", error))?;
+    Ok(row.and_then(|(run_id, phase)| Phase::parse(&phase).map(|phase| RunState { run_id, phase })))
+}
+
+pub async fn set_run_state(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    database: &str,
+    migration: &str,
+    state: &RunState,
+) -> Result<(), MysqlError> {
+    conn.exec_drop(
+        format!(
+            "INSERT INTO {}.{RUNS_TABLE} (migration, run_id, phase) VALUES (?, ?, ?)
+             ON DUPLICATE KEY UPDATE run_id = VALUES(run_id), phase = VALUES(phase)",
+            quote(database)
+        ),
+        (migration, &state.run_id, state.phase.as_str()),
+    )
+    .await
+    .map_err(|error| MysqlError::query(endpoint, "recording the migration's state", error))
+}
+
+/// Forgets a migration: its run and the offsets of its topics.
+pub async fn forget(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    database: &str,
+    migration: &str,
+    topics: &[String],
+) -> Result<(), MysqlError> {
+    let db = quote(database);
+    let context = |error| MysqlError::query(endpoint, "clearing the migration's bookkeeping", error);
+    conn.exec_drop(format!("DELETE FROM {db}.{RUNS_TABLE} WHERE migration = ?"), (migration,))
+        .await
+        .map_err(context)?;
+    for topic in topics {
+        conn.exec_drop(format!("DELETE FROM {db}.{OFFSETS_TABLE} WHERE topic = ?"), (topic,)).await.map_err(context)?;
+    }
+    Ok(())
+}
