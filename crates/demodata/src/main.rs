@@ -28,7 +28,7 @@ struct Args {
     /// The PostgreSQL database to fill: postgres://user:password@host:5432/database; the role needs
     /// CREATE on it. Set it in the environment, never on the command line, where other users can read it
     #[arg(long, env = "PASSERELLE_SOURCE", hide_env_values = true, value_name = "URL")]
-    source: String,
+    source: Option<String>,
 }
 
 /// The scale names, listed by `--help` and checked by clap.
@@ -47,7 +47,13 @@ fn main() -> ExitCode {
         eprintln!("passerelle-demodata: error: the database URL is not taken on the command line; set PASSERELLE_SOURCE instead");
         return ExitCode::from(2);
     }
-    match run(args) {
+    let Some(source) = args.source.clone() else {
+        eprintln!(
+            "passerelle-demodata: error: PASSERELLE_SOURCE is not set; set it to the database URL (for the local stack: eval \"$(stack/stack.sh env)\")"
+        );
+        return ExitCode::from(2);
+    };
+    match run(args, &source) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("passerelle-demodata: error: {error:#}");
@@ -56,14 +62,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, source: &str) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(load(args))
+    runtime.block_on(load(args, source))
 }
 
-async fn load(args: Args) -> anyhow::Result<()> {
+async fn load(args: Args, source: &str) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (client, connection) = tokio_postgres::connect(&args.source, tokio_postgres::NoTls).await.context(
+    let (client, connection) = tokio_postgres::connect(source, tokio_postgres::NoTls).await.context(
         "cannot connect to the database of PASSERELLE_SOURCE; check the URL, or start the local stack with stack/stack.sh up",
     )?;
     let connection = tokio::spawn(connection);
