@@ -8,7 +8,7 @@ use passerelle_pg::PgError;
 
 #[derive(Debug)]
 pub enum VerifyError {
-    /// Connecting to the source or reading its catalog.
+    /// Connecting to the source.
     Source(PgError),
     /// Connecting to the target.
     Target(MysqlError),
@@ -30,10 +30,6 @@ pub enum VerifyError {
     /// A checksum query answered something that is not a count and a sum.
     Unreadable {
         context: String,
-    },
-    /// A schema with nowhere to go: no `--map` for it and no database in the target URL.
-    NoTargetDatabase {
-        schema: String,
     },
 }
 
@@ -68,7 +64,6 @@ impl VerifyError {
             VerifyError::SourceEncoding { endpoint, encoding } => {
                 format!("PostgreSQL at {endpoint} stores text as {encoding}, and verify compares UTF-8")
             }
-            VerifyError::NoTargetDatabase { schema } => format!("schema {schema:?} has no target database"),
             VerifyError::Unreadable { context } => format!("{context}: the server answered no count and sum"),
         }
     }
@@ -81,7 +76,6 @@ impl VerifyError {
             VerifyError::SourceQuery { .. } => "see the PostgreSQL server log for details",
             VerifyError::TargetQuery { .. } => "see the target server's error log for details",
             VerifyError::SourceEncoding { .. } => "verify a UTF8 database (Passerelle migrates into utf8mb4)",
-            VerifyError::NoTargetDatabase { .. } => "name the database in the target URL or pass --map SCHEMA=DATABASE",
             VerifyError::Unreadable { .. } => "run verify again; if it persists, report it with the server versions",
         }
     }
@@ -92,7 +86,7 @@ impl VerifyError {
             VerifyError::Source(error) => error.retryable(),
             VerifyError::Target(error) => error.retryable(),
             VerifyError::SourceQuery { .. } | VerifyError::TargetQuery { .. } | VerifyError::Unreadable { .. } => true,
-            VerifyError::SourceEncoding { .. } | VerifyError::NoTargetDatabase { .. } => false,
+            VerifyError::SourceEncoding { .. } => false,
         }
     }
 }

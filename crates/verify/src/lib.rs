@@ -3,9 +3,9 @@
 //! keys (or, without a key, the rows) that differ; and a check that the target has every key,
 //! constraint, index, AUTO_INCREMENT and comment the plan promised.
 //!
-//! Architecture: reads the source through `pg` (connect, catalog) and the target through `mysql`
-//! (connect), asks `ddl` what the migration planned, and runs its own read-only queries. It knows
-//! nothing of Kafka. `canonical` defines when two values are equal; `digest` how rows are hashed.
+//! Architecture: takes the source schema and the `ddl` plan the migration followed (where rows land,
+//! how values convert, what was not migrated), connects through `pg` and `mysql`, and runs its own
+//! read-only queries. It knows nothing of Kafka. `canonical` defines when two values are equal; `digest` how rows are hashed.
 
 mod canonical;
 mod client;
@@ -23,27 +23,23 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use passerelle_ddl::Dialect;
+use passerelle_ddl::Plan;
 use passerelle_model::endpoint::DbEndpoint;
-use passerelle_model::schema::{QualifiedName, Schema, Table, TableKind};
-use passerelle_mysql::preflight::{Flavour, ServerVersion};
+use passerelle_model::schema::{Schema, Table, TableKind};
+use passerelle_model::target::TargetTable;
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use error::VerifyError;
 use report::{Listed, Report, SchemaOutcome, TableOutcome, TableReport};
 use session::{Source, Target};
 use sql::{KeyColumn, Keying, PlannedColumn, TablePlan};
-use target::TargetTable;
+use target::LiveTable;
 
-/// What to verify, validated by the caller.
+/// Where the two sides are, validated by the caller.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub source: DbEndpoint,
     pub target: DbEndpoint,
-    /// The source schemas that were migrated; at least one.
-    pub schemas: Vec<String>,
-    /// `--map SCHEMA=DATABASE`; a schema not in it goes to the target URL's database.
-    pub map: BTreeMap<String, String>,
     /// Tables compared at once, each with a connection to each side.
     pub jobs: usize,
 }
@@ -68,37 +64,39 @@ pub enum Progress {
     },
 }
 
-/// Compares everything and reports; an `Err` means verify could not finish, not that data differs.
-pub async fn run(config: &Config, progress: UnboundedSender<Progress>) -> Result<Report, VerifyError> {
-    let databases = databases(config)?;
-    let mut source = Source::connect(&config.source).await?;
+/// Compares every table of `schema` that `plan` migrated, and the objects `plan` promised; an `Err`
+/// means verify could not finish, not that data differs.
+pub async fn run(
+    config: &Config,
+    schema: &Schema,
+    plan: &Plan,
+    progress: UnboundedSender<Progress>,
+) -> Result<Report, VerifyError> {
+    let source = Source::connect(&config.source).await?;
     check_encoding(&source).await?;
-    let schema = passerelle_pg::catalog::read(source.client_mut(), &config.source, &config.schemas)
-        .await
-        .map_err(VerifyError::Source)?;
     let mut target = Target::connect(&config.target).await?;
-    let dialect = dialect(&mut target).await?;
-    let plan = passerelle_ddl::plan(&schema, &target::plan_config(dialect, databases.clone()));
-    let mut targets: HashMap<String, BTreeMap<String, TargetTable>> = HashMap::new();
-    for database in databases.values() {
-        if !targets.contains_key(database) {
-            let tables = target::read(&mut target, database).await?;
-            targets.insert(database.clone(), tables);
-        }
+    let mut targets: HashMap<String, BTreeMap<String, LiveTable>> = HashMap::new();
+    for database in &plan.databases {
+        let tables = target::read(&mut target, database).await?;
+        targets.insert(database.clone(), tables);
     }
     target.close().await;
 
-    let check =
-        schema_check::SchemaCheck { schema: &schema, plan: &plan.report, databases: &databases, targets: &targets };
+    let check = schema_check::SchemaCheck { schema, plan, targets: &targets };
     let schema_findings = check.run();
 
     let mut tables = Vec::new();
     let mut jobs = VecDeque::new();
-    for table in schema.tables.iter().filter(|t| !matches!(t.kind, TableKind::Partition { .. })) {
-        let database = databases.get(&table.name.schema).cloned().unwrap_or_default();
-        let target_table = targets.get(&database).and_then(|tables| tables.get(&target::name(&table.name.name)));
-        let mut report = empty_report(table, &database);
-        match target_table.map(|target_table| table_plan(&schema, table, &database, target_table)) {
+    // A partition's rows land in its parent's table and are read through the parent.
+    let landing = plan
+        .tables
+        .iter()
+        .filter(|t| schema.tables.iter().any(|s| s.name == t.source && !matches!(s.kind, TableKind::Partition { .. })));
+    for landing in landing {
+        let Some(table) = schema.tables.iter().find(|t| t.name == landing.source) else { continue };
+        let live = targets.get(&landing.database).and_then(|tables| tables.get(&landing.name));
+        let mut report = empty_report(landing);
+        match live.map(|live| table_plan(schema, table, landing, live)) {
             None => report.outcome = TableOutcome::Missing,
             Some(Err(detail)) => {
                 report.outcome = TableOutcome::NotCompared;
@@ -129,21 +127,6 @@ pub async fn run(config: &Config, progress: UnboundedSender<Progress>) -> Result
     Ok(Report { matches, tables, schema: schema_findings })
 }
 
-/// Each schema's target database: `--map`, else the target URL's.
-fn databases(config: &Config) -> Result<BTreeMap<String, String>, VerifyError> {
-    config
-        .schemas
-        .iter()
-        .map(|schema| {
-            let database = config.map.get(schema).or(config.target.database.as_ref());
-            match database {
-                Some(database) => Ok((schema.clone(), database.clone())),
-                None => Err(VerifyError::NoTargetDatabase { schema: schema.clone() }),
-            }
-        })
-        .collect()
-}
-
 async fn check_encoding(source: &Source) -> Result<(), VerifyError> {
     let rows = source.rows("reading the server encoding", "SELECT current_setting('server_encoding')", &[]).await?;
     let encoding = rows.into_iter().next().and_then(|row| row.into_iter().next().flatten()).unwrap_or_default();
@@ -153,19 +136,10 @@ async fn check_encoding(source: &Source) -> Result<(), VerifyError> {
     Ok(())
 }
 
-async fn dialect(target: &mut Target) -> Result<Dialect, VerifyError> {
-    let rows = target.rows("reading the server version", "SELECT VERSION()", &[]).await?;
-    let version = rows.into_iter().next().and_then(|row| row.into_iter().next().flatten()).unwrap_or_default();
-    Ok(match ServerVersion::parse(&version).map(|v| v.flavour) {
-        Some(Flavour::Mariadb) => Dialect::Mariadb,
-        _ => Dialect::Mysql8,
-    })
-}
-
-fn empty_report(table: &Table, database: &str) -> TableReport {
+fn empty_report(landing: &TargetTable) -> TableReport {
     TableReport {
-        table: table.name.to_string(),
-        target: format!("{database}.{}", target::name(&table.name.name)),
+        table: landing.source.to_string(),
+        target: format!("{}.{}", landing.database, landing.name),
         outcome: TableOutcome::Match,
         source_rows: None,
         target_rows: None,
@@ -179,38 +153,39 @@ fn empty_report(table: &Table, database: &str) -> TableReport {
     }
 }
 
-/// How both engines read `table`; `Err` says why it cannot be compared.
-fn table_plan(schema: &Schema, table: &Table, database: &str, target: &TargetTable) -> Result<TablePlan, String> {
+/// How both engines read `table`, which lands in `landing` and is `live` on the target; `Err`
+/// says why it cannot be compared.
+fn table_plan(schema: &Schema, table: &Table, landing: &TargetTable, live: &LiveTable) -> Result<TablePlan, String> {
+    let quote = passerelle_ddl::ident::quote;
     let mut columns = Vec::new();
-    let mut targets = Vec::new();
-    for column in &table.columns {
-        let Some(target_column) = target.column(&target::name(&column.name)) else {
+    let mut lives = Vec::new();
+    for (column, planned) in table.columns.iter().zip(&landing.columns) {
+        let Some(live_column) = live.column(&planned.name) else {
             return Err(format!("column {} is not on the target", column.name));
         };
-        let my = passerelle_ddl::ident::quote(&column.name);
-        let rendering =
-            canonical::render(&column.data_type, target_column, schema, &canonical::pg_quote(&column.name), &my);
+        let pg = canonical::pg_quote(&column.name);
+        let my = quote(&planned.name);
+        let rendering = canonical::render(&column.data_type, &planned.conversion, live_column, schema, &pg, &my);
         columns.push(PlannedColumn { name: column.name.clone(), rendering });
-        targets.push((target_column, my));
+        lives.push((live_column, my));
     }
-    let ordered = table.primary_key.as_ref().and_then(|key| {
-        key.columns
+    let ordered = match landing.key.is_empty() {
+        true => None,
+        false => landing
+            .key
             .iter()
-            .map(|key_column| {
-                let idx = table.columns.iter().position(|c| &c.name == key_column)?;
-                let (target_column, my) = &targets[idx];
-                let pg = canonical::pg_quote(key_column);
-                let order = canonical::key_order(&table.columns[idx].data_type, target_column, schema, &pg)?;
+            .map(|&idx| {
+                let (live_column, my) = lives.get(idx)?;
+                let column = &table.columns[idx];
+                let order =
+                    canonical::key_order(&column.data_type, live_column, schema, &canonical::pg_quote(&column.name))?;
                 Some(KeyColumn { column: idx, order, my_column: my.clone() })
             })
-            .collect::<Option<Vec<_>>>()
-    });
+            .collect::<Option<Vec<_>>>(),
+    };
     Ok(TablePlan {
         pg_table: format!("{}.{}", canonical::pg_quote(&table.name.schema), canonical::pg_quote(&table.name.name)),
-        my_table: target::quoted_table(
-            database,
-            &QualifiedName { schema: database.into(), name: table.name.name.clone() },
-        ),
+        my_table: format!("{}.{}", quote(&landing.database), quote(&landing.name)),
         columns,
         keying: ordered.map_or(Keying::Multiset, Keying::Ordered),
     })

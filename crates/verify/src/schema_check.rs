@@ -7,11 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use passerelle_ddl::report::{ObjectReport, Outcome, Report as PlanReport};
-use passerelle_model::schema::{FkAction, Schema, Table, TableKind};
+use passerelle_ddl::report::{ObjectReport, Outcome};
+use passerelle_ddl::Plan;
+use passerelle_model::schema::{FkAction, QualifiedName, Schema, Table, TableKind};
+use passerelle_model::target::TargetTable;
 
 use crate::report::{SchemaFinding, SchemaOutcome};
-use crate::target::{name, TargetTable};
+use crate::target::{name, LiveTable};
 
 /// MySQL's comment limits, past which the plan cuts comments (and says so).
 const TABLE_COMMENT_CHARS: usize = 2048;
@@ -19,11 +21,9 @@ const COLUMN_COMMENT_CHARS: usize = 1024;
 
 pub struct SchemaCheck<'a> {
     pub schema: &'a Schema,
-    pub plan: &'a PlanReport,
-    /// Source schema → target database.
-    pub databases: &'a BTreeMap<String, String>,
+    pub plan: &'a Plan,
     /// Target database → its tables.
-    pub targets: &'a HashMap<String, BTreeMap<String, TargetTable>>,
+    pub targets: &'a HashMap<String, BTreeMap<String, LiveTable>>,
 }
 
 impl SchemaCheck<'_> {
@@ -33,9 +33,9 @@ impl SchemaCheck<'_> {
             if matches!(table.kind, TableKind::Partition { .. }) {
                 continue;
             }
-            let Some(database) = self.databases.get(&table.name.schema) else { continue };
+            let Some(landing) = self.landing(&table.name) else { continue };
             // A missing table is reported with the data, once.
-            let Some(target) = self.targets.get(database).and_then(|tables| tables.get(&name(&table.name.name))) else {
+            let Some(target) = self.targets.get(&landing.database).and_then(|tables| tables.get(&landing.name)) else {
                 continue;
             };
             self.table(table, target, &mut findings);
@@ -43,8 +43,12 @@ impl SchemaCheck<'_> {
         findings
     }
 
+    fn landing(&self, table: &QualifiedName) -> Option<&TargetTable> {
+        self.plan.tables.iter().find(|landing| &landing.source == table)
+    }
+
     fn planned(&self, kind: &str, object: &str) -> Option<&ObjectReport> {
-        self.plan.objects.iter().find(|o| o.kind == kind && o.name == object)
+        self.plan.report.objects.iter().find(|o| o.kind == kind && o.name == object)
     }
 
     /// A finding for `object`: not migrated when the plan says so, else present when `present`.
@@ -61,7 +65,7 @@ impl SchemaCheck<'_> {
         SchemaFinding { kind, name: object, outcome, detail: String::new() }
     }
 
-    fn table(&self, table: &Table, target: &TargetTable, findings: &mut Vec<SchemaFinding>) {
+    fn table(&self, table: &Table, target: &LiveTable, findings: &mut Vec<SchemaFinding>) {
         let qualified = table.name.to_string();
         let names = |columns: &[String]| columns.iter().map(|c| name(c)).collect::<Vec<_>>();
         let has_constraint = |kind: &str, columns: &[String]| {
@@ -84,9 +88,8 @@ impl SchemaCheck<'_> {
         }
         for fk in &table.foreign_keys {
             let referenced = self
-                .databases
-                .get(&fk.referenced_table.schema)
-                .map(|database| (database.clone(), name(&fk.referenced_table.name), names(&fk.referenced_columns)));
+                .landing(&fk.referenced_table)
+                .map(|landing| (landing.database.clone(), landing.name.clone(), names(&fk.referenced_columns)));
             let columns = names(&fk.columns);
             let present = target.constraints.iter().any(|c| {
                 c.kind == "FOREIGN KEY"
@@ -136,6 +139,7 @@ impl SchemaCheck<'_> {
     fn auto_increments(&self, table: &str) -> Vec<String> {
         let prefix = format!("AUTO_INCREMENT of {table}.");
         self.plan
+            .report
             .objects
             .iter()
             .filter(|o| o.kind == "sequence")

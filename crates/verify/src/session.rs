@@ -50,19 +50,18 @@ impl Side<'_> {
     }
 }
 
-/// The source, read-only, with the settings the canonical forms assume (see `canonical`).
+/// The source, read-only, with the settings the snapshot used, which the canonical forms assume.
 pub struct Source {
     client: tokio_postgres::Client,
     endpoint: String,
 }
 
-const PG_SETTINGS: &str = "SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'iso_8601'; \
-                           SET bytea_output = 'hex'; SET extra_float_digits = 1; SET statement_timeout = 0; \
-                           SET default_transaction_read_only = on";
+/// On top of `pg::session`'s settings, under which the snapshot rendered what was loaded.
+const PG_SETTINGS: &str = "SET statement_timeout = 0; SET default_transaction_read_only = on";
 
 impl Source {
     pub async fn connect(endpoint: &DbEndpoint) -> Result<Source, VerifyError> {
-        let client = passerelle_pg::connect(endpoint).await.map_err(VerifyError::Source)?;
+        let client = passerelle_pg::session::connect(endpoint).await.map_err(VerifyError::Source)?;
         let source = Source { client, endpoint: endpoint.to_string() };
         source
             .client
@@ -70,10 +69,6 @@ impl Source {
             .await
             .map_err(|error| source.error("setting up the session", &error))?;
         Ok(source)
-    }
-
-    pub fn client_mut(&mut self) -> &mut tokio_postgres::Client {
-        &mut self.client
     }
 
     pub fn endpoint(&self) -> &str {

@@ -234,19 +234,31 @@ mod tests {
 
     use super::*;
     use crate::canonical::{key_order, pg_quote, render};
-    use crate::target::TargetColumn;
+    use crate::target::LiveColumn;
     use passerelle_model::schema::{ColumnType, PgType, Schema};
+    use passerelle_model::target::Conversion;
 
-    fn column(name: &str, base: PgType, data_type: &str) -> (PlannedColumn, ColumnType, TargetColumn) {
+    /// What `ddl` decides for the types used here.
+    fn conversion(column_type: &ColumnType) -> Conversion {
+        match column_type.base {
+            PgType::Numeric(_) => Conversion::Number,
+            PgType::TimestampTz(_) => Conversion::DateTime,
+            _ => Conversion::Text,
+        }
+    }
+
+    fn column(name: &str, base: PgType, data_type: &str) -> (PlannedColumn, ColumnType, LiveColumn) {
         let column_type = ColumnType { base, array_dims: 0, display: String::new() };
-        let target = TargetColumn {
+        let target = LiveColumn {
             name: name.to_string(),
             data_type: data_type.to_string(),
             collation: Some("utf8mb4_nopad_bin".to_string()),
             extra: String::new(),
             comment: String::new(),
         };
-        let rendering = render(&column_type, &target, &Schema::default(), &pg_quote(name), &format!("`{name}`"));
+        let conversion = conversion(&column_type);
+        let rendering =
+            render(&column_type, &conversion, &target, &Schema::default(), &pg_quote(name), &format!("`{name}`"));
         (PlannedColumn { name: name.to_string(), rendering }, column_type, target)
     }
 

@@ -1,42 +1,22 @@
-//! What the migration made of the source on the target: the names `ddl` gives each table and
-//! column, and what the target's information_schema shows for them.
+//! What the target's information_schema shows of the tables the plan made.
 //!
-//! Names come from `ddl::ident` and the report from `ddl::plan`, so verify never re-decides a
-//! mapping. The one thing verify must assume is the plan's type options, which the migration chose
-//! and the target does not record; [`plan_config`] is that assumption, and the canonical forms
-//! read each column's actual target type so that it matters only for the report's wording.
+//! Where rows land, names and conversions come from `ddl::plan`, which the caller builds with the
+//! migration's options, so verify never re-decides a mapping.
 
 use std::collections::{BTreeMap, HashMap};
 
 use passerelle_ddl::ident::shorten;
-use passerelle_ddl::{Config, Dialect, IntervalAs, TypeOptions, UuidAs};
-use passerelle_model::schema::QualifiedName;
 
 use crate::session::Target;
 use crate::VerifyError;
-
-/// The plan verify compares against. UUID and interval options only change which objects the
-/// report lists, not the canonical forms, which follow the target's actual column types.
-pub fn plan_config(dialect: Dialect, databases: BTreeMap<String, String>) -> Config {
-    Config {
-        dialect,
-        databases,
-        types: TypeOptions { uuid: UuidAs::Native, interval: IntervalAs::Text, text_collation: None },
-    }
-}
 
 /// A source name as the target spells it (the database comes from the schema map).
 pub fn name(source: &str) -> String {
     shorten(source).into_owned()
 }
 
-/// `db`.`table`, quoted.
-pub fn quoted_table(database: &str, table: &QualifiedName) -> String {
-    format!("{}.{}", passerelle_ddl::ident::quote(database), passerelle_ddl::ident::quote(&table.name))
-}
-
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TargetColumn {
+pub struct LiveColumn {
     pub name: String,
     /// information_schema's DATA_TYPE, lowercase: `int`, `decimal`, `datetime`, `longtext`, ...
     pub data_type: String,
@@ -66,23 +46,23 @@ pub struct TargetIndex {
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TargetTable {
-    pub columns: Vec<TargetColumn>,
+pub struct LiveTable {
+    pub columns: Vec<LiveColumn>,
     pub comment: String,
     pub constraints: Vec<Constraint>,
     pub indexes: Vec<TargetIndex>,
 }
 
-impl TargetTable {
-    pub fn column(&self, name: &str) -> Option<&TargetColumn> {
+impl LiveTable {
+    pub fn column(&self, name: &str) -> Option<&LiveColumn> {
         self.columns.iter().find(|column| column.name == name)
     }
 }
 
 /// Every table of `database`, by name; a database that does not exist has none.
-pub async fn read(target: &mut Target, database: &str) -> Result<BTreeMap<String, TargetTable>, VerifyError> {
+pub async fn read(target: &mut Target, database: &str) -> Result<BTreeMap<String, LiveTable>, VerifyError> {
     let params = [database.to_string()];
-    let mut tables: BTreeMap<String, TargetTable> = BTreeMap::new();
+    let mut tables: BTreeMap<String, LiveTable> = BTreeMap::new();
     let context = format!("reading the tables of {database}");
     let sql = "SELECT TABLE_NAME, TABLE_COMMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?";
     for row in target.rows(&context, sql, &params).await? {
@@ -96,7 +76,7 @@ pub async fn read(target: &mut Target, database: &str) -> Result<BTreeMap<String
         let mut row = row.into_iter().map(Option::unwrap_or_default);
         let mut next = || row.next().unwrap_or_default();
         let table = next();
-        let column = TargetColumn {
+        let column = LiveColumn {
             name: next(),
             data_type: next(),
             collation: Some(next()).filter(|c| !c.is_empty()),
@@ -124,7 +104,7 @@ pub async fn read(target: &mut Target, database: &str) -> Result<BTreeMap<String
 async fn read_constraints(
     target: &mut Target,
     database: &str,
-    tables: &mut BTreeMap<String, TargetTable>,
+    tables: &mut BTreeMap<String, LiveTable>,
 ) -> Result<(), VerifyError> {
     let params = [database.to_string()];
     let context = format!("reading the constraints of {database}");
