@@ -9,6 +9,7 @@ mod error;
 pub mod preflight;
 pub mod session;
 pub mod slot;
+pub mod snapshot;
 
 pub use connect::connect;
 pub use error::PgError;

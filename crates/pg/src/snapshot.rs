@@ -1,0 +1,571 @@
+//! The snapshot copy: every row of the selected tables as of the slot's exported snapshot, read by
+//! parallel COPY workers, in bounded batches.
+//!
+//! A table is cut into ranges of heap blocks (`ctid` ranges, which PostgreSQL 14+ scans with a TID
+//! range scan), so one big table keeps every worker busy and any table splits, with a primary key
+//! or without. Each [`CopyUnit`] is one range of one table; [`plan_units`] lists them and
+//! [`CopyWorker::copy`] copies one into a bounded channel, so memory holds a few batches, never a
+//! table.
+//!
+//! COPY runs in text format: its values are the types' text output, exactly what pgoutput sends for
+//! a change under the same [`crate::session`] settings (`model::event`'s contract).
+//! <https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2>
+
+use std::fmt;
+
+use futures::StreamExt;
+use passerelle_model::endpoint::DbEndpoint;
+use passerelle_model::event::Row;
+use passerelle_model::schema::Table;
+use tokio::sync::mpsc;
+use tokio_postgres::Client;
+
+use crate::slot::{quote_ident, quote_qualified};
+use crate::{session, PgError};
+
+/// A batch holds at most this many rows...
+pub const BATCH_ROWS: usize = 4096;
+/// ...and about this many bytes of COPY text, whichever comes first.
+pub const BATCH_BYTES: usize = 4 << 20;
+
+/// Rows of one table, in the order COPY read them.
+///
+/// Stored compactly: every value's text in one buffer, so that a batch costs a few allocations
+/// rather than one per value, which made parsing three times faster. Read a row with
+/// [`RowBatch::row`] or [`RowBatch::rows`]; [`RowRef::to_row`] gives `model`'s [`Row`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RowBatch {
+    /// The table's index in the slice given to [`plan_units`] and [`CopyWorker::copy`].
+    pub table_idx: usize,
+    /// The COPY text these rows came from, newlines included: for throughput figures.
+    pub n_bytes: u64,
+    n_columns: usize,
+    n_rows: usize,
+    text: String,
+    /// One entry per value: its end offset in `text` shifted left by one, the low bit set for NULL.
+    /// A value starts where the previous one ends.
+    ends: Vec<usize>,
+}
+
+impl RowBatch {
+    fn new(table_idx: usize, n_columns: usize) -> RowBatch {
+        RowBatch {
+            table_idx,
+            n_bytes: 0,
+            n_columns,
+            n_rows: 0,
+            text: String::new(),
+            ends: Vec::with_capacity(BATCH_ROWS * n_columns),
+        }
+    }
+
+    /// A batch of `rows`, for tests of what consumes batches. Panics if a row has not `n_columns` values.
+    pub fn from_rows(table_idx: usize, n_columns: usize, rows: &[Row]) -> RowBatch {
+        let mut batch = RowBatch::new(table_idx, n_columns);
+        for row in rows {
+            assert_eq!(row.len(), n_columns, "every row of a batch has the same number of values");
+            for value in row {
+                match value {
+                    Some(text) => batch.push_text(text),
+                    None => batch.push_null(),
+                }
+            }
+            batch.n_rows += 1;
+        }
+        batch
+    }
+
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.n_rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n_rows == 0
+    }
+
+    pub fn n_columns(&self) -> usize {
+        self.n_columns
+    }
+
+    /// Row `row_idx`, which must be less than [`RowBatch::len`].
+    pub fn row(&self, row_idx: usize) -> RowRef<'_> {
+        assert!(row_idx < self.n_rows, "row {row_idx} of a batch of {}", self.n_rows);
+        RowRef { batch: self, row_idx }
+    }
+
+    pub fn rows(&self) -> impl ExactSizeIterator<Item = RowRef<'_>> + '_ {
+        (0..self.n_rows).map(|row_idx| RowRef { batch: self, row_idx })
+    }
+
+    fn push_text(&mut self, value: &str) {
+        self.text.push_str(value);
+        self.ends.push(self.text.len() << 1);
+    }
+
+    fn push_null(&mut self) {
+        self.ends.push((self.text.len() << 1) | 1);
+    }
+
+    fn value(&self, idx: usize) -> Option<&str> {
+        let end = self.ends[idx];
+        if end & 1 == 1 {
+            return None;
+        }
+        let start = if idx == 0 { 0 } else { self.ends[idx - 1] >> 1 };
+        Some(&self.text[start..end >> 1])
+    }
+}
+
+/// One row of a [`RowBatch`]: each column's text output in table column order, `None` for NULL.
+#[derive(Clone, Copy, Debug)]
+pub struct RowRef<'a> {
+    batch: &'a RowBatch,
+    row_idx: usize,
+}
+
+impl<'a> RowRef<'a> {
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        self.batch.n_columns
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.n_columns == 0
+    }
+
+    /// Column `column_idx`'s value, `None` for NULL. Panics past the last column.
+    pub fn get(&self, column_idx: usize) -> Option<&'a str> {
+        assert!(column_idx < self.batch.n_columns, "column {column_idx} of {}", self.batch.n_columns);
+        self.batch.value(self.row_idx * self.batch.n_columns + column_idx)
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<&'a str>> + 'a {
+        let (batch, first) = (self.batch, self.row_idx * self.batch.n_columns);
+        (first..first + batch.n_columns).map(move |idx| batch.value(idx))
+    }
+
+    /// The row as `model` defines it, one `String` per value.
+    pub fn to_row(&self) -> Row {
+        self.iter().map(|value| value.map(str::to_string)).collect()
+    }
+}
+
+/// Heap blocks `start..end` of a table; no `end` means to the end of the table, however far it
+/// has grown since it was measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockRange {
+    pub start: u32,
+    pub end: Option<u32>,
+}
+
+impl BlockRange {
+    /// The `WHERE` condition, empty for the whole table.
+    fn condition(&self) -> Option<String> {
+        match (self.start, self.end) {
+            (0, None) => None,
+            (start, None) => Some(format!("ctid >= '({start},0)'")),
+            (start, Some(end)) => Some(format!("ctid >= '({start},0)' and ctid < '({end},0)'")),
+        }
+    }
+}
+
+impl fmt::Display for BlockRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.end {
+            Some(end) => write!(f, "blocks {}..{end}", self.start),
+            None => write!(f, "blocks {}..", self.start),
+        }
+    }
+}
+
+/// One range of one table: what a worker copies in one go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CopyUnit {
+    pub table_idx: usize,
+    pub blocks: BlockRange,
+    /// The range's size on disk when it was planned, for ordering and progress estimates.
+    pub estimated_bytes: u64,
+}
+
+/// What one [`CopyWorker::copy`] sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CopyStats {
+    pub n_rows: u64,
+    pub n_bytes: u64,
+}
+
+/// Cuts every table into ranges of about `unit_bytes` of heap, the largest first so that the big
+/// tables start early and the run ends with small units.
+///
+/// The last range of each table is open-ended, so it does not matter when the tables are measured:
+/// rows the snapshot sees cannot lie beyond a table's end, and a range that holds nothing the
+/// snapshot sees copies nothing. Partitioned parents hold no rows themselves (their partitions
+/// do), so they get one unit that copies nothing.
+pub async fn plan_units(
+    client: &Client,
+    endpoint: &impl fmt::Display,
+    tables: &[Table],
+    unit_bytes: u64,
+) -> Result<Vec<CopyUnit>, PgError> {
+    let schemas: Vec<&str> = tables.iter().map(|table| table.name.schema.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|table| table.name.name.as_str()).collect();
+    // pg_relation_size rather than relpages, which is 0 until the first VACUUM or ANALYZE.
+    let rows = client
+        .query(
+            "select t.idx::int, coalesce(pg_relation_size(c.oid), 0)::bigint,
+                    current_setting('block_size')::bigint
+             from unnest($1::text[], $2::text[]) with ordinality as t(schema_name, table_name, idx)
+             left join pg_namespace n on n.nspname = t.schema_name
+             left join pg_class c on c.relnamespace = n.oid and c.relname = t.table_name
+             order by t.idx",
+            &[&schemas, &names],
+        )
+        .await
+        .map_err(|error| PgError::query(endpoint, "measuring the tables", error))?;
+    let mut units = Vec::new();
+    for row in rows {
+        let table_idx = usize::try_from(row.get::<_, i32>(0) - 1).expect("ordinality starts at 1");
+        let table_bytes = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
+        let block_size = u64::try_from(row.get::<_, i64>(2)).unwrap_or(8192);
+        units.extend(split(table_idx, table_bytes, block_size, unit_bytes));
+    }
+    units.sort_by_key(|unit| std::cmp::Reverse(unit.estimated_bytes));
+    Ok(units)
+}
+
+/// Ranges of `unit_bytes` (at least one block) covering a table of `table_bytes`, the last open-ended.
+fn split(table_idx: usize, table_bytes: u64, block_size: u64, unit_bytes: u64) -> Vec<CopyUnit> {
+    let n_blocks = table_bytes.div_ceil(block_size);
+    let unit_blocks = (unit_bytes / block_size).max(1);
+    let n_units = n_blocks.div_ceil(unit_blocks).max(1);
+    (0..n_units)
+        .map(|i| {
+            let start = i * unit_blocks;
+            let last = i + 1 == n_units;
+            let end = (!last).then(|| block_number(start + unit_blocks));
+            let blocks_in_unit = if last { n_blocks - start.min(n_blocks) } else { unit_blocks };
+            CopyUnit {
+                table_idx,
+                blocks: BlockRange { start: block_number(start), end },
+                estimated_bytes: blocks_in_unit * block_size,
+            }
+        })
+        .collect()
+}
+
+/// Block numbers are 32 bits in PostgreSQL: a table has at most 2^32 blocks (32 TB at 8 kB).
+fn block_number(block: u64) -> u32 {
+    u32::try_from(block).unwrap_or(u32::MAX)
+}
+
+/// A connection that has imported the exported snapshot and copies units under it.
+///
+/// It stays in one read-only repeatable-read transaction, so every unit it copies sees the same
+/// snapshot. After an error the transaction is gone: drop the worker and open another, which is
+/// possible only while the [`crate::slot::ExportedSnapshot`] is still held.
+pub struct CopyWorker {
+    client: Client,
+    endpoint: String,
+}
+
+impl CopyWorker {
+    /// Connects with the [`session`] settings and imports `snapshot_name`.
+    pub async fn open(endpoint: &DbEndpoint, snapshot_name: &str) -> Result<CopyWorker, PgError> {
+        let client = session::connect(endpoint).await?;
+        let endpoint = endpoint.to_string();
+        let endpoint_ref = &endpoint;
+        let error = |context: &'static str| move |source| PgError::query(endpoint_ref, context, source);
+        // A role's statement_timeout must not cut a long COPY short, nor its
+        // idle_in_transaction_session_timeout a worker waiting for its next unit.
+        client
+            .batch_execute("set statement_timeout = 0; set idle_in_transaction_session_timeout = 0")
+            .await
+            .map_err(error("disabling timeouts"))?;
+        client
+            .batch_execute("begin isolation level repeatable read read only")
+            .await
+            .map_err(error("starting the snapshot transaction"))?;
+        // Must be the transaction's first statement, sent on its own.
+        client
+            .batch_execute(&format!("set transaction snapshot '{}'", snapshot_name.replace('\'', "''")))
+            .await
+            .map_err(error("importing the exported snapshot"))?;
+        Ok(CopyWorker { client, endpoint })
+    }
+
+    /// Copies `unit` of `tables[unit.table_idx]` into `sender`, in batches of at most
+    /// [`BATCH_ROWS`] rows. Waits when the channel is full, so the receiver sets the pace.
+    ///
+    /// Every column is copied, in table order: each row is a [`Row`] as `model::event` defines it.
+    /// `FROM ONLY`: rows of inheritance children and partitions are copied with their own table.
+    pub async fn copy(
+        &self,
+        tables: &[Table],
+        unit: &CopyUnit,
+        sender: &mpsc::Sender<RowBatch>,
+    ) -> Result<CopyStats, PgError> {
+        let table = &tables[unit.table_idx];
+        let columns: Vec<String> = table.columns.iter().map(|column| quote_ident(&column.name)).collect();
+        let mut sql = format!("copy (select {} from only {}", columns.join(", "), quote_qualified(&table.name));
+        if let Some(condition) = unit.blocks.condition() {
+            sql.push_str(" where ");
+            sql.push_str(&condition);
+        }
+        sql.push_str(") to stdout");
+        tracing::debug!(table = %table.name, blocks = %unit.blocks, "copying");
+
+        let stream = self
+            .client
+            .copy_out(sql.as_str())
+            .await
+            .map_err(|error| PgError::query(&self.endpoint, "starting COPY", error))?;
+        let mut stream = std::pin::pin!(stream);
+        let n_columns = table.columns.len();
+        let mut parser = LineParser::default();
+        let mut stats = CopyStats::default();
+        let mut batch = RowBatch::new(unit.table_idx, n_columns);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| PgError::query(&self.endpoint, "reading COPY", error))?;
+            stats.n_bytes += chunk.len() as u64;
+            batch.n_bytes += chunk.len() as u64;
+            let format_error = |detail: String| PgError::CopyFormat {
+                endpoint: self.endpoint.clone(),
+                table: table.name.to_string(),
+                detail,
+            };
+            parser.feed(&chunk, &mut batch).map_err(format_error)?;
+            if batch.n_rows >= BATCH_ROWS || batch.text.len() >= BATCH_BYTES {
+                stats.n_rows += batch.n_rows as u64;
+                let full = std::mem::replace(&mut batch, RowBatch::new(unit.table_idx, n_columns));
+                send(sender, full, table).await?;
+            }
+        }
+        if !parser.is_empty() {
+            let detail = "the last row has no newline".to_string();
+            return Err(PgError::CopyFormat { endpoint: self.endpoint.clone(), table: table.name.to_string(), detail });
+        }
+        stats.n_rows += batch.n_rows as u64;
+        if !batch.is_empty() {
+            send(sender, batch, table).await?;
+        }
+        Ok(stats)
+    }
+
+    /// Ends the snapshot transaction and the connection.
+    pub async fn finish(self) -> Result<(), PgError> {
+        self.client
+            .batch_execute("commit")
+            .await
+            .map_err(|error| PgError::query(&self.endpoint, "ending the snapshot transaction", error))
+    }
+}
+
+async fn send(sender: &mpsc::Sender<RowBatch>, batch: RowBatch, table: &Table) -> Result<(), PgError> {
+    if sender.send(batch).await.is_err() {
+        return Err(PgError::CopyCancelled { table: table.name.to_string() });
+    }
+    Ok(())
+}
+
+/// Turns COPY text into rows. PostgreSQL sends one row per CopyData message, but the protocol
+/// does not promise it, so a row split across chunks is carried over.
+#[derive(Default)]
+struct LineParser {
+    carry: Vec<u8>,
+}
+
+impl LineParser {
+    fn is_empty(&self) -> bool {
+        self.carry.is_empty()
+    }
+
+    /// Parses every complete line of `chunk` (after what was carried over) into `batch`.
+    fn feed(&mut self, chunk: &[u8], batch: &mut RowBatch) -> Result<(), String> {
+        let mut rest = chunk;
+        if !self.carry.is_empty() {
+            let Some(newline) = memchr::memchr(b'\n', rest) else {
+                self.carry.extend_from_slice(rest);
+                return Ok(());
+            };
+            self.carry.extend_from_slice(&rest[..newline]);
+            parse_line(&self.carry, batch)?;
+            self.carry.clear();
+            rest = &rest[newline + 1..];
+        }
+        while let Some(newline) = memchr::memchr(b'\n', rest) {
+            parse_line(&rest[..newline], batch)?;
+            rest = &rest[newline + 1..];
+        }
+        self.carry.extend_from_slice(rest);
+        Ok(())
+    }
+}
+
+/// Parses one line of COPY text, without its newline, into a row of `batch`.
+///
+/// Columns are separated by a tab; `\N` alone is NULL; a backslash escapes the rest
+/// (`\b \f \n \r \t \v \\`, `\ooo` octal, `\xhh` hex, any other character stands for itself).
+/// A raw tab or newline is always a separator, since values escape theirs. Errors never quote the
+/// line: it holds row values.
+fn parse_line(line: &[u8], batch: &mut RowBatch) -> Result<(), String> {
+    let text = std::str::from_utf8(line).map_err(|_| "a row is not valid UTF-8".to_string())?;
+    let n_columns = batch.n_columns;
+    if n_columns == 0 {
+        if !text.is_empty() {
+            return Err("a row of a table without columns has a value".to_string());
+        }
+        batch.n_rows += 1;
+        return Ok(());
+    }
+    let mut n_values = 0;
+    for field in text.split('\t') {
+        if n_values == n_columns {
+            return Err(format!("a row has more than the table's {n_columns} columns"));
+        }
+        match field {
+            "\\N" => batch.push_null(),
+            field if !field.contains('\\') => batch.push_text(field),
+            field => batch.push_text(&unescape(field.as_bytes())?),
+        }
+        n_values += 1;
+    }
+    if n_values != n_columns {
+        return Err(format!("a row has {n_values} columns, the table {n_columns}"));
+    }
+    batch.n_rows += 1;
+    Ok(())
+}
+
+fn unescape(field: &[u8]) -> Result<String, String> {
+    let mut out = Vec::with_capacity(field.len());
+    let mut i = 0;
+    while i < field.len() {
+        let Some(offset) = memchr::memchr(b'\\', &field[i..]) else {
+            out.extend_from_slice(&field[i..]);
+            break;
+        };
+        out.extend_from_slice(&field[i..i + offset]);
+        i += offset + 1;
+        let Some(&escaped) = field.get(i) else {
+            return Err("a value ends with a lone backslash".to_string());
+        };
+        i += 1;
+        let byte = match escaped {
+            b'b' => 0x08,
+            b'f' => 0x0c,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'v' => 0x0b,
+            b'0'..=b'7' => {
+                // Up to three octal digits; PostgreSQL keeps the low eight bits.
+                let mut value = u32::from(escaped - b'0');
+                for _ in 0..2 {
+                    match field.get(i) {
+                        Some(&digit @ b'0'..=b'7') => {
+                            value = value * 8 + u32::from(digit - b'0');
+                            i += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                (value & 0xff) as u8
+            }
+            b'x' if field.get(i).is_some_and(u8::is_ascii_hexdigit) => {
+                let mut value = 0u8;
+                for _ in 0..2 {
+                    match field.get(i).and_then(|&digit| (digit as char).to_digit(16)) {
+                        Some(digit) => {
+                            value = value * 16 + digit as u8;
+                            i += 1;
+                        }
+                        None => break,
+                    }
+                }
+                value
+            }
+            other => other,
+        };
+        out.push(byte);
+    }
+    String::from_utf8(out).map_err(|_| "an escaped value is not valid UTF-8".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn some(text: &str) -> Option<String> {
+        Some(text.to_string())
+    }
+
+    fn parse(line: &[u8], n_columns: usize) -> Result<Row, String> {
+        let mut batch = RowBatch::new(0, n_columns);
+        parse_line(line, &mut batch)?;
+        assert_eq!(batch.len(), 1);
+        Ok(batch.row(0).to_row())
+    }
+
+    #[test]
+    fn fields_nulls_and_empty_strings() {
+        assert_eq!(parse(b"1\t\\N\t\tx", 4).unwrap(), vec![some("1"), None, some(""), some("x")]);
+        // An escaped backslash followed by N is the two-character text, not NULL.
+        assert_eq!(parse(b"\\\\N", 1).unwrap(), vec![some("\\N")]);
+        assert_eq!(parse(b"", 1).unwrap(), vec![some("")]);
+        assert_eq!(parse(b"", 0).unwrap(), Vec::<Option<String>>::new());
+    }
+
+    #[test]
+    fn escapes() {
+        let line = b"a\\tb\\nc\\\\d\\re\\bf\\fg\\vh\\101\\x41\\x4\\q\\0";
+        assert_eq!(parse(line, 1).unwrap(), vec![some("a\tb\nc\\d\re\x08f\x0cg\x0bhAA\x04q\0")]);
+        // Octal escapes may spell multi-byte UTF-8, one byte at a time.
+        assert_eq!(parse(b"\\360\\237\\230\\200", 1).unwrap(), vec![some("😀")]);
+        assert_eq!(parse("ü😀".as_bytes(), 1).unwrap(), vec![some("ü😀")]);
+    }
+
+    #[test]
+    fn malformed_rows_are_errors_without_values() {
+        let error = parse(b"secret\tx", 1).unwrap_err();
+        assert!(!error.contains("secret"), "{error}");
+        assert!(parse(b"x", 2).is_err());
+        assert!(parse(b"x\\", 1).is_err());
+        assert!(parse(b"\\377", 1).is_err());
+        assert!(parse(b"\xff", 1).is_err());
+    }
+
+    #[test]
+    fn lines_split_across_chunks() {
+        let mut parser = LineParser::default();
+        let mut batch = RowBatch::new(7, 2);
+        parser.feed(b"1\ta\n2\t", &mut batch).unwrap();
+        parser.feed(b"b", &mut batch).unwrap();
+        assert!(!parser.is_empty());
+        parser.feed(b"c\n3\t\\N\n", &mut batch).unwrap();
+        assert!(parser.is_empty());
+        let rows = vec![vec![some("1"), some("a")], vec![some("2"), some("bc")], vec![some("3"), None]];
+        assert_eq!(batch.rows().map(|row| row.to_row()).collect::<Vec<_>>(), rows);
+        assert_eq!(batch.row(2).get(1), None);
+        assert_eq!(batch.row(1).get(1), Some("bc"));
+        assert_eq!(batch, RowBatch::from_rows(7, 2, &rows));
+    }
+
+    #[test]
+    fn ranges_cover_the_table_and_end_open() {
+        let units = split(3, 10 * 8192, 8192, 4 * 8192);
+        let blocks: Vec<BlockRange> = units.iter().map(|unit| unit.blocks).collect();
+        assert_eq!(
+            blocks,
+            vec![
+                BlockRange { start: 0, end: Some(4) },
+                BlockRange { start: 4, end: Some(8) },
+                BlockRange { start: 8, end: None },
+            ]
+        );
+        assert_eq!(units.iter().map(|unit| unit.estimated_bytes).sum::<u64>(), 10 * 8192);
+        assert_eq!(split(0, 0, 8192, 1 << 20)[0].blocks, BlockRange { start: 0, end: None });
+        assert_eq!(BlockRange { start: 0, end: None }.condition(), None);
+        assert_eq!(BlockRange { start: 4, end: Some(8) }.condition().unwrap(), "ctid >= '(4,0)' and ctid < '(8,0)'");
+    }
+}

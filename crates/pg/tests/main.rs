@@ -1,0 +1,3 @@
+//! Integration tests of `passerelle-pg` against the real stack's PostgreSQL (`stack/stack.sh up`).
+
+mod snapshot;
