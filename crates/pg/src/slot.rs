@@ -114,6 +114,21 @@ pub async fn create_slot(endpoint: &DbEndpoint, slot: &str) -> Result<ExportedSn
     Ok(ExportedSnapshot { slot: slot.to_string(), consistent_point, snapshot_name, conn })
 }
 
+/// [`session::SETTINGS`] as a replication connection sees them, to prove that the walsender will
+/// render values exactly like the copy workers. Also proves that the role may open a replication
+/// connection at all (the REPLICATION attribute and a `replication` line in pg_hba.conf).
+pub async fn replication_session_settings(endpoint: &DbEndpoint) -> Result<Vec<(String, String)>, PgError> {
+    let mut conn = ReplicationConnection::open(endpoint).await?;
+    let mut settings = Vec::new();
+    for (name, _) in session::SETTINGS {
+        let rows = conn.simple_query(&format!("SHOW {name}"), "reading a session setting").await?;
+        let value = rows.first().and_then(|row| row.first().cloned().flatten()).unwrap_or_default();
+        settings.push((name.to_string(), value));
+    }
+    conn.terminate().await;
+    Ok(settings)
+}
+
 /// The slot named `slot`, if the cluster has one (slots are cluster-wide, not per database).
 pub async fn slot_info(client: &Client, endpoint: &impl fmt::Display, slot: &str) -> Result<Option<SlotInfo>, PgError> {
     let row = client

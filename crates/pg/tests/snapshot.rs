@@ -8,7 +8,7 @@ use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::Row;
 use passerelle_model::schema::{QualifiedName, Table};
 use passerelle_pg::snapshot::{plan_units, CopyStats, CopyUnit, CopyWorker, RowBatch};
-use passerelle_pg::{catalog, slot, PgError};
+use passerelle_pg::{catalog, session, slot, PgError};
 use passerelle_testkit::{unique_name, SourceDb, Stack};
 use tokio::sync::mpsc;
 
@@ -168,6 +168,11 @@ async fn copy_text_round_trips_awkward_values() {
     ];
     let alter: String = settings.iter().map(|setting| format!("alter database {} set {setting};", db.name)).collect();
     db.client().await.batch_execute(&alter).await.unwrap();
+    // The walsender, which will render the change stream, runs under the same settings.
+    let settings = slot::replication_session_settings(&endpoint).await.unwrap();
+    let expected: Vec<(String, String)> =
+        session::SETTINGS.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+    assert_eq!(settings, expected);
     let tables = tables(&endpoint).await;
     let (slot_name, publication) = (unique_name("slot"), unique_name("pub"));
     let client = passerelle_pg::connect(&endpoint).await.unwrap();
