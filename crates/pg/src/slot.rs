@@ -79,6 +79,9 @@ pub struct SlotInfo {
 /// Create the publication first ([`create_publication`]): pgoutput looks publications up in the
 /// catalog as of each decoded change, so changes from before the publication existed fail to decode.
 /// A slot that already exists is [`PgError::SlotExists`], never reused silently.
+///
+/// PostgreSQL answers only once every transaction open at the time of the call has ended (the
+/// consistent point needs them decided), so a long-running transaction in the source delays it.
 pub async fn create_slot(endpoint: &DbEndpoint, slot: &str) -> Result<ExportedSnapshot, PgError> {
     validate_slot_name(slot)?;
     let mut conn = ReplicationConnection::open(endpoint).await?;
