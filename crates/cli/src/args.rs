@@ -28,6 +28,10 @@ pub enum Command {
     Check(CheckArgs),
     /// Translate the source schema into target DDL and a mapping report; optionally apply it
     Plan(crate::plan::PlanArgs),
+    /// Copy the source into the target through Kafka: plan, pre-data, snapshot, post-data, summary
+    Migrate(crate::migrate::MigrateArgs),
+    /// Prove the target holds every source row unchanged: counts, checksums, differing keys, schema
+    Verify(crate::verify::VerifyArgs),
 }
 
 /// Where the three systems are. Every URL may come from the environment, which keeps passwords out

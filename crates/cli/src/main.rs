@@ -7,7 +7,13 @@
 mod args;
 mod check;
 mod config;
+mod mapping;
+mod migrate;
 mod plan;
+mod progress;
+mod sink;
+mod snapshot;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -34,6 +40,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         match args.command {
             Command::Check(check_args) => check::run(check_args).await,
             Command::Plan(plan_args) => plan::run(plan_args).await,
+            Command::Migrate(migrate_args) => migrate::run(migrate_args).await,
+            Command::Verify(verify_args) => verify::run(verify_args).await,
         }
     })
 }

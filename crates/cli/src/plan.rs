@@ -4,16 +4,16 @@
 //! Exit codes follow `main`: 0 planned (and applied), 1 refused to apply into a non-empty target,
 //! 2 an error.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use passerelle_ddl::report::Report;
-use passerelle_ddl::{Config, Dialect, IntervalAs, TypeOptions, UuidAs};
+use passerelle_ddl::Dialect;
 use passerelle_model::endpoint::DbEndpoint;
-use passerelle_mysql::preflight::Flavour;
 use serde::Serialize;
+
+use crate::mapping::{self, Mapping, MappingArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -23,24 +23,8 @@ pub struct PlanArgs {
     /// The MySQL or MariaDB target: mysql://user:password@host:3306/database
     #[arg(long, env = "PASSERELLE_TARGET", hide_env_values = true, value_name = "URL")]
     pub target: String,
-    /// A PostgreSQL schema to migrate; repeat for several [default: public]
-    #[arg(long = "schema", value_name = "SCHEMA")]
-    pub schemas: Vec<String>,
-    /// Put a schema into a target database other than the target URL's
-    #[arg(long = "map", value_name = "SCHEMA=DATABASE")]
-    pub maps: Vec<String>,
-    /// The target's dialect; auto asks the target server
-    #[arg(long, value_enum, default_value = "auto")]
-    pub dialect: DialectArg,
-    /// How uuid columns are held (native is MariaDB's UUID type; on MySQL it means char36)
-    #[arg(long, value_enum, default_value = "native")]
-    pub uuid: UuidArg,
-    /// How interval columns are held: ISO 8601 text or a count of microseconds
-    #[arg(long, value_enum, default_value = "text")]
-    pub interval: IntervalArg,
-    /// The collation of text columns [default: the dialect's binary NO PAD collation, as PostgreSQL compares]
-    #[arg(long, value_name = "COLLATION")]
-    pub collation: Option<String>,
+    #[command(flatten)]
+    pub mapping: MappingArgs,
     /// Where to write pre-data.sql, post-data.sql, report.txt and report.json
     #[arg(long, value_name = "DIR", default_value = "passerelle-plan")]
     pub out: PathBuf,
@@ -53,26 +37,6 @@ pub struct PlanArgs {
     /// Print the report as JSON on stdout
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum DialectArg {
-    Auto,
-    Mysql8,
-    Mariadb,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum UuidArg {
-    Native,
-    Char36,
-    Binary16,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum IntervalArg {
-    Text,
-    Microseconds,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -90,74 +54,15 @@ struct Output<'a> {
     report: &'a Report,
 }
 
-/// Each schema's target database: from `--map`, else the target URL's database.
-fn databases(args: &PlanArgs, target: &DbEndpoint) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut maps = BTreeMap::new();
-    for map in &args.maps {
-        let Some((schema, database)) = map.split_once('=').filter(|(s, d)| !s.is_empty() && !d.is_empty()) else {
-            anyhow::bail!("--map {map:?} is not SCHEMA=DATABASE; write it like --map bookings=demo");
-        };
-        maps.insert(schema.to_string(), database.to_string());
-    }
-    let schemas = if args.schemas.is_empty() { vec!["public".to_string()] } else { args.schemas.clone() };
-    let mut databases = BTreeMap::new();
-    for schema in schemas {
-        let database = match (maps.remove(&schema), target.database.clone()) {
-            (Some(database), _) | (None, Some(database)) => database,
-            (None, None) => anyhow::bail!(
-                "no target database for schema {schema:?}; name one in the target URL or pass --map {schema}=DATABASE"
-            ),
-        };
-        databases.insert(schema, database);
-    }
-    if let Some(schema) = maps.keys().next() {
-        anyhow::bail!("--map names schema {schema:?}, which is not migrated; add --schema {schema}");
-    }
-    Ok(databases)
-}
-
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let source = DbEndpoint::parse_postgres(&args.source)?;
     let target = DbEndpoint::parse_mysql(&args.target)?;
-    let databases = databases(&args, &target)?;
-    let schemas: Vec<String> = databases.keys().cloned().collect();
-
-    let mut client = passerelle_pg::connect(&source).await?;
-    let schema = passerelle_pg::catalog::read(&mut client, &source, &schemas).await?;
-
-    // The target is asked only when its dialect is needed or the DDL is to be applied.
-    let mut conn = match (args.dialect, args.apply) {
-        (DialectArg::Auto, _) | (_, Some(_)) => Some(passerelle_mysql::connect(&target).await?),
-        _ => None,
+    let Mapping { config, plan, .. } = mapping::prepare(&args.mapping, &source, &target).await?;
+    let dialect = config.dialect;
+    let mut conn = match args.apply {
+        Some(_) => Some(passerelle_mysql::connect(&target).await?),
+        None => None,
     };
-    let dialect = match (args.dialect, conn.as_mut()) {
-        (DialectArg::Mysql8, _) => Dialect::Mysql8,
-        (DialectArg::Mariadb, _) => Dialect::Mariadb,
-        (DialectArg::Auto, Some(conn)) => {
-            match passerelle_mysql::schema_apply::server_version(conn, &target).await?.flavour {
-                Flavour::Mysql => Dialect::Mysql8,
-                Flavour::Mariadb => Dialect::Mariadb,
-            }
-        }
-        (DialectArg::Auto, None) => anyhow::bail!("cannot detect the dialect without a target; pass --dialect"),
-    };
-    let config = Config {
-        dialect,
-        databases,
-        types: TypeOptions {
-            uuid: match args.uuid {
-                UuidArg::Native => UuidAs::Native,
-                UuidArg::Char36 => UuidAs::Char36,
-                UuidArg::Binary16 => UuidAs::Binary16,
-            },
-            interval: match args.interval {
-                IntervalArg::Text => IntervalAs::Text,
-                IntervalArg::Microseconds => IntervalAs::Microseconds,
-            },
-            text_collation: args.collation.clone(),
-        },
-    };
-    let plan = passerelle_ddl::plan(&schema, &config);
     write_files(&args.out, &plan, dialect)?;
 
     if let (Some(phase), Some(conn)) = (args.apply, conn.as_mut()) {

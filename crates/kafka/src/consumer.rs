@@ -38,9 +38,11 @@ impl Consumer {
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("fetch.max.bytes", "52428800")
-            .set("max.partition.fetch.bytes", "8388608")
-            .set("queued.max.messages.kbytes", "131072")
+            // librdkafka prefetches per partition: with a topic per table and several partitions each,
+            // these bound the consumer's memory to about partitions × 4 MB.
+            .set("fetch.max.bytes", "16777216")
+            .set("max.partition.fetch.bytes", "2097152")
+            .set("queued.max.messages.kbytes", "4096")
             .create()
             .map_err(|error| KafkaError::Unreachable { brokers: brokers.clone(), cause: describe(&error) })?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
@@ -95,10 +97,10 @@ impl Consumer {
             for topic in metadata.topics() {
                 let Some(&topic_idx) = self.topic_idx.get(topic.name()) else { continue };
                 for partition in topic.partitions() {
-                    let (_, high) = self
-                        .inner
-                        .fetch_watermarks(topic.name(), partition.id(), Duration::from_secs(30))
-                        .map_err(|error| KafkaError::Topic { topic: topic.name().to_string(), cause: describe(&error) })?;
+                    let (_, high) =
+                        self.inner.fetch_watermarks(topic.name(), partition.id(), Duration::from_secs(30)).map_err(
+                            |error| KafkaError::Topic { topic: topic.name().to_string(), cause: describe(&error) },
+                        )?;
                     ends.insert((topic_idx, partition.id()), high);
                 }
             }

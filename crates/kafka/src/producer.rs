@@ -57,8 +57,8 @@ impl Producer {
             // Java clients' partitioner: a key lands where Kafka Connect and Debezium would put it.
             .set("partitioner", "murmur2_random")
             // Bounded memory: at most this much waits in the local queue before `send` blocks.
-            .set("queue.buffering.max.kbytes", "65536")
-            .set("queue.buffering.max.messages", "200000")
+            .set("queue.buffering.max.kbytes", "32768")
+            .set("queue.buffering.max.messages", "100000")
             .create_with_context(DeliveryTracker::default())
             .map_err(|error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) })?;
         Ok(Producer { inner })
@@ -89,7 +89,9 @@ impl Producer {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                     self.check_failures()?;
                 }
-                Err((error, _)) => return Err(KafkaError::Delivery { topic: topic.to_string(), cause: describe(&error) }),
+                Err((error, _)) => {
+                    return Err(KafkaError::Delivery { topic: topic.to_string(), cause: describe(&error) })
+                }
             }
         }
     }

@@ -8,14 +8,15 @@ use passerelle_kafka::envelope::{decode, encode, Origin, TableLayout};
 use passerelle_kafka::producer::Producer;
 use passerelle_kafka::topic::{create_topics, delete_topics, TopicLayout};
 use passerelle_model::endpoint::KafkaEndpoint;
-use passerelle_model::event::{Lsn, Op, Row};
+use passerelle_model::event::{Lsn, Op};
 use passerelle_testkit::{unique_name, Stack};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn events_round_trip_in_key_order_through_the_broker() {
     let stack = Stack::from_env();
     let endpoint = KafkaEndpoint::parse(&stack.kafka).unwrap();
-    let layout = TopicLayout { prefix: unique_name("test"), partitions: 3, replication: 1, retention_ms: Some(3_600_000) };
+    let layout =
+        TopicLayout { prefix: unique_name("test"), partitions: 3, replication: 1, retention_ms: Some(3_600_000) };
     let topic = layout.topic_name("s", "t");
     create_topics(&endpoint, &layout, std::slice::from_ref(&topic)).await.unwrap();
     // Creating again is fine: a resumed run finds its topics.
@@ -27,8 +28,10 @@ async fn events_round_trip_in_key_order_through_the_broker() {
     let n_versions = 40;
     for version in 0..n_versions {
         for key in 0..n_keys {
-            let row: Row = vec![Some(key.to_string()), Some(version.to_string())];
-            let origin = Origin { server: &layout.prefix, database: "db", lsn: Lsn(version), snapshot: false, ts_ms: 0 };
+            let (key, version_text) = (key.to_string(), version.to_string());
+            let row = [Some(key.as_str()), Some(version_text.as_str())];
+            let origin =
+                Origin { server: &layout.prefix, database: "db", lsn: Lsn(version), snapshot: false, ts_ms: 0 };
             let event = encode(&table, Op::Update, None, Some(&row), &origin);
             producer.send(&topic, None, event.key.as_deref(), &event.value).await.unwrap();
         }

@@ -13,3 +13,5 @@ pub mod value;
 
 pub use connect::connect;
 pub use error::MysqlError;
+/// The connection type `connect` returns, so that callers need not depend on the driver.
+pub use mysql_async::Conn;

@@ -9,6 +9,8 @@ use std::fmt;
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use passerelle_ddl::ident::quote;
+
 use crate::preflight::ServerVersion;
 use crate::MysqlError;
 
@@ -77,4 +79,34 @@ pub async fn apply(conn: &mut Conn, endpoint: &impl fmt::Display, statements: &[
         }
     }
     Ok(())
+}
+
+/// Drops every table, view and sequence in `databases` except those named in `keep`: what an
+/// interrupted migration created, before it starts over. Foreign keys are not checked while dropping,
+/// so the order does not matter.
+pub async fn drop_objects(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    databases: &[String],
+    keep: &[&str],
+) -> Result<(), MysqlError> {
+    let context = |error| MysqlError::query(endpoint, "dropping what an interrupted run created", error);
+    conn.query_drop("SET SESSION foreign_key_checks = 0").await.map_err(context)?;
+    for database in databases {
+        let objects: Vec<(String, String)> = conn
+            .exec("SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = ?", (database,))
+            .await
+            .map_err(context)?;
+        for (name, kind) in objects.into_iter().filter(|(name, _)| !keep.contains(&name.as_str())) {
+            let kind = match kind.as_str() {
+                "VIEW" => "VIEW",
+                "SEQUENCE" => "SEQUENCE",
+                _ => "TABLE",
+            };
+            conn.query_drop(format!("DROP {kind} IF EXISTS {}.{}", quote(database), quote(&name)))
+                .await
+                .map_err(context)?;
+        }
+    }
+    conn.query_drop("SET SESSION foreign_key_checks = 1").await.map_err(context)
 }

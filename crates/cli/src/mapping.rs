@@ -1,0 +1,125 @@
+//! What every command that reads the source schema shares: which schemas go where, how lossy types
+//! are held, and the plan built from them. `plan` writes the plan out; `migrate` and `verify` follow it.
+
+use std::collections::BTreeMap;
+
+use passerelle_ddl::{Config, Dialect, IntervalAs, Plan, TypeOptions, UuidAs};
+use passerelle_model::endpoint::DbEndpoint;
+use passerelle_model::schema::Schema;
+use passerelle_mysql::preflight::Flavour;
+
+#[derive(Debug, clap::Args)]
+pub struct MappingArgs {
+    /// A PostgreSQL schema to migrate; repeat for several [default: public]
+    #[arg(long = "schema", value_name = "SCHEMA")]
+    pub schemas: Vec<String>,
+    /// Put a schema into a target database other than the target URL's
+    #[arg(long = "map", value_name = "SCHEMA=DATABASE")]
+    pub maps: Vec<String>,
+    /// The target's dialect; auto asks the target server
+    #[arg(long, value_enum, default_value = "auto")]
+    pub dialect: DialectArg,
+    /// How uuid columns are held (native is MariaDB's UUID type; on MySQL it means char36)
+    #[arg(long, value_enum, default_value = "native")]
+    pub uuid: UuidArg,
+    /// How interval columns are held: ISO 8601 text or a count of microseconds
+    #[arg(long, value_enum, default_value = "text")]
+    pub interval: IntervalArg,
+    /// The collation of text columns [default: the dialect's binary NO PAD collation, as PostgreSQL compares]
+    #[arg(long, value_name = "COLLATION")]
+    pub collation: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DialectArg {
+    Auto,
+    Mysql8,
+    Mariadb,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum UuidArg {
+    Native,
+    Char36,
+    Binary16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum IntervalArg {
+    Text,
+    Microseconds,
+}
+
+/// Each schema's target database: from `--map`, else the target URL's database.
+fn databases(args: &MappingArgs, target: &DbEndpoint) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut maps = BTreeMap::new();
+    for map in &args.maps {
+        let Some((schema, database)) = map.split_once('=').filter(|(s, d)| !s.is_empty() && !d.is_empty()) else {
+            anyhow::bail!("--map {map:?} is not SCHEMA=DATABASE; write it like --map bookings=demo");
+        };
+        maps.insert(schema.to_string(), database.to_string());
+    }
+    let schemas = if args.schemas.is_empty() { vec!["public".to_string()] } else { args.schemas.clone() };
+    let mut databases = BTreeMap::new();
+    for schema in schemas {
+        let database = match (maps.remove(&schema), target.database.clone()) {
+            (Some(database), _) | (None, Some(database)) => database,
+            (None, None) => anyhow::bail!(
+                "no target database for schema {schema:?}; name one in the target URL or pass --map {schema}=DATABASE"
+            ),
+        };
+        databases.insert(schema, database);
+    }
+    if let Some(schema) = maps.keys().next() {
+        anyhow::bail!("--map names schema {schema:?}, which is not migrated; add --schema {schema}");
+    }
+    Ok(databases)
+}
+
+/// The source schema, the translation settings and the plan.
+pub struct Mapping {
+    pub schema: Schema,
+    pub config: Config,
+    pub plan: Plan,
+}
+
+/// Reads the source catalog and plans the target; asks the target its flavour when `--dialect auto`.
+pub async fn prepare(args: &MappingArgs, source: &DbEndpoint, target: &DbEndpoint) -> anyhow::Result<Mapping> {
+    let databases = databases(args, target)?;
+    let schemas: Vec<String> = databases.keys().cloned().collect();
+
+    let mut client = passerelle_pg::connect(source).await?;
+    let schema = passerelle_pg::catalog::read(&mut client, source, &schemas).await?;
+
+    let dialect = match args.dialect {
+        DialectArg::Mysql8 => Dialect::Mysql8,
+        DialectArg::Mariadb => Dialect::Mariadb,
+        DialectArg::Auto => {
+            let mut conn = passerelle_mysql::connect(target).await?;
+            let version = passerelle_mysql::schema_apply::server_version(&mut conn, target).await?;
+            let _ = conn.disconnect().await;
+            match version.flavour {
+                Flavour::Mysql => Dialect::Mysql8,
+                Flavour::Mariadb => Dialect::Mariadb,
+            }
+        }
+    };
+    let config = Config {
+        dialect,
+        databases,
+        types: TypeOptions {
+            uuid: match args.uuid {
+                UuidArg::Native => UuidAs::Native,
+                UuidArg::Char36 => UuidAs::Char36,
+                UuidArg::Binary16 => UuidAs::Binary16,
+            },
+            interval: match args.interval {
+                IntervalArg::Text => IntervalAs::Text,
+                IntervalArg::Microseconds => IntervalAs::Microseconds,
+            },
+            text_collation: args.collation.clone(),
+        },
+    };
+    let plan = passerelle_ddl::plan(&schema, &config);
+    Ok(Mapping { schema, config, plan })
+}

@@ -1,0 +1,113 @@
+//! The snapshot, source to Kafka: copy workers read ranges of tables under the exported snapshot and
+//! each feeds its own encoder, which turns rows into Debezium `r` events on the table's topic.
+//!
+//! Memory stays bounded: a worker waits when its encoder's channel is full, and an encoder waits
+//! when the producer's queue is full.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use anyhow::Context;
+use passerelle_kafka::envelope::{encode, Origin, TableLayout};
+use passerelle_kafka::producer::Producer;
+use passerelle_model::endpoint::DbEndpoint;
+use passerelle_model::event::{Lsn, Op};
+use passerelle_model::schema::Table;
+use passerelle_pg::snapshot::{CopyUnit, CopyWorker, RowBatch};
+use tokio::sync::mpsc;
+
+use crate::progress::Progress;
+
+/// What the snapshot needs to know besides the tables.
+pub struct SnapshotSource<'a> {
+    pub endpoint: &'a DbEndpoint,
+    pub snapshot_name: &'a str,
+    pub consistent_point: Lsn,
+    /// Debezium's logical server name, the topic prefix.
+    pub server: &'a str,
+    pub database: &'a str,
+}
+
+#[derive(Default)]
+pub struct SnapshotStats {
+    pub n_rows: u64,
+    pub n_bytes: u64,
+}
+
+/// Copies every unit with `jobs` workers and produces every row; returns when all are queued
+/// (the caller flushes the producer).
+pub async fn run(
+    source: &SnapshotSource<'_>,
+    tables: &[Table],
+    layouts: &[TableLayout],
+    units: Vec<CopyUnit>,
+    producer: &Producer,
+    jobs: usize,
+    progress: &Progress,
+) -> anyhow::Result<SnapshotStats> {
+    let queue = Mutex::new(units);
+    let n_rows = AtomicU64::new(0);
+    let n_bytes = AtomicU64::new(0);
+    let ts_ms = now_ms();
+    let origin = Origin {
+        server: source.server,
+        database: source.database,
+        lsn: source.consistent_point,
+        snapshot: true,
+        ts_ms,
+    };
+    let workers = (0..jobs.max(1)).map(|_| async {
+        let worker = CopyWorker::open(source.endpoint, source.snapshot_name).await?;
+        let (sender, receiver) = mpsc::channel::<RowBatch>(4);
+        let encoder = produce(receiver, layouts, &origin, producer, progress, &n_rows, &n_bytes);
+        let copier = async {
+            // The sender drops when the copier ends, which ends the encoder.
+            let sender = sender;
+            loop {
+                let unit = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
+                let Some(unit) = unit else { break };
+                worker.copy(tables, &unit, &sender).await?;
+            }
+            worker.finish().await?;
+            anyhow::Ok(())
+        };
+        let (copied, produced) = tokio::join!(copier, encoder);
+        copied.and(produced)
+    });
+    for result in futures::future::join_all(workers).await {
+        result.context("the snapshot failed")?;
+    }
+    Ok(SnapshotStats { n_rows: n_rows.into_inner(), n_bytes: n_bytes.into_inner() })
+}
+
+/// Encodes and produces every batch it receives.
+async fn produce(
+    mut receiver: mpsc::Receiver<RowBatch>,
+    layouts: &[TableLayout],
+    origin: &Origin<'_>,
+    producer: &Producer,
+    progress: &Progress,
+    n_rows: &AtomicU64,
+    n_bytes: &AtomicU64,
+) -> anyhow::Result<()> {
+    while let Some(batch) = receiver.recv().await {
+        let layout = &layouts[batch.table_idx];
+        // Without a key there is no order to keep per key: one partition keeps them all in order.
+        let partition = layout.key.is_empty().then_some(0);
+        let mut values = Vec::with_capacity(batch.n_columns());
+        for row in batch.rows() {
+            values.clear();
+            values.extend(row.iter());
+            let event = encode(layout, Op::Read, None, Some(&values), origin);
+            producer.send(&layout.topic, partition, event.key.as_deref(), &event.value).await?;
+        }
+        n_rows.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        n_bytes.fetch_add(batch.n_bytes, Ordering::Relaxed);
+        progress.copied(batch.table_idx, batch.len() as u64);
+    }
+    Ok(())
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
