@@ -2,8 +2,8 @@
 //! afterwards, positioned by the [`Lsn`] of the source's write-ahead log.
 //!
 //! Values travel as PostgreSQL's own text output, produced under the fixed session settings that
-//! `pg::session` applies to every snapshot and replication connection (UTC, ISO dates, hex bytea,
-//! shortest exact floats). Text is exact for every type, the snapshot and the change stream render a
+//! `pg::session` applies to every snapshot and replication connection (UTC, ISO dates, ISO 8601
+//! intervals, hex bytea, shortest exact floats). Text is exact for every type, the snapshot and the change stream render a
 //! value identically, and the sink converts each one to its target type in one place.
 
 use std::fmt;

@@ -21,8 +21,9 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("TimeZone", "UTC"),
     // `2024-01-31 12:00:00`, and `0044-03-15 BC` for BC dates.
     ("DateStyle", "ISO, YMD"),
-    // `1 year 2 mons 3 days 04:05:06`, which `interval` input reads back.
-    ("IntervalStyle", "postgres"),
+    // `P1Y2M3DT4H5M6S`: ISO 8601, which `interval` input reads back, other systems parse, and the
+    // target keeps as text or counts in microseconds (see `model::target::Conversion`).
+    ("IntervalStyle", "iso_8601"),
     // Any value above 0 gives the shortest text that reads back to the same float (PostgreSQL 12+).
     ("extra_float_digits", "3"),
     // `\x0001ff`: every byte, NUL included, as two hex digits.
@@ -75,7 +76,7 @@ mod tests {
     #[test]
     fn options_escape_the_space_in_datestyle() {
         let options = startup_options();
-        assert!(options.starts_with("-c TimeZone=UTC -c DateStyle=ISO,\\ YMD -c IntervalStyle=postgres"), "{options}");
+        assert!(options.starts_with("-c TimeZone=UTC -c DateStyle=ISO,\\ YMD -c IntervalStyle=iso_8601"), "{options}");
         assert!(options.ends_with("-c client_encoding=UTF8"), "{options}");
     }
 }

@@ -13,7 +13,7 @@
 //! - `bytea`: lowercase hex.
 //! - `date`: `YYYY-MM-DD`; `time`: `HH:MM:SS.ffffff`; `timetz`: the same, in UTC.
 //! - `timestamp`, `timestamptz`: `YYYY-MM-DD HH:MM:SS.ffffff`, timestamptz in UTC (DATETIME(6) in UTC).
-//! - `interval`: PostgreSQL's text (`IntervalStyle = postgres`), or microseconds when held as BIGINT.
+//! - `interval`: PostgreSQL's ISO 8601 text (`IntervalStyle = iso_8601`), or microseconds when held as BIGINT.
 //! - `uuid`: lowercase 8-4-4-4-12, whether held as CHAR(36), MariaDB UUID or BINARY(16).
 //! - `bit(n)` held as BIT(n): the string of 0 and 1, n long.
 //!
