@@ -30,6 +30,8 @@ pub enum Command {
     Plan(crate::plan::PlanArgs),
     /// Copy the source into the target through Kafka: plan, pre-data, snapshot, post-data, summary
     Migrate(crate::migrate::MigrateArgs),
+    /// Drop a migration's replication slot, publication, topics and bookkeeping; the data stays
+    Cleanup(crate::cleanup::CleanupArgs),
     /// Prove the target holds every source row unchanged: counts, checksums, differing keys, schema
     Verify(crate::verify::VerifyArgs),
 }

@@ -6,6 +6,7 @@
 
 mod args;
 mod check;
+mod cleanup;
 mod config;
 mod mapping;
 mod migrate;
@@ -41,6 +42,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Check(check_args) => check::run(check_args).await,
             Command::Plan(plan_args) => plan::run(plan_args).await,
             Command::Migrate(migrate_args) => migrate::run(migrate_args).await,
+            Command::Cleanup(cleanup_args) => cleanup::run(cleanup_args).await,
             Command::Verify(verify_args) => verify::run(verify_args).await,
         }
     })

@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::sync::watch;
 
 use crate::args::EndpointArgs;
-use crate::config::Endpoints;
+use crate::config::{Endpoints, Names, NamingArgs};
 use crate::mapping::{self, Mapping, MappingArgs};
 use crate::progress::Progress;
 use crate::sink::{SinkConfig, SinkTable};
@@ -36,10 +36,8 @@ pub struct MigrateArgs {
     /// Copy workers on the source, and connections applying on the target
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
-    /// Names this migration: its topics are PREFIX.<schema>.<table>, its slot and publication derive from it
-    /// [default: passerelle_<source database>]
-    #[arg(long, value_name = "PREFIX")]
-    pub topic_prefix: Option<String>,
+    #[command(flatten)]
+    pub naming: NamingArgs,
     /// Partitions of each topic (a table without a primary key always uses one)
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub partitions: i32,
@@ -80,25 +78,6 @@ impl PhaseClock {
     }
 }
 
-/// Names derived from the topic prefix: the migration's identity across processes and restarts.
-struct Names {
-    migration: String,
-    /// Replication slot and publication: lowercase letters, digits and underscores only.
-    slot: String,
-}
-
-impl Names {
-    fn new(prefix: &str) -> Names {
-        let mut slot: String =
-            prefix.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
-        if !slot.starts_with("passerelle") {
-            slot = format!("passerelle_{slot}");
-        }
-        slot.truncate(63);
-        Names { migration: prefix.to_string(), slot }
-    }
-}
-
 #[derive(Serialize)]
 struct TableSummary {
     table: String,
@@ -126,9 +105,8 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let Some(bookkeeping_db) = endpoints.target.database.clone() else {
         anyhow::bail!("the target URL names no database; add it: mysql://user@host:3306/database");
     };
-    let source_db = endpoints.source.database.clone().unwrap_or_else(|| endpoints.source.user.clone());
-    let prefix = args.topic_prefix.clone().unwrap_or_else(|| format!("passerelle_{source_db}"));
-    let names = Names::new(&prefix);
+    let names = Names::new(&args.naming, &endpoints.source);
+    let prefix = names.migration.clone();
     let mut clock = PhaseClock { phases: Vec::new(), since: Instant::now() };
 
     let Mapping { schema, plan, .. } = mapping::prepare(&args.mapping, &endpoints.source, &endpoints.target).await?;

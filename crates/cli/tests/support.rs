@@ -1,6 +1,6 @@
 //! Running the built binary with a controlled environment.
 
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 /// What one run of `passerelle` printed, and how it ended.
 pub struct Run {
@@ -16,15 +16,25 @@ impl Run {
     }
 }
 
-/// Runs `passerelle ARGS` with `env` as its only `PASSERELLE_*` variables.
-pub fn passerelle(args: &[&str], env: &[(&str, &str)]) -> Run {
+/// `passerelle ARGS` with `env` as its only `PASSERELLE_*` variables.
+fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_passerelle"));
     command.args(args).env_remove("RUST_LOG");
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("PASSERELLE_")) {
         command.env_remove(name);
     }
     command.envs(env.iter().copied());
-    let output = command.output().expect("the passerelle binary runs");
+    command
+}
+
+/// Starts `passerelle ARGS` and returns at once, its output discarded: for killing it midway.
+pub fn passerelle_child(args: &[&str], env: &[(&str, &str)]) -> Child {
+    command(args, env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("the passerelle binary starts")
+}
+
+/// Runs `passerelle ARGS` to the end.
+pub fn passerelle(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let output = command(args, env).output().expect("the passerelle binary runs");
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

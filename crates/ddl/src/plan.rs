@@ -110,6 +110,23 @@ impl Scope for TableScope<'_> {
     }
 }
 
+/// The bytes a fixed-size column takes in an InnoDB key: CHAR and BINARY by their length (utf8mb4
+/// counts 4 bytes a character, ascii 1), DECIMAL at most 32, the other scalars at most 8.
+fn key_bytes(sql: &str) -> u32 {
+    let length = || sql.split(['(', ')']).nth(1).and_then(|n| n.split(',').next()?.trim().parse::<u32>().ok());
+    if sql.starts_with("CHAR(") {
+        let per_char = if sql.contains("ascii") { 1 } else { 4 };
+        return length().unwrap_or(255) * per_char;
+    }
+    if sql.starts_with("BINARY(") {
+        return length().unwrap_or(255);
+    }
+    if sql.starts_with("DECIMAL") {
+        return 32;
+    }
+    8
+}
+
 fn object(kind: &'static str, name: String, outcome: Outcome, detail: impl Into<String>) -> ObjectReport {
     ObjectReport { kind, name, outcome, detail: detail.into(), source: None }
 }
@@ -341,8 +358,15 @@ impl Planner<'_> {
                 })
                 .collect();
             let Ok(n_texts) = u32::try_from(texts.len()) else { continue };
+            // The key's other columns take their bytes first; the texts share what is left.
+            let fixed_bytes: u32 = key
+                .iter()
+                .filter(|name| !texts.contains(name))
+                .filter_map(|name| table.columns.iter().find(|c| &c.name == name))
+                .map(|c| key_bytes(&self.types.map(&c.data_type, None).sql))
+                .sum();
             for name in texts {
-                let share = KEY_CHARS / n_texts;
+                let share = (KEY_CHARS * 4).saturating_sub(fixed_bytes) / 4 / n_texts;
                 let limit = limits.entry(name.clone()).or_insert(share);
                 *limit = (*limit).min(share);
             }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use passerelle_model::schema::{ColumnType, PgType, QualifiedName, Schema, TableKind};
-use passerelle_model::target::{ArrayElement, Conversion, TargetColumn, TargetTable};
+use passerelle_model::target::{ArrayElement, Conversion, Shape, TargetColumn, TargetTable};
 
 use crate::ident::shorten;
 use crate::{Config, IntervalAs, UuidAs};
@@ -65,7 +65,10 @@ fn base_conversion(base: &PgType, config: &Config, schema: &Schema) -> Conversio
         PgType::Interval(_) if config.types.interval == IntervalAs::Microseconds => Conversion::IntervalMicros,
         PgType::Uuid if config.types.uuid == UuidAs::Binary16 => Conversion::UuidBytes,
         PgType::Bit(length) if length.unwrap_or(1) <= 64 => Conversion::Bits,
-        PgType::Point | PgType::Lseg | PgType::Path | PgType::Polygon | PgType::Box => Conversion::Geometry,
+        PgType::Point => Conversion::Geometry(Shape::Point),
+        PgType::Lseg | PgType::Path => Conversion::Geometry(Shape::LineString),
+        PgType::Polygon => Conversion::Geometry(Shape::Polygon),
+        PgType::Box => Conversion::Geometry(Shape::Box),
         PgType::Composite(name) => Conversion::Record {
             fields: schema
                 .composites

@@ -90,3 +90,18 @@ pub async fn delete_topics(endpoint: &KafkaEndpoint, names: &[String]) -> Result
     }
     Ok(())
 }
+
+/// The topics whose names start with `prefix`.
+pub async fn list_topics(endpoint: &KafkaEndpoint, prefix: &str) -> Result<Vec<String>, KafkaError> {
+    let admin = admin(endpoint)?;
+    let metadata = tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, TIMEOUT))
+        .map_err(|error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) })?;
+    let mut names: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|topic| topic.name().to_string())
+        .filter(|name| name.starts_with(prefix))
+        .collect();
+    names.sort();
+    Ok(names)
+}

@@ -57,13 +57,28 @@ pub enum Conversion {
     /// bit(n) of at most 64 bits: `0101` to the BIT value.
     Bits,
     /// point, lseg, path, polygon, box: PostgreSQL's text to WKT for `ST_GeomFromText`.
-    Geometry,
+    Geometry(Shape),
     /// An array, `{1,2,"a b"}`, to a JSON array (nested for more dimensions).
     Array(ArrayElement),
     /// A composite value, `(1,"a b",)`, to a JSON object of these field names, every value a string.
     Record { fields: Vec<String> },
     /// An hstore, `"a"=>"1", "b"=>NULL`, to a JSON object of strings.
     Hstore,
+}
+
+/// The geometry a PostgreSQL geometric type becomes; its text alone cannot tell a closed path from a
+/// polygon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shape {
+    /// point
+    Point,
+    /// lseg and path: their points in order
+    LineString,
+    /// polygon: its ring, closed
+    Polygon,
+    /// box: the rectangle of its two corners
+    Box,
 }
 
 /// How the elements of an array are written in JSON.

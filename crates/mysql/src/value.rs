@@ -5,7 +5,7 @@
 //! (`\N` is NULL, `\0` a NUL byte). Anything the target type cannot hold is refused with a reason;
 //! nothing is rounded, clipped or dropped here. Reasons never quote the value: rows stay out of logs.
 
-use passerelle_model::target::{ArrayElement, Conversion};
+use passerelle_model::target::{ArrayElement, Conversion, Shape};
 
 /// Appends `text` (`None` for NULL), converted, as one escaped field.
 pub fn write_field(conversion: &Conversion, text: Option<&str>, out: &mut Vec<u8>) -> Result<(), String> {
@@ -28,7 +28,7 @@ pub fn write_field(conversion: &Conversion, text: Option<&str>, out: &mut Vec<u8
         Conversion::UuidBytes => escape(&hex_bytes(&text.replace('-', ""))?, out),
         Conversion::IntervalMicros => escape(interval_micros(text)?.to_string().as_bytes(), out),
         Conversion::Bits => escape(text.as_bytes(), out),
-        Conversion::Geometry => escape(wkt(text)?.as_bytes(), out),
+        Conversion::Geometry(shape) => escape(wkt(text, *shape)?.as_bytes(), out),
         Conversion::Array(element) => escape(array_json(text, *element)?.as_bytes(), out),
         Conversion::Record { fields } => escape(record_json(text, fields)?.as_bytes(), out),
         Conversion::Hstore => escape(hstore_json(text)?.as_bytes(), out),
@@ -40,7 +40,7 @@ pub fn write_field(conversion: &Conversion, text: Option<&str>, out: &mut Vec<u8
 /// `LOAD DATA` text cannot carry directly; `None` loads the field into the column as it is.
 pub fn load_expression(conversion: &Conversion, variable: &str) -> Option<String> {
     match conversion {
-        Conversion::Geometry => Some(format!("ST_GeomFromText({variable})")),
+        Conversion::Geometry(_) => Some(format!("ST_GeomFromText({variable})")),
         // LOAD DATA cannot read b'0101' notation into a BIT column.
         Conversion::Bits => Some(format!("CAST(CONV({variable}, 2, 10) AS UNSIGNED)")),
         _ => None,
@@ -157,24 +157,22 @@ fn interval_micros(text: &str) -> Result<i64, String> {
     Ok((micros + days_of_months * 86_400e6).round() as i64)
 }
 
-/// PostgreSQL's geometric text to WKT: point `(1,2)`, lseg `[(1,2),(3,4)]`, box `(3,4),(1,2)`,
-/// path `[(1,2),(3,4)]` (open) or `((…))` (closed), polygon `((0,0),(1,0),(1,1))`.
-fn wkt(text: &str) -> Result<String, String> {
+/// PostgreSQL's geometric text to WKT: point `(1,2)`, lseg `[(1,2),(3,4)]`, path `[(1,2),(3,4)]` or
+/// `((1,2),(3,4))`, polygon `((0,0),(1,0),(1,1))`, box `(3,4),(1,2)`.
+fn wkt(text: &str, shape: Shape) -> Result<String, String> {
     let numbers: Vec<&str> = text.split(['(', ')', '[', ']', ',']).filter(|part| !part.is_empty()).collect();
     if numbers.len() < 2 || !numbers.len().is_multiple_of(2) || numbers.iter().any(|n| n.parse::<f64>().is_err()) {
         return Err("not a geometric value".to_string());
     }
     let points: Vec<String> = numbers.chunks(2).map(|xy| format!("{} {}", xy[0], xy[1])).collect();
-    let n_parens = text.chars().take_while(|&c| c == '(').count();
-    Ok(match (points.len(), text.starts_with('[')) {
-        (1, _) => format!("POINT({})", points[0]),
-        // A box is two opposite corners, `(x1,y1),(x2,y2)`, with a single leading parenthesis.
-        (2, false) if n_parens == 1 => {
-            let (x1, y1, x2, y2) = (numbers[0], numbers[1], numbers[2], numbers[3]);
+    Ok(match shape {
+        Shape::Point => format!("POINT({})", points[0]),
+        Shape::LineString => format!("LINESTRING({})", points.join(",")),
+        Shape::Polygon => format!("POLYGON(({},{}))", points.join(","), points[0]),
+        Shape::Box => {
+            let [x1, y1, x2, y2] = numbers[..] else { return Err("a box has two corners".to_string()) };
             format!("POLYGON(({x1} {y1},{x2} {y1},{x2} {y2},{x1} {y2},{x1} {y1}))")
         }
-        (_, true) => format!("LINESTRING({})", points.join(",")),
-        (_, false) => format!("POLYGON(({},{}))", points.join(","), points[0]),
     })
 }
 
@@ -258,9 +256,13 @@ fn record_json(text: &str, fields: &[String]) -> Result<String, String> {
     loop {
         let mut value = String::new();
         let mut quoted = false;
+        let mut more = false;
         while let Some(c) = chars.next() {
             match c {
-                ',' => break,
+                ',' => {
+                    more = true;
+                    break;
+                }
                 '"' => {
                     quoted = true;
                     loop {
@@ -280,7 +282,7 @@ fn record_json(text: &str, fields: &[String]) -> Result<String, String> {
             }
         }
         values.push((quoted || !value.is_empty()).then_some(value));
-        if chars.peek().is_none() {
+        if !more {
             break;
         }
     }
@@ -392,15 +394,17 @@ mod tests {
 
     #[test]
     fn geometry_to_wkt() {
+        let geometry = |shape, text| field(Conversion::Geometry(shape), text);
         assert_eq!(
-            field(Conversion::Geometry, "(129.77099609375,62.093299865722656)").unwrap(),
+            geometry(Shape::Point, "(129.77099609375,62.093299865722656)").unwrap(),
             "POINT(129.77099609375 62.093299865722656)"
         );
-        assert_eq!(field(Conversion::Geometry, "[(1,2),(3,4)]").unwrap(), "LINESTRING(1 2,3 4)");
-        assert_eq!(field(Conversion::Geometry, "(3,4),(1,2)").unwrap(), "POLYGON((3 4,1 4,1 2,3 2,3 4))");
-        assert_eq!(field(Conversion::Geometry, "((0,0),(1,0),(1,1))").unwrap(), "POLYGON((0 0,1 0,1 1,0 0))");
-        assert!(field(Conversion::Geometry, "(1,x)").is_err());
-        assert_eq!(load_expression(&Conversion::Geometry, "@c1").unwrap(), "ST_GeomFromText(@c1)");
+        assert_eq!(geometry(Shape::LineString, "[(1,2),(3,4)]").unwrap(), "LINESTRING(1 2,3 4)");
+        assert_eq!(geometry(Shape::LineString, "((1,2),(3,4))").unwrap(), "LINESTRING(1 2,3 4)");
+        assert_eq!(geometry(Shape::Box, "(3,4),(1,2)").unwrap(), "POLYGON((3 4,1 4,1 2,3 2,3 4))");
+        assert_eq!(geometry(Shape::Polygon, "((0,0),(1,0),(1,1))").unwrap(), "POLYGON((0 0,1 0,1 1,0 0))");
+        assert!(geometry(Shape::Point, "(1,x)").is_err());
+        assert_eq!(load_expression(&Conversion::Geometry(Shape::Point), "@c1").unwrap(), "ST_GeomFromText(@c1)");
     }
 
     #[test]
@@ -424,6 +428,8 @@ mod tests {
             field(Conversion::Record { fields }, r#"(1,"a b",,"x""y")"#).unwrap(),
             r#"{"missing":null,"n":"1","q":"x\\"y","s":"a b"}"#
         );
+        let fields = vec!["a".to_string(), "b".to_string()];
+        assert_eq!(field(Conversion::Record { fields }, "(,)").unwrap(), r#"{"a":null,"b":null}"#);
         assert_eq!(field(Conversion::Hstore, r#""a"=>"1", "b"=>NULL"#).unwrap(), r#"{"a":"1","b":null}"#);
         assert!(field(Conversion::Hstore, "garbage").is_err());
     }

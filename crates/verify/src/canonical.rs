@@ -180,7 +180,7 @@ pub fn render(
             };
             sql(format!("{pg}::text"), format!("LPAD(BIN({my}), {length}, '0')"))
         }
-        Conversion::Geometry => {
+        Conversion::Geometry(_) => {
             let shape = match base {
                 PgType::Polygon => Shape::Ring,
                 PgType::Box => Shape::Box,

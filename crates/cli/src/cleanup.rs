@@ -1,0 +1,61 @@
+//! `passerelle cleanup`: removes what a migration keeps outside the target's tables: the replication
+//! slot (which retains WAL on the source for as long as it exists), the publication, the topics and
+//! the bookkeeping rows. The migrated data stays.
+
+use std::process::ExitCode;
+
+use passerelle_kafka::topic::{delete_topics, list_topics};
+use passerelle_mysql::bookkeeping;
+use serde::Serialize;
+
+use crate::args::EndpointArgs;
+use crate::config::{Endpoints, Names, NamingArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct CleanupArgs {
+    #[command(flatten)]
+    pub endpoints: EndpointArgs,
+    #[command(flatten)]
+    pub naming: NamingArgs,
+    /// Print what was removed as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Removed {
+    migration: String,
+    slot: Option<String>,
+    publication: Option<String>,
+    topics: Vec<String>,
+}
+
+pub async fn run(args: CleanupArgs) -> anyhow::Result<ExitCode> {
+    let endpoints = Endpoints::from_args(&args.endpoints)?;
+    let names = Names::new(&args.naming, &endpoints.source);
+    let source = &endpoints.source;
+    let client = passerelle_pg::connect(source).await?;
+    let slot = passerelle_pg::slot::drop_slot(&client, source, &names.slot).await?.then(|| names.slot.clone());
+    let publication =
+        passerelle_pg::slot::drop_publication(&client, source, &names.slot).await?.then(|| names.slot.clone());
+    let topics = list_topics(&endpoints.kafka, &format!("{}.", names.migration)).await?;
+    delete_topics(&endpoints.kafka, &topics).await?;
+    let target = &endpoints.target;
+    if let Some(database) = &target.database {
+        let mut conn = passerelle_mysql::connect(target).await?;
+        bookkeeping::ensure_tables(&mut conn, target, database).await?;
+        bookkeeping::forget(&mut conn, target, database, &names.migration, &topics).await?;
+        let _ = conn.disconnect().await;
+    }
+    let removed = Removed { migration: names.migration, slot, publication, topics };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&removed)?);
+    } else {
+        let or_none = |name: &Option<String>| name.clone().unwrap_or_else(|| "none".to_string());
+        println!("replication slot dropped: {}", or_none(&removed.slot));
+        println!("publication dropped: {}", or_none(&removed.publication));
+        println!("topics deleted: {}", removed.topics.len());
+        println!("bookkeeping of {} forgotten; the migrated data stays", removed.migration);
+    }
+    Ok(ExitCode::SUCCESS)
+}
