@@ -7,6 +7,7 @@
 #   stack/stack.sh status   one line per service
 #   stack/stack.sh reset    down, wipe the data directories, up
 #   stack/stack.sh env      print the PASSERELLE_* exports: eval "$(stack/stack.sh env)"
+#   stack/stack.sh recreate-target-db NAME   drop and create an empty MariaDB database (for the demo)
 #
 # Data lives outside the source tree, in $PASSERELLE_STACK_DIR (default /var/tmp/passerelle-stack).
 # Ports (defaults chosen not to collide with system services):
@@ -294,5 +295,8 @@ case ${1:-} in
   status) status ;;
   reset) down; rm -rf "$STACK_DIR"; up ;;
   env) print_env ;;
-  *) die "usage: stack/stack.sh up|down|status|reset|env" ;;
+  recreate-target-db)
+    [ -n "${2:-}" ] || die "usage: stack/stack.sh recreate-target-db NAME"
+    mariadb --no-defaults -S "$mariadb_socket" -uroot -e "DROP DATABASE IF EXISTS \`$2\`; CREATE DATABASE \`$2\`" ;;
+  *) die "usage: stack/stack.sh up|down|status|reset|env|recreate-target-db NAME" ;;
 esac
