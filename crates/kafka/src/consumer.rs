@@ -39,10 +39,10 @@ impl Consumer {
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             // librdkafka prefetches per partition: with a topic per table and several partitions each,
-            // these bound the consumer's memory to about partitions × 4 MB.
-            .set("fetch.max.bytes", "16777216")
-            .set("max.partition.fetch.bytes", "2097152")
-            .set("queued.max.messages.kbytes", "4096")
+            // these bound the consumer's memory to about partitions × 1 MB (of lz4-compressed batches).
+            .set("fetch.max.bytes", "8388608")
+            .set("max.partition.fetch.bytes", "1048576")
+            .set("queued.max.messages.kbytes", "1024")
             .create()
             .map_err(|error| KafkaError::Unreachable { brokers: brokers.clone(), cause: describe(&error) })?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
