@@ -182,9 +182,12 @@ impl TablePlan {
     /// The canonical key of the row at `offset` of `range` in key order: where to split it.
     pub fn split_key(&self, engine: Engine, range: &Range, offset: u64) -> (String, Vec<String>) {
         let (filter, params) = self.range_filter(engine, range);
+        // Aliased: PostgreSQL would sort by an output column named like the key column, its text.
+        let keys: Vec<String> =
+            self.key_texts(engine).iter().enumerate().map(|(idx, text)| format!("{text} AS k{idx}")).collect();
         let sql = format!(
             "SELECT {} FROM {}{filter} ORDER BY {} LIMIT 1 OFFSET {offset}",
-            self.key_texts(engine).join(", "),
+            keys.join(", "),
             self.table(engine),
             self.order_by(engine)
         );
@@ -339,21 +342,21 @@ mod tests {
         check(
             plan.split_key(Engine::Pg, &bounded(), 500),
             expect![[r#"
-            SELECT "id"::text, "code"::text
-            FROM "bookings"."flights"
-            WHERE ("id", "code" COLLATE "C") >= ($1::text::bigint, $2::text)
-            AND ("id", "code" COLLATE "C") < ($3::text::bigint, $4::text)
-            ORDER BY "id", "code" COLLATE "C" LIMIT 1 OFFSET 500
-            ["10", "AB", "20", "A"]"#]],
+                SELECT "id"::text AS k0, "code"::text AS k1
+                FROM "bookings"."flights"
+                WHERE ("id", "code" COLLATE "C") >= ($1::text::bigint, $2::text)
+                AND ("id", "code" COLLATE "C") < ($3::text::bigint, $4::text)
+                ORDER BY "id", "code" COLLATE "C" LIMIT 1 OFFSET 500
+                ["10", "AB", "20", "A"]"#]],
         );
         check(
             plan.split_key(Engine::My, &Range { lo: None, hi: bounded().hi }, 7),
             expect![[r#"
-            SELECT CAST(`id` AS CHAR), `code`
-            FROM `demo`.`flights`
-            WHERE (`id`, `code`) < (CAST(? AS SIGNED), ?)
-            ORDER BY `id`, `code` LIMIT 1 OFFSET 7
-            ["20", "A"]"#]],
+                SELECT CAST(`id` AS CHAR) AS k0, `code` AS k1
+                FROM `demo`.`flights`
+                WHERE (`id`, `code`) < (CAST(? AS SIGNED), ?)
+                ORDER BY `id`, `code` LIMIT 1 OFFSET 7
+                ["20", "A"]"#]],
         );
     }
 

@@ -1,0 +1,198 @@
+//! A target tampered with in one place: verify reports exactly that row and column, nothing else.
+
+use expect_test::{expect, Expect};
+
+use crate::equal::SETUP;
+use crate::support::Migrated;
+
+/// Migrates `setup`, runs `tamper` on the target, and checks verify's report.
+async fn check(setup: &str, tamper: &str, expected: Expect) {
+    let migrated = Migrated::new(setup).await;
+    migrated.on_target(tamper).await;
+    let report = migrated.verify(2).await;
+    assert!(!report.matches);
+    expected.assert_eq(&report.render().replace(&migrated.target.name, "TARGET"));
+}
+
+#[tokio::test]
+async fn a_deleted_row_is_missing() {
+    check(
+        SETUP,
+        "DELETE FROM items WHERE id = 2",
+        expect![[r#"
+        DIFFERS  public.items -> TARGET.items: 3 rows in the source, 2 in the target
+            1 missing in the target
+              id="2"
+        ok       public.log: 3 rows in the source, 3 in the target
+        ok       public.owners: 2 rows in the source, 2 in the target
+        NOT VERIFIED: 1 of 3 tables differ, 0 schema objects missing
+    "#]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_extra_row_is_extra() {
+    check(
+        SETUP,
+        "INSERT INTO items (id) VALUES (99)",
+        expect![[r#"
+        DIFFERS  public.items -> TARGET.items: 3 rows in the source, 4 in the target
+            1 extra in the target
+              id="99"
+        ok       public.log: 3 rows in the source, 3 in the target
+        ok       public.owners: 2 rows in the source, 2 in the target
+        NOT VERIFIED: 1 of 3 tables differ, 0 schema objects missing
+    "#]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_duplicated_row_without_a_key_is_counted() {
+    check(
+        SETUP,
+        "INSERT INTO log VALUES ('bob', 'out')",
+        expect![[r#"
+        ok       public.items: 3 rows in the source, 3 in the target
+        DIFFERS  public.log -> TARGET.log: 3 rows in the source, 4 in the target
+            1 rows with a different number of copies
+              1 copies in the source, 2 in the target: who="bob", what="out"
+        ok       public.owners: 2 rows in the source, 2 in the target
+        NOT VERIFIED: 1 of 3 tables differ, 0 schema objects missing
+    "#]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_trailing_space_in_a_varchar_differs() {
+    check(
+        SETUP,
+        "UPDATE items SET label = 'alpha ' WHERE id = 1",
+        expect![[r#"
+        DIFFERS  public.items -> TARGET.items: 3 rows in the source, 3 in the target
+            1 different
+              id="1": label
+        ok       public.log: 3 rows in the source, 3 in the target
+        ok       public.owners: 2 rows in the source, 2 in the target
+        NOT VERIFIED: 1 of 3 tables differ, 0 schema objects missing
+    "#]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_trailing_space_in_a_text_differs() {
+    check(
+        SETUP,
+        "UPDATE items SET body = 'second ' WHERE id = 2",
+        expect![[r#"
+        DIFFERS  public.items -> TARGET.items: 3 rows in the source, 3 in the target
+            1 different
+              id="2": body
+        ok       public.log: 3 rows in the source, 3 in the target
+        ok       public.owners: 2 rows in the source, 2 in the target
+        NOT VERIFIED: 1 of 3 tables differ, 0 schema objects missing
+    "#]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_numeric_last_digit_differs() {
+    check(
+        SETUP,
+        "UPDATE items SET price = 12.35 WHERE id = 1",
+        expect![[r#"
+        DIFFERS  public.items -> TARGET.items: 3 rows in the source, 3 in the target
+            1 different
+              id="1": price
+        ok       public.log: 3 rows in the source, 3 in the target
+        ok       public.owners: 2 rows in the source, 2 in the target
+        NOT VERIFIED: 1 of 3 tables differ, 0 schema objects missing
+    "#]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_timestamp_microsecond_differs() {
+    check(
+        SETUP,
+        "UPDATE items SET at = at + INTERVAL 1 MICROSECOND WHERE id = 1",
+        expect![[r#"
+        DIFFERS  public.items -> TARGET.items: 3 rows in the source, 3 in the target
+            1 different
+              id="1": at
+        ok       public.log: 3 rows in the source, 3 in the target
+        ok       public.owners: 2 rows in the source, 2 in the target
+        NOT VERIFIED: 1 of 3 tables differ, 0 schema objects missing
+    "#]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn one_character_of_a_json_string_differs() {
+    check(
+        SETUP,
+        "UPDATE items SET doc = '{\"a\": \"y\", \"b\": [1, 2.50]}' WHERE id = 1",
+        expect![[r#"
+        DIFFERS  public.items -> TARGET.items: 3 rows in the source, 3 in the target
+            1 different
+              id="1": doc
+        ok       public.log: 3 rows in the source, 3 in the target
+        ok       public.owners: 2 rows in the source, 2 in the target
+        NOT VERIFIED: 1 of 3 tables differ, 0 schema objects missing
+    "#]],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_missing_index_and_check_are_reported() {
+    check(
+        SETUP,
+        "ALTER TABLE owners DROP INDEX owners_by_age; ALTER TABLE owners DROP CONSTRAINT owners_age_positive",
+        expect![[r#"
+            ok       public.items: 3 rows in the source, 3 in the target
+            ok       public.log: 3 rows in the source, 3 in the target
+            ok       public.owners: 2 rows in the source, 2 in the target
+            MISSING  check public.owners.owners_age_positive
+            MISSING  index public.owners.owners_by_age
+            NOT VERIFIED: 0 of 3 tables differ, 2 schema objects missing
+        "#]],
+    )
+    .await;
+}
+
+const BIG: &str = "
+CREATE TABLE big (id bigint PRIMARY KEY, v text);
+INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 20000) g;
+CREATE TABLE pairs (a int, b varchar(4), v int, PRIMARY KEY (a, b));
+INSERT INTO pairs SELECT g, s, g FROM generate_series(1, 3000) g, unnest(array['x', 'y']) s;
+";
+
+#[tokio::test]
+async fn bisection_finds_single_rows_in_larger_tables() {
+    check(
+        BIG,
+        "UPDATE big SET v = 'x' WHERE id = 12345; DELETE FROM big WHERE id = 777; INSERT INTO big VALUES (30000, 'n');
+         UPDATE pairs SET v = 0 WHERE a = 2999 AND b = 'y'",
+        expect![[r#"
+            DIFFERS  public.big -> TARGET.big: 20000 rows in the source, 20000 in the target
+                1 missing in the target
+                  id="777"
+                1 extra in the target
+                  id="30000"
+                1 different
+                  id="12345": v
+            DIFFERS  public.pairs -> TARGET.pairs: 6000 rows in the source, 6000 in the target
+                1 different
+                  a="2999", b="y": v
+            NOT VERIFIED: 2 of 2 tables differ, 0 schema objects missing
+        "#]],
+    )
+    .await;
+}
