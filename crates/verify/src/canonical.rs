@@ -23,7 +23,7 @@
 //! elements, composite fields and hstore values as the load writes them), `real` and
 //! `double precision` (the engines print the same double differently, `1e-05` against `0.00001`: both
 //! are parsed and printed again as the shortest round-trip decimal, `-0` as `0`), and the geometric
-//! types (PostgreSQL's `(1,2)` against MySQL's `POINT(1 2)`: the coordinates, see [`crate::shape`]).
+//! types (PostgreSQL's `(1,2)` against MySQL's `POINT(1 2)`: the coordinates, see [`crate::client`]).
 //!
 //! Which form a column takes follows the [`Conversion`] that `ddl` chose for it, the one the load
 //! applied, and the column's type as the target's information_schema shows it. PostgreSQL sessions
@@ -31,7 +31,7 @@
 //! sessions with `time_zone = '+00:00'` and utf8mb4 (see [`crate::session`]).
 
 use passerelle_model::schema::{ColumnType, PgType, Schema};
-use passerelle_model::target::{ArrayElement, Conversion};
+use passerelle_model::target::{ArrayElement, Conversion, Shape};
 
 use crate::target::LiveColumn;
 
@@ -53,17 +53,6 @@ pub enum Client {
     Float32,
     Float64,
     Shape(Shape),
-}
-
-/// PostgreSQL's geometric types, as far as their canonical form differs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Shape {
-    /// Point, lseg and path: the coordinates in order.
-    Open,
-    /// Polygon: MySQL repeats the first point at the end of the ring, PostgreSQL does not.
-    Ring,
-    /// Box: PostgreSQL keeps two corners, MySQL a five-point polygon; both reduce to min and max.
-    Box,
 }
 
 /// A PostgreSQL identifier in double quotes.
@@ -180,14 +169,7 @@ pub fn render(
             };
             sql(format!("{pg}::text"), format!("LPAD(BIN({my}), {length}, '0')"))
         }
-        Conversion::Geometry(_) => {
-            let shape = match base {
-                PgType::Polygon => Shape::Ring,
-                PgType::Box => Shape::Box,
-                _ => Shape::Open,
-            };
-            client(format!("{pg}::text"), format!("ST_AsText({my})"), Client::Shape(shape))
-        }
+        Conversion::Geometry(shape) => client(format!("{pg}::text"), format!("ST_AsText({my})"), Client::Shape(*shape)),
         Conversion::Text => match base {
             // PostgreSQL's cast from character(n) to text drops the padding; MySQL drops it when
             // reading a CHAR, not when reading the VARCHAR that holds a character(n) over 255.

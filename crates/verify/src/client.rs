@@ -1,7 +1,9 @@
 //! The canonical forms that SQL shared by both engines cannot produce, computed from each engine's
 //! raw text: see [`crate::canonical`] for which columns take this path and why.
 
-use crate::canonical::{Client, Shape};
+use passerelle_model::target::Shape;
+
+use crate::canonical::Client;
 use crate::json;
 
 /// The canonical text of `raw` (never NULL: NULLs do not get here). Text that does not parse is
@@ -52,12 +54,14 @@ fn coordinates(raw: &str) -> Option<Vec<(f64, f64)>> {
 
 fn render_shape(shape: Shape, mut points: Vec<(f64, f64)>) -> String {
     match shape {
-        Shape::Open => {}
-        Shape::Ring => {
+        Shape::Point | Shape::LineString => {}
+        // MySQL repeats the first point at the end of the ring, PostgreSQL does not.
+        Shape::Polygon => {
             if points.len() > 1 && points.first() == points.last() {
                 points.pop();
             }
         }
+        // PostgreSQL keeps two corners, MySQL a five-point polygon: both reduce to min and max.
         Shape::Box => {
             let fold = |pick: fn(f64, f64) -> f64, start: f64| {
                 points.iter().fold((start, start), |(x, y), point| (pick(x, point.0), pick(y, point.1)))
@@ -92,10 +96,10 @@ mod tests {
         let same = |shape, postgres: &str, mysql: &str| {
             assert_eq!(canonical(Client::Shape(shape), postgres), canonical(Client::Shape(shape), mysql));
         };
-        same(Shape::Open, "(1.5,-2)", "POINT(1.5 -2)");
-        same(Shape::Open, "[(0,0),(1e-05,1)]", "LINESTRING(0 0,0.00001 1)");
-        same(Shape::Ring, "((0,0),(1,1),(1,0))", "POLYGON((0 0,1 1,1 0,0 0))");
+        same(Shape::Point, "(1.5,-2)", "POINT(1.5 -2)");
+        same(Shape::LineString, "[(0,0),(1e-05,1)]", "LINESTRING(0 0,0.00001 1)");
+        same(Shape::Polygon, "((0,0),(1,1),(1,0))", "POLYGON((0 0,1 1,1 0,0 0))");
         same(Shape::Box, "(2,3),(0,1)", "POLYGON((0 1,2 1,2 3,0 3,0 1))");
-        assert_eq!(canonical(Client::Shape(Shape::Open), "(1.5,-2)"), "1.5 -2");
+        assert_eq!(canonical(Client::Shape(Shape::Point), "(1.5,-2)"), "1.5 -2");
     }
 }
