@@ -2,5 +2,6 @@
 //! a target database of their own per test, a migrated target, then tampering with it.
 
 mod equal;
+mod speed;
 mod support;
 mod tamper;

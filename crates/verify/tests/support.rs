@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use futures::TryStreamExt;
 use passerelle_ddl::{Config, Dialect, IntervalAs, Plan, TypeOptions, UuidAs};
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::schema::Schema;
@@ -76,7 +77,7 @@ impl Migrated {
 }
 
 /// Every row of `table` as the snapshot reads it: each column's text output under `pg::session`'s
-/// settings, loaded in batches.
+/// settings, streamed and loaded in batches.
 async fn copy(source: &DbEndpoint, sink: &mut Sink, table: &TargetTable) {
     let client = passerelle_pg::session::connect(source).await.unwrap();
     let schema_table = table.source.clone();
@@ -93,16 +94,19 @@ async fn copy(source: &DbEndpoint, sink: &mut Sink, table: &TargetTable) {
         schema_table.name,
         columns.join(", ")
     );
-    let rows: Vec<(i64, Vec<Option<String>>)> = client
-        .query(&sql, &[])
-        .await
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(idx, row)| (idx as i64, (0..row.len()).map(|col| row.get::<_, Option<String>>(col)).collect()))
-        .collect();
     let topic = format!("test.{}", schema_table.name);
-    for batch in rows.chunks(10_000) {
-        sink.load_rows(table, BatchOrigin { topic: &topic, partition: 0 }, batch).await.unwrap();
+    let origin = BatchOrigin { topic: &topic, partition: 0 };
+    let rows = client.query_raw(&sql, std::iter::empty::<&str>()).await.unwrap();
+    futures::pin_mut!(rows);
+    let mut batch = Vec::new();
+    let mut offset = 0;
+    while let Some(row) = rows.try_next().await.unwrap() {
+        batch.push((offset, (0..row.len()).map(|col| row.get::<_, Option<String>>(col)).collect()));
+        offset += 1;
+        if batch.len() == 10_000 {
+            sink.load_rows(table, origin, &batch).await.unwrap();
+            batch.clear();
+        }
     }
+    sink.load_rows(table, origin, &batch).await.unwrap();
 }
