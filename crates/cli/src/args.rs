@@ -28,7 +28,7 @@ pub enum Command {
     Check(CheckArgs),
     /// Translate the source schema into target DDL and a mapping report; optionally apply it
     Plan(crate::plan::PlanArgs),
-    /// Copy the source into the target through Kafka: plan, pre-data, snapshot, post-data, summary
+    /// Copy the source into the target through Kafka: plan, pre-data, snapshot, post-data, verify
     Migrate(crate::migrate::MigrateArgs),
     /// Drop a migration's replication slot, publication, topics and bookkeeping; the data stays
     Cleanup(crate::cleanup::CleanupArgs),

@@ -1,5 +1,5 @@
 //! `passerelle migrate`: plan, pre-data DDL, the snapshot through Kafka into the target, post-data
-//! DDL, then a summary. Source and sink run in this one process; `jobs` copy workers feed Kafka
+//! DDL, verification, then a summary. Source and sink run in this one process; `jobs` copy workers feed Kafka
 //! while `jobs` target connections apply what Kafka holds.
 //!
 //! Resumable by phase: the target's runs table says how far a migration got. An interrupted snapshot
@@ -39,7 +39,7 @@ pub struct MigrateArgs {
     #[command(flatten)]
     pub naming: NamingArgs,
     /// Partitions of each topic (a table without a primary key always uses one)
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub partitions: i32,
     /// Replication factor of each topic
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
@@ -97,6 +97,9 @@ struct Summary {
     rows_per_second: f64,
     peak_rss_mb: Option<f64>,
     slot: String,
+    /// Every table's count and checksum match, and every planned object is present.
+    verified: bool,
+    verification: passerelle_verify::report::Report,
 }
 
 pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
@@ -162,13 +165,22 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         // The rows come from one consistent snapshot of a source where every foreign key holds, and
         // verify compares them all, so re-checking each key while adding it only costs time
         // (mysqldump restores the same way).
-        passerelle_mysql::schema_apply::apply(&mut conn, target, &["SET SESSION foreign_key_checks = 0".into()]).await?;
+        passerelle_mysql::schema_apply::apply(&mut conn, target, &["SET SESSION foreign_key_checks = 0".into()])
+            .await?;
         passerelle_mysql::schema_apply::apply(&mut conn, target, &plan.post_data).await?;
         let done = RunState { phase: Phase::PostData, ..run.clone() };
         bookkeeping::set_run_state(&mut conn, target, &bookkeeping_db, &names.migration, &done).await?;
         clock.lap("post-data");
     }
     let _ = conn.disconnect().await;
+
+    let config = passerelle_verify::Config {
+        source: endpoints.source.clone(),
+        target: endpoints.target.clone(),
+        jobs: usize::from(args.jobs),
+    };
+    let verification = crate::verify::compare(&config, &schema, &plan).await?;
+    clock.lap("verify");
 
     let tables: Vec<TableSummary> = plan
         .tables
@@ -192,13 +204,15 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         rows_per_second: rows as f64 / seconds.max(f64::EPSILON),
         peak_rss_mb: peak_rss_mb(),
         slot: names.slot.clone(),
+        verified: verification.matches,
+        verification,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", render(&summary));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if summary.verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 /// A first run goes only into databases that hold nothing but Passerelle's bookkeeping.
@@ -360,6 +374,12 @@ fn render(summary: &Summary) -> String {
         out.push_str(&format!(", peak memory {mb:.0} MB"));
     }
     out.push('\n');
+    if summary.verified {
+        out.push_str("verified: every table's row count and content checksum match the source\n");
+    } else {
+        out.push_str(&summary.verification.render());
+        out.push_str("NOT VERIFIED: the target differs from the source, see above\n");
+    }
     out.push_str(&format!(
         "the replication slot {} stays for the online mode and retains WAL on the source: drop it with passerelle cleanup\n",
         summary.slot

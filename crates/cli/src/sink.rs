@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::progress::Progress;
 
 /// The most records one round takes from Kafka.
-const ROUND_RECORDS: usize = 20_000;
+const ROUND_RECORDS: usize = 50_000;
 
 /// A topic partition, by topic index.
 type PartitionId = (usize, i32);

@@ -43,18 +43,27 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let target = DbEndpoint::parse_mysql(&args.target)?;
     let Mapping { schema, plan, .. } = mapping::prepare(&args.mapping, &source, &target).await?;
     let config = passerelle_verify::Config { source, target, jobs: args.jobs };
-    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
-    let display = tokio::spawn(show_progress(receiver));
-    let report = passerelle_verify::run(&config, &schema, &plan, sender).await;
-    // The display ends when `run` drops the last sender.
-    let _ = display.await;
-    let report = report?;
+    let report = compare(&config, &schema, &plan).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.render());
     }
     Ok(if report.matches { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Runs verify with its progress display.
+pub async fn compare(
+    config: &passerelle_verify::Config,
+    schema: &passerelle_model::schema::Schema,
+    plan: &passerelle_ddl::Plan,
+) -> anyhow::Result<passerelle_verify::report::Report> {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let display = tokio::spawn(show_progress(receiver));
+    let report = passerelle_verify::run(config, schema, plan, sender).await;
+    // The display ends when `run` drops the last sender.
+    let _ = display.await;
+    Ok(report?)
 }
 
 /// One line per table while it is compared, left with its outcome; drawn only on a terminal.

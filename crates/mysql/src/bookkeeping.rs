@@ -48,10 +48,11 @@ pub struct RunState {
     pub phase: Phase,
 }
 
-/// Creates the bookkeeping tables in `database` if they are missing.
+/// Creates `database` and the bookkeeping tables in it if they are missing.
 pub async fn ensure_tables(conn: &mut Conn, endpoint: &impl fmt::Display, database: &str) -> Result<(), MysqlError> {
     let db = quote(database);
     let statements = [
+        format!("CREATE DATABASE IF NOT EXISTS {db}"),
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.{OFFSETS_TABLE} (
                topic VARCHAR(249) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,

@@ -176,6 +176,10 @@ pub fn render(
             PgType::Char(_) => sql(format!("{pg}::text"), format!("TRIM(TRAILING ' ' FROM {my})")),
             PgType::Time(_) => time(),
             PgType::Json | PgType::Jsonb => client(format!("{pg}::text"), my.into(), Client::Json),
+            // The cast to text always writes the netmask (`::1/128`); COPY, and so the target, writes
+            // inet's output form (`::1`).
+            PgType::Inet => sql(format!("textin(inet_out({pg}))"), my.into()),
+            PgType::Cidr => sql(format!("textin(cidr_out({pg}))"), my.into()),
             _ if numeric_target(target) || target.data_type == "uuid" => digits(),
             _ => sql(format!("{pg}::text"), my.into()),
         },
