@@ -96,6 +96,8 @@ struct Summary {
     seconds: f64,
     rows_per_second: f64,
     peak_rss_mb: Option<f64>,
+    /// CPU time of this process, user and system.
+    cpu_seconds: Option<f64>,
     slot: String,
     /// Every table's count and checksum match, and every planned object is present.
     verified: bool,
@@ -203,6 +205,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         seconds,
         rows_per_second: rows as f64 / seconds.max(f64::EPSILON),
         peak_rss_mb: peak_rss_mb(),
+        cpu_seconds: cpu_seconds(),
         slot: names.slot.clone(),
         verified: verification.matches,
         verification,
@@ -343,6 +346,16 @@ async fn copy_through_kafka(
     Ok(stats.n_bytes)
 }
 
+/// CPU seconds this process used, user and system, from /proc (Linux).
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux platform Passerelle runs on.
+    Some(ticks / 100.0)
+}
+
 /// The process's peak resident memory, from /proc (Linux).
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -372,6 +385,9 @@ fn render(summary: &Summary) -> String {
     ));
     if let Some(mb) = summary.peak_rss_mb {
         out.push_str(&format!(", peak memory {mb:.0} MB"));
+    }
+    if let Some(seconds) = summary.cpu_seconds {
+        out.push_str(&format!(", {seconds:.1} CPU seconds"));
     }
     out.push('\n');
     if summary.verified {

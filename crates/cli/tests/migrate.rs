@@ -269,3 +269,21 @@ async fn killed_in_the_middle_of_the_snapshot_a_rerun_ends_identical() {
     assert_eq!(target, vec![expected]);
     setup.cleanup();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_the_target_cannot_hold_stops_the_load_and_names_the_column() {
+    let setup = Setup::new(
+        "create table measures (id integer primary key, reading numeric(10,2));
+         insert into measures values (1, 1.5), (2, 'NaN'), (3, 2.5);",
+    )
+    .await;
+    let run = setup.migrate();
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("column reading: NaN has no equivalent in the target's numeric types"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("see the mapping report"), "{}", run.stderr);
+    setup.cleanup();
+}

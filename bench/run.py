@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""The benchmark suite, in one run on one machine: Passerelle, the physical limit, the reference stack.
+
+    bench/run.py [--scale small|medium|big] [--runs 3] [--no-reference]
+
+1. Loads the airline dataset at the scale into the source database bench_<scale> (once; kept).
+2. Passerelle: `passerelle migrate` end to end into bench_passerelle, --runs times; per phase wall time,
+   rows/s, MB/s, peak RSS of passerelle, and the CPU seconds of passerelle, Kafka, PostgreSQL and
+   MariaDB during the run.
+3. The physical limit: bench/direct.sh (COPY piped into LOAD DATA with the same DDL, no Kafka), --runs times.
+4. The reference stack: bench/reference.sh (Kafka Connect with Debezium's PostgreSQL source and JDBC
+   sink), once: it is slow.
+
+Prints the medians and the ratios Passerelle / limit and reference / Passerelle as JSON on stdout.
+Everything goes to the local stack (stack/stack.sh up first).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/passerelle/target"))
+BIN = TARGET_DIR / "release"
+
+
+def log(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def stack_env():
+    exports = subprocess.run([ROOT / "stack/stack.sh", "env"], check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ)
+    for line in exports.splitlines():
+        name, value = line.removeprefix("export ").split("=", 1)
+        env[name] = value.strip("'")
+    return env
+
+
+def with_database(url, database):
+    head, _, _ = url.rpartition("/")
+    return f"{head}/{database}"
+
+
+def run(command, env, capture=True):
+    log("$ " + " ".join(str(part) for part in command))
+    result = subprocess.run(command, env=env, capture_output=capture, text=True)
+    if result.returncode != 0:
+        sys.stderr.write((result.stderr or "")[-4000:])
+        raise SystemExit(f"bench: {command[0]} failed with exit code {result.returncode}")
+    return result.stdout
+
+
+def process_cpu():
+    """CPU seconds so far of Kafka, PostgreSQL (postmaster and its reaped backends) and MariaDB."""
+    stack_dir = Path(os.environ.get("PASSERELLE_STACK_DIR", "/var/tmp/passerelle-stack"))
+    pids = {
+        "kafka": (stack_dir / "kafka/kafka.pid"),
+        "mariadb": (stack_dir / "mariadb/mariadbd.pid"),
+        "postgresql": (stack_dir / "pg/data/postmaster.pid"),
+    }
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = {}
+    for name, pid_file in pids.items():
+        try:
+            pid = pid_file.read_text().split()[0]
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            # utime, stime, and the children's it has reaped (PostgreSQL's backends).
+            cpu[name] = sum(int(value) for value in fields[11:15]) / ticks
+        except (OSError, IndexError, ValueError):
+            cpu[name] = None
+    return cpu
+
+
+def cpu_delta(before, after):
+    return {
+        name: (round(after[name] - before[name], 1) if after[name] is not None and before[name] is not None else None)
+        for name in before
+    }
+
+
+def median(values):
+    values = [value for value in values if value is not None]
+    return round(statistics.median(values), 2) if values else None
+
+
+def load_dataset(scale, env):
+    database = f"bench_{scale}"
+    admin = env["PASSERELLE_SOURCE_ADMIN"]
+    exists = subprocess.run(
+        ["psql", "-XAtc", f"select 1 from pg_database where datname = '{database}'", admin],
+        capture_output=True, text=True, env=env,
+    ).stdout.strip()
+    source = with_database(env["PASSERELLE_SOURCE"], database)
+    if exists:
+        loaded = subprocess.run(
+            ["psql", "-XAtc", "select count(*) from bookings.ticket_flights", source],
+            capture_output=True, text=True, env=env,
+        ).stdout.strip()
+        if loaded:
+            log(f"{database} already holds the {scale} dataset ({loaded} ticket_flights)")
+            return database
+    else:
+        owner = env["PASSERELLE_SOURCE"].split("://", 1)[1].split(":", 1)[0]
+        run(["psql", "-Xqc", f"create database {database} owner {owner}", admin], env)
+    run([BIN / "passerelle-demodata", "--scale", scale], {**env, "PASSERELLE_SOURCE": source}, capture=False)
+    return database
+
+
+def passerelle_once(source_db, env):
+    target_db = "bench_passerelle"
+    prefix = "passerelle_bench"
+    run_env = {
+        **env,
+        "PASSERELLE_SOURCE": with_database(env["PASSERELLE_SOURCE"], source_db),
+        "PASSERELLE_TARGET": with_database(env["PASSERELLE_TARGET"], target_db),
+    }
+    run([BIN / "passerelle", "cleanup", "--topic-prefix", prefix], run_env)
+    run([ROOT / "stack/stack.sh", "recreate-target-db", target_db], env)
+    before = process_cpu()
+    summary = json.loads(
+        run([BIN / "passerelle", "migrate", "--json", "--schema", "bookings", "--topic-prefix", prefix], run_env)
+    )
+    cpu = cpu_delta(before, process_cpu())
+    cpu["passerelle"] = summary.get("cpu_seconds")
+    run([BIN / "passerelle", "cleanup", "--topic-prefix", prefix], run_env)
+    phases = dict(summary["phases"])
+    return {
+        "seconds": summary["seconds"],
+        "phases": phases,
+        "rows": summary["rows"],
+        "rows_per_second": summary["rows_per_second"],
+        "mb_per_second": summary["copy_bytes"] / 1e6 / phases.get("snapshot", summary["seconds"]),
+        "peak_rss_mb": summary["peak_rss_mb"],
+        "cpu_seconds": cpu,
+        "verified": summary["verified"],
+    }
+
+
+def script_once(script, source_db, target_db, env):
+    output = run([ROOT / "bench" / script, source_db, target_db], env)
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", choices=["small", "medium", "big"], default="small")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--no-reference", action="store_true")
+    args = parser.parse_args()
+
+    env = stack_env()
+    run(["cargo", "build", "--release", "--locked", "-p", "passerelle-cli", "-p", "passerelle-demodata"],
+        {**env, "CARGO_TARGET_DIR": str(TARGET_DIR)}, capture=False)
+    source_db = load_dataset(args.scale, env)
+
+    passerelle = [passerelle_once(source_db, env) for _ in range(args.runs)]
+    direct = [script_once("direct.sh", source_db, "bench_direct", env) for _ in range(args.runs)]
+    reference = None if args.no_reference else script_once("reference.sh", source_db, "bench_reference", env)
+
+    passerelle_seconds = median([r["seconds"] for r in passerelle])
+    passerelle_load = median([r["phases"].get("snapshot") for r in passerelle])
+    direct_seconds = median([r.get("total_s") for r in direct])
+    # Passerelle's load is its snapshot phase (copy through Kafka into tables with primary keys only);
+    # the limit's is the same copy straight into the same tables.
+    direct_load = median([r.get("load_s") for r in direct])
+    result = {
+        "scale": args.scale,
+        "runs": args.runs,
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
+        "passerelle": {
+            "seconds": passerelle_seconds,
+            "phases": {name: median([r["phases"].get(name) for r in passerelle]) for name in passerelle[0]["phases"]},
+            "rows": passerelle[0]["rows"],
+            "rows_per_second": median([r["rows_per_second"] for r in passerelle]),
+            "snapshot_mb_per_second": median([r["mb_per_second"] for r in passerelle]),
+            "peak_rss_mb": median([r["peak_rss_mb"] for r in passerelle]),
+            "cpu_seconds": {name: median([r["cpu_seconds"][name] for r in passerelle]) for name in passerelle[0]["cpu_seconds"]},
+            "verified": all(r["verified"] for r in passerelle),
+            "runs": passerelle,
+        },
+        "direct": {"seconds": direct_seconds, "load_seconds": direct_load, "runs": direct},
+        "reference": reference,
+        "ratios": {
+            "passerelle_over_direct": round(passerelle_seconds / direct_seconds, 2) if direct_seconds else None,
+            "passerelle_load_over_direct_load": round(passerelle_load / direct_load, 2) if direct_load else None,
+            "reference_over_passerelle": (
+                round(reference["wall_s"] / passerelle_seconds, 1) if reference and reference.get("wall_s") else None
+            ),
+        },
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
