@@ -48,8 +48,12 @@ def with_database(url, database):
 
 
 def run(command, env, capture=True):
+    """Runs `command`; returns its stdout, or shows its output on stderr when not `capture`d."""
     log("$ " + " ".join(str(part) for part in command))
-    result = subprocess.run(command, env=env, capture_output=capture, text=True)
+    if capture:
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+    else:
+        result = subprocess.run(command, env=env, stdout=sys.stderr, text=True)
     if result.returncode != 0:
         sys.stderr.write((result.stderr or "")[-4000:])
         raise SystemExit(f"bench: {command[0]} failed with exit code {result.returncode}")

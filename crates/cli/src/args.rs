@@ -36,19 +36,26 @@ pub enum Command {
     Verify(crate::verify::VerifyArgs),
 }
 
-/// Where the three systems are. Every URL may come from the environment, which keeps passwords out
-/// of the process list.
+/// The two databases. Both URLs may come from the environment, which keeps passwords out of the
+/// process list.
 #[derive(Debug, clap::Args)]
-pub struct EndpointArgs {
+pub struct DatabaseArgs {
     /// The PostgreSQL source: postgres://user:password@host:5432/database
     #[arg(long, env = "PASSERELLE_SOURCE", hide_env_values = true, value_name = "URL")]
     pub source: String,
-    /// The Kafka bootstrap brokers: host:9092[,host:9092...]
-    #[arg(long, env = "PASSERELLE_KAFKA", value_name = "BROKERS")]
-    pub kafka: String,
     /// The MySQL or MariaDB target: mysql://user:password@host:3306/database
     #[arg(long, env = "PASSERELLE_TARGET", hide_env_values = true, value_name = "URL")]
     pub target: String,
+}
+
+/// Where the three systems are.
+#[derive(Debug, clap::Args)]
+pub struct EndpointArgs {
+    #[command(flatten)]
+    pub databases: DatabaseArgs,
+    /// The Kafka bootstrap brokers: host:9092[,host:9092...]
+    #[arg(long, env = "PASSERELLE_KAFKA", value_name = "BROKERS")]
+    pub kafka: String,
 }
 
 #[derive(Debug, clap::Args)]

@@ -14,9 +14,9 @@ pub struct Endpoints {
 impl Endpoints {
     pub fn from_args(args: &EndpointArgs) -> anyhow::Result<Endpoints> {
         Ok(Endpoints {
-            source: DbEndpoint::parse_postgres(&args.source)?,
+            source: DbEndpoint::parse_postgres(&args.databases.source)?,
             kafka: KafkaEndpoint::parse(&args.kafka)?,
-            target: DbEndpoint::parse_mysql(&args.target)?,
+            target: DbEndpoint::parse_mysql(&args.databases.target)?,
         })
     }
 }

@@ -13,16 +13,13 @@ use passerelle_ddl::Dialect;
 use passerelle_model::endpoint::DbEndpoint;
 use serde::Serialize;
 
+use crate::args::DatabaseArgs;
 use crate::mapping::{self, Mapping, MappingArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
-    /// The PostgreSQL source: postgres://user:password@host:5432/database
-    #[arg(long, env = "PASSERELLE_SOURCE", hide_env_values = true, value_name = "URL")]
-    pub source: String,
-    /// The MySQL or MariaDB target: mysql://user:password@host:3306/database
-    #[arg(long, env = "PASSERELLE_TARGET", hide_env_values = true, value_name = "URL")]
-    pub target: String,
+    #[command(flatten)]
+    pub databases: DatabaseArgs,
     #[command(flatten)]
     pub mapping: MappingArgs,
     /// Where to write pre-data.sql, post-data.sql, report.txt and report.json
@@ -55,8 +52,8 @@ struct Output<'a> {
 }
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let source = DbEndpoint::parse_postgres(&args.source)?;
-    let target = DbEndpoint::parse_mysql(&args.target)?;
+    let source = DbEndpoint::parse_postgres(&args.databases.source)?;
+    let target = DbEndpoint::parse_mysql(&args.databases.target)?;
     let Mapping { config, plan, .. } = mapping::prepare(&args.mapping, &source, &target).await?;
     let dialect = config.dialect;
     let mut conn = match args.apply {

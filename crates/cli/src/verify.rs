@@ -15,16 +15,13 @@ use passerelle_verify::report::TableOutcome;
 use passerelle_verify::Progress;
 use tokio::sync::mpsc::UnboundedReceiver;
 
+use crate::args::DatabaseArgs;
 use crate::mapping::{self, Mapping, MappingArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
-    /// The PostgreSQL source: postgres://user:password@host:5432/database
-    #[arg(long, env = "PASSERELLE_SOURCE", hide_env_values = true, value_name = "URL")]
-    pub source: String,
-    /// The MySQL or MariaDB target: mysql://user:password@host:3306/database
-    #[arg(long, env = "PASSERELLE_TARGET", hide_env_values = true, value_name = "URL")]
-    pub target: String,
+    #[command(flatten)]
+    pub databases: DatabaseArgs,
     #[command(flatten)]
     pub mapping: MappingArgs,
     /// Tables compared at once; each opens one connection to the source and one to the target
@@ -39,8 +36,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     if args.jobs == 0 {
         anyhow::bail!("--jobs 0 would compare nothing; pass --jobs 1 or more");
     }
-    let source = DbEndpoint::parse_postgres(&args.source)?;
-    let target = DbEndpoint::parse_mysql(&args.target)?;
+    let source = DbEndpoint::parse_postgres(&args.databases.source)?;
+    let target = DbEndpoint::parse_mysql(&args.databases.target)?;
     let Mapping { schema, plan, .. } = mapping::prepare(&args.mapping, &source, &target).await?;
     let config = passerelle_verify::Config { source, target, jobs: args.jobs };
     let report = compare(&config, &schema, &plan).await?;

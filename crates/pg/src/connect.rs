@@ -11,6 +11,11 @@ use crate::PgError;
 ///
 /// The password goes to the driver only; errors name the endpoint as `user@host:port/db`.
 pub async fn connect(endpoint: &DbEndpoint) -> Result<Client, PgError> {
+    connect_with_options(endpoint, None).await
+}
+
+/// Connects with `options`, the startup parameter that carries `-c name=value` settings.
+pub(crate) async fn connect_with_options(endpoint: &DbEndpoint, options: Option<&str>) -> Result<Client, PgError> {
     let database = endpoint.database.clone().unwrap_or_else(|| endpoint.user.clone());
     let mut config = tokio_postgres::Config::new();
     config
@@ -20,6 +25,9 @@ pub async fn connect(endpoint: &DbEndpoint) -> Result<Client, PgError> {
         .dbname(&database)
         .application_name("passerelle")
         .connect_timeout(Duration::from_secs(10));
+    if let Some(options) = options {
+        config.options(options);
+    }
     if let Some(password) = &endpoint.password {
         config.password(password.expose());
     }

@@ -8,10 +8,8 @@
 //! because startup options outrank `ALTER ROLE ... SET` and `ALTER DATABASE ... SET`
 //! (<https://www.postgresql.org/docs/current/config-setting.html>).
 
-use std::time::Duration;
-
 use passerelle_model::endpoint::DbEndpoint;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 
 use crate::PgError;
 
@@ -44,29 +42,7 @@ pub fn startup_options() -> String {
 
 /// Connects like [`crate::connect`], with [`SETTINGS`] applied: for the snapshot's copy workers.
 pub async fn connect(endpoint: &DbEndpoint) -> Result<Client, PgError> {
-    let database = endpoint.database.clone().unwrap_or_else(|| endpoint.user.clone());
-    let mut config = tokio_postgres::Config::new();
-    config
-        .host(&endpoint.host)
-        .port(endpoint.port)
-        .user(&endpoint.user)
-        .dbname(&database)
-        .application_name("passerelle")
-        .options(startup_options())
-        .connect_timeout(Duration::from_secs(10));
-    if let Some(password) = &endpoint.password {
-        config.password(password.expose());
-    }
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|error| PgError::from_connect(endpoint.to_string(), &endpoint.user, &database, error))?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(error = %error, "source snapshot connection closed");
-        }
-    });
-    Ok(client)
+    crate::connect::connect_with_options(endpoint, Some(&startup_options())).await
 }
 
 #[cfg(test)]
