@@ -74,9 +74,8 @@ pub async fn run(
         let (copied, produced) = tokio::join!(copier, encoder);
         copied.and(produced)
     });
-    for result in futures::future::join_all(workers).await {
-        result.context("the snapshot failed")?;
-    }
+    // The first failure ends the other workers too.
+    futures::future::try_join_all(workers).await.context("the snapshot failed")?;
     Ok(SnapshotStats { n_rows: n_rows.into_inner(), n_bytes: n_bytes.into_inner() })
 }
 
