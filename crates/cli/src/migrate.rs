@@ -34,12 +34,12 @@ pub struct MigrateArgs {
     #[command(flatten)]
     pub mapping: MappingArgs,
     /// Copy workers on the source, and connections applying on the target
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     #[command(flatten)]
     pub naming: NamingArgs,
     /// Partitions of each topic (a table without a primary key always uses one)
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub partitions: i32,
     /// Replication factor of each topic
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
