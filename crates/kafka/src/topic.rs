@@ -6,6 +6,7 @@ use std::time::Duration;
 use passerelle_model::endpoint::KafkaEndpoint;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::client;
@@ -31,22 +32,29 @@ impl TopicLayout {
     }
 }
 
-/// An admin client whose brokers answered: a broker that is down is reported in seconds, not after
-/// an admin request's long timeout.
-fn admin(endpoint: &KafkaEndpoint) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+/// An admin client whose brokers answered, and what they said about the cluster: a broker that is
+/// down is reported in seconds, not after an admin request's long timeout.
+fn admin(endpoint: &KafkaEndpoint) -> Result<(AdminClient<DefaultClientContext>, Metadata), KafkaError> {
     let unreachable = |error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) };
     let admin: AdminClient<DefaultClientContext> = client::config(endpoint).create().map_err(unreachable)?;
-    tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, Duration::from_secs(10))).map_err(unreachable)?;
-    Ok(admin)
+    let metadata = tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, Duration::from_secs(10)))
+        .map_err(unreachable)?;
+    Ok((admin, metadata))
 }
 
 fn options() -> AdminOptions {
     AdminOptions::new().operation_timeout(Some(TIMEOUT)).request_timeout(Some(TIMEOUT))
 }
 
+/// How many brokers the cluster has; an error when none answers.
+pub async fn broker_count(endpoint: &KafkaEndpoint) -> Result<usize, KafkaError> {
+    let (_, metadata) = admin(endpoint)?;
+    Ok(metadata.brokers().len())
+}
+
 /// Creates the topics that do not exist yet; existing ones are kept as they are.
 pub async fn create_topics(endpoint: &KafkaEndpoint, layout: &TopicLayout, names: &[String]) -> Result<(), KafkaError> {
-    let admin = admin(endpoint)?;
+    let (admin, _) = admin(endpoint)?;
     let retention = layout.retention_ms.map(|ms| ms.to_string());
     let topics: Vec<NewTopic> = names
         .iter()
@@ -76,7 +84,7 @@ pub async fn delete_topics(endpoint: &KafkaEndpoint, names: &[String]) -> Result
     if names.is_empty() {
         return Ok(());
     }
-    let admin = admin(endpoint)?;
+    let (admin, _) = admin(endpoint)?;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let results = admin
         .delete_topics(&names, &options())
@@ -93,9 +101,7 @@ pub async fn delete_topics(endpoint: &KafkaEndpoint, names: &[String]) -> Result
 
 /// The topics whose names start with `prefix`.
 pub async fn list_topics(endpoint: &KafkaEndpoint, prefix: &str) -> Result<Vec<String>, KafkaError> {
-    let admin = admin(endpoint)?;
-    let metadata = tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, TIMEOUT))
-        .map_err(|error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) })?;
+    let (_, metadata) = admin(endpoint)?;
     let mut names: Vec<String> = metadata
         .topics()
         .iter()
