@@ -16,7 +16,7 @@ use passerelle_kafka::producer::Producer;
 use passerelle_kafka::topic::{create_topics, delete_topics, TopicLayout};
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::target::TargetTable;
-use passerelle_mysql::bookkeeping::{self, Phase, RunState, OFFSETS_TABLE, RUNS_TABLE};
+use passerelle_mysql::bookkeeping::{self, Phase, RunState};
 use serde::Serialize;
 use tokio::sync::watch;
 
@@ -225,11 +225,7 @@ async fn refuse_foreign_tables(
     databases: &[String],
     force: bool,
 ) -> anyhow::Result<()> {
-    let existing: Vec<String> = passerelle_mysql::schema_apply::existing_objects(conn, target, databases)
-        .await?
-        .into_iter()
-        .filter(|name| !is_bookkeeping(name))
-        .collect();
+    let existing = passerelle_mysql::schema_apply::existing_objects(conn, target, databases).await?;
     if existing.is_empty() || force {
         return Ok(());
     }
@@ -238,10 +234,6 @@ async fn refuse_foreign_tables(
         existing.len(),
         existing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
     )
-}
-
-fn is_bookkeeping(name: &str) -> bool {
-    [OFFSETS_TABLE, RUNS_TABLE].iter().any(|table| name.ends_with(&format!(".{table}")))
 }
 
 /// Removes what an interrupted run left: its slot and publication, topics, target objects and
@@ -260,7 +252,7 @@ async fn reset(
     passerelle_pg::slot::drop_publication(&client, source, &names.slot).await?;
     delete_topics(&endpoints.kafka, topics).await?;
     let target = &endpoints.target;
-    passerelle_mysql::schema_apply::drop_objects(conn, target, databases, &[OFFSETS_TABLE, RUNS_TABLE]).await?;
+    passerelle_mysql::schema_apply::drop_objects(conn, target, databases).await?;
     bookkeeping::forget(conn, target, bookkeeping_db, &names.migration, topics).await?;
     Ok(())
 }

@@ -11,6 +11,7 @@ use mysql_async::Conn;
 
 use passerelle_ddl::ident::quote;
 
+use crate::bookkeeping::{OFFSETS_TABLE, RUNS_TABLE};
 use crate::preflight::ServerVersion;
 use crate::MysqlError;
 
@@ -46,8 +47,8 @@ pub async fn server_version(conn: &mut Conn, endpoint: &impl fmt::Display) -> Re
     })
 }
 
-/// Tables and views already in `databases`, as `database.name`: applying into them would mix two
-/// schemas.
+/// Tables, views and sequences already in `databases`, as `database.name`, Passerelle's own
+/// bookkeeping tables left out: applying into them would mix two schemas.
 pub async fn existing_objects(
     conn: &mut Conn,
     endpoint: &impl fmt::Display,
@@ -58,8 +59,8 @@ pub async fn existing_objects(
         let names: Vec<String> = conn
             .exec(
                 "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables
-                 WHERE table_schema = ? ORDER BY table_name",
-                (database,),
+                 WHERE table_schema = ? AND table_name NOT IN (?, ?) ORDER BY table_name",
+                (database, OFFSETS_TABLE, RUNS_TABLE),
             )
             .await
             .map_err(|error| MysqlError::query(endpoint, "listing the target's tables", error))?;
@@ -81,14 +82,13 @@ pub async fn apply(conn: &mut Conn, endpoint: &impl fmt::Display, statements: &[
     Ok(())
 }
 
-/// Drops every table, view and sequence in `databases` except those named in `keep`: what an
+/// Drops every table, view and sequence in `databases` but Passerelle's bookkeeping tables: what an
 /// interrupted migration created, before it starts over. Foreign keys are not checked while dropping,
 /// so the order does not matter.
 pub async fn drop_objects(
     conn: &mut Conn,
     endpoint: &impl fmt::Display,
     databases: &[String],
-    keep: &[&str],
 ) -> Result<(), MysqlError> {
     let context = |error| MysqlError::query(endpoint, "dropping what an interrupted run created", error);
     conn.query_drop("SET SESSION foreign_key_checks = 0").await.map_err(context)?;
@@ -97,7 +97,9 @@ pub async fn drop_objects(
             .exec("SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = ?", (database,))
             .await
             .map_err(context)?;
-        for (name, kind) in objects.into_iter().filter(|(name, _)| !keep.contains(&name.as_str())) {
+        for (name, kind) in
+            objects.into_iter().filter(|(name, _)| ![OFFSETS_TABLE, RUNS_TABLE].contains(&name.as_str()))
+        {
             let kind = match kind.as_str() {
                 "VIEW" => "VIEW",
                 "SEQUENCE" => "SEQUENCE",
