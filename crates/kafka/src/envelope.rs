@@ -1,23 +1,66 @@
 //! The wire format: Debezium's change-event envelope, so that Kafka Connect and Debezium's sinks can
-//! read Passerelle's topics, encoded as `json-compact` (Kafka Connect JSON with schemas off).
+//! read Passerelle's topics, in one of two encodings (docs/wire-format.md):
 //!
-//! Key: a JSON object of the primary-key columns, `{"flight_id":"1"}`; no key for tables without one.
-//! Value: `{"before":…,"after":…,"source":{…,"lsn":…,"snapshot":"true"},"op":"r","ts_ms":…}`.
-//! Every column value is PostgreSQL's text output (see `model::event`) or JSON null, which keeps
-//! numerics, times, geometry and arrays exact; the sink converts them to the target's types.
+//! - `json-compact` (the default, here): Kafka Connect JSON with schemas off. Key: a JSON object of
+//!   the primary-key columns, `{"flight_id":"1"}`; no key for tables without one. Value:
+//!   `{"before":…,"after":…,"source":{…,"lsn":…,"snapshot":"true"},"op":"r","ts_ms":…}`. Every
+//!   column value is PostgreSQL's text output (see `model::event`) or JSON null, which keeps
+//!   numerics, times, geometry and arrays exact; the sink converts them to the target's types.
+//! - `json` (`connect_json`): the same envelope with its Kafka Connect schema embedded and each
+//!   value in Debezium's representation for its PostgreSQL type, what a Debezium JDBC sink reads.
+//!
+//! [`decode`] reads both, telling them apart by the event's first key.
 //!
 //! This is the only module that knows the wire format (architecture invariant).
 
+mod connect_json;
+mod pg_text;
+
 use std::collections::HashMap;
 use std::fmt;
+use std::str::FromStr;
 
 use passerelle_model::event::{Lsn, Op, Row};
+use passerelle_model::schema::{ColumnType, EnumType, QualifiedName};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// `source.version` of every event Passerelle writes.
 pub const FORMAT_VERSION: &str = concat!("passerelle-", env!("CARGO_PKG_VERSION"));
+
+pub use connect_json::PG_TEXT;
+
+/// How events are written to Kafka; [`decode`] reads either.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Encoding {
+    /// Debezium's envelope, schemas off, every value PostgreSQL's text.
+    #[default]
+    JsonCompact,
+    /// Debezium's envelope with its schema embedded, values in Debezium's representations.
+    Json,
+}
+
+impl fmt::Display for Encoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Encoding::JsonCompact => "json-compact",
+            Encoding::Json => "json",
+        })
+    }
+}
+
+impl FromStr for Encoding {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Encoding, String> {
+        match text {
+            "json-compact" => Ok(Encoding::JsonCompact),
+            "json" => Ok(Encoding::Json),
+            _ => Err(format!("unknown encoding {text:?}: expected json-compact or json")),
+        }
+    }
+}
 
 /// What the encoder and decoder know about one table and its topic.
 #[derive(Clone, Debug)]
@@ -29,12 +72,55 @@ pub struct TableLayout {
     /// Positions in `columns` of the primary key; empty when the table has none.
     pub key: Vec<usize>,
     positions: HashMap<String, usize>,
+    /// The columns' types, in column order; empty unless [`TableLayout::with_encoding`] gave them.
+    types: Vec<ColumnType>,
+    enum_labels: HashMap<QualifiedName, Vec<String>>,
+    /// Present for the `json` encoding.
+    connect: Option<connect_json::ConnectLayout>,
 }
 
 impl TableLayout {
     pub fn new(schema: String, table: String, topic: String, columns: Vec<String>, key: Vec<usize>) -> TableLayout {
         let positions = columns.iter().enumerate().map(|(i, name)| (name.clone(), i)).collect();
-        TableLayout { schema, table, topic, columns, key, positions }
+        TableLayout {
+            schema,
+            table,
+            topic,
+            columns,
+            key,
+            positions,
+            types: Vec::new(),
+            enum_labels: HashMap::new(),
+            connect: None,
+        }
+    }
+
+    /// Chooses the encoding [`try_encode`] writes. `types` are the columns' types in column order
+    /// (with domains resolved to their base type, which Debezium represents them by); `json` needs
+    /// them, and [`decode`] uses them to read foreign `json` events exactly (money).
+    pub fn with_encoding(mut self, encoding: Encoding, types: Vec<ColumnType>) -> TableLayout {
+        assert_eq!(types.len(), self.columns.len(), "one type per column of {}.{}", self.schema, self.table);
+        self.types = types;
+        self.connect = (encoding == Encoding::Json).then(|| connect_json::ConnectLayout::new(&self, &self.enum_labels));
+        self
+    }
+
+    /// The labels of the enum types among the columns, which `json` declares as Debezium does
+    /// (`io.debezium.data.Enum`'s `allowed` parameter).
+    pub fn with_enum_labels(mut self, enums: &[EnumType]) -> TableLayout {
+        self.enum_labels = enums.iter().map(|e| (e.name.clone(), e.labels.clone())).collect();
+        if self.connect.is_some() {
+            self.connect = Some(connect_json::ConnectLayout::new(&self, &self.enum_labels));
+        }
+        self
+    }
+
+    pub fn encoding(&self) -> Encoding {
+        if self.connect.is_some() {
+            Encoding::Json
+        } else {
+            Encoding::JsonCompact
+        }
     }
 }
 
@@ -107,6 +193,32 @@ struct WireEvent<'a> {
     ts_ms: i64,
 }
 
+impl<'a> WireSource<'a> {
+    fn new(layout: &'a TableLayout, origin: &Origin<'a>) -> WireSource<'a> {
+        WireSource {
+            version: FORMAT_VERSION,
+            connector: "postgresql",
+            name: origin.server,
+            ts_ms: origin.ts_ms,
+            snapshot: if origin.snapshot { "true" } else { "false" },
+            db: origin.database,
+            schema: &layout.schema,
+            table: &layout.table,
+            lsn: origin.lsn.0,
+        }
+    }
+}
+
+fn op_from_code(code: &str) -> Option<Op> {
+    match code {
+        "r" => Some(Op::Read),
+        "c" => Some(Op::Create),
+        "u" => Some(Op::Update),
+        "d" => Some(Op::Delete),
+        _ => None,
+    }
+}
+
 fn op_code(op: Op) -> &'static str {
     match op {
         Op::Read => "r",
@@ -116,8 +228,37 @@ fn op_code(op: Op) -> &'static str {
     }
 }
 
-/// Encodes one event. The key comes from `after`, or from `before` for a delete.
+/// Encodes one event in the layout's encoding. The key comes from `after`, or from `before` for a
+/// delete. Only `json` can fail: a value its column's representation cannot hold exactly (a
+/// timestamp after 294246 AD) is refused, naming the table and column.
+pub fn try_encode(
+    layout: &TableLayout,
+    op: Op,
+    before: Option<&Values>,
+    after: Option<&Values>,
+    origin: &Origin,
+) -> Result<Encoded, String> {
+    match &layout.connect {
+        Some(connect) => connect_json::encode(layout, connect, op, before, after, origin),
+        None => Ok(encode_compact(layout, op, before, after, origin)),
+    }
+}
+
+/// [`try_encode`] for `json-compact`, which cannot fail.
+///
+/// # Panics
+/// On a `json` layout's refusal: use [`try_encode`] for those.
 pub fn encode(
+    layout: &TableLayout,
+    op: Op,
+    before: Option<&Values>,
+    after: Option<&Values>,
+    origin: &Origin,
+) -> Encoded {
+    try_encode(layout, op, before, after, origin).unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn encode_compact(
     layout: &TableLayout,
     op: Op,
     before: Option<&Values>,
@@ -128,17 +269,7 @@ pub fn encode(
     let event = WireEvent {
         before: before.map(row_ref),
         after: after.map(row_ref),
-        source: WireSource {
-            version: FORMAT_VERSION,
-            connector: "postgresql",
-            name: origin.server,
-            ts_ms: origin.ts_ms,
-            snapshot: if origin.snapshot { "true" } else { "false" },
-            db: origin.database,
-            schema: &layout.schema,
-            table: &layout.table,
-            lsn: origin.lsn.0,
-        },
+        source: WireSource::new(layout, origin),
         op: op_code(op),
         ts_ms: origin.ts_ms,
     };
@@ -158,8 +289,12 @@ pub struct Decoded {
     pub lsn: Lsn,
 }
 
-/// Decodes one event value written by [`encode`] (or by Debezium with string-valued columns).
+/// Decodes one event value in either encoding, written by [`try_encode`] or by Debezium: with
+/// schemas off only string-valued columns; with schemas on, Debezium's representations.
 pub fn decode(layout: &TableLayout, value: &[u8]) -> Result<Decoded, String> {
+    if connect_json::is_connect_json(value) {
+        return connect_json::decode(layout, value);
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(value);
     let decoded = EventSeed(layout).deserialize(&mut deserializer).map_err(|error| error.to_string())?;
     deserializer.end().map_err(|error| error.to_string())?;
@@ -196,13 +331,8 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
                 "before" => before = map.next_value_seed(OptionalRowSeed(self.0))?,
                 "after" => after = map.next_value_seed(OptionalRowSeed(self.0))?,
                 "op" => {
-                    op = Some(match map.next_value::<std::borrow::Cow<'de, str>>()?.as_ref() {
-                        "r" => Op::Read,
-                        "c" => Op::Create,
-                        "u" => Op::Update,
-                        "d" => Op::Delete,
-                        other => return Err(A::Error::custom(format!("unknown op {other:?}"))),
-                    })
+                    let code = map.next_value::<std::borrow::Cow<'de, str>>()?;
+                    op = Some(op_from_code(&code).ok_or_else(|| A::Error::custom(format!("unknown op {code:?}")))?);
                 }
                 "source" => lsn = Lsn(map.next_value::<SourceLsn>()?.lsn.unwrap_or(0)),
                 _ => {
