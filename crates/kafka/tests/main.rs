@@ -131,7 +131,12 @@ async fn json_gives_back_postgres_text_of_every_type() {
             let origin = Origin { server: "p", database: "db", lsn: Lsn(1), snapshot: true, ts_ms: 0 };
             let encoded = match try_encode(&layout, Op::Read, None, Some(&[text.as_deref()]), &origin) {
                 Ok(encoded) => encoded,
-                // The one value the json encoding refuses, by design.
+                // What the json encoding refuses by design: floats JSON has no number for, and
+                // timestamps past io.debezium.time.MicroTimestamp.
+                Err(error) if ["NaN", "Infinity"].iter().any(|word| text.as_deref().unwrap().contains(word)) => {
+                    assert!(error.contains("has no JSON number"), "{error}");
+                    continue;
+                }
                 Err(error) if text.as_deref() == Some("294276-12-31 23:59:59.999999") => {
                     assert!(error.contains("io.debezium.time.MicroTimestamp"), "{error}");
                     continue;

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::pg_text::{
-    self, DateTime, DATE_INFINITY, DATE_MINUS_INFINITY, TIMESTAMP_INFINITY, TIMESTAMP_MINUS_INFINITY,
+    self, DateTime, DATE_INFINITY, DATE_MINUS_INFINITY, DEBEZIUM_DATE_INFINITY, DEBEZIUM_DATE_MINUS_INFINITY,
+    TIMESTAMP_INFINITY, TIMESTAMP_MINUS_INFINITY,
 };
 use super::{op_code, op_from_code, Decoded, Encoded, Origin, SourceLsn, TableLayout, Values, WireSource};
 
@@ -30,7 +31,8 @@ pub const PG_TEXT: &str = "passerelle.PgText";
 enum Repr {
     /// int16, int32, int64.
     Integer,
-    /// float or double; NaN and ±Infinity as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`.
+    /// float or double. NaN and ±Infinity are read as the strings Jackson writes for them, never
+    /// written (see `write_float`).
     Float {
         single: bool,
     },
@@ -92,6 +94,8 @@ struct ConnectSchema {
     name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     version: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    doc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     parameters: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +183,7 @@ fn representation(column_type: &ColumnType, enum_labels: Option<&[String]>) -> (
             ];
             let schema = ConnectSchema {
                 version: Some(1),
+                doc: Some("Geometry (POINT)".to_string()),
                 ..ConnectSchema::structure("io.debezium.data.geometry.Point", fields)
             };
             (Repr::Point, schema)
@@ -239,25 +244,26 @@ fn envelope_schema(topic: &str, row: ConnectSchema) -> ConnectSchema {
         default: Some("false".into()),
         ..ConnectSchema::semantic("string", "io.debezium.data.Enum").field("snapshot", true)
     };
-    let source = ConnectSchema::structure(
-        "io.debezium.connector.postgresql.Source",
-        vec![
-            required("string", "version"),
-            required("string", "connector"),
-            required("string", "name"),
-            required("int64", "ts_ms"),
-            snapshot,
-            required("string", "db"),
-            optional("string", "sequence"),
-            optional("int64", "ts_us"),
-            optional("int64", "ts_ns"),
-            required("string", "schema"),
-            required("string", "table"),
-            optional("int64", "txId"),
-            optional("int64", "lsn"),
-            optional("int64", "xmin"),
-        ],
-    );
+    let source_fields = vec![
+        required("string", "version"),
+        required("string", "connector"),
+        required("string", "name"),
+        required("int64", "ts_ms"),
+        snapshot,
+        required("string", "db"),
+        optional("string", "sequence"),
+        optional("int64", "ts_us"),
+        optional("int64", "ts_ns"),
+        required("string", "schema"),
+        required("string", "table"),
+        optional("int64", "txId"),
+        optional("int64", "lsn"),
+        optional("int64", "xmin"),
+    ];
+    let source = ConnectSchema {
+        version: Some(1),
+        ..ConnectSchema::structure("io.debezium.connector.postgresql.Source", source_fields)
+    };
     let transaction = ConnectSchema {
         version: Some(1),
         ..ConnectSchema::structure(
@@ -348,15 +354,20 @@ fn write_string(out: &mut Vec<u8>, text: &str) {
     serde_json::to_writer(out, text).expect("a string serializes");
 }
 
-/// A float's PostgreSQL text, already a JSON number unless it is NaN or ±Infinity, which JSON
-/// lacks: those travel as strings, as Jackson (Kafka Connect's JSON library) writes them.
+/// A float's PostgreSQL text, which is already a JSON number. NaN and ±Infinity are refused: JSON
+/// has no number for them, and the strings Jackson writes instead (`"NaN"`) are read back by Kafka
+/// Connect's JsonConverter as 0, which a JDBC sink would then store without a word.
 fn write_float(out: &mut Vec<u8>, text: &str) -> Result<(), String> {
     match text {
-        "NaN" | "Infinity" | "-Infinity" => write_string(out, text),
-        _ if serde_json::from_str::<f64>(text).is_ok() => out.extend_from_slice(text.as_bytes()),
-        _ => return Err("not a float".to_string()),
+        "NaN" | "Infinity" | "-Infinity" => {
+            Err(format!("{text} has no JSON number, and Kafka Connect would read it as 0"))
+        }
+        _ if serde_json::from_str::<f64>(text).is_ok() => {
+            out.extend_from_slice(text.as_bytes());
+            Ok(())
+        }
+        _ => Err("not a float".to_string()),
     }
-    Ok(())
 }
 
 fn read_float(raw: &RawValue, single: bool) -> Result<f64, String> {
@@ -483,15 +494,18 @@ impl Repr {
             Repr::Money => pg_text::decimal_to_money(&string()?)?,
             Repr::Bytes => pg_text::bytes_to_bytea(&pg_text::base64_decode(&string()?)?),
             Repr::Date => match integer()? {
-                days if days == i64::from(DATE_INFINITY) => "infinity".to_string(),
-                days if days == i64::from(DATE_MINUS_INFINITY) => "-infinity".to_string(),
+                days if days == i64::from(DATE_INFINITY) || days == DEBEZIUM_DATE_INFINITY => "infinity".to_string(),
+                days if days == i64::from(DATE_MINUS_INFINITY) || days == DEBEZIUM_DATE_MINUS_INFINITY => {
+                    "-infinity".to_string()
+                }
                 days => pg_text::pg_date(pg_text::date_from_days(days)?),
             },
             Repr::Time(unit) => pg_text::pg_time(unit.micros(integer()?)?)?,
-            Repr::Timestamp(unit) => match integer()? {
+            // Debezium writes ±infinity as the driver's sentinels in microseconds, divided for milliseconds.
+            Repr::Timestamp(unit) => match unit.micros(integer()?)? {
                 TIMESTAMP_INFINITY => "infinity".to_string(),
                 TIMESTAMP_MINUS_INFINITY => "-infinity".to_string(),
-                n => DateTime::from_micros(i128::from(unit.micros(n)?))?.pg_text(false),
+                micros => DateTime::from_micros(i128::from(micros))?.pg_text(false),
             },
             Repr::ZonedTimestamp => match string()?.as_ref() {
                 text @ ("infinity" | "-infinity") => text.to_string(),
@@ -721,9 +735,6 @@ mod tests {
                 ("1e+15", "1e+15"),
                 ("0.0001", "0.0001"),
                 ("1e-05", "1e-05"),
-                ("NaN", r#""NaN""#),
-                ("Infinity", r#""Infinity""#),
-                ("-Infinity", r#""-Infinity""#),
             ],
         );
         check(
@@ -735,10 +746,22 @@ mod tests {
                 ("0.1", "0.1"),
                 ("123456", "123456"),
                 ("1e+06", "1e+06"),
-                ("NaN", r#""NaN""#),
-                ("-Infinity", r#""-Infinity""#),
             ],
         );
+    }
+
+    #[test]
+    fn float_nan_and_infinities_are_refused_naming_the_column() {
+        for (column_type, text, word) in [
+            (PgType::Double, "NaN", "NaN"),
+            (PgType::Double, "-Infinity", "-Infinity"),
+            (PgType::Real, "Infinity", "Infinity"),
+            (PgType::Point, "(1,NaN)", "NaN"),
+        ] {
+            let error = round_trip(&layout(scalar(column_type)), Some(text)).unwrap_err();
+            let expected = format!("column \"v\" of s.t: {word} has no JSON number");
+            assert!(error.starts_with(&expected), "{error}");
+        }
     }
 
     #[test]
@@ -864,7 +887,6 @@ mod tests {
             scalar(PgType::Point),
             &[
                 ("(1.5,-2)", r#"{"x":1.5,"y":-2,"wkb":"AQEAAAAAAAAAAAD4PwAAAAAAAADA","srid":null}"#),
-                ("(NaN,-Infinity)", r#"{"x":"NaN","y":"-Infinity","wkb":"AQEAAAAAAAAAAAD4fwAAAAAAAPD/","srid":null}"#),
                 ("(1e-308,-0)", r#"{"x":1e-308,"y":-0,"wkb":"AQEAAADS6Bl41jAHAAAAAAAAAACA","srid":null}"#),
             ],
         );
@@ -952,7 +974,8 @@ mod tests {
     fn debeziums_default_representations_are_read() {
         // As Debezium's PostgreSQL connector writes them with decimal.handling.mode=precise and
         // time.precision.mode=adaptive: numeric(7,2), numeric, money, timestamp(3), timestamp(6),
-        // time(3), timestamptz, timetz, and a nanosecond timestamp from another connector.
+        // time(3), timestamptz, timetz, a nanosecond timestamp from another connector, a NaN double,
+        // and Debezium's -infinity timestamp(3) and infinity date.
         let types = [
             PgType::Numeric(Some((7, 2))),
             PgType::Numeric(None),
@@ -963,6 +986,9 @@ mod tests {
             PgType::TimestampTz(None),
             PgType::TimeTz(None),
             PgType::Timestamp(None),
+            PgType::Double,
+            PgType::Timestamp(Some(3)),
+            PgType::Date,
         ];
         let columns: Vec<String> = (0..types.len()).map(|i| format!("c{i}")).collect();
         let layout = TableLayout::new("s".into(), "t".into(), "p.s.t".into(), columns, vec![])
@@ -984,6 +1010,9 @@ mod tests {
             field("c6", "string", Some("io.debezium.time.ZonedTimestamp"), null.clone()),
             field("c7", "string", Some("io.debezium.time.ZonedTime"), null.clone()),
             field("c8", "int64", Some("io.debezium.time.NanoTimestamp"), null.clone()),
+            field("c9", "double", None, null.clone()),
+            field("c10", "int64", Some("io.debezium.time.Timestamp"), null.clone()),
+            field("c11", "int32", Some("io.debezium.time.Date"), null.clone()),
         ]);
         let row = |field: &str| serde_json::json!({"type": "struct", "optional": true, "name": "p.s.t.Value", "fields": row_fields, "field": field});
         let event = serde_json::json!({
@@ -999,6 +1028,9 @@ mod tests {
                 "c6": "2017-08-15T15:00:00.120000Z",
                 "c7": "09:00:00.5Z",
                 "c8": -1000,
+                "c9": "NaN",
+                "c10": -9223372036832400i64,
+                "c11": -622191234,
             }}
         });
         let decoded = decode(&layout, event.to_string().as_bytes()).unwrap();
@@ -1015,6 +1047,9 @@ mod tests {
                 Some("2017-08-15 15:00:00.12+00"),
                 Some("09:00:00.5+00"),
                 Some("1969-12-31 23:59:59.999999"),
+                Some("NaN"),
+                Some("-infinity"),
+                Some("infinity"),
             ]
         );
         assert_eq!(decoded.lsn, Lsn(5));

@@ -16,6 +16,11 @@ pub const TIMESTAMP_MINUS_INFINITY: i64 = -9_223_372_036_832_400_000;
 /// Passerelle's `date` `±infinity` in days: PostgreSQL's own sentinels, far outside its date range.
 pub const DATE_INFINITY: i32 = i32::MAX;
 pub const DATE_MINUS_INFINITY: i32 = i32::MIN;
+/// How Debezium's PostgreSQL connector (3.3, in a JVM at UTC) writes a `date` of `infinity` and
+/// `-infinity`: the driver's infinite `java.sql.Date` turned into days. Both lie before 4714 BC, out
+/// of PostgreSQL's range, so they are read as infinities and never written.
+pub const DEBEZIUM_DATE_INFINITY: i64 = -622_191_234;
+pub const DEBEZIUM_DATE_MINUS_INFINITY: i64 = -625_821_272;
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// PostgreSQL's date range, 4714-11-24 BC to 5874897-12-31, in days from 1970-01-01.
