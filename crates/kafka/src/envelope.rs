@@ -29,8 +29,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// `source.version` of every event Passerelle writes.
 pub const FORMAT_VERSION: &str = concat!("passerelle-", env!("CARGO_PKG_VERSION"));
 
-pub use connect_json::PG_TEXT;
-
 /// How events are written to Kafka; [`decode`] reads either.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Encoding {
@@ -98,6 +96,9 @@ impl TableLayout {
     /// Chooses the encoding [`try_encode`] writes. `types` are the columns' types in column order
     /// (with domains resolved to their base type, which Debezium represents them by); `json` needs
     /// them, and [`decode`] uses them to read foreign `json` events exactly (money).
+    ///
+    /// # Panics
+    /// When `types` does not have one type per column.
     pub fn with_encoding(mut self, encoding: Encoding, types: Vec<ColumnType>) -> TableLayout {
         assert_eq!(types.len(), self.columns.len(), "one type per column of {}.{}", self.schema, self.table);
         self.types = types;

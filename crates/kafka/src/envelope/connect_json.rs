@@ -23,7 +23,7 @@ use super::{op_code, op_from_code, Decoded, Encoded, Origin, SourceLsn, TableLay
 
 /// The schema name of columns that travel as PostgreSQL's text output because Debezium has no
 /// exact representation for them; the `type` parameter says which PostgreSQL type it is.
-pub const PG_TEXT: &str = "passerelle.PgText";
+const PG_TEXT: &str = "passerelle.PgText";
 
 /// How one column's value travels. The first group is what Passerelle writes; the rest are
 /// Debezium's default representations and Kafka Connect's logical types, which it only reads.
