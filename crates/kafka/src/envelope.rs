@@ -290,6 +290,12 @@ pub struct Decoded {
     pub lsn: Lsn,
 }
 
+/// True for a record that carries no event: a tombstone, which Debezium writes after each delete for
+/// log compaction (no value, or `{"schema":null,"payload":null}` through JsonConverter). Skip it.
+pub fn is_tombstone(value: &[u8]) -> bool {
+    value.trim_ascii().is_empty() || (connect_json::is_connect_json(value) && connect_json::is_null_payload(value))
+}
+
 /// Decodes one event value in either encoding, written by [`try_encode`] or by Debezium: with
 /// schemas off only string-valued columns; with schemas on, Debezium's representations.
 pub fn decode(layout: &TableLayout, value: &[u8]) -> Result<Decoded, String> {

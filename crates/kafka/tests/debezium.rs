@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use passerelle_kafka::consumer::Consumer;
-use passerelle_kafka::envelope::{decode, try_encode, Encoding, Origin, TableLayout};
+use passerelle_kafka::envelope::{decode, is_tombstone, try_encode, Decoded, Encoding, Origin, TableLayout};
 use passerelle_kafka::producer::Producer;
 use passerelle_kafka::topic::{create_topics, delete_topics, TopicLayout};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
@@ -437,7 +437,9 @@ async fn passerelle_decodes_debezium_source(
                 '00000000-0000-0000-0000-000000000000', '-Infinity', '-1.7976931348623157e+308', '(1e-308,-0)'),
                (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
                (4, NULL, NULL, NULL, NULL, NULL, NULL, 'infinity', '-infinity', '-infinity', 'infinity', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
-               (5, NULL, NULL, NULL, NULL, NULL, NULL, '-infinity', 'infinity', 'infinity', '-infinity', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)",
+               (5, NULL, NULL, NULL, NULL, NULL, NULL, '-infinity', 'infinity', 'infinity', '-infinity', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+             -- A text too long to stay in the row: PostgreSQL TOASTs it.
+             INSERT INTO origin (id, txt) SELECT 6, string_agg(md5(i::text), '') FROM generate_series(1, 400) i",
         )
         .await
         .unwrap();
@@ -524,6 +526,40 @@ async fn passerelle_decodes_debezium_source(
     got.sort_by_key(|row| row[0].as_deref().unwrap().parse::<i64>().unwrap());
     assert_eq!(got, expected);
     assert_same_schema_as_debezium(&layout, debezium_schema.expect("a record was read"), run);
+
+    // The change stream: an update that leaves the TOASTed text alone, which the default replica
+    // identity does not log and Debezium replaces by a placeholder, must not pass for the value;
+    // a delete carries its key, and the tombstone after it is told apart.
+    client.batch_execute("UPDATE origin SET i2 = 7 WHERE id = 6; DELETE FROM origin WHERE id = 2").await.unwrap();
+    let mut changes = Vec::new();
+    while changes.len() < 3 {
+        connect.check_running(&name);
+        assert!(Instant::now() < deadline, "Debezium sent {changes:?} of the update, the delete and its tombstone");
+        for record in consumer.next_batch(100, Duration::from_millis(500)).await.unwrap() {
+            changes.push(if is_tombstone(&record.value) {
+                "tombstone".to_string()
+            } else {
+                match decode(&layout, &record.value) {
+                    Ok(Decoded { op: Op::Delete, before: Some(before), after: None, .. }) => {
+                        let key_only: Vec<Option<String>> =
+                            std::iter::once(Some("2".to_string())).chain(std::iter::repeat_n(None, 18)).collect();
+                        assert_eq!(before, key_only);
+                        "delete".to_string()
+                    }
+                    Ok(other) => panic!("unexpected {other:?}"),
+                    Err(error) => error,
+                }
+            });
+        }
+    }
+    assert_eq!(
+        changes,
+        [
+            r#"column "txt" of public.origin: Debezium's placeholder for an unchanged TOASTed value: give the source table REPLICA IDENTITY FULL"#,
+            "delete",
+            "tombstone"
+        ]
+    );
 }
 
 /// Passerelle's `json` schema for the table is Debezium's own, field for field, except the columns

@@ -617,23 +617,28 @@ pub(super) fn is_connect_json(value: &[u8]) -> bool {
     rest.starts_with(br#""schema""#) || rest.starts_with(br#""payload""#)
 }
 
+/// True for `{"schema":null,"payload":null}`, what JsonConverter makes of a tombstone.
+pub(super) fn is_null_payload(value: &[u8]) -> bool {
+    serde_json::from_slice::<Message>(value).is_ok_and(|message| message.payload.get() == "null")
+}
+
 pub(super) fn decode(layout: &TableLayout, value: &[u8]) -> Result<Decoded, String> {
     let message: Message = serde_json::from_slice(value).map_err(|error| error.to_string())?;
     let schema = message.schema.ok_or("a json event without its schema")?;
     let parsed;
-    let reprs = match &layout.connect {
-        Some(connect) if schema.get() == connect.value_schema => &connect.reprs,
+    let (reprs, foreign) = match &layout.connect {
+        Some(connect) if schema.get() == connect.value_schema => (&connect.reprs, false),
         _ => {
             parsed = reprs_of_schema(layout, schema)?;
-            &parsed
+            (&parsed, true)
         }
     };
     let payload: Payload = serde_json::from_str(message.payload.get()).map_err(|error| error.to_string())?;
     let op = op_from_code(&payload.op).ok_or_else(|| format!("unknown op {:?}", payload.op))?;
     Ok(Decoded {
         op,
-        before: read_row(layout, reprs, payload.before)?,
-        after: read_row(layout, reprs, payload.after)?,
+        before: read_row(layout, reprs, payload.before, foreign)?,
+        after: read_row(layout, reprs, payload.after, foreign)?,
         lsn: Lsn(payload.source.and_then(|source| source.lsn).unwrap_or(0)),
     })
 }
@@ -660,13 +665,24 @@ fn reprs_of_schema(layout: &TableLayout, schema: &RawValue) -> Result<Vec<Repr>,
         .collect()
 }
 
-fn read_row(layout: &TableLayout, reprs: &[Repr], row: Option<RawRow>) -> Result<Option<Row>, String> {
+/// Debezium's default `unavailable.value.placeholder`, as a string and as bytes: what it sends for a
+/// TOASTed value an update left unchanged, which the table's replica identity did not log.
+const UNAVAILABLE: [&str; 2] = [r#""__debezium_unavailable_value""#, r#""X19kZWJleml1bV91bmF2YWlsYWJsZV92YWx1ZQ==""#];
+
+/// Reads a row in the table's column order. In `foreign` events (not written by this layout),
+/// Debezium's placeholder is refused rather than taken for the value.
+fn read_row(layout: &TableLayout, reprs: &[Repr], row: Option<RawRow>, foreign: bool) -> Result<Option<Row>, String> {
     let Some(row) = row else { return Ok(None) };
     if let Some(name) = row.keys().find(|name| !layout.positions.contains_key(name.as_ref())) {
         return Err(format!("column {name:?} is not in {}.{}", layout.schema, layout.table));
     }
     let values = layout.columns.iter().enumerate().map(|(i, name)| {
         let raw = row.get(name.as_str()).ok_or_else(|| format!("column {name:?} is missing"))?;
+        if foreign && UNAVAILABLE.contains(&raw.get()) {
+            let reason =
+                "Debezium's placeholder for an unchanged TOASTed value: give the source table REPLICA IDENTITY FULL";
+            return Err(column_error(layout, i, reason));
+        }
         reprs[i].read(raw).map_err(|reason| column_error(layout, i, &reason))
     });
     values.collect::<Result<Row, String>>().map(Some)
@@ -1053,5 +1069,21 @@ mod tests {
             ]
         );
         assert_eq!(decoded.lsn, Lsn(5));
+
+        // An unchanged TOASTed text, which Debezium replaces by its placeholder, is not a value.
+        let mut event = event;
+        event["payload"]["after"]["c0"] = "__debezium_unavailable_value".into();
+        let error = decode(&layout, event.to_string().as_bytes()).unwrap_err();
+        assert!(error.starts_with(r#"column "c0" of s.t: Debezium's placeholder"#), "{error}");
+    }
+
+    #[test]
+    fn tombstones_are_told_apart() {
+        assert!(crate::envelope::is_tombstone(b""));
+        assert!(crate::envelope::is_tombstone(br#"{"schema":null,"payload":null}"#));
+        assert!(!crate::envelope::is_tombstone(br#"{"before":null,"after":null,"op":"d"}"#));
+        let layout = layout(scalar(PgType::Text));
+        let encoded = try_encode(&layout, Op::Delete, Some(&[Some("1"), None]), None, &origin()).unwrap();
+        assert!(!crate::envelope::is_tombstone(&encoded.value));
     }
 }
