@@ -102,7 +102,7 @@ impl TableLayout {
     pub fn with_encoding(mut self, encoding: Encoding, types: Vec<ColumnType>) -> TableLayout {
         assert_eq!(types.len(), self.columns.len(), "one type per column of {}.{}", self.schema, self.table);
         self.types = types;
-        self.connect = (encoding == Encoding::Json).then(|| connect_json::ConnectLayout::new(&self, &self.enum_labels));
+        self.connect = (encoding == Encoding::Json).then(|| connect_json::ConnectLayout::new(&self));
         self
     }
 
@@ -111,7 +111,7 @@ impl TableLayout {
     pub fn with_enum_labels(mut self, enums: &[EnumType]) -> TableLayout {
         self.enum_labels = enums.iter().map(|e| (e.name.clone(), e.labels.clone())).collect();
         if self.connect.is_some() {
-            self.connect = Some(connect_json::ConnectLayout::new(&self, &self.enum_labels));
+            self.connect = Some(connect_json::ConnectLayout::new(&self));
         }
         self
     }

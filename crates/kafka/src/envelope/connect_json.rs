@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use passerelle_model::event::{Lsn, Op, Row};
-use passerelle_model::schema::{ColumnType, PgType, QualifiedName};
+use passerelle_model::schema::{ColumnType, PgType};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -204,12 +204,12 @@ pub(super) struct ConnectLayout {
 }
 
 impl ConnectLayout {
-    pub(super) fn new(layout: &TableLayout, enum_labels: &HashMap<QualifiedName, Vec<String>>) -> ConnectLayout {
+    pub(super) fn new(layout: &TableLayout) -> ConnectLayout {
         let mut reprs = Vec::with_capacity(layout.columns.len());
         let mut fields = Vec::with_capacity(layout.columns.len());
         for (i, (name, column_type)) in layout.columns.iter().zip(&layout.types).enumerate() {
             let labels = match &column_type.base {
-                PgType::Enum(enum_name) => enum_labels.get(enum_name).map(Vec::as_slice),
+                PgType::Enum(enum_name) => layout.enum_labels.get(enum_name).map(Vec::as_slice),
                 _ => None,
             };
             let (repr, schema) = representation(column_type, labels);
@@ -940,7 +940,7 @@ mod tests {
 
     #[test]
     fn schemas_are_debeziums() {
-        let mood = QualifiedName { schema: "public".into(), name: "mood".into() };
+        let mood = passerelle_model::schema::QualifiedName { schema: "public".into(), name: "mood".into() };
         let layout = TableLayout::new(
             "public".into(),
             "t".into(),
