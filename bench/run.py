@@ -141,6 +141,7 @@ def passerelle_once(source_db, env):
         "rows_per_second": summary["rows_per_second"],
         "mb_per_second": summary["copy_bytes"] / 1e6 / phases.get("snapshot", summary["seconds"]),
         "peak_rss_mb": summary["peak_rss_mb"],
+        "phase_peak_rss_mb": dict(summary["phase_peak_rss_mb"]),
         "cpu_seconds": cpu,
         "verified": summary["verified"],
     }
@@ -185,6 +186,10 @@ def main():
             "rows_per_second": median([r["rows_per_second"] for r in passerelle]),
             "snapshot_mb_per_second": median([r["mb_per_second"] for r in passerelle]),
             "peak_rss_mb": median([r["peak_rss_mb"] for r in passerelle]),
+            "phase_peak_rss_mb": {
+                name: median([r["phase_peak_rss_mb"].get(name) for r in passerelle])
+                for name in passerelle[0]["phase_peak_rss_mb"]
+            },
             "cpu_seconds": {name: median([r["cpu_seconds"][name] for r in passerelle]) for name in passerelle[0]["cpu_seconds"]},
             "verified": all(r["verified"] for r in passerelle),
             "runs": passerelle,

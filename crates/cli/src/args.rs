@@ -6,6 +6,7 @@
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,22 +31,66 @@ pub enum Command {
     Plan(crate::plan::PlanArgs),
     /// Copy the source into the target through Kafka: plan, pre-data, snapshot, post-data, verify
     Migrate(crate::migrate::MigrateArgs),
+    /// The source side alone: copy the snapshot into Kafka and announce it on the control topic
+    Source(crate::source::SourceArgs),
+    /// The sink side alone: apply what Kafka holds to the target; several may share a migration
+    Sink(crate::sink::SinkArgs),
+    /// Where a migration stands: its run, what Kafka holds, what the target applied, the slot
+    Status(crate::status::StatusArgs),
     /// Drop a migration's replication slot, publication, topics and bookkeeping; the data stays
     Cleanup(crate::cleanup::CleanupArgs),
     /// Prove the target holds every source row unchanged: counts, checksums, differing keys, schema
     Verify(crate::verify::VerifyArgs),
 }
 
-/// The two databases. Both URLs may come from the environment, which keeps passwords out of the
+/// The PostgreSQL source. Every URL may come from the environment, which keeps passwords out of the
 /// process list.
 #[derive(Debug, clap::Args)]
-pub struct DatabaseArgs {
+pub struct SourceUrl {
     /// The PostgreSQL source: postgres://user:password@host:5432/database
-    #[arg(long, env = "PASSERELLE_SOURCE", hide_env_values = true, value_name = "URL")]
-    pub source: String,
+    #[arg(id = "source", long = "source", env = "PASSERELLE_SOURCE", hide_env_values = true, value_name = "URL")]
+    pub url: String,
+}
+
+impl SourceUrl {
+    pub fn endpoint(&self) -> anyhow::Result<DbEndpoint> {
+        Ok(DbEndpoint::parse_postgres(&self.url)?)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TargetUrl {
     /// The MySQL or MariaDB target: mysql://user:password@host:3306/database
-    #[arg(long, env = "PASSERELLE_TARGET", hide_env_values = true, value_name = "URL")]
-    pub target: String,
+    #[arg(id = "target", long = "target", env = "PASSERELLE_TARGET", hide_env_values = true, value_name = "URL")]
+    pub url: String,
+}
+
+impl TargetUrl {
+    pub fn endpoint(&self) -> anyhow::Result<DbEndpoint> {
+        Ok(DbEndpoint::parse_mysql(&self.url)?)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KafkaBrokers {
+    /// The Kafka bootstrap brokers: host:9092[,host:9092...]
+    #[arg(id = "kafka", long = "kafka", env = "PASSERELLE_KAFKA", value_name = "BROKERS")]
+    pub brokers: String,
+}
+
+impl KafkaBrokers {
+    pub fn endpoint(&self) -> anyhow::Result<KafkaEndpoint> {
+        Ok(KafkaEndpoint::parse(&self.brokers)?)
+    }
+}
+
+/// The two databases.
+#[derive(Debug, clap::Args)]
+pub struct DatabaseArgs {
+    #[command(flatten)]
+    pub source: SourceUrl,
+    #[command(flatten)]
+    pub target: TargetUrl,
 }
 
 /// Where the three systems are.
@@ -53,9 +98,8 @@ pub struct DatabaseArgs {
 pub struct EndpointArgs {
     #[command(flatten)]
     pub databases: DatabaseArgs,
-    /// The Kafka bootstrap brokers: host:9092[,host:9092...]
-    #[arg(long, env = "PASSERELLE_KAFKA", value_name = "BROKERS")]
-    pub kafka: String,
+    #[command(flatten)]
+    pub kafka: KafkaBrokers,
 }
 
 #[derive(Debug, clap::Args)]

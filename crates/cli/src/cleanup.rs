@@ -32,7 +32,7 @@ struct Removed {
 
 pub async fn run(args: CleanupArgs) -> anyhow::Result<ExitCode> {
     let endpoints = Endpoints::from_args(&args.endpoints)?;
-    let names = Names::new(&args.naming, &endpoints.source);
+    let names = Names::new(args.naming.prefix_or_default(&endpoints.source));
     let source = &endpoints.source;
     let client = passerelle_pg::connect(source).await?;
     let slot = passerelle_pg::slot::drop_slot(&client, source, &names.slot).await?.then(|| names.slot.clone());

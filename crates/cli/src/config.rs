@@ -1,7 +1,10 @@
 //! The command line, second stage: validated endpoints built from the raw flags. Stages receive these,
 //! never the flags or the environment.
 
+use passerelle_kafka::envelope::{Encoding, TableLayout};
+use passerelle_kafka::topic::table_topic;
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
+use passerelle_model::schema::Schema;
 
 use crate::args::EndpointArgs;
 
@@ -14,9 +17,9 @@ pub struct Endpoints {
 impl Endpoints {
     pub fn from_args(args: &EndpointArgs) -> anyhow::Result<Endpoints> {
         Ok(Endpoints {
-            source: DbEndpoint::parse_postgres(&args.databases.source)?,
-            kafka: KafkaEndpoint::parse(&args.kafka)?,
-            target: DbEndpoint::parse_mysql(&args.databases.target)?,
+            source: args.databases.source.endpoint()?,
+            kafka: args.kafka.endpoint()?,
+            target: args.databases.target.endpoint()?,
         })
     }
 }
@@ -29,6 +32,21 @@ pub struct NamingArgs {
     pub topic_prefix: Option<String>,
 }
 
+impl NamingArgs {
+    pub fn prefix_or_default(&self, source: &DbEndpoint) -> String {
+        self.topic_prefix
+            .clone()
+            .unwrap_or_else(|| format!("passerelle_{}", source.database.as_deref().unwrap_or(&source.user)))
+    }
+
+    /// A process without the source URL cannot derive the default prefix.
+    pub fn required_prefix(&self) -> anyhow::Result<String> {
+        self.topic_prefix.clone().ok_or_else(|| {
+            anyhow::anyhow!("name the migration with --topic-prefix: the prefix its source writes under")
+        })
+    }
+}
+
 /// A migration's identity across processes and restarts, derived from its topic prefix.
 pub struct Names {
     pub migration: String,
@@ -37,11 +55,7 @@ pub struct Names {
 }
 
 impl Names {
-    pub fn new(args: &NamingArgs, source: &DbEndpoint) -> Names {
-        let prefix = args
-            .topic_prefix
-            .clone()
-            .unwrap_or_else(|| format!("passerelle_{}", source.database.as_deref().unwrap_or(&source.user)));
+    pub fn new(prefix: String) -> Names {
         let mut slot: String =
             prefix.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
         if !slot.starts_with("passerelle") {
@@ -50,4 +64,26 @@ impl Names {
         slot.truncate(63);
         Names { migration: prefix, slot }
     }
+}
+
+/// How each table's events look on its topic `<prefix>.<schema>.<table>`: the source encodes by
+/// these and every sink decodes by them, from the same schema.
+pub fn table_layouts(prefix: &str, schema: &Schema, encoding: Encoding) -> Vec<TableLayout> {
+    schema
+        .tables
+        .iter()
+        .map(|table| {
+            let columns = table.columns.iter().map(|column| column.name.clone()).collect();
+            let types = table.columns.iter().map(|column| column.data_type.clone()).collect();
+            TableLayout::new(
+                table.name.schema.clone(),
+                table.name.name.clone(),
+                table_topic(prefix, &table.name.schema, &table.name.name),
+                columns,
+                table.key_positions(),
+            )
+            .with_encoding(encoding, types)
+            .with_enum_labels(&schema.enums)
+        })
+        .collect()
 }

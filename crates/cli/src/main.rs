@@ -4,6 +4,7 @@
 //! code. Exit codes: 0 success, 1 the command ran and found a blocking problem, 2 an error (bad
 //! input, an unreachable system, a failed step).
 
+mod apply;
 mod args;
 mod check;
 mod cleanup;
@@ -12,8 +13,11 @@ mod mapping;
 mod migrate;
 mod plan;
 mod progress;
+mod report;
 mod sink;
 mod snapshot;
+mod source;
+mod status;
 mod verify;
 
 use std::process::ExitCode;
@@ -42,6 +46,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Check(check_args) => check::run(check_args).await,
             Command::Plan(plan_args) => plan::run(plan_args).await,
             Command::Migrate(migrate_args) => migrate::run(migrate_args).await,
+            Command::Source(source_args) => source::run(source_args).await,
+            Command::Sink(sink_args) => sink::run(sink_args).await,
+            Command::Status(status_args) => status::run(status_args).await,
             Command::Cleanup(cleanup_args) => cleanup::run(cleanup_args).await,
             Command::Verify(verify_args) => verify::run(verify_args).await,
         }

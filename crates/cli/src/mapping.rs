@@ -8,11 +8,36 @@ use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::schema::Schema;
 use passerelle_mysql::preflight::Flavour;
 
+/// Which schemas to migrate and how they land in the target.
 #[derive(Debug, clap::Args)]
 pub struct MappingArgs {
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub target: TargetMappingArgs,
+}
+
+/// The source's side of the mapping: what to migrate.
+#[derive(Debug, clap::Args)]
+pub struct SelectionArgs {
     /// A PostgreSQL schema to migrate; repeat for several [default: public]
     #[arg(long = "schema", value_name = "SCHEMA")]
     pub schemas: Vec<String>,
+}
+
+impl SelectionArgs {
+    pub fn schemas(&self) -> Vec<String> {
+        if self.schemas.is_empty() {
+            vec!["public".to_string()]
+        } else {
+            self.schemas.clone()
+        }
+    }
+}
+
+/// The target's side of the mapping: where each schema goes and how lossy types are held.
+#[derive(Debug, clap::Args)]
+pub struct TargetMappingArgs {
     /// Put a schema into a target database other than the target URL's
     #[arg(long = "map", value_name = "SCHEMA=DATABASE")]
     pub maps: Vec<String>,
@@ -51,7 +76,11 @@ pub enum IntervalArg {
 }
 
 /// Each schema's target database: from `--map`, else the target URL's database.
-fn databases(args: &MappingArgs, target: &DbEndpoint) -> anyhow::Result<BTreeMap<String, String>> {
+fn databases(
+    schemas: &[String],
+    args: &TargetMappingArgs,
+    target: &DbEndpoint,
+) -> anyhow::Result<BTreeMap<String, String>> {
     let mut maps = BTreeMap::new();
     for map in &args.maps {
         let Some((schema, database)) = map.split_once('=').filter(|(s, d)| !s.is_empty() && !d.is_empty()) else {
@@ -59,16 +88,15 @@ fn databases(args: &MappingArgs, target: &DbEndpoint) -> anyhow::Result<BTreeMap
         };
         maps.insert(schema.to_string(), database.to_string());
     }
-    let schemas = if args.schemas.is_empty() { vec!["public".to_string()] } else { args.schemas.clone() };
     let mut databases = BTreeMap::new();
     for schema in schemas {
-        let database = match (maps.remove(&schema), target.database.clone()) {
+        let database = match (maps.remove(schema), target.database.clone()) {
             (Some(database), _) | (None, Some(database)) => database,
             (None, None) => anyhow::bail!(
                 "no target database for schema {schema:?}; name one in the target URL or pass --map {schema}=DATABASE"
             ),
         };
-        databases.insert(schema, database);
+        databases.insert(schema.clone(), database);
     }
     if let Some(schema) = maps.keys().next() {
         anyhow::bail!("--map names schema {schema:?}, which is not migrated; add --schema {schema}");
@@ -85,12 +113,22 @@ pub struct Mapping {
 
 /// Reads the source catalog and plans the target; asks the target its flavour when `--dialect auto`.
 pub async fn prepare(args: &MappingArgs, source: &DbEndpoint, target: &DbEndpoint) -> anyhow::Result<Mapping> {
-    let databases = databases(args, target)?;
-    let schemas: Vec<String> = databases.keys().cloned().collect();
-
+    let schemas = args.selection.schemas();
+    // Checked before reading the catalog: a bad --map is the user's to fix at once.
+    databases(&schemas, &args.target, target)?;
     let mut client = passerelle_pg::connect(source).await?;
     let schema = passerelle_pg::catalog::read(&mut client, source, &schemas).await?;
+    plan_for(schema, &schemas, &args.target, target).await
+}
 
+/// Plans the target for a source schema read earlier (by this process or, through Kafka, another).
+pub async fn plan_for(
+    schema: Schema,
+    schemas: &[String],
+    args: &TargetMappingArgs,
+    target: &DbEndpoint,
+) -> anyhow::Result<Mapping> {
+    let databases = databases(schemas, args, target)?;
     let dialect = match args.dialect {
         DialectArg::Mysql8 => Dialect::Mysql8,
         DialectArg::Mariadb => Dialect::Mariadb,

@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use passerelle_ddl::report::Report;
 use passerelle_ddl::Dialect;
-use passerelle_model::endpoint::DbEndpoint;
 use serde::Serialize;
 
 use crate::args::DatabaseArgs;
@@ -52,8 +51,8 @@ struct Output<'a> {
 }
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
-    let source = DbEndpoint::parse_postgres(&args.databases.source)?;
-    let target = DbEndpoint::parse_mysql(&args.databases.target)?;
+    let source = args.databases.source.endpoint()?;
+    let target = args.databases.target.endpoint()?;
     let Mapping { config, plan, .. } = mapping::prepare(&args.mapping, &source, &target).await?;
     let dialect = config.dialect;
     let mut conn = match args.apply {

@@ -1,67 +1,150 @@
-//! Progress on stderr: one line per table (rows copied from the source, rows applied to the target,
-//! rate) and a total. Drawn only on a terminal; the counts also feed the final summary.
+//! Progress on stderr: one bar per table and a total, each with rows copied from the source, rows
+//! applied to the target, the COPY rate in MB/s and an ETA against the expected rows. Drawn only on
+//! a terminal; the counts also feed the final summary.
+//!
+//! The tables become known only once the run is announced (by this process or, through Kafka,
+//! another), so the bars are created then, by whichever side learns them first.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// What the bars measure: a source alone sees rows copied, a sink (or both in one process) rows applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    Copied,
+    Applied,
+}
+
 pub struct Progress {
+    track: Track,
+    multi: MultiProgress,
+    tables: OnceLock<Tables>,
+    started: Instant,
+}
+
+struct Tables {
     bars: Vec<ProgressBar>,
     total: ProgressBar,
     copied: Vec<AtomicU64>,
+    copied_bytes: Vec<AtomicU64>,
     applied: Vec<AtomicU64>,
+    /// When each table's first rows were copied: its rate counts from there.
+    copy_started: Vec<OnceLock<Instant>>,
 }
 
 impl Progress {
-    /// `tables`: display names, in table index order.
-    pub fn new(tables: &[String]) -> Progress {
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-        let width = tables.iter().map(String::len).max().unwrap_or(0);
-        let style = ProgressStyle::with_template("{prefix} {msg} {per_sec:>12}").expect("a valid template");
-        let bars = tables
-            .iter()
-            .map(|name| {
-                let bar = multi.add(ProgressBar::no_length().with_style(style.clone()));
-                bar.set_prefix(format!("{name:width$}"));
-                bar
-            })
-            .collect();
-        let total_style = ProgressStyle::with_template("{prefix} {human_pos} rows applied, {per_sec}, {elapsed}")
-            .expect("a valid template");
-        let total = multi.add(ProgressBar::no_length().with_style(total_style));
-        total.set_prefix(format!("{:width$}", "total"));
-        total.enable_steady_tick(Duration::from_millis(250));
-        let counters = || tables.iter().map(|_| AtomicU64::new(0)).collect();
-        Progress { bars, total, copied: counters(), applied: counters() }
+    pub fn new(track: Track) -> Progress {
+        Progress {
+            track,
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4)),
+            tables: OnceLock::new(),
+            started: Instant::now(),
+        }
     }
 
-    pub fn copied(&self, table_idx: usize, n_rows: u64) {
-        self.copied[table_idx].fetch_add(n_rows, Ordering::Relaxed);
-        self.redraw(table_idx);
+    /// Sets up the bars: `tables` are display names in table index order, `expected` their
+    /// estimated rows. Later calls change nothing.
+    pub fn tables(&self, tables: &[String], expected: &[Option<u64>]) {
+        self.tables.get_or_init(|| {
+            let width = tables.iter().map(String::len).max().unwrap_or(0).max(5);
+            let style = ProgressStyle::with_template("{prefix} {wide_bar:.cyan/blue} {msg} {eta:>4}")
+                .expect("a valid template")
+                .progress_chars("=> ");
+            let bars: Vec<ProgressBar> = tables
+                .iter()
+                .zip(expected.iter().chain(std::iter::repeat(&None)))
+                .map(|(name, expected)| {
+                    let bar = self.multi.add(ProgressBar::new(expected.unwrap_or(0)).with_style(style.clone()));
+                    bar.set_prefix(format!("{name:width$}"));
+                    bar
+                })
+                .collect();
+            let total_style = ProgressStyle::with_template("{prefix} {wide_bar:.green/blue} {msg} {elapsed} ETA {eta}")
+                .expect("a valid template")
+                .progress_chars("=> ");
+            let total_expected = expected.iter().map(|rows| rows.unwrap_or(0)).sum();
+            let total = self.multi.add(ProgressBar::new(total_expected).with_style(total_style));
+            total.set_prefix(format!("{:width$}", "total"));
+            total.enable_steady_tick(Duration::from_millis(250));
+            let counters = || tables.iter().map(|_| AtomicU64::new(0)).collect();
+            Tables {
+                bars,
+                total,
+                copied: counters(),
+                copied_bytes: counters(),
+                applied: counters(),
+                copy_started: tables.iter().map(|_| OnceLock::new()).collect(),
+            }
+        });
+    }
+
+    /// The exact row counts, once the snapshot is complete: the bars end where the rows do.
+    pub fn expect_exactly(&self, rows: &[u64]) {
+        let Some(tables) = self.tables.get() else { return };
+        for (bar, rows) in tables.bars.iter().zip(rows) {
+            bar.set_length(*rows);
+        }
+        tables.total.set_length(rows.iter().sum());
+    }
+
+    pub fn copied(&self, table_idx: usize, n_rows: u64, n_bytes: u64) {
+        let Some(tables) = self.tables.get() else { return };
+        tables.copy_started[table_idx].get_or_init(Instant::now);
+        tables.copied[table_idx].fetch_add(n_rows, Ordering::Relaxed);
+        tables.copied_bytes[table_idx].fetch_add(n_bytes, Ordering::Relaxed);
+        if self.track == Track::Copied {
+            tables.bars[table_idx].inc(n_rows);
+            tables.total.inc(n_rows);
+        }
+        self.redraw(tables, table_idx);
     }
 
     pub fn applied(&self, table_idx: usize, n_rows: u64) {
-        self.applied[table_idx].fetch_add(n_rows, Ordering::Relaxed);
-        self.bars[table_idx].inc(n_rows);
-        self.total.inc(n_rows);
-        self.redraw(table_idx);
+        let Some(tables) = self.tables.get() else { return };
+        tables.applied[table_idx].fetch_add(n_rows, Ordering::Relaxed);
+        if self.track == Track::Applied {
+            tables.bars[table_idx].inc(n_rows);
+            tables.total.inc(n_rows);
+        }
+        self.redraw(tables, table_idx);
     }
 
     pub fn n_applied(&self, table_idx: usize) -> u64 {
-        self.applied[table_idx].load(Ordering::Relaxed)
+        self.tables.get().map_or(0, |tables| tables.applied[table_idx].load(Ordering::Relaxed))
     }
 
-    fn redraw(&self, table_idx: usize) {
-        let copied = self.copied[table_idx].load(Ordering::Relaxed);
-        let applied = self.applied[table_idx].load(Ordering::Relaxed);
-        self.bars[table_idx].set_message(format!("{copied:>11} copied {applied:>11} applied"));
+    pub fn n_copied_bytes(&self, table_idx: usize) -> u64 {
+        self.tables.get().map_or(0, |tables| tables.copied_bytes[table_idx].load(Ordering::Relaxed))
+    }
+
+    fn redraw(&self, tables: &Tables, table_idx: usize) {
+        let copied = tables.copied[table_idx].load(Ordering::Relaxed);
+        let applied = tables.applied[table_idx].load(Ordering::Relaxed);
+        let mb_per_second = |bytes: u64, since: Option<&Instant>| {
+            let seconds = since.map_or(0.0, |since| since.elapsed().as_secs_f64());
+            if seconds > 0.0 {
+                bytes as f64 / 1e6 / seconds
+            } else {
+                0.0
+            }
+        };
+        let bytes = tables.copied_bytes[table_idx].load(Ordering::Relaxed);
+        let rate = mb_per_second(bytes, tables.copy_started[table_idx].get());
+        tables.bars[table_idx].set_message(format!("{copied:>10} copied {applied:>10} applied {rate:>6.1} MB/s"));
+        let total_bytes = tables.copied_bytes.iter().map(|bytes| bytes.load(Ordering::Relaxed)).sum();
+        let total_rate = mb_per_second(total_bytes, Some(&self.started));
+        tables.total.set_message(format!("{} rows, {total_rate:.1} MB/s", tables.total.position()));
     }
 
     pub fn finish(&self) {
-        for bar in &self.bars {
-            bar.finish();
+        if let Some(tables) = self.tables.get() {
+            for bar in &tables.bars {
+                bar.finish();
+            }
+            tables.total.finish();
         }
-        self.total.finish();
     }
 }

@@ -1,137 +1,279 @@
-//! The sink, Kafka to target: a consumer-group member reads batches, groups them by partition and
-//! applies each partition's rows in one target transaction with its offsets (see `mysql::sink`), on
-//! `jobs` connections at once. Partitions are independent, so their order across connections does
-//! not matter; within a partition the order is Kafka's.
+//! The sink side of a migration, Kafka to target, and `passerelle sink`, which runs it alone on any
+//! machine that reaches Kafka and the target: wait for the run the control topic announces, plan the
+//! target from the schema it carries, apply the pre-data DDL, apply the snapshot (see `apply`), then
+//! the post-data DDL.
+//!
+//! Several sink processes may share a migration: they split the partitions as one consumer group,
+//! and a lock on the target serialises the phase changes, so each DDL runs once. The target's runs
+//! table says how far the migration got, so a restarted sink resumes where the last one stopped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
-use passerelle_kafka::consumer::Consumer;
-use passerelle_kafka::envelope::{decode, TableLayout};
-use passerelle_kafka::KafkaError;
+use passerelle_ddl::Plan;
+use passerelle_kafka::control::{self, RunAnnouncement};
+use passerelle_kafka::envelope::Encoding;
+use passerelle_kafka::topic::{control_topic, table_topic};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
-use passerelle_model::event::{Op, Row};
-use passerelle_model::target::TargetTable;
-use passerelle_mysql::sink::{BatchOrigin, Sink};
-use tokio::sync::watch;
+use passerelle_model::schema::Schema;
+use passerelle_mysql::bookkeeping::{self, Phase, RunState};
+use tokio::sync::oneshot;
 
-use crate::progress::Progress;
+use crate::apply::{self, ApplyConfig, SinkTable};
+use crate::args::{KafkaBrokers, TargetUrl};
+use crate::config::{table_layouts, NamingArgs};
+use crate::mapping::{self, TargetMappingArgs};
+use crate::progress::{Progress, Track};
+use crate::report::{PhaseClock, RunSummary, TableSummary};
 
-/// The most records one round takes from Kafka.
-const ROUND_RECORDS: usize = 50_000;
+/// How long a sink waits between looks at the control topic for a run to be announced.
+const ANNOUNCEMENT_POLL: Duration = Duration::from_secs(2);
 
-/// A topic partition, by topic index.
-type PartitionId = (usize, i32);
-/// Rows of one partition, with their offsets, in offset order.
-type PartitionRows = Vec<(i64, Row)>;
-
-/// One topic: how to read its events and where its rows go.
-pub struct SinkTable {
-    pub layout: TableLayout,
-    pub target: TargetTable,
+#[derive(Debug, clap::Args)]
+pub struct SinkArgs {
+    #[command(flatten)]
+    pub target: TargetUrl,
+    #[command(flatten)]
+    pub kafka: KafkaBrokers,
+    #[command(flatten)]
+    pub mapping: TargetMappingArgs,
+    #[command(flatten)]
+    pub naming: NamingArgs,
+    /// Connections applying on the target
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Migrate even if the target databases already hold tables that this migration did not create
+    #[arg(long)]
+    pub force: bool,
+    /// Print the summary as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
-pub struct SinkConfig<'a> {
+/// What the sink side needs to know.
+pub struct SinkSide<'a> {
     pub kafka: &'a KafkaEndpoint,
     pub target: &'a DbEndpoint,
-    /// The database that holds the offsets table.
+    /// The target URL's database: it holds the bookkeeping tables.
     pub bookkeeping_db: &'a str,
-    pub group: &'a str,
+    /// The topic prefix.
+    pub migration: &'a str,
+    pub mapping: &'a TargetMappingArgs,
     pub jobs: usize,
+    pub force: bool,
 }
 
-/// Applies every event until the producers are done (`produced` turns true) and every partition
-/// has been applied up to its end at that moment. Returns the rows applied.
-pub async fn run(
-    config: &SinkConfig<'_>,
-    tables: &[SinkTable],
-    mut produced: watch::Receiver<bool>,
-    progress: &Progress,
-) -> anyhow::Result<u64> {
-    let topics = tables.iter().map(|table| table.layout.topic.clone()).collect();
-    let consumer = Consumer::subscribe(config.kafka, config.group, topics)?;
-    let mut sinks = Vec::with_capacity(config.jobs);
-    for _ in 0..config.jobs.max(1) {
-        sinks.push(Sink::open(config.target, config.bookkeeping_db).await?);
+/// The run a sink follows.
+pub enum WantedRun {
+    /// Whichever the control topic announces last (a sink on its own).
+    Newest,
+    /// The one the source in this process announces.
+    Announced(oneshot::Receiver<String>),
+}
+
+/// A run whose snapshot and post-data are in the target.
+pub struct Applied {
+    pub run_id: String,
+    pub schema: Schema,
+    pub plan: Plan,
+}
+
+pub async fn run(args: SinkArgs) -> anyhow::Result<ExitCode> {
+    let target = args.target.endpoint()?;
+    let kafka = args.kafka.endpoint()?;
+    let migration = args.naming.required_prefix()?;
+    let bookkeeping_db = bookkeeping_database(&target)?;
+    let side = SinkSide {
+        kafka: &kafka,
+        target: &target,
+        bookkeeping_db: &bookkeeping_db,
+        migration: &migration,
+        mapping: &args.mapping,
+        jobs: usize::from(args.jobs),
+        force: args.force,
+    };
+    let clock = PhaseClock::new();
+    let progress = Progress::new(Track::Applied);
+    let applied = apply_snapshot(&side, WantedRun::Newest, &progress, &clock).await?;
+    let tables = table_summaries(&applied.plan, &progress);
+    let summary = RunSummary::new(migration, applied.run_id, clock, tables);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary.render("applied"));
+        println!("the snapshot is in the target with its keys, indexes and views; check it with passerelle verify");
     }
-    // The next offset of each partition that this member has read; ends are known once producing ended.
-    let mut next_offsets: HashMap<PartitionId, i64> = HashMap::new();
-    let mut ends: Option<HashMap<PartitionId, i64>> = None;
-    let mut n_applied = 0;
-    loop {
-        if ends.is_none() && *produced.borrow_and_update() {
-            ends = Some(consumer.end_offsets()?);
-        }
-        if let Some(ends) = &ends {
-            if ends.iter().all(|(partition, end)| next_offsets.get(partition).copied().unwrap_or(0) >= *end) {
-                break;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn bookkeeping_database(target: &DbEndpoint) -> anyhow::Result<String> {
+    target
+        .database
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the target URL names no database; add it: mysql://user@host:3306/database"))
+}
+
+/// Each table's rows as this process applied them.
+pub fn table_summaries(plan: &Plan, progress: &Progress) -> Vec<TableSummary> {
+    plan.tables
+        .iter()
+        .enumerate()
+        .map(|(i, table)| TableSummary {
+            table: table.source.to_string(),
+            target: Some(format!("{}.{}", table.database, table.name)),
+            rows: progress.n_applied(i),
+            copy_bytes: progress.n_copied_bytes(i),
+        })
+        .collect()
+}
+
+/// Brings the target to the end of the wanted run's snapshot, post-data included, from wherever an
+/// earlier sink left it.
+pub async fn apply_snapshot(
+    side: &SinkSide<'_>,
+    wanted: WantedRun,
+    progress: &Progress,
+    clock: &PhaseClock,
+) -> anyhow::Result<Applied> {
+    let run = announced_run(side, wanted).await?;
+    let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, side.mapping, side.target).await?;
+    let plan = mapping.plan;
+    let tables: Vec<String> = run.schema.tables.iter().map(|table| table.name.to_string()).collect();
+    progress.tables(&tables, &run.estimated_rows);
+    clock.lap("plan");
+
+    let target = side.target;
+    let db = side.bookkeeping_db;
+    let mut conn = passerelle_mysql::connect(target).await?;
+    bookkeeping::ensure_tables(&mut conn, target, db).await?;
+    bookkeeping::lock(&mut conn, target, side.migration).await?;
+    let state = bookkeeping::run_state(&mut conn, target, db, side.migration).await?;
+    let phase = match state {
+        Some(state) if state.run_id == run.run_id => state.phase,
+        earlier => {
+            let topics = topics(side, &run);
+            if earlier.is_some() {
+                eprintln!("passerelle: the source started {} over; clearing what the last run applied", side.migration);
+            } else {
+                refuse_foreign_tables(&mut conn, target, &plan.databases, side.force).await?;
             }
+            passerelle_mysql::schema_apply::drop_objects(&mut conn, target, &plan.databases).await?;
+            bookkeeping::forget(&mut conn, target, db, side.migration, &topics).await?;
+            passerelle_mysql::schema_apply::apply(&mut conn, target, &plan.pre_data).await?;
+            let state = RunState { run_id: run.run_id.clone(), phase: Phase::Snapshot };
+            bookkeeping::set_run_state(&mut conn, target, db, side.migration, &state).await?;
+            clock.lap("pre-data");
+            Phase::Snapshot
         }
-        let records = consumer.next_batch(ROUND_RECORDS, Duration::from_millis(200)).await?;
-        if records.is_empty() {
-            continue;
-        }
-        let mut groups: BTreeMap<PartitionId, PartitionRows> = BTreeMap::new();
-        for record in records {
-            let table = &tables[record.topic_idx];
-            let decoded = decode(&table.layout, &record.value).map_err(|cause| KafkaError::Decode {
-                topic: table.layout.topic.clone(),
-                partition: record.partition,
-                offset: record.offset,
-                cause,
-            })?;
-            let row = match (decoded.op, decoded.after) {
-                (Op::Read, Some(row)) => row,
-                (op, _) => anyhow::bail!(
-                    "{}/{}@{}: a {op:?} event, but this version of Passerelle applies snapshot reads only; \
-                     streaming changes arrives with the online mode",
-                    table.layout.topic,
-                    record.partition,
-                    record.offset
-                ),
-            };
-            next_offsets.insert((record.topic_idx, record.partition), record.offset + 1);
-            groups.entry((record.topic_idx, record.partition)).or_default().push((record.offset, row));
-        }
-        n_applied += apply_round(&mut sinks, tables, groups, progress, &consumer).await?;
-        consumer.commit(&next_offsets)?;
+    };
+    bookkeeping::unlock(&mut conn, target, side.migration).await?;
+
+    if phase == Phase::Snapshot {
+        let sink_tables: Vec<SinkTable> = table_layouts(side.migration, &run.schema, encoding(&run)?)
+            .into_iter()
+            .zip(&plan.tables)
+            .map(|(layout, target)| SinkTable { layout, target: target.clone() })
+            .collect();
+        let config = ApplyConfig {
+            kafka: side.kafka,
+            target,
+            bookkeeping_db: db,
+            migration: side.migration,
+            run_id: &run.run_id,
+            jobs: side.jobs,
+        };
+        apply::run(&config, &sink_tables, progress).await?;
+        bookkeeping::advance_phase(
+            &mut conn,
+            target,
+            db,
+            side.migration,
+            &run.run_id,
+            Phase::Snapshot,
+            Phase::SnapshotApplied,
+        )
+        .await?;
+        clock.lap("snapshot");
     }
-    for sink in sinks {
-        sink.close().await;
+    progress.finish();
+
+    bookkeeping::lock(&mut conn, target, side.migration).await?;
+    let state = bookkeeping::run_state(&mut conn, target, db, side.migration).await?;
+    if state.as_ref().is_some_and(|state| state.run_id == run.run_id && state.phase == Phase::SnapshotApplied) {
+        // The rows come from one consistent snapshot of a source where every foreign key holds, and
+        // verify compares them all, so re-checking each key while adding it only costs time
+        // (mysqldump restores the same way).
+        let mut statements = vec!["SET SESSION foreign_key_checks = 0".to_string()];
+        statements.extend(plan.post_data.iter().cloned());
+        passerelle_mysql::schema_apply::apply(&mut conn, target, &statements).await?;
+        bookkeeping::advance_phase(
+            &mut conn,
+            target,
+            db,
+            side.migration,
+            &run.run_id,
+            Phase::SnapshotApplied,
+            Phase::PostData,
+        )
+        .await?;
+        clock.lap("post-data");
     }
-    Ok(n_applied)
+    bookkeeping::unlock(&mut conn, target, side.migration).await?;
+    let _ = conn.disconnect().await;
+    Ok(Applied { run_id: run.run_id, schema: run.schema, plan })
 }
 
-/// Spreads the round's partitions over the connections and applies them concurrently.
-async fn apply_round(
-    sinks: &mut [Sink],
-    tables: &[SinkTable],
-    groups: BTreeMap<PartitionId, PartitionRows>,
-    progress: &Progress,
-    consumer: &Consumer,
-) -> anyhow::Result<u64> {
-    let mut shares: Vec<Vec<(PartitionId, PartitionRows)>> = sinks.iter().map(|_| Vec::new()).collect();
-    let n_sinks = shares.len();
-    for (i, group) in groups.into_iter().enumerate() {
-        shares[i % n_sinks].push(group);
-    }
-    let work = sinks.iter_mut().zip(shares).map(|(sink, share)| async move {
-        let mut n_applied = 0;
-        for ((topic_idx, partition), rows) in share {
-            let origin = BatchOrigin { topic: consumer.topic(topic_idx), partition };
-            let n = sink
-                .load_rows(&tables[topic_idx].target, origin, &rows)
-                .await
-                .with_context(|| format!("applying {}/{partition}", origin.topic))?;
-            progress.applied(topic_idx, n);
-            n_applied += n;
+/// The run to follow, once the control topic announces it.
+async fn announced_run(side: &SinkSide<'_>, wanted: WantedRun) -> anyhow::Result<RunAnnouncement> {
+    let run_id = match wanted {
+        WantedRun::Newest => None,
+        WantedRun::Announced(receiver) => {
+            Some(receiver.await.map_err(|_| anyhow::anyhow!("the source side stopped before announcing its run"))?)
         }
-        anyhow::Ok(n_applied)
-    });
-    let mut n_applied = 0;
-    for result in futures::future::join_all(work).await {
-        n_applied += result?;
+    };
+    let topic = control_topic(side.migration);
+    let mut waiting_said = false;
+    loop {
+        let state = control::read(side.kafka, &topic).await?;
+        match state.run {
+            Some(run) if run_id.as_ref().is_none_or(|wanted| wanted == &run.run_id) => return Ok(run),
+            _ if !waiting_said => {
+                eprintln!("passerelle: waiting for the source to announce a run of {} on {topic}", side.migration);
+                waiting_said = true;
+            }
+            _ => {}
+        }
+        tokio::time::sleep(ANNOUNCEMENT_POLL).await;
     }
-    Ok(n_applied)
+}
+
+fn topics(side: &SinkSide<'_>, run: &RunAnnouncement) -> Vec<String> {
+    run.schema.tables.iter().map(|table| table_topic(side.migration, &table.name.schema, &table.name.name)).collect()
+}
+
+fn encoding(run: &RunAnnouncement) -> anyhow::Result<Encoding> {
+    run.encoding.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "the run's events are encoded as {:?}, which this Passerelle cannot read; upgrade it",
+            run.encoding
+        )
+    })
+}
+
+/// A first run goes only into databases that hold nothing but Passerelle's bookkeeping.
+async fn refuse_foreign_tables(
+    conn: &mut passerelle_mysql::Conn,
+    target: &DbEndpoint,
+    databases: &[String],
+    force: bool,
+) -> anyhow::Result<()> {
+    let existing = passerelle_mysql::schema_apply::existing_objects(conn, target, databases).await?;
+    if existing.is_empty() || force {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the target already holds {} table(s) or view(s) ({}); migrate into empty databases, or pass --force",
+        existing.len(),
+        existing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+    )
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use anyhow::Context;
-use passerelle_kafka::envelope::{encode, Origin, TableLayout};
+use passerelle_kafka::envelope::{try_encode, Origin, TableLayout};
 use passerelle_kafka::producer::Producer;
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::{Lsn, Op};
@@ -28,10 +28,10 @@ pub struct SnapshotSource<'a> {
     pub database: &'a str,
 }
 
-#[derive(Default)]
+/// Rows and bytes of COPY text per table, in table order.
 pub struct SnapshotStats {
-    pub n_rows: u64,
-    pub n_bytes: u64,
+    pub rows: Vec<u64>,
+    pub bytes: Vec<u64>,
 }
 
 /// Copies every unit with `jobs` workers and produces every row; returns when all are queued
@@ -46,8 +46,8 @@ pub async fn run(
     progress: &Progress,
 ) -> anyhow::Result<SnapshotStats> {
     let queue = Mutex::new(units);
-    let n_rows = AtomicU64::new(0);
-    let n_bytes = AtomicU64::new(0);
+    let counters = || tables.iter().map(|_| AtomicU64::new(0)).collect::<Vec<_>>();
+    let (n_rows, n_bytes) = (counters(), counters());
     let ts_ms = now_ms();
     let origin = Origin {
         server: source.server,
@@ -76,7 +76,8 @@ pub async fn run(
     });
     // The first failure ends the other workers too.
     futures::future::try_join_all(workers).await.context("the snapshot failed")?;
-    Ok(SnapshotStats { n_rows: n_rows.into_inner(), n_bytes: n_bytes.into_inner() })
+    let totals = |counters: Vec<AtomicU64>| counters.into_iter().map(AtomicU64::into_inner).collect();
+    Ok(SnapshotStats { rows: totals(n_rows), bytes: totals(n_bytes) })
 }
 
 /// Encodes and produces every batch it receives.
@@ -86,8 +87,8 @@ async fn produce(
     origin: &Origin<'_>,
     producer: &Producer,
     progress: &Progress,
-    n_rows: &AtomicU64,
-    n_bytes: &AtomicU64,
+    n_rows: &[AtomicU64],
+    n_bytes: &[AtomicU64],
 ) -> anyhow::Result<()> {
     while let Some(batch) = receiver.recv().await {
         let layout = &layouts[batch.table_idx];
@@ -97,12 +98,14 @@ async fn produce(
         for row in batch.rows() {
             values.clear();
             values.extend(row.iter());
-            let event = encode(layout, Op::Read, None, Some(&values), origin);
+            let event = try_encode(layout, Op::Read, None, Some(&values), origin).map_err(|cause| {
+                anyhow::anyhow!("{cause}; choose --encoding json-compact, which carries every value exactly")
+            })?;
             producer.send(&layout.topic, partition, event.key.as_deref(), &event.value).await?;
         }
-        n_rows.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        n_bytes.fetch_add(batch.n_bytes, Ordering::Relaxed);
-        progress.copied(batch.table_idx, batch.len() as u64);
+        n_rows[batch.table_idx].fetch_add(batch.len() as u64, Ordering::Relaxed);
+        n_bytes[batch.table_idx].fetch_add(batch.n_bytes, Ordering::Relaxed);
+        progress.copied(batch.table_idx, batch.len() as u64, batch.n_bytes);
     }
     Ok(())
 }

@@ -10,7 +10,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use passerelle_model::endpoint::DbEndpoint;
 use passerelle_verify::report::TableOutcome;
 use passerelle_verify::Progress;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -36,8 +35,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     if args.jobs == 0 {
         anyhow::bail!("--jobs 0 would compare nothing; pass --jobs 1 or more");
     }
-    let source = DbEndpoint::parse_postgres(&args.databases.source)?;
-    let target = DbEndpoint::parse_mysql(&args.databases.target)?;
+    let source = args.databases.source.endpoint()?;
+    let target = args.databases.target.endpoint()?;
     let Mapping { schema, plan, .. } = mapping::prepare(&args.mapping, &source, &target).await?;
     let config = passerelle_verify::Config { source, target, jobs: args.jobs };
     let report = compare(&config, &schema, &plan).await?;

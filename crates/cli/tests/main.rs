@@ -3,4 +3,5 @@
 mod check;
 mod migrate;
 mod plan;
+mod split;
 mod support;

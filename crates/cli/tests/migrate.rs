@@ -8,15 +8,15 @@ use passerelle_testkit::{unique_name, SourceDb, Stack, TargetDb};
 use crate::support::{passerelle, passerelle_child, Run};
 
 /// The environment of one migration: its own source database, target database and topic prefix.
-struct Setup {
-    stack: Stack,
-    source: SourceDb,
-    target: TargetDb,
-    prefix: String,
+pub struct Setup {
+    pub stack: Stack,
+    pub source: SourceDb,
+    pub target: TargetDb,
+    pub prefix: String,
 }
 
 impl Setup {
-    async fn new(source_sql: &str) -> Setup {
+    pub async fn new(source_sql: &str) -> Setup {
         let stack = Stack::from_env();
         let source = SourceDb::create(&stack).await;
         source.client().await.batch_execute(source_sql).await.expect("the source fixture loads");
@@ -24,7 +24,7 @@ impl Setup {
         Setup { stack, source, target, prefix: unique_name("migrate") }
     }
 
-    fn env(&self) -> [(&str, &str); 3] {
+    pub fn env(&self) -> [(&str, &str); 3] {
         [
             ("PASSERELLE_SOURCE", &self.source.url),
             ("PASSERELLE_KAFKA", &self.stack.kafka),
@@ -32,25 +32,30 @@ impl Setup {
         ]
     }
 
-    fn args<'a>(&'a self, command: &'a str) -> Vec<&'a str> {
+    pub fn args<'a>(&'a self, command: &'a str) -> Vec<&'a str> {
         vec![command, "--topic-prefix", &self.prefix]
     }
 
-    fn migrate(&self) -> Run {
+    pub fn migrate(&self) -> Run {
+        self.migrate_with(&[])
+    }
+
+    pub fn migrate_with(&self, extra: &[&str]) -> Run {
         let mut args = self.args("migrate");
         args.extend(["--json", "--jobs", "2", "--partitions", "3"]);
+        args.extend(extra);
         passerelle(&args, &self.env())
     }
 
     /// Drops the slot and topics; asserts that there was a slot to drop.
-    fn cleanup(&self) {
+    pub fn cleanup(&self) {
         let run = passerelle(&self.args("cleanup"), &self.env());
         assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
         assert!(run.stdout.contains("replication slot dropped: passerelle_migrate_"), "{}", run.stdout);
     }
 
     /// How many Kafka records the target has applied so far; 0 before the bookkeeping exists.
-    async fn applied_offsets(&self) -> u64 {
+    pub async fn applied_offsets(&self) -> u64 {
         let mut conn = self.target.conn().await;
         let sql = format!(
             "SELECT CAST(COALESCE(SUM(next_offset), 0) AS UNSIGNED) FROM `{}`.passerelle_offsets",
@@ -59,7 +64,7 @@ impl Setup {
         conn.query_first::<u64, _>(sql).await.ok().flatten().unwrap_or(0)
     }
 
-    async fn target_rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+    pub async fn target_rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
         let mut conn = self.target.conn().await;
         conn.query_drop(format!("USE `{}`", self.target.name)).await.unwrap();
         let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -78,7 +83,7 @@ impl Setup {
     }
 }
 
-fn s(text: &str) -> Option<String> {
+pub fn s(text: &str) -> Option<String> {
     Some(text.to_string())
 }
 
@@ -121,8 +126,17 @@ create table nothing (id bigint primary key, v text);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_type_composite_keys_keyless_and_empty_tables_arrive_exactly() {
+    every_type_arrives_exactly(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_type_arrives_exactly_through_the_json_encoding_too() {
+    every_type_arrives_exactly(&["--encoding", "json"]).await;
+}
+
+async fn every_type_arrives_exactly(extra: &[&str]) {
     let setup = Setup::new(EVERY_TYPE).await;
-    let run = setup.migrate();
+    let run = setup.migrate_with(extra);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     let rows = |table: &str| {
@@ -219,7 +233,7 @@ async fn every_type_composite_keys_keyless_and_empty_tables_arrive_exactly() {
     assert_eq!(setup.target_rows("SELECT COUNT(*) FROM nothing").await, vec![vec![s("0")]]);
 
     // A second run finds the migration done and copies nothing again.
-    let again = setup.migrate();
+    let again = setup.migrate_with(extra);
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     assert_eq!(setup.target_rows("SELECT COUNT(*) FROM pairs").await, vec![vec![s("500")]]);
     setup.cleanup();

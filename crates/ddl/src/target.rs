@@ -32,15 +32,12 @@ pub(crate) fn target_tables(
                 generated: generated.contains(&(lands_in.clone(), column.name.clone())),
             })
             .collect();
-        let key = table.primary_key.as_ref().map_or_else(Vec::new, |key| {
-            key.columns.iter().filter_map(|name| table.columns.iter().position(|c| &c.name == name)).collect()
-        });
         tables.push(TargetTable {
             source: table.name.clone(),
             database: database.clone(),
             name: shorten(&lands_in.name).into_owned(),
             columns,
-            key,
+            key: table.key_positions(),
         });
     }
     tables

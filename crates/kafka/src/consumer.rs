@@ -8,6 +8,7 @@ use std::time::Duration;
 use passerelle_model::endpoint::KafkaEndpoint;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::message::Message;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::client;
@@ -26,7 +27,6 @@ pub struct Consumer {
     inner: StreamConsumer,
     topics: Vec<String>,
     topic_idx: HashMap<String, usize>,
-    brokers: String,
 }
 
 impl Consumer {
@@ -38,17 +38,21 @@ impl Consumer {
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            // librdkafka prefetches per partition: with a topic per table and several partitions each,
-            // these bound the consumer's memory to about partitions × 1 MB (of lz4-compressed batches).
-            .set("fetch.max.bytes", "8388608")
-            .set("max.partition.fetch.bytes", "1048576")
+            // librdkafka prefetches per partition, and holds what it fetched decompressed: JSON events
+            // inflate about five times out of lz4. With a topic per table and several partitions each,
+            // a 256 kB fetch per partition keeps the prefetched events to tens of MB at most.
+            .set("fetch.max.bytes", "2097152")
+            .set("max.partition.fetch.bytes", "262144")
             .set("queued.max.messages.kbytes", "1024")
+            // A partition whose queue is full waits this long before fetching again: librdkafka's
+            // default second stalls the sink once the queue is small.
+            .set("fetch.queue.backoff.ms", "5")
             .create()
-            .map_err(|error| KafkaError::Unreachable { brokers: brokers.clone(), cause: describe(&error) })?;
+            .map_err(|error| KafkaError::Unreachable { brokers, cause: describe(&error) })?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         inner.subscribe(&names).map_err(|error| KafkaError::Consume { cause: describe(&error) })?;
         let topic_idx = topics.iter().enumerate().map(|(i, topic)| (topic.clone(), i)).collect();
-        Ok(Consumer { inner, topics, topic_idx, brokers })
+        Ok(Consumer { inner, topics, topic_idx })
     }
 
     pub fn topic(&self, topic_idx: usize) -> &str {
@@ -62,6 +66,12 @@ impl Consumer {
         while batch.len() < max {
             let message = match tokio::time::timeout_at(deadline, self.inner.recv()).await {
                 Err(_) => break,
+                // A topic created a moment ago may not be in every broker's metadata yet; librdkafka
+                // keeps asking, and so does the caller, which knows whether the topic should exist.
+                Ok(Err(error)) if error.rdkafka_error_code() == Some(RDKafkaErrorCode::UnknownTopicOrPartition) => {
+                    tracing::debug!("consumer: {}", describe(&error));
+                    continue;
+                }
                 Ok(Err(error)) => return Err(KafkaError::Consume { cause: describe(&error) }),
                 Ok(Ok(message)) => message,
             };
@@ -84,27 +94,5 @@ impl Consumer {
                 .map_err(|error| KafkaError::Consume { cause: describe(&error) })?;
         }
         self.inner.commit(&list, CommitMode::Async).map_err(|error| KafkaError::Consume { cause: describe(&error) })
-    }
-
-    /// The end of every partition of every subscribed topic: the offset the next message will get.
-    pub fn end_offsets(&self) -> Result<HashMap<(usize, i32), i64>, KafkaError> {
-        tokio::task::block_in_place(|| {
-            let metadata = self
-                .inner
-                .fetch_metadata(None, Duration::from_secs(30))
-                .map_err(|error| KafkaError::Unreachable { brokers: self.brokers.clone(), cause: describe(&error) })?;
-            let mut ends = HashMap::new();
-            for topic in metadata.topics() {
-                let Some(&topic_idx) = self.topic_idx.get(topic.name()) else { continue };
-                for partition in topic.partitions() {
-                    let (_, high) =
-                        self.inner.fetch_watermarks(topic.name(), partition.id(), Duration::from_secs(30)).map_err(
-                            |error| KafkaError::Topic { topic: topic.name().to_string(), cause: describe(&error) },
-                        )?;
-                    ends.insert((topic_idx, partition.id()), high);
-                }
-            }
-            Ok(ends)
-        })
     }
 }

@@ -5,6 +5,7 @@
 
 mod client;
 pub mod consumer;
+pub mod control;
 pub mod envelope;
 mod error;
 pub mod preflight;

@@ -56,9 +56,11 @@ impl Producer {
             .set("batch.size", "1000000")
             // Java clients' partitioner: a key lands where Kafka Connect and Debezium would put it.
             .set("partitioner", "murmur2_random")
-            // Bounded memory: at most this much waits in the local queue before `send` blocks.
-            .set("queue.buffering.max.kbytes", "32768")
-            .set("queue.buffering.max.messages", "100000")
+            // Bounded memory: at most this much waits in the local queue before `send` blocks (each
+            // message also costs librdkafka about 200 bytes of its own). 8 MB is still 80 ms of the
+            // snapshot's fastest stream, well above a broker's acknowledgement time.
+            .set("queue.buffering.max.kbytes", "8192")
+            .set("queue.buffering.max.messages", "20000")
             .create_with_context(DeliveryTracker::default())
             .map_err(|error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) })?;
         Ok(Producer { inner })

@@ -28,8 +28,22 @@ pub struct TopicLayout {
 impl TopicLayout {
     /// `<prefix>.<schema>.<table>`, Debezium's convention, so its consumers find our topics.
     pub fn topic_name(&self, schema: &str, table: &str) -> String {
-        format!("{}.{schema}.{table}", self.prefix)
+        table_topic(&self.prefix, schema, table)
     }
+
+    /// The migration's control topic (see `control`). Its name has two parts where a table's topic
+    /// has three, so no table can take it.
+    pub fn control_topic(&self) -> String {
+        control_topic(&self.prefix)
+    }
+}
+
+pub fn table_topic(prefix: &str, schema: &str, table: &str) -> String {
+    format!("{prefix}.{schema}.{table}")
+}
+
+pub fn control_topic(prefix: &str) -> String {
+    format!("{prefix}.passerelle-control")
 }
 
 /// An admin client whose brokers answered, and what they said about the cluster: a broker that is
@@ -52,9 +66,8 @@ pub async fn broker_count(endpoint: &KafkaEndpoint) -> Result<usize, KafkaError>
     Ok(metadata.brokers().len())
 }
 
-/// Creates the topics that do not exist yet; existing ones are kept as they are.
+/// Creates the table topics that do not exist yet; existing ones are kept as they are.
 pub async fn create_topics(endpoint: &KafkaEndpoint, layout: &TopicLayout, names: &[String]) -> Result<(), KafkaError> {
-    let (admin, _) = admin(endpoint)?;
     let retention = layout.retention_ms.map(|ms| ms.to_string());
     let topics: Vec<NewTopic> = names
         .iter()
@@ -66,8 +79,23 @@ pub async fn create_topics(endpoint: &KafkaEndpoint, layout: &TopicLayout, names
             }
         })
         .collect();
+    create(endpoint, &topics).await
+}
+
+/// Creates the control topic if it does not exist: one partition, so its records keep their order,
+/// compacted and never expired, so the newest record of each kind stays whatever the retention.
+pub async fn create_control_topic(endpoint: &KafkaEndpoint, layout: &TopicLayout) -> Result<(), KafkaError> {
+    let name = layout.control_topic();
+    let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(layout.replication))
+        .set("cleanup.policy", "compact")
+        .set("retention.ms", "-1");
+    create(endpoint, &[topic]).await
+}
+
+async fn create(endpoint: &KafkaEndpoint, topics: &[NewTopic<'_>]) -> Result<(), KafkaError> {
+    let (admin, _) = admin(endpoint)?;
     let results = admin
-        .create_topics(&topics, &options())
+        .create_topics(topics, &options())
         .await
         .map_err(|error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) })?;
     for result in results {
@@ -97,6 +125,33 @@ pub async fn delete_topics(endpoint: &KafkaEndpoint, names: &[String]) -> Result
         }
     }
     Ok(())
+}
+
+/// The end of every partition of `topics`: the offset the next message will get.
+pub async fn end_offsets(endpoint: &KafkaEndpoint, topics: &[String]) -> Result<Vec<PartitionEnd>, KafkaError> {
+    let (admin, metadata) = admin(endpoint)?;
+    let mut ends = Vec::new();
+    for topic in topics {
+        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+            return Err(KafkaError::Topic { topic: topic.clone(), cause: "it does not exist".into() });
+        };
+        for partition in found.partitions() {
+            let (_, end) =
+                tokio::task::block_in_place(|| admin.inner().fetch_watermarks(topic, partition.id(), TIMEOUT))
+                    .map_err(|error| KafkaError::Topic { topic: topic.clone(), cause: describe(&error) })?;
+            ends.push(PartitionEnd { topic: topic.clone(), partition: partition.id(), end });
+        }
+    }
+    ends.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    Ok(ends)
+}
+
+/// Where a partition ends: the offset its next message will get.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionEnd {
+    pub topic: String,
+    pub partition: i32,
+    pub end: i64,
 }
 
 /// The topics whose names start with `prefix`.

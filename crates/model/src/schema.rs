@@ -4,8 +4,10 @@
 //! `pg_get_expr`, `pg_get_constraintdef` and `pg_get_viewdef` print it, so that whatever cannot be
 //! translated can still be shown to the user exactly as written.
 
+use serde::{Deserialize, Serialize};
+
 /// Every object of the selected schemas.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Schema {
     pub tables: Vec<Table>,
     pub sequences: Vec<Sequence>,
@@ -21,7 +23,7 @@ pub struct Schema {
 }
 
 /// A schema-qualified name, as PostgreSQL spells it (unquoted).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct QualifiedName {
     pub schema: String,
     pub name: String,
@@ -33,7 +35,7 @@ impl std::fmt::Display for QualifiedName {
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Table {
     pub name: QualifiedName,
     pub kind: TableKind,
@@ -49,7 +51,16 @@ pub struct Table {
     pub comment: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+impl Table {
+    /// Positions in `columns` of the primary key; empty when the table has none.
+    pub fn key_positions(&self) -> Vec<usize> {
+        self.primary_key.as_ref().map_or_else(Vec::new, |key| {
+            key.columns.iter().filter_map(|name| self.columns.iter().position(|c| &c.name == name)).collect()
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum TableKind {
     Ordinary,
     /// A partitioned parent: `strategy` is `range`, `list` or `hash`, `key` the `PARTITION BY` text.
@@ -64,7 +75,7 @@ pub enum TableKind {
     },
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
     pub data_type: ColumnType,
@@ -79,14 +90,14 @@ pub struct Column {
     pub comment: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Identity {
     Always,
     ByDefault,
 }
 
 /// A column's type: the element type and how many array dimensions were declared around it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ColumnType {
     pub base: PgType,
     /// 0 for a scalar. PostgreSQL does not enforce the count, so any non-zero value means "an array".
@@ -96,7 +107,7 @@ pub struct ColumnType {
 }
 
 /// A PostgreSQL type with its modifiers resolved (`varchar(20)` is `Varchar { length: Some(20) }`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PgType {
     SmallInt,
     Integer,
@@ -163,7 +174,7 @@ pub enum PgType {
 }
 
 /// A primary key or unique constraint.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Key {
     pub name: String,
     pub columns: Vec<String>,
@@ -172,14 +183,14 @@ pub struct Key {
     pub nulls_not_distinct: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Deferrable {
     No,
     InitiallyImmediate,
     InitiallyDeferred,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ForeignKey {
     pub name: String,
     pub columns: Vec<String>,
@@ -193,7 +204,7 @@ pub struct ForeignKey {
     pub validated: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FkAction {
     NoAction,
     Restrict,
@@ -202,14 +213,14 @@ pub enum FkAction {
     SetDefault,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FkMatch {
     Simple,
     Full,
     Partial,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Check {
     pub name: String,
     /// The expression, without the `CHECK (...)` around it.
@@ -217,7 +228,7 @@ pub struct Check {
     pub validated: bool,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Index {
     pub name: String,
     pub unique: bool,
@@ -230,7 +241,7 @@ pub struct Index {
     pub definition: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IndexKey {
     pub target: IndexTarget,
     /// The key's type, needed when an expression key becomes a generated column.
@@ -238,13 +249,13 @@ pub struct IndexKey {
     pub descending: bool,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum IndexTarget {
     Column(String),
     Expression(String),
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sequence {
     pub name: QualifiedName,
     /// The column this sequence belongs to: a `serial` or identity column, or `OWNED BY`.
@@ -258,14 +269,14 @@ pub struct Sequence {
     pub last_value: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnumType {
     pub name: QualifiedName,
     /// In sort order, which is also declaration order unless values were added `BEFORE` others.
     pub labels: Vec<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Domain {
     pub name: QualifiedName,
     pub base: ColumnType,
@@ -275,13 +286,13 @@ pub struct Domain {
     pub checks: Vec<Check>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CompositeType {
     pub name: QualifiedName,
     pub fields: Vec<(String, ColumnType)>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct View {
     pub name: QualifiedName,
     pub materialized: bool,
@@ -290,7 +301,7 @@ pub struct View {
     pub comment: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Routine {
     pub name: QualifiedName,
     /// `function`, `procedure`, `aggregate` or `window`.
@@ -300,7 +311,7 @@ pub struct Routine {
     pub language: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Trigger {
     pub name: String,
     pub table: QualifiedName,
@@ -308,7 +319,7 @@ pub struct Trigger {
     pub definition: String,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Extension {
     pub name: String,
     pub version: String,

@@ -2,6 +2,7 @@
 //! partition's next offset to apply (written in the same transaction as the rows, see `sink`).
 //! Keeping them beside the data means one backup, one failover and one source of truth.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use mysql_async::prelude::Queryable;
@@ -27,7 +28,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Phase::Snapshot => "snapshot",
             Phase::SnapshotApplied => "snapshot-applied",
@@ -130,4 +131,70 @@ pub async fn forget(
         conn.exec_drop(format!("DELETE FROM {db}.{OFFSETS_TABLE} WHERE topic = ?"), (topic,)).await.map_err(context)?;
     }
     Ok(())
+}
+
+/// Moves a run from one phase to the next, unless another sink process did it first or the run
+/// changed meanwhile. Returns whether this call moved it.
+pub async fn advance_phase(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    database: &str,
+    migration: &str,
+    run_id: &str,
+    from: Phase,
+    to: Phase,
+) -> Result<bool, MysqlError> {
+    conn.exec_drop(
+        format!(
+            "UPDATE {}.{RUNS_TABLE} SET phase = ? WHERE migration = ? AND run_id = ? AND phase = ?",
+            quote(database)
+        ),
+        (to.as_str(), migration, run_id, from.as_str()),
+    )
+    .await
+    .map_err(|error| MysqlError::query(endpoint, "recording the migration's state", error))?;
+    Ok(conn.affected_rows() == 1)
+}
+
+/// The next offset to apply of every partition of `topics` that has one.
+pub async fn offsets(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    database: &str,
+    topics: &[String],
+) -> Result<HashMap<(String, i32), i64>, MysqlError> {
+    let mut offsets = HashMap::new();
+    for topic in topics {
+        let rows: Vec<(i32, i64)> = conn
+            .exec(
+                format!("SELECT kafka_partition, next_offset FROM {}.{OFFSETS_TABLE} WHERE topic = ?", quote(database)),
+                (topic,),
+            )
+            .await
+            .map_err(|error| MysqlError::query(endpoint, "reading the applied offsets", error))?;
+        offsets.extend(rows.into_iter().map(|(partition, next)| ((topic.clone(), partition), next)));
+    }
+    Ok(offsets)
+}
+
+/// Serialises the phase changes of one migration across sink processes: a named lock of the target
+/// server, held by this connection until [`unlock`] or until it closes. Waits for it as long as it
+/// takes another process to apply the pre-data or post-data DDL.
+pub async fn lock(conn: &mut Conn, endpoint: &impl fmt::Display, migration: &str) -> Result<(), MysqlError> {
+    loop {
+        let got: Option<Option<i64>> = conn
+            .exec_first("SELECT GET_LOCK(CONCAT('passerelle:', SHA1(?)), 60)", (migration,))
+            .await
+            .map_err(|error| MysqlError::query(endpoint, "taking the migration's lock", error))?;
+        if got.flatten() == Some(1) {
+            return Ok(());
+        }
+        tracing::info!("another sink process holds the lock of {migration}; waiting");
+    }
+}
+
+pub async fn unlock(conn: &mut Conn, endpoint: &impl fmt::Display, migration: &str) -> Result<(), MysqlError> {
+    conn.exec_drop("DO RELEASE_LOCK(CONCAT('passerelle:', SHA1(?)))", (migration,))
+        .await
+        .map_err(|error| MysqlError::query(endpoint, "releasing the migration's lock", error))
 }

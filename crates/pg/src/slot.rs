@@ -72,6 +72,8 @@ pub struct SlotInfo {
     pub active: bool,
     /// How far a consumer has confirmed the stream; `None` for a physical slot.
     pub confirmed_flush: Option<Lsn>,
+    /// WAL the slot keeps on the source's disk, from its restart point to the current position.
+    pub retained_wal_bytes: Option<u64>,
 }
 
 /// Creates `slot` (logical, pgoutput) on the database of `endpoint` and exports its snapshot.
@@ -136,7 +138,8 @@ pub async fn replication_session_settings(endpoint: &DbEndpoint) -> Result<Vec<(
 pub async fn slot_info(client: &Client, endpoint: &impl fmt::Display, slot: &str) -> Result<Option<SlotInfo>, PgError> {
     let row = client
         .query_opt(
-            "select database::text, plugin::text, active, confirmed_flush_lsn::text
+            "select database::text, plugin::text, active, confirmed_flush_lsn::text,
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint
              from pg_replication_slots where slot_name = $1",
             &[&slot],
         )
@@ -147,6 +150,7 @@ pub async fn slot_info(client: &Client, endpoint: &impl fmt::Display, slot: &str
         plugin: row.get(1),
         active: row.get(2),
         confirmed_flush: row.get::<_, Option<String>>(3).and_then(|lsn| lsn.parse().ok()),
+        retained_wal_bytes: row.get::<_, Option<i64>>(4).and_then(|bytes| u64::try_from(bytes).ok()),
     }))
 }
 

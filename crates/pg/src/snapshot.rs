@@ -234,6 +234,32 @@ pub async fn plan_units(
     Ok(units)
 }
 
+/// PostgreSQL's estimate of each table's rows (`reltuples`), for progress; `None` for a table never
+/// vacuumed or analyzed, and for partitioned parents, whose rows their partitions hold.
+pub async fn estimate_rows(
+    client: &Client,
+    endpoint: &impl fmt::Display,
+    tables: &[Table],
+) -> Result<Vec<Option<u64>>, PgError> {
+    let schemas: Vec<&str> = tables.iter().map(|table| table.name.schema.as_str()).collect();
+    let names: Vec<&str> = tables.iter().map(|table| table.name.name.as_str()).collect();
+    let rows = client
+        .query(
+            "select case when c.relkind = 'p' then null else c.reltuples::float8 end
+             from unnest($1::text[], $2::text[]) with ordinality as t(schema_name, table_name, idx)
+             left join pg_namespace n on n.nspname = t.schema_name
+             left join pg_class c on c.relnamespace = n.oid and c.relname = t.table_name
+             order by t.idx",
+            &[&schemas, &names],
+        )
+        .await
+        .map_err(|error| PgError::query(endpoint, "estimating the tables' rows", error))?;
+    Ok(rows
+        .iter()
+        .map(|row| row.get::<_, Option<f64>>(0).filter(|estimate| *estimate >= 0.0).map(|estimate| estimate as u64))
+        .collect())
+}
+
 /// Ranges of `unit_bytes` (at least one block) covering a table of `table_bytes`, the last open-ended.
 fn split(table_idx: usize, table_bytes: u64, block_size: u64, unit_bytes: u64) -> Vec<CopyUnit> {
     let n_blocks = table_bytes.div_ceil(block_size);

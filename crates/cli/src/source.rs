@@ -1,0 +1,232 @@
+//! The source side of a migration, PostgreSQL to Kafka, and `passerelle source`, which runs it alone:
+//! read the catalog, announce the run on the control topic, create the slot with its exported
+//! snapshot, copy every table through Kafka, then say where every partition ended.
+//!
+//! Resumable: a run whose snapshot is complete in Kafka, and whose slot still exists, is not copied
+//! again. An interrupted one starts over with a new run id, slot, snapshot and topics: the old
+//! snapshot died with its connection, so nothing copied under it can be continued consistently.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use passerelle_kafka::control::{self, ControlState, RunAnnouncement, SnapshotDone};
+use passerelle_kafka::envelope::{Encoding, FORMAT_VERSION};
+use passerelle_kafka::producer::Producer;
+use passerelle_kafka::topic::{
+    create_control_topic, create_topics, delete_topics, end_offsets, table_topic, TopicLayout,
+};
+use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
+use tokio::sync::oneshot;
+
+use crate::args::{KafkaBrokers, SourceUrl};
+use crate::config::{table_layouts, Names, NamingArgs};
+use crate::mapping::SelectionArgs;
+use crate::progress::{Progress, Track};
+use crate::report::{PhaseClock, RunSummary, TableSummary};
+use crate::snapshot::{self, SnapshotSource};
+
+#[derive(Debug, clap::Args)]
+pub struct SourceArgs {
+    #[command(flatten)]
+    pub source: SourceUrl,
+    #[command(flatten)]
+    pub kafka: KafkaBrokers,
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+    #[command(flatten)]
+    pub naming: NamingArgs,
+    #[command(flatten)]
+    pub topics: TopicArgs,
+    /// Copy workers on the source
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Print the summary as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// How the topics of a migration are made and what their events look like.
+#[derive(Debug, clap::Args)]
+pub struct TopicArgs {
+    /// Partitions of each topic (a table without a primary key always uses one)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub partitions: i32,
+    /// Replication factor of each topic
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub replication_factor: i32,
+    /// retention.ms of each topic [default: the broker's]
+    #[arg(long, value_name = "MS")]
+    pub retention_ms: Option<i64>,
+    /// How events are encoded: json-compact (schemas once, on the control topic) or json (Kafka
+    /// Connect JSON with every message's schema, what a Debezium JDBC sink reads)
+    #[arg(long, default_value_t = Encoding::JsonCompact)]
+    pub encoding: Encoding,
+}
+
+impl TopicArgs {
+    pub fn layout(&self, prefix: &str) -> TopicLayout {
+        TopicLayout {
+            prefix: prefix.to_string(),
+            partitions: self.partitions,
+            replication: self.replication_factor,
+            retention_ms: self.retention_ms,
+        }
+    }
+}
+
+/// What the source side needs to know.
+pub struct SourceSide<'a> {
+    pub endpoint: &'a DbEndpoint,
+    pub kafka: &'a KafkaEndpoint,
+    pub schemas: Vec<String>,
+    pub names: &'a Names,
+    pub layout: TopicLayout,
+    pub encoding: Encoding,
+    pub jobs: usize,
+}
+
+/// The run whose snapshot is now complete in Kafka.
+pub struct Copied {
+    pub run_id: String,
+    /// Display names of the tables, in the run's order.
+    pub tables: Vec<String>,
+    /// Rows and COPY bytes per table that this call copied: zeros when the run was already complete.
+    pub rows: Vec<u64>,
+    pub bytes: Vec<u64>,
+}
+
+pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
+    let endpoint = args.source.endpoint()?;
+    let kafka = args.kafka.endpoint()?;
+    let names = Names::new(args.naming.prefix_or_default(&endpoint));
+    let side = SourceSide {
+        endpoint: &endpoint,
+        kafka: &kafka,
+        schemas: args.selection.schemas(),
+        names: &names,
+        layout: args.topics.layout(&names.migration),
+        encoding: args.topics.encoding,
+        jobs: usize::from(args.jobs),
+    };
+    let clock = PhaseClock::new();
+    let progress = Progress::new(Track::Copied);
+    let copied = copy_snapshot(&side, &progress, None).await?;
+    progress.finish();
+    clock.lap("snapshot");
+    let tables = copied
+        .tables
+        .iter()
+        .zip(copied.rows.iter().zip(&copied.bytes))
+        .map(|(table, (rows, bytes))| TableSummary {
+            table: table.clone(),
+            target: None,
+            rows: *rows,
+            copy_bytes: *bytes,
+        })
+        .collect();
+    let summary = RunSummary::new(names.migration.clone(), copied.run_id, clock, tables);
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", summary.render("copied"));
+        println!(
+            "the snapshot is in Kafka; the replication slot {} stays for the online mode: drop it with passerelle cleanup",
+            names.slot
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Copies the snapshot into Kafka unless the current run already did; sends the run id on
+/// `announced` as soon as it is known, so that a sink in the same process follows this run.
+pub async fn copy_snapshot(
+    side: &SourceSide<'_>,
+    progress: &Progress,
+    announced: Option<oneshot::Sender<String>>,
+) -> anyhow::Result<Copied> {
+    let source = side.endpoint;
+    let control_topic = side.layout.control_topic();
+    let state = control::read(side.kafka, &control_topic).await?;
+    let mut client = passerelle_pg::connect(source).await?;
+    if let ControlState { run: Some(run), snapshot_done: Some(done) } = &state {
+        if passerelle_pg::slot::slot_info(&client, source, &side.names.slot).await?.is_some() {
+            let tables: Vec<String> = run.schema.tables.iter().map(|table| table.name.to_string()).collect();
+            progress.tables(&tables, &done.rows.iter().map(|rows| Some(*rows)).collect::<Vec<_>>());
+            if let Some(announced) = announced {
+                let _ = announced.send(run.run_id.clone());
+            }
+            let zeros = vec![0; tables.len()];
+            return Ok(Copied { run_id: run.run_id.clone(), tables, rows: zeros.clone(), bytes: zeros });
+        }
+        eprintln!(
+            "passerelle: the replication slot {} of run {} is gone, so changes since its snapshot are lost; starting over",
+            side.names.slot, run.run_id
+        );
+    } else if let Some(run) = &state.run {
+        eprintln!("passerelle: the snapshot of run {} was interrupted; starting it over", run.run_id);
+    }
+
+    let schema = passerelle_pg::catalog::read(&mut client, source, &side.schemas).await?;
+    let tables = schema.tables.clone();
+    let layouts = table_layouts(&side.layout.prefix, &schema, side.encoding);
+    let topics: Vec<String> = layouts.iter().map(|layout| layout.topic.clone()).collect();
+
+    // What an earlier run left: its slot, publication and topics (its tables may have differed).
+    passerelle_pg::slot::drop_slot(&client, source, &side.names.slot).await?;
+    passerelle_pg::slot::drop_publication(&client, source, &side.names.slot).await?;
+    let mut stale = topics.clone();
+    if let Some(run) = &state.run {
+        let prefix = &side.layout.prefix;
+        stale.extend(run.schema.tables.iter().map(|table| table_topic(prefix, &table.name.schema, &table.name.name)));
+    }
+    stale.sort();
+    stale.dedup();
+    delete_topics(side.kafka, &stale).await?;
+
+    let run_id = snapshot::now_ms().to_string();
+    let estimated_rows = passerelle_pg::snapshot::estimate_rows(&client, source, &tables).await?;
+    create_control_topic(side.kafka, &side.layout).await?;
+    create_topics(side.kafka, &side.layout, &topics).await?;
+    let producer = Producer::new(side.kafka)?;
+    let announcement = RunAnnouncement {
+        run_id: run_id.clone(),
+        version: FORMAT_VERSION.to_string(),
+        encoding: side.encoding.to_string(),
+        database: source.database.clone().unwrap_or_default(),
+        schemas: side.schemas.clone(),
+        schema,
+        estimated_rows,
+    };
+    control::announce_run(&producer, &control_topic, &announcement).await?;
+    let names: Vec<String> = tables.iter().map(|table| table.name.to_string()).collect();
+    progress.tables(&names, &announcement.estimated_rows);
+    if let Some(announced) = announced {
+        let _ = announced.send(run_id.clone());
+    }
+
+    // Publishing a table without a key would make its updates and deletes fail on the live source;
+    // such tables are copied by the snapshot but not streamed.
+    let published: Vec<_> =
+        tables.iter().filter(|table| table.primary_key.is_some()).map(|table| table.name.clone()).collect();
+    passerelle_pg::slot::create_publication(&client, source, &side.names.slot, &published).await?;
+    let exported = passerelle_pg::slot::create_slot(source, &side.names.slot).await?;
+    let units = passerelle_pg::snapshot::plan_units(&client, source, &tables, 64 << 20).await?;
+    let snapshot_source = SnapshotSource {
+        endpoint: source,
+        snapshot_name: exported.snapshot_name(),
+        consistent_point: exported.consistent_point(),
+        server: &side.layout.prefix,
+        database: &announcement.database,
+    };
+    let stats = snapshot::run(&snapshot_source, &tables, &layouts, units, &producer, side.jobs, progress).await?;
+    producer.flush().await.context("the snapshot's last events did not reach Kafka")?;
+    let done = SnapshotDone {
+        run_id: run_id.clone(),
+        consistent_point: exported.consistent_point().0,
+        ends: end_offsets(side.kafka, &topics).await?,
+        rows: stats.rows.clone(),
+    };
+    control::announce_snapshot_done(&producer, &control_topic, &done).await?;
+    exported.close().await;
+    Ok(Copied { run_id, tables: names, rows: stats.rows, bytes: stats.bytes })
+}

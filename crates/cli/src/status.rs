@@ -1,0 +1,171 @@
+//! `passerelle status`: where a migration stands, from what its processes leave behind: the control
+//! topic (the run, whether its snapshot is complete in Kafka), the target's bookkeeping (the phase,
+//! each partition's applied offset) and, given the source URL, the replication slot and the WAL it
+//! retains. Safe to run at any time, from any machine: it reads and changes nothing.
+
+use std::collections::HashMap;
+use std::process::ExitCode;
+
+use passerelle_kafka::control;
+use passerelle_kafka::topic::{control_topic, end_offsets, table_topic};
+use passerelle_mysql::bookkeeping;
+use serde::Serialize;
+
+use crate::args::{KafkaBrokers, TargetUrl};
+use crate::config::{Names, NamingArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub target: TargetUrl,
+    #[command(flatten)]
+    pub kafka: KafkaBrokers,
+    /// The PostgreSQL source, to report the replication slot: postgres://user:password@host:5432/database
+    #[arg(long, env = "PASSERELLE_SOURCE", hide_env_values = true, value_name = "URL")]
+    pub source: Option<String>,
+    #[command(flatten)]
+    pub naming: NamingArgs,
+    /// Print the status as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Status {
+    migration: String,
+    /// The current run, as the control topic announces it; `None` before the first.
+    run_id: Option<String>,
+    /// Every snapshot row of the run is in Kafka.
+    snapshot_in_kafka: bool,
+    /// The phase the target reached for that run: snapshot, snapshot-applied or post-data.
+    target_phase: Option<String>,
+    tables: Vec<TableStatus>,
+    slot: Option<SlotStatus>,
+}
+
+#[derive(Serialize)]
+struct TableStatus {
+    table: String,
+    /// Messages in the table's topic.
+    in_kafka: i64,
+    /// Messages the target applied.
+    applied: i64,
+}
+
+#[derive(Serialize)]
+struct SlotStatus {
+    name: String,
+    exists: bool,
+    active: bool,
+    retained_wal_bytes: Option<u64>,
+}
+
+pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let target = args.target.endpoint()?;
+    let kafka = args.kafka.endpoint()?;
+    let source = args.source.as_deref().map(passerelle_model::endpoint::DbEndpoint::parse_postgres).transpose()?;
+    let prefix = match &source {
+        Some(source) => args.naming.prefix_or_default(source),
+        None => args.naming.required_prefix()?,
+    };
+    let names = Names::new(prefix);
+    let state = control::read(&kafka, &control_topic(&names.migration)).await?;
+
+    let database = crate::sink::bookkeeping_database(&target)?;
+    let mut conn = passerelle_mysql::connect(&target).await?;
+    bookkeeping::ensure_tables(&mut conn, &target, &database).await?;
+    let run_state = bookkeeping::run_state(&mut conn, &target, &database, &names.migration).await?;
+    let mut tables = Vec::new();
+    if let Some(run) = &state.run {
+        let topics: Vec<String> = run
+            .schema
+            .tables
+            .iter()
+            .map(|table| table_topic(&names.migration, &table.name.schema, &table.name.name))
+            .collect();
+        let applied = bookkeeping::offsets(&mut conn, &target, &database, &topics).await?;
+        let mut in_kafka: HashMap<String, i64> = HashMap::new();
+        for end in end_offsets(&kafka, &topics).await? {
+            *in_kafka.entry(end.topic).or_default() += end.end;
+        }
+        for (table, topic) in run.schema.tables.iter().zip(&topics) {
+            tables.push(TableStatus {
+                table: table.name.to_string(),
+                in_kafka: in_kafka.get(topic).copied().unwrap_or(0),
+                applied: applied.iter().filter(|((t, _), _)| t == topic).map(|(_, next)| next).sum(),
+            });
+        }
+    }
+    let _ = conn.disconnect().await;
+
+    let slot = match &source {
+        Some(source) => {
+            let client = passerelle_pg::connect(source).await?;
+            let info = passerelle_pg::slot::slot_info(&client, source, &names.slot).await?;
+            Some(SlotStatus {
+                name: names.slot.clone(),
+                exists: info.is_some(),
+                active: info.as_ref().is_some_and(|info| info.active),
+                retained_wal_bytes: info.and_then(|info| info.retained_wal_bytes),
+            })
+        }
+        None => None,
+    };
+    let run_id = state.run.as_ref().map(|run| run.run_id.clone());
+    let status = Status {
+        migration: names.migration,
+        target_phase: run_state.filter(|s| Some(&s.run_id) == run_id.as_ref()).map(|s| s.phase.as_str().to_string()),
+        run_id,
+        snapshot_in_kafka: state.snapshot_done.is_some(),
+        tables,
+        slot,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+    } else {
+        print!("{}", render(&status));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(status: &Status) -> String {
+    let mut out = format!("migration {}\n", status.migration);
+    let Some(run_id) = &status.run_id else {
+        out.push_str("no run announced yet: start passerelle migrate or passerelle source\n");
+        return out;
+    };
+    out.push_str(&format!("run {run_id}\n"));
+    out.push_str(if status.snapshot_in_kafka {
+        "source: the snapshot is complete in Kafka\n"
+    } else {
+        "source: copying the snapshot (or interrupted: run the source again)\n"
+    });
+    out.push_str(&format!(
+        "target: {}\n",
+        status.target_phase.as_deref().unwrap_or("nothing applied for this run yet")
+    ));
+    let width = status.tables.iter().map(|t| t.table.len()).max().unwrap_or(5).max(5);
+    out.push_str(&format!("{:width$}  {:>12}  {:>12}  {:>12}\n", "table", "in Kafka", "applied", "behind"));
+    for table in &status.tables {
+        out.push_str(&format!(
+            "{:width$}  {:>12}  {:>12}  {:>12}\n",
+            table.table,
+            table.in_kafka,
+            table.applied,
+            table.in_kafka - table.applied
+        ));
+    }
+    if let Some(slot) = &status.slot {
+        if slot.exists {
+            let wal = slot.retained_wal_bytes.map_or("?".to_string(), |bytes| format!("{:.1} MB", bytes as f64 / 1e6));
+            out.push_str(&format!(
+                "slot {}: {}, retains {wal} of WAL on the source\n",
+                slot.name,
+                if slot.active { "streaming" } else { "idle" }
+            ));
+        } else {
+            out.push_str(&format!("slot {}: does not exist\n", slot.name));
+        }
+    }
+    out
+}

@@ -1,0 +1,143 @@
+//! The control topic, `<prefix>.passerelle-control`: what a sink process needs besides the table
+//! topics, so that it can run on any machine with only Kafka and the target in reach.
+//!
+//! The source writes two kinds of record, each keyed by its kind (the topic is compacted, so the
+//! newest of each stays):
+//! - `run`: a new attempt began; its id, the encoding, and the source schema the sink plans from;
+//! - `snapshot-done`: every snapshot row of that run is in Kafka, and where each partition ended.
+//!
+//! A reader takes the newest `run`, and a `snapshot-done` only when it names that run: one left
+//! from an interrupted earlier attempt says nothing about the current one.
+
+use std::time::Duration;
+
+use passerelle_model::endpoint::KafkaEndpoint;
+use passerelle_model::schema::Schema;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use crate::client;
+use crate::error::{describe, KafkaError};
+use crate::producer::Producer;
+use crate::topic::PartitionEnd;
+
+const RUN_KEY: &[u8] = b"run";
+const SNAPSHOT_DONE_KEY: &[u8] = b"snapshot-done";
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A new attempt at a migration, announced before its first row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunAnnouncement {
+    /// Names the attempt: a fresh start gets a new one, and with it a new consumer group.
+    pub run_id: String,
+    /// The Passerelle that wrote it (`source.version` of the events).
+    pub version: String,
+    /// How the table topics' events are encoded.
+    pub encoding: String,
+    /// The source database.
+    pub database: String,
+    /// The PostgreSQL schemas selected, each of which maps to a target database.
+    pub schemas: Vec<String>,
+    /// Every object of those schemas, as the catalog read them when the run began. Its tables are
+    /// copied in this order, each into the topic `<prefix>.<schema>.<table>`.
+    pub schema: Schema,
+    /// PostgreSQL's estimate of each table's rows, for progress; `None` where it has none.
+    pub estimated_rows: Vec<Option<u64>>,
+}
+
+/// Every snapshot row of a run is in Kafka.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotDone {
+    pub run_id: String,
+    /// The slot's consistent point, where the change stream starts.
+    pub consistent_point: u64,
+    /// Where each partition of each table topic ended: a sink is done when it applied up to these.
+    pub ends: Vec<PartitionEnd>,
+    /// Rows copied per table, in the announcement's table order.
+    pub rows: Vec<u64>,
+}
+
+/// What the control topic says about the current run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ControlState {
+    pub run: Option<RunAnnouncement>,
+    /// Present only when it belongs to `run`.
+    pub snapshot_done: Option<SnapshotDone>,
+}
+
+pub async fn announce_run(producer: &Producer, topic: &str, run: &RunAnnouncement) -> Result<(), KafkaError> {
+    publish(producer, topic, RUN_KEY, run).await
+}
+
+pub async fn announce_snapshot_done(producer: &Producer, topic: &str, done: &SnapshotDone) -> Result<(), KafkaError> {
+    publish(producer, topic, SNAPSHOT_DONE_KEY, done).await
+}
+
+/// Sends one record and waits until the brokers have it: readers act on it at once.
+async fn publish(producer: &Producer, topic: &str, key: &[u8], record: &impl Serialize) -> Result<(), KafkaError> {
+    let value = serde_json::to_vec(record).expect("a control record serializes");
+    producer.send(topic, Some(0), Some(key), &value).await?;
+    producer.flush().await?;
+    Ok(())
+}
+
+/// Reads the control topic from its start to its current end. A topic that does not exist reads as
+/// empty: no run has begun.
+pub async fn read(endpoint: &KafkaEndpoint, topic: &str) -> Result<ControlState, KafkaError> {
+    let unreachable = |error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) };
+    let topic_error = |error| KafkaError::Topic { topic: topic.to_string(), cause: describe(&error) };
+    let consumer: BaseConsumer = client::config(endpoint)
+        .set("group.id", "passerelle-control-reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(unreachable)?;
+    tokio::task::block_in_place(|| {
+        let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).map_err(unreachable)?;
+        let exists = metadata.topics().iter().any(|t| t.name() == topic && !t.partitions().is_empty());
+        if !exists {
+            return Ok(ControlState::default());
+        }
+        let (_, end) = consumer.fetch_watermarks(topic, 0, TIMEOUT).map_err(topic_error)?;
+        let mut assignment = TopicPartitionList::new();
+        assignment.add_partition_offset(topic, 0, Offset::Beginning).map_err(topic_error)?;
+        consumer.assign(&assignment).map_err(topic_error)?;
+        let mut state = ControlState::default();
+        let mut next = 0;
+        let deadline = std::time::Instant::now() + TIMEOUT;
+        while next < end {
+            if std::time::Instant::now() > deadline {
+                return Err(KafkaError::Topic {
+                    topic: topic.to_string(),
+                    cause: format!("read only up to offset {next} of {end} in {} s", TIMEOUT.as_secs()),
+                });
+            }
+            let Some(message) = consumer.poll(Duration::from_millis(500)) else { continue };
+            let message = message.map_err(|error| KafkaError::Consume { cause: describe(&error) })?;
+            next = message.offset() + 1;
+            let decode_error = |cause: serde_json::Error| KafkaError::Decode {
+                topic: topic.to_string(),
+                partition: 0,
+                offset: message.offset(),
+                cause: cause.to_string(),
+            };
+            let value = message.payload().unwrap_or_default();
+            match message.key() {
+                Some(RUN_KEY) => {
+                    state.run = Some(serde_json::from_slice(value).map_err(decode_error)?);
+                    state.snapshot_done = None;
+                }
+                Some(SNAPSHOT_DONE_KEY) => {
+                    let done: SnapshotDone = serde_json::from_slice(value).map_err(decode_error)?;
+                    if state.run.as_ref().is_some_and(|run| run.run_id == done.run_id) {
+                        state.snapshot_done = Some(done);
+                    }
+                }
+                // Written by a later Passerelle: not ours to interpret.
+                _ => {}
+            }
+        }
+        Ok(state)
+    })
+}
