@@ -4,8 +4,8 @@
 #
 #   bench/reference.sh SOURCE_DB TARGET_DB
 #
-# 1. resolves the jars from Maven Central (bench/reference/pom.xml) into ~/.cache/passerelle/reference-libs
-#    (PASSERELLE_CACHE_DIR), once per pom version;
+# 1. resolves the jars from Maven Central (bench/reference/pom.xml, through stack/fetch-connect-jars.sh) into
+#    ~/.cache/passerelle/reference-libs (PASSERELLE_CACHE_DIR), once per pom version;
 # 2. drops and recreates TARGET_DB, empty: the sinks create the tables themselves (schema.evolution=basic,
 #    primary keys from the record keys), as the reference's sink connectors did; the reference added
 #    the other constraints afterwards by hand, which is not timed here;
@@ -36,7 +36,6 @@ sink_batch=${BENCH_SINK_BATCH:-10000}
 snapshot_threads=${BENCH_SNAPSHOT_THREADS:-2}
 cache=${PASSERELLE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/passerelle}
 libs=$cache/reference-libs
-pom=$bench_root/bench/reference/pom.xml
 
 for tool in psql mariadb java mvn curl timeout awk python3; do command -v "$tool" >/dev/null || die "$tool is not installed"; done
 load_env
@@ -97,18 +96,8 @@ my -e "select 1" >/dev/null 2>"$work/connect-check.log" ||
   die "cannot connect to the target: $(head -c 300 "$work/connect-check.log")"
 
 # --- the jars ---
-stamp=$(sha256sum "$pom" | cut -c1-16)
-if [ ! -f "$libs/.stamp-$stamp" ]; then
-  log "resolving Kafka Connect and Debezium jars from Maven Central into $libs"
-  rm -rf "$libs"
-  mkdir -p "$libs"
-  for profile in runtime:runtime pg-source:plugins/debezium-postgres jdbc-sink:plugins/debezium-jdbc; do
-    timeout 900 mvn -q -B -f "$pom" -P "${profile%%:*}" dependency:copy-dependencies \
-      -DoutputDirectory="$libs/${profile#*:}" -DincludeScope=runtime >>"$work/mvn.log" 2>&1 ||
-      die "maven could not resolve the ${profile%%:*} jars; see $work/mvn.log"
-  done
-  touch "$libs/.stamp-$stamp"
-fi
+log "resolving Kafka Connect and Debezium jars from Maven Central into $libs (once)"
+"$bench_root/stack/fetch-connect-jars.sh" >/dev/null || die "the Kafka Connect and Debezium jars could not be resolved"
 versions=$(cd "$libs" && ls runtime/connect-runtime-*.jar plugins/debezium-postgres/debezium-connector-postgres-*.jar \
   plugins/debezium-jdbc/debezium-connector-jdbc-*.jar plugins/debezium-jdbc/mariadb-java-client-*.jar |
   sed 's#.*/##; s#\.jar$##' | tr '\n' ' ')

@@ -4,6 +4,8 @@
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 install_build_prerequisites
 stack_up
+# Kafka Connect and Debezium, for the interoperability test: resolved once, before the clock starts.
+"$root/stack/fetch-connect-jars.sh" >/dev/null
 cd "$root"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -1,5 +1,5 @@
 //! Passerelle's `json` encoding against Debezium itself, in a real Kafka Connect: standalone, with
-//! Debezium 3.3.1's PostgreSQL source and JDBC sink (jars from `tests/debezium/fetch-jars.sh`, which
+//! Debezium 3.3.1's PostgreSQL source and JDBC sink (jars from `stack/fetch-connect-jars.sh`, which
 //! resolves them from Maven Central once).
 //!
 //! One Connect process serves both directions at once: a JDBC sink writes Passerelle's events into
@@ -35,8 +35,8 @@ struct Connect {
 
 impl Connect {
     fn start(kafka: &str) -> Connect {
-        let fetch = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/debezium/fetch-jars.sh");
-        let output = Command::new(fetch).stderr(Stdio::inherit()).output().expect("run fetch-jars.sh");
+        let fetch = concat!(env!("CARGO_MANIFEST_DIR"), "/../../stack/fetch-connect-jars.sh");
+        let output = Command::new(fetch).stderr(Stdio::inherit()).output().expect("run fetch-connect-jars.sh");
         assert!(output.status.success(), "{fetch} failed: Kafka Connect and Debezium's jars are needed");
         let libs = String::from_utf8(output.stdout).unwrap().trim().to_string();
         let dir = std::env::temp_dir().join(unique_name("passerelle-debezium"));
