@@ -1,5 +1,5 @@
-//! What flows from the source to the sink: one [`ChangeEvent`] per row read by the snapshot or changed
-//! afterwards, positioned by the [`Lsn`] of the source's write-ahead log.
+//! What flows from the source to the sink: one [`Row`] per row read by the snapshot, one [`ChangeEvent`]
+//! per row changed afterwards, positioned by the [`Lsn`] of the source's write-ahead log.
 //!
 //! Values travel as PostgreSQL's own text output, produced under the fixed session settings that
 //! `pg::session` applies to every snapshot and replication connection (UTC, ISO dates, ISO 8601
@@ -8,6 +8,8 @@
 
 use std::fmt;
 use std::str::FromStr;
+
+use crate::schema::QualifiedName;
 
 /// A write-ahead log position, `XXX/YYY` in PostgreSQL's notation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -46,6 +48,26 @@ pub enum Op {
 
 /// One row: each column's PostgreSQL text output in table column order, `None` for NULL.
 pub type Row = Vec<Option<String>>;
+
+/// One row changed after the snapshot, as the change stream decodes it from the slot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChangeEvent {
+    pub table: QualifiedName,
+    /// `Create`, `Update` or `Delete`.
+    pub op: Op,
+    /// Updates and deletes: the old row as the table's replica identity gives it. With the default
+    /// identity only the primary-key columns are set (the others `None`); with `REPLICA IDENTITY FULL`
+    /// every column. An update that kept its key has no old row: `None`.
+    pub before: Option<Row>,
+    /// Inserts and updates: the new row.
+    pub after: Option<Row>,
+    /// Positions in `after` that the stream left out because they hold an unchanged TOASTed value:
+    /// the target keeps what it has there (their `after` entry is `None`, which means nothing).
+    pub unchanged: Vec<usize>,
+    /// The commit LSN of the transaction that made the change: every change of a transaction shares it,
+    /// and a cutover drains the stream up to one.
+    pub commit_lsn: Lsn,
+}
 
 #[cfg(test)]
 mod tests {
