@@ -6,7 +6,8 @@ use tokio_postgres::error::SqlState;
 
 /// `Replication` is an error response on the replication connection, which Passerelle speaks without
 /// tokio-postgres (`slot.rs`), and `ConnectionLost` that connection breaking mid-session.
-/// `CopyFormat` is COPY text that does not parse, a bug on one side or the other.
+/// `CopyFormat` is COPY text that does not parse, a bug on one side or the other, and `StreamFormat`
+/// the same for the change stream's pgoutput messages.
 #[derive(Debug)]
 pub enum PgError {
     Unreachable { endpoint: String, cause: String },
@@ -23,6 +24,12 @@ pub enum PgError {
     NoReplicaIdentity { endpoint: String, table: String },
     CopyFormat { endpoint: String, table: String, detail: String },
     CopyCancelled { table: String },
+    SlotMissing { endpoint: String, slot: String },
+    SlotInUse { endpoint: String, slot: String },
+    PublicationMissing { endpoint: String, publication: String },
+    TableChanged { endpoint: String, table: String, detail: String },
+    UnexpectedTable { endpoint: String, table: String },
+    StreamFormat { endpoint: String, detail: String },
 }
 
 impl PgError {
@@ -82,6 +89,24 @@ impl PgError {
                 format!("PostgreSQL at {endpoint}: COPY of {table} sent unreadable text: {detail}")
             }
             PgError::CopyCancelled { table } => format!("the copy of {table} stopped: nothing receives its rows"),
+            PgError::SlotMissing { endpoint, slot } => {
+                format!("PostgreSQL at {endpoint} has no replication slot {slot:?} in this database")
+            }
+            PgError::SlotInUse { endpoint, slot } => {
+                format!("replication slot {slot:?} at {endpoint} is in use: another process streams from it")
+            }
+            PgError::PublicationMissing { endpoint, publication } => {
+                format!("PostgreSQL at {endpoint} has no publication {publication:?}")
+            }
+            PgError::TableChanged { endpoint, table, detail } => {
+                format!("table {table} at {endpoint} changed during the migration: {detail}")
+            }
+            PgError::UnexpectedTable { endpoint, table } => {
+                format!("the change stream at {endpoint} carries table {table}, which this migration does not copy")
+            }
+            PgError::StreamFormat { endpoint, detail } => {
+                format!("PostgreSQL at {endpoint}: the change stream sent an unreadable message: {detail}")
+            }
             PgError::Query { endpoint, context, source } => match source.as_db_error() {
                 Some(db_error) => format!("PostgreSQL at {endpoint}: {context}: {}", db_error.message()),
                 None => format!("PostgreSQL at {endpoint}: {context}: {source}"),
@@ -112,14 +137,32 @@ impl PgError {
             }
             PgError::CopyFormat { .. } => "report this as a Passerelle bug, with the table's column types",
             PgError::CopyCancelled { .. } => "see the error that stopped the receiving side",
+            PgError::SlotMissing { .. } => {
+                "the slot was dropped (or created in another database), so changes since the snapshot are lost: \
+                 start the migration over"
+            }
+            PgError::SlotInUse { .. } => {
+                "stop the other passerelle source of this migration (pg_stat_replication shows its pid); \
+                 a process that died frees the slot within the server's wal_sender_timeout"
+            }
+            PgError::PublicationMissing { .. } => "the publication was dropped: start the migration over",
+            PgError::TableChanged { .. } => {
+                "Passerelle does not carry DDL: undo the change on the source, or start the migration over"
+            }
+            PgError::UnexpectedTable { .. } => {
+                "the publication was altered to publish more tables: remove the table from it (ALTER PUBLICATION \
+                 ... DROP TABLE), or start the migration over"
+            }
+            PgError::StreamFormat { .. } => "report this as a Passerelle bug, with the PostgreSQL version",
         }
     }
 
-    /// True when trying again later may succeed: the server was unreachable, or a query hit a
-    /// transient condition (serialization failure, deadlock, too many connections).
+    /// True when trying again later may succeed: the server was unreachable, a query hit a
+    /// transient condition (serialization failure, deadlock, too many connections), or the slot is
+    /// still held by a streamer that died and that the server has not noticed yet.
     pub fn retryable(&self) -> bool {
         match self {
-            PgError::Unreachable { .. } | PgError::ConnectionLost { .. } => true,
+            PgError::Unreachable { .. } | PgError::ConnectionLost { .. } | PgError::SlotInUse { .. } => true,
             PgError::Replication { code, .. } => {
                 [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::TOO_MANY_CONNECTIONS]
                     .iter()
@@ -138,7 +181,12 @@ impl PgError {
             | PgError::InvalidName { .. }
             | PgError::NoReplicaIdentity { .. }
             | PgError::CopyFormat { .. }
-            | PgError::CopyCancelled { .. } => false,
+            | PgError::CopyCancelled { .. }
+            | PgError::SlotMissing { .. }
+            | PgError::PublicationMissing { .. }
+            | PgError::TableChanged { .. }
+            | PgError::UnexpectedTable { .. }
+            | PgError::StreamFormat { .. } => false,
         }
     }
 }

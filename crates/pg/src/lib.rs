@@ -1,5 +1,5 @@
 //! Everything Passerelle says to PostgreSQL, the source: connecting, the preflight checks, and (with
-//! the issues that add them) the catalog, the replication slot, the exported snapshot and COPY.
+//! the issues that add them) the catalog, the replication slot, the exported snapshot, COPY and the change stream.
 //!
 //! Architecture invariant: this crate knows nothing of Kafka or MySQL. It speaks `model` types.
 
@@ -10,6 +10,7 @@ pub mod preflight;
 pub mod session;
 pub mod slot;
 pub mod snapshot;
+pub mod stream;
 
 pub use connect::connect;
 pub use error::PgError;

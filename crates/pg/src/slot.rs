@@ -258,7 +258,7 @@ pub(crate) fn quote_qualified(name: &QualifiedName) -> String {
 
 /// PostgreSQL's own rule for slot names (`ReplicationSlotValidateName`): they go unquoted into a
 /// replication command, so nothing else may get through.
-fn validate_slot_name(slot: &str) -> Result<(), PgError> {
+pub(crate) fn validate_slot_name(slot: &str) -> Result<(), PgError> {
     let invalid = |reason| Err(PgError::InvalidName { what: "replication slot", name: slot.to_string(), reason });
     if slot.is_empty() || slot.len() > 63 {
         return invalid("it must have 1 to 63 characters");
@@ -280,7 +280,8 @@ fn validate_identifier(what: &'static str, name: &str) -> Result<(), PgError> {
     Ok(())
 }
 
-/// A `replication=database` connection, spoken by hand.
+/// A `replication=database` connection, spoken by hand, under [`session::SETTINGS`]: the slot's
+/// creation here, the change stream in `stream.rs`.
 ///
 /// tokio-postgres cannot open replication connections. The alternatives were `pg_walstream` (its
 /// pure-Rust transport pulls in aws-lc-sys, slow to build, and the other one links libpq) and
@@ -288,17 +289,17 @@ fn validate_identifier(what: &'static str, name: &str) -> Result<(), PgError> {
 /// password exchange (`postgres-protocol`, already under tokio-postgres, does SCRAM and MD5) and
 /// the simple query protocol: about a hundred lines that we control. No TLS, like [`crate::connect`].
 #[derive(Debug)]
-struct ReplicationConnection {
+pub(crate) struct ReplicationConnection {
     stream: TcpStream,
     read_buf: BytesMut,
-    endpoint: String,
+    pub(crate) endpoint: String,
     server_major: u32,
 }
 
 type SimpleRow = Vec<Option<String>>;
 
 impl ReplicationConnection {
-    async fn open(endpoint: &DbEndpoint) -> Result<ReplicationConnection, PgError> {
+    pub(crate) async fn open(endpoint: &DbEndpoint) -> Result<ReplicationConnection, PgError> {
         let database = endpoint.database.clone().unwrap_or_else(|| endpoint.user.clone());
         let unreachable = |cause: String| PgError::Unreachable { endpoint: endpoint.to_string(), cause };
         let address = (endpoint.host.as_str(), endpoint.port);
@@ -412,7 +413,7 @@ impl ReplicationConnection {
     }
 
     /// Runs one command with the simple query protocol and returns its rows as text.
-    async fn simple_query(&mut self, sql: &str, context: &'static str) -> Result<Vec<SimpleRow>, PgError> {
+    pub(crate) async fn simple_query(&mut self, sql: &str, context: &'static str) -> Result<Vec<SimpleRow>, PgError> {
         let mut buf = BytesMut::new();
         frontend::query(sql, &mut buf).map_err(|e| self.lost(context, e))?;
         self.send(&buf, context).await?;
@@ -443,7 +444,7 @@ impl ReplicationConnection {
         }
     }
 
-    async fn terminate(mut self) {
+    pub(crate) async fn terminate(mut self) {
         let mut buf = BytesMut::new();
         frontend::terminate(&mut buf);
         // The server may already be gone; closing the socket is all that matters.
@@ -451,29 +452,66 @@ impl ReplicationConnection {
         let _ = self.stream.shutdown().await;
     }
 
-    async fn send(&mut self, buf: &[u8], context: &'static str) -> Result<(), PgError> {
-        self.stream.write_all(buf).await.map_err(|error| self.lost(context, error))
-    }
-
-    async fn receive(&mut self, context: &'static str) -> Result<backend::Message, PgError> {
+    /// Sends `command` (`START_REPLICATION`) and waits for the server to enter COPY BOTH mode, after
+    /// which both sides exchange CopyData messages.
+    pub(crate) async fn start_copy_both(&mut self, command: &str, context: &'static str) -> Result<(), PgError> {
+        let mut buf = BytesMut::new();
+        frontend::query(command, &mut buf).map_err(|e| self.lost(context, e))?;
+        self.send(&buf, context).await?;
         loop {
-            if let Some(message) = backend::Message::parse(&mut self.read_buf).map_err(|e| self.lost(context, e))? {
-                return Ok(message);
+            // postgres-protocol does not know CopyBothResponse ('W'), so it is consumed here.
+            if let Some(header) = backend::Header::parse(&self.read_buf).map_err(|e| self.lost(context, e))? {
+                let total_len = header.len() as usize + 1;
+                if header.tag() == b'W' && self.read_buf.len() >= total_len {
+                    let _ = self.read_buf.split_to(total_len);
+                    return Ok(());
+                }
             }
-            let n_read = self.stream.read_buf(&mut self.read_buf).await.map_err(|error| self.lost(context, error))?;
-            if n_read == 0 {
-                return Err(self.lost(context, "the server closed the connection"));
+            match self.parse_buffered(context)? {
+                Some(backend::Message::ErrorResponse(body)) => {
+                    let (code, message) = error_fields(&body);
+                    return Err(PgError::Replication { endpoint: self.endpoint.clone(), context, code, message });
+                }
+                Some(_) => {}
+                None => self.fill(context).await?,
             }
         }
     }
 
-    fn lost(&self, context: &'static str, cause: impl fmt::Display) -> PgError {
+    pub(crate) async fn send(&mut self, buf: &[u8], context: &'static str) -> Result<(), PgError> {
+        self.stream.write_all(buf).await.map_err(|error| self.lost(context, error))
+    }
+
+    pub(crate) async fn receive(&mut self, context: &'static str) -> Result<backend::Message, PgError> {
+        loop {
+            if let Some(message) = self.parse_buffered(context)? {
+                return Ok(message);
+            }
+            self.fill(context).await?;
+        }
+    }
+
+    /// The next message if the buffer holds all of it.
+    pub(crate) fn parse_buffered(&mut self, context: &'static str) -> Result<Option<backend::Message>, PgError> {
+        backend::Message::parse(&mut self.read_buf).map_err(|e| self.lost(context, e))
+    }
+
+    /// Reads what the server sent next. Cancel-safe: bytes are buffered only once read.
+    pub(crate) async fn fill(&mut self, context: &'static str) -> Result<(), PgError> {
+        let n_read = self.stream.read_buf(&mut self.read_buf).await.map_err(|error| self.lost(context, error))?;
+        if n_read == 0 {
+            return Err(self.lost(context, "the server closed the connection"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn lost(&self, context: &'static str, cause: impl fmt::Display) -> PgError {
         PgError::ConnectionLost { endpoint: self.endpoint.clone(), context, cause: cause.to_string() }
     }
 }
 
 /// The SQLSTATE and the message of an error response.
-fn error_fields(body: &backend::ErrorResponseBody) -> (String, String) {
+pub(crate) fn error_fields(body: &backend::ErrorResponseBody) -> (String, String) {
     let (mut code, mut message) = (String::new(), String::new());
     let mut fields = body.fields();
     while let Ok(Some(field)) = fields.next() {

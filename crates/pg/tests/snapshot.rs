@@ -1,91 +1,15 @@
 //! The slot, its exported snapshot and the parallel COPY under it.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
 use std::time::Instant;
 
-use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::Row;
-use passerelle_model::schema::{QualifiedName, Table};
-use passerelle_pg::snapshot::{plan_units, CopyStats, CopyUnit, CopyWorker, RowBatch};
-use passerelle_pg::{catalog, session, slot, PgError};
-use passerelle_testkit::{unique_name, SourceDb, Stack};
-use tokio::sync::mpsc;
+use passerelle_model::schema::QualifiedName;
+use passerelle_pg::snapshot::{plan_units, CopyWorker};
+use passerelle_pg::{session, slot, PgError};
+use passerelle_testkit::unique_name;
 
-/// A database of its own with `setup` run in it, and its endpoint as Passerelle sees it.
-async fn source(setup: &str) -> (SourceDb, DbEndpoint) {
-    let db = SourceDb::create(&Stack::from_env()).await;
-    db.client().await.batch_execute(setup).await.unwrap();
-    let endpoint = DbEndpoint::parse_postgres(&db.url).unwrap();
-    (db, endpoint)
-}
-
-async fn tables(endpoint: &DbEndpoint) -> Vec<Table> {
-    let mut client = passerelle_pg::connect(endpoint).await.unwrap();
-    catalog::read(&mut client, endpoint, &["public".to_string()]).await.unwrap().tables
-}
-
-fn names(tables: &[Table]) -> Vec<QualifiedName> {
-    tables.iter().map(|table| table.name.clone()).collect()
-}
-
-/// Runs `n_workers` copy workers over `units`, as `migrate` will, handing every batch to `each`.
-async fn copy_all(
-    endpoint: &DbEndpoint,
-    snapshot_name: &str,
-    tables: &[Table],
-    units: Vec<CopyUnit>,
-    n_workers: usize,
-    mut each: impl FnMut(RowBatch),
-) -> CopyStats {
-    let tables = Arc::new(tables.to_vec());
-    let queue = Arc::new(Mutex::new(VecDeque::from(units)));
-    let (sender, mut receiver) = mpsc::channel::<RowBatch>(4);
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..n_workers {
-        let worker = CopyWorker::open(endpoint, snapshot_name).await.unwrap();
-        let (tables, queue, sender) = (tables.clone(), queue.clone(), sender.clone());
-        workers.spawn(async move {
-            let mut stats = CopyStats::default();
-            loop {
-                let Some(unit) = queue.lock().unwrap().pop_front() else { break };
-                let unit_stats = worker.copy(&tables, &unit, &sender).await?;
-                stats.n_rows += unit_stats.n_rows;
-                stats.n_bytes += unit_stats.n_bytes;
-            }
-            worker.finish().await?;
-            Ok::<_, PgError>(stats)
-        });
-    }
-    drop(sender);
-    while let Some(batch) = receiver.recv().await {
-        each(batch);
-    }
-    let mut total = CopyStats::default();
-    while let Some(stats) = workers.join_next().await {
-        let stats = stats.unwrap().unwrap_or_else(|error| panic!("{error}"));
-        total.n_rows += stats.n_rows;
-        total.n_bytes += stats.n_bytes;
-    }
-    total
-}
-
-/// Every row of every table, per table index.
-async fn copy_rows(endpoint: &DbEndpoint, snapshot_name: &str, tables: &[Table], n_workers: usize) -> Vec<Vec<Row>> {
-    let client = passerelle_pg::connect(endpoint).await.unwrap();
-    let units = plan_units(&client, endpoint, tables, 1 << 20).await.unwrap();
-    let mut rows = vec![Vec::new(); tables.len()];
-    let stats = copy_all(endpoint, snapshot_name, tables, units, n_workers, |batch| {
-        rows[batch.table_idx].extend(batch.rows().map(|row| row.to_row()));
-    })
-    .await;
-    assert_eq!(stats.n_rows as usize, rows.iter().map(Vec::len).sum::<usize>());
-    rows
-}
-
-fn text(value: &str) -> Option<String> {
-    Some(value.to_string())
-}
+use crate::support::{copy_all, copy_rows, names, source, tables, text};
 
 #[tokio::test]
 async fn the_copy_sees_exactly_the_state_at_the_slot() {

@@ -1,0 +1,560 @@
+//! The change stream: every change committed after the slot's consistent point, read from the slot
+//! with pgoutput (protocol version 1) and decoded into [`ChangeEvent`]s.
+//!
+//! The walsender renders each value with its type's output function under the replication
+//! connection's session settings, which are pinned like the copy workers' ([`crate::session`]): a
+//! streamed value's text is the snapshot's COPY text for the same value.
+//! Formats: <https://www.postgresql.org/docs/current/protocol-logicalrep-message-formats.html> and
+//! <https://www.postgresql.org/docs/current/protocol-replication.html#PROTOCOL-REPLICATION-START-REPLICATION>.
+//!
+//! Without the `streaming` option pgoutput sends a transaction only once it has committed, whole,
+//! between Begin and Commit; Begin names the commit's LSN, so every change carries it unbuffered.
+//!
+//! The slot advances only through [`ChangeStream::confirm`]: PostgreSQL keeps everything after the
+//! confirmed position and sends it again to the next reader, so a caller that confirms only what its
+//! destination has made safe repeats changes after a crash instead of losing them.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::{BufMut, BytesMut};
+use passerelle_model::endpoint::DbEndpoint;
+use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
+use passerelle_model::schema::{QualifiedName, Table};
+use postgres_protocol::message::{backend, frontend};
+use tokio::time::Instant;
+use tokio_postgres::error::SqlState;
+
+use crate::slot::{error_fields, quote_ident, validate_slot_name, ReplicationConnection};
+use crate::PgError;
+
+/// How often the server hears the confirmed position even when it does not ask: well within the
+/// default `wal_sender_timeout` (60 s), after which the server drops a silent client.
+const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01.
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+const STREAMING: &str = "streaming changes";
+
+/// What [`ChangeStream::next`] hands over, in the order the source committed it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamItem {
+    /// One row changed.
+    Change(ChangeEvent),
+    /// The end of the transaction whose changes came just before. Confirming `end_lsn` once they
+    /// are safe means the slot never sends them again.
+    Commit { commit_lsn: Lsn, end_lsn: Lsn },
+    /// `TRUNCATE` emptied `tables` (one statement, maybe cascaded) in the transaction committing at
+    /// `commit_lsn`.
+    Truncate { tables: Vec<QualifiedName>, commit_lsn: Lsn },
+    /// The server has sent everything it has for now: its WAL ends at `wal_end`.
+    Idle { wal_end: Lsn },
+}
+
+/// A slot streaming to Passerelle over a replication connection.
+#[derive(Debug)]
+pub struct ChangeStream {
+    conn: ReplicationConnection,
+    publication: String,
+    decoder: Decoder,
+    confirmed: Lsn,
+    last_status: Instant,
+}
+
+/// What decoding needs to remember between messages.
+#[derive(Debug)]
+struct Decoder {
+    tables: HashMap<QualifiedName, Vec<ExpectedColumn>>,
+    /// Relation messages by relation OID, resolved against `tables`.
+    relations: HashMap<u32, Relation>,
+    /// The commit LSN of the transaction being received, from its Begin.
+    commit_lsn: Option<Lsn>,
+}
+
+/// A column of a migrated table as the stream must find it.
+#[derive(Debug)]
+struct ExpectedColumn {
+    name: String,
+    /// What Relation messages carry for the column's type.
+    type_oid: u32,
+    generated: bool,
+}
+
+/// A Relation message, resolved against the migrated table it describes.
+#[derive(Debug)]
+struct Relation {
+    table: QualifiedName,
+    n_columns: usize,
+    /// For each column the stream sends, in its order, the column's position in the table.
+    positions: Vec<usize>,
+    /// Generated columns, which pgoutput before PostgreSQL 18 leaves out: the target computes them.
+    generated: Vec<usize>,
+}
+
+impl ChangeStream {
+    /// Streams `slot` from `from` (or from where the slot was last confirmed, if that is later),
+    /// decoding the changes that `publication` publishes of `tables`, which must be every table the
+    /// publication holds, with the columns they had when the migration read them.
+    pub async fn start(
+        endpoint: &DbEndpoint,
+        slot: &str,
+        publication: &str,
+        from: Lsn,
+        tables: &[Table],
+    ) -> Result<ChangeStream, PgError> {
+        validate_slot_name(slot)?;
+        let expected = expected_columns(endpoint, publication, tables).await?;
+        let mut conn = ReplicationConnection::open(endpoint).await?;
+        // publication_names is a string holding a list of identifiers: the name is quoted twice.
+        let names = quote_ident(publication).replace('\'', "''");
+        let command =
+            format!("START_REPLICATION SLOT {slot} LOGICAL {from} (proto_version '1', publication_names '{names}')");
+        if let Err(error) = conn.start_copy_both(&command, "starting the change stream").await {
+            conn.terminate().await;
+            let (endpoint, slot) = (endpoint.to_string(), slot.to_string());
+            return Err(match error {
+                PgError::Replication { code, .. } if code == SqlState::UNDEFINED_OBJECT.code() => {
+                    PgError::SlotMissing { endpoint, slot }
+                }
+                PgError::Replication { code, .. } if code == SqlState::OBJECT_IN_USE.code() => {
+                    PgError::SlotInUse { endpoint, slot }
+                }
+                error => error,
+            });
+        }
+        tracing::info!(slot, lsn = %from, "streaming changes");
+        Ok(ChangeStream {
+            conn,
+            publication: publication.to_string(),
+            decoder: Decoder { tables: expected, relations: HashMap::new(), commit_lsn: None },
+            confirmed: Lsn(0),
+            last_status: Instant::now(),
+        })
+    }
+
+    /// The next item, or `None` when nothing arrived within `wait`.
+    ///
+    /// Call it at least every few seconds, also while the destination is busy: it is what answers the
+    /// server, which drops a client silent for `wal_sender_timeout`.
+    pub async fn next(&mut self, wait: Duration) -> Result<Option<StreamItem>, PgError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.last_status.elapsed() >= STATUS_INTERVAL {
+                self.send_status().await?;
+            }
+            let Some(message) = self.conn.parse_buffered(STREAMING)? else {
+                let until = deadline.min(self.last_status + STATUS_INTERVAL);
+                match tokio::time::timeout_at(until, self.conn.fill(STREAMING)).await {
+                    Ok(filled) => filled?,
+                    Err(_) if Instant::now() >= deadline => return Ok(None),
+                    Err(_) => {}
+                }
+                continue;
+            };
+            if let Some(item) = self.handle(message).await? {
+                return Ok(Some(item));
+            }
+        }
+    }
+
+    /// Lets the slot forget everything up to `lsn`: a [`StreamItem::Commit`]'s `end_lsn` once that
+    /// transaction and all before it are safe at the destination. Never moves back. The server hears
+    /// of it with the next status update: within 10 s, when it asks, and on [`ChangeStream::close`].
+    pub fn confirm(&mut self, lsn: Lsn) {
+        self.confirmed = self.confirmed.max(lsn);
+    }
+
+    /// Tells the server the confirmed position, ends the stream and the connection.
+    pub async fn close(mut self) -> Result<(), PgError> {
+        let context = "ending the change stream";
+        self.send_status().await?;
+        let mut buf = BytesMut::new();
+        frontend::copy_done(&mut buf);
+        self.conn.send(&buf, context).await?;
+        // The server answers with its own CopyDone, then ends the command; changes it was sending
+        // meanwhile are dropped, and sent again to the next reader.
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match self.conn.receive(context).await? {
+                    backend::Message::ReadyForQuery(_) => return Ok(()),
+                    backend::Message::ErrorResponse(body) => {
+                        let (code, message) = error_fields(&body);
+                        let endpoint = self.conn.endpoint.clone();
+                        return Err(PgError::Replication { endpoint, context, code, message });
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        let result = match drained {
+            Ok(result) => result,
+            Err(_) => Err(self.conn.lost(context, "the server did not end the stream within 10 s")),
+        };
+        self.conn.terminate().await;
+        result
+    }
+
+    async fn handle(&mut self, message: backend::Message) -> Result<Option<StreamItem>, PgError> {
+        match message {
+            backend::Message::CopyData(body) => {
+                let mut reader = Reader { data: body.data(), endpoint: &self.conn.endpoint };
+                match reader.u8()? {
+                    // XLogData: the WAL start and end and the server's clock, then one pgoutput message.
+                    b'w' => {
+                        reader.take(24)?;
+                        self.decoder.decode(&mut reader)
+                    }
+                    // Primary keepalive: the server's WAL end, its clock, whether it wants an answer now.
+                    b'k' => {
+                        let wal_end = Lsn(reader.u64()?);
+                        reader.take(8)?;
+                        if reader.u8()? == 1 {
+                            self.send_status().await?;
+                        }
+                        Ok(Some(StreamItem::Idle { wal_end }))
+                    }
+                    kind => Err(reader.invalid(format!("unknown replication message {:?}", char::from(kind)))),
+                }
+            }
+            backend::Message::ErrorResponse(body) => {
+                let (code, message) = error_fields(&body);
+                let endpoint = self.conn.endpoint.clone();
+                // PostgreSQL 15 looks the publication up when it decodes the first change.
+                if code == SqlState::UNDEFINED_OBJECT.code() && message.contains("publication") {
+                    return Err(PgError::PublicationMissing { endpoint, publication: self.publication.clone() });
+                }
+                // Class 57, operator intervention: the walsender was terminated or the server shuts down.
+                if code.starts_with("57") {
+                    return Err(self.conn.lost(STREAMING, message));
+                }
+                Err(PgError::Replication { endpoint, context: STREAMING, code, message })
+            }
+            backend::Message::CopyDone => Err(self.conn.lost(STREAMING, "the server ended the stream")),
+            backend::Message::NoticeResponse(_) | backend::Message::ParameterStatus(_) => Ok(None),
+            _ => Err(self.conn.lost(STREAMING, "unexpected message in the stream")),
+        }
+    }
+
+    /// A Standby Status Update: everything up to the confirmed position is written, flushed and applied.
+    async fn send_status(&mut self) -> Result<(), PgError> {
+        let since_unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let clock = i64::try_from(since_unix.as_micros()).unwrap_or(i64::MAX) - PG_EPOCH_MICROS;
+        let mut body = BytesMut::with_capacity(34);
+        body.put_u8(b'r');
+        for _ in 0..3 {
+            body.put_u64(self.confirmed.0);
+        }
+        body.put_i64(clock);
+        body.put_u8(0); // no reply wanted
+        let mut buf = BytesMut::new();
+        frontend::CopyData::new(body.freeze()).map_err(|error| self.conn.lost(STREAMING, error))?.write(&mut buf);
+        self.conn.send(&buf, "sending the confirmed position").await?;
+        self.last_status = Instant::now();
+        Ok(())
+    }
+}
+
+impl Decoder {
+    /// One pgoutput message.
+    fn decode(&mut self, reader: &mut Reader) -> Result<Option<StreamItem>, PgError> {
+        match reader.u8()? {
+            b'B' => {
+                self.commit_lsn = Some(Lsn(reader.u64()?));
+                Ok(None)
+            }
+            b'C' => {
+                reader.u8()?; // flags, unused
+                let commit_lsn = Lsn(reader.u64()?);
+                let end_lsn = Lsn(reader.u64()?);
+                self.commit_lsn = None;
+                Ok(Some(StreamItem::Commit { commit_lsn, end_lsn }))
+            }
+            b'R' => {
+                self.relation(reader)?;
+                Ok(None)
+            }
+            b'I' => {
+                let relation = self.relation_of(reader)?;
+                reader.expect(b'N')?;
+                let (after, toasted) = read_tuple(reader, relation)?;
+                Ok(Some(self.change(relation, Op::Create, None, Some((after, toasted)), reader)?))
+            }
+            b'U' => {
+                let relation = self.relation_of(reader)?;
+                let mut before = None;
+                let mut kind = reader.u8()?;
+                // 'K': the old key, when the update changed it; 'O': the old row (REPLICA IDENTITY FULL).
+                if kind == b'K' || kind == b'O' {
+                    before = Some(read_old_tuple(reader, relation)?);
+                    kind = reader.u8()?;
+                }
+                if kind != b'N' {
+                    return Err(reader.invalid(format!("an update of {} has no new row", relation.table)));
+                }
+                let after = read_tuple(reader, relation)?;
+                Ok(Some(self.change(relation, Op::Update, before, Some(after), reader)?))
+            }
+            b'D' => {
+                let relation = self.relation_of(reader)?;
+                match reader.u8()? {
+                    b'K' | b'O' => {}
+                    _ => return Err(reader.invalid(format!("a delete from {} has no old row", relation.table))),
+                }
+                let before = read_old_tuple(reader, relation)?;
+                Ok(Some(self.change(relation, Op::Delete, Some(before), None, reader)?))
+            }
+            b'T' => {
+                let n_relations = reader.u32()?;
+                reader.u8()?; // CASCADE and RESTART IDENTITY, which change nothing for the target
+                let mut tables = Vec::new();
+                for _ in 0..n_relations {
+                    tables.push(self.relation_of(reader)?.table.clone());
+                }
+                Ok(Some(StreamItem::Truncate { tables, commit_lsn: self.commit_lsn(reader)? }))
+            }
+            // Type (sent before a Relation that uses a non-built-in type), Origin, and the logical
+            // decoding messages of pg_logical_emit_message: nothing a migration carries.
+            b'Y' | b'O' | b'M' => Ok(None),
+            kind => Err(reader.invalid(format!("unknown pgoutput message {:?}", char::from(kind)))),
+        }
+    }
+
+    /// Records a Relation message, which comes before the first change of each table in a session
+    /// and again after the table's definition changed.
+    fn relation(&mut self, reader: &mut Reader) -> Result<(), PgError> {
+        let relation_oid = reader.u32()?;
+        let schema = reader.cstr()?;
+        let name = reader.cstr()?;
+        reader.u8()?; // the replica identity, which the old rows show
+        let n_columns = reader.u16()?;
+        let mut streamed = Vec::with_capacity(usize::from(n_columns));
+        for _ in 0..n_columns {
+            reader.u8()?; // flags: part of the key
+            let name = reader.cstr()?;
+            let type_oid = reader.u32()?;
+            reader.u32()?; // the type modifier
+            streamed.push((name, type_oid));
+        }
+        // pgoutput sends an empty schema for pg_catalog.
+        let schema = if schema.is_empty() { "pg_catalog".to_string() } else { schema };
+        let table = QualifiedName { schema, name };
+        let endpoint = reader.endpoint.to_string();
+        let Some(expected) = self.tables.get(&table) else {
+            return Err(PgError::UnexpectedTable { endpoint, table: table.to_string() });
+        };
+        let relation = resolve(&table, expected, &streamed).map_err(|detail| PgError::TableChanged {
+            endpoint,
+            table: table.to_string(),
+            detail,
+        })?;
+        self.relations.insert(relation_oid, relation);
+        Ok(())
+    }
+
+    fn relation_of(&self, reader: &mut Reader) -> Result<&Relation, PgError> {
+        let relation_oid = reader.u32()?;
+        self.relations
+            .get(&relation_oid)
+            .ok_or_else(|| reader.invalid(format!("a change of relation {relation_oid} before its Relation message")))
+    }
+
+    fn commit_lsn(&self, reader: &Reader) -> Result<Lsn, PgError> {
+        self.commit_lsn.ok_or_else(|| reader.invalid("a change outside a transaction".to_string()))
+    }
+
+    fn change(
+        &self,
+        relation: &Relation,
+        op: Op,
+        before: Option<Row>,
+        after: Option<(Row, Vec<usize>)>,
+        reader: &Reader,
+    ) -> Result<StreamItem, PgError> {
+        let mut unchanged = Vec::new();
+        let after = after.map(|(row, toasted)| {
+            unchanged = [toasted, relation.generated.clone()].concat();
+            unchanged.sort_unstable();
+            row
+        });
+        Ok(StreamItem::Change(ChangeEvent {
+            table: relation.table.clone(),
+            op,
+            before,
+            after,
+            unchanged,
+            commit_lsn: self.commit_lsn(reader)?,
+        }))
+    }
+}
+
+/// The migrated tables as the stream must find them, each column's type resolved to the OID that
+/// Relation messages carry. Also checks that the publication exists, which PostgreSQL 15 would
+/// report only when it decodes the first change.
+async fn expected_columns(
+    endpoint: &DbEndpoint,
+    publication: &str,
+    tables: &[Table],
+) -> Result<HashMap<QualifiedName, Vec<ExpectedColumn>>, PgError> {
+    let client = crate::connect(endpoint).await?;
+    let error = |context: &'static str| move |source| PgError::query(endpoint, context, source);
+    let exists = client
+        .query_opt("select 1 from pg_publication where pubname = $1", &[&publication])
+        .await
+        .map_err(error("reading pg_publication"))?;
+    if exists.is_none() {
+        return Err(PgError::PublicationMissing {
+            endpoint: endpoint.to_string(),
+            publication: publication.to_string(),
+        });
+    }
+    // The catalog read each type as format_type printed it, which reads back as the same type.
+    let displays: Vec<&str> =
+        tables.iter().flat_map(|table| &table.columns).map(|column| column.data_type.display.as_str()).collect();
+    let rows = client
+        .query("select t::regtype::oid from unnest($1::text[]) with ordinality as d(t, n) order by n", &[&displays])
+        .await
+        .map_err(error("resolving the tables' column types"))?;
+    let mut type_oids = rows.iter().map(|row| row.get::<_, u32>(0));
+    let expected = tables
+        .iter()
+        .map(|table| {
+            let columns = table
+                .columns
+                .iter()
+                .zip(type_oids.by_ref())
+                .map(|(column, type_oid)| ExpectedColumn {
+                    name: column.name.clone(),
+                    type_oid,
+                    generated: column.generated.is_some(),
+                })
+                .collect();
+            (table.name.clone(), columns)
+        })
+        .collect();
+    Ok(expected)
+}
+
+/// Maps the streamed columns onto the table's by name, or says how the table changed.
+fn resolve(table: &QualifiedName, expected: &[ExpectedColumn], streamed: &[(String, u32)]) -> Result<Relation, String> {
+    let mut positions = Vec::with_capacity(streamed.len());
+    for (name, type_oid) in streamed {
+        let Some(position) = expected.iter().position(|column| &column.name == name) else {
+            return Err(format!("it has a new column {name:?}"));
+        };
+        if expected[position].type_oid != *type_oid {
+            return Err(format!("column {name:?} has a new type"));
+        }
+        positions.push(position);
+    }
+    let mut generated = Vec::new();
+    for (position, column) in expected.iter().enumerate() {
+        if positions.contains(&position) {
+            continue;
+        }
+        if !column.generated {
+            return Err(format!("column {:?} is gone", column.name));
+        }
+        generated.push(position);
+    }
+    Ok(Relation { table: table.clone(), n_columns: expected.len(), positions, generated })
+}
+
+/// A row (TupleData) in table column order, and the positions of unchanged TOASTed values it left out.
+fn read_tuple(reader: &mut Reader, relation: &Relation) -> Result<(Row, Vec<usize>), PgError> {
+    let n_streamed = usize::from(reader.u16()?);
+    if n_streamed != relation.positions.len() {
+        let n_expected = relation.positions.len();
+        return Err(reader.invalid(format!("a row of {} has {n_streamed} columns, not {n_expected}", relation.table)));
+    }
+    let mut row = vec![None; relation.n_columns];
+    let mut toasted = Vec::new();
+    for &position in &relation.positions {
+        match reader.u8()? {
+            b'n' => {}
+            b'u' => toasted.push(position),
+            b't' => {
+                let len = reader.u32()? as usize;
+                row[position] = Some(reader.text(len)?);
+            }
+            kind => return Err(reader.invalid(format!("unknown value kind {:?}", char::from(kind)))),
+        }
+    }
+    Ok((row, toasted))
+}
+
+/// An old row: the replica identity's columns (the others `None`), or every column. PostgreSQL logs
+/// them detoasted, so none may be left out.
+fn read_old_tuple(reader: &mut Reader, relation: &Relation) -> Result<Row, PgError> {
+    let (row, toasted) = read_tuple(reader, relation)?;
+    if !toasted.is_empty() {
+        return Err(reader.invalid(format!("an old row of {} leaves a value out", relation.table)));
+    }
+    Ok(row)
+}
+
+/// Reads the big-endian fields of one message.
+struct Reader<'a> {
+    data: &'a [u8],
+    endpoint: &'a str,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], PgError> {
+        if self.data.len() < len {
+            return Err(self.invalid(format!("a message ends {} bytes early", len - self.data.len())));
+        }
+        let (head, rest) = self.data.split_at(len);
+        self.data = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], PgError> {
+        let mut bytes = [0; N];
+        bytes.copy_from_slice(self.take(N)?);
+        Ok(bytes)
+    }
+
+    fn u8(&mut self) -> Result<u8, PgError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, PgError> {
+        Ok(u16::from_be_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, PgError> {
+        Ok(u32::from_be_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, PgError> {
+        Ok(u64::from_be_bytes(self.array()?))
+    }
+
+    fn expect(&mut self, kind: u8) -> Result<(), PgError> {
+        match self.u8()? {
+            found if found == kind => Ok(()),
+            found => Err(self.invalid(format!("expected {:?}, found {:?}", char::from(kind), char::from(found)))),
+        }
+    }
+
+    fn text(&mut self, len: usize) -> Result<String, PgError> {
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| self.invalid("a value is not UTF-8".to_string()))
+    }
+
+    /// A NUL-terminated string.
+    fn cstr(&mut self) -> Result<String, PgError> {
+        let Some(len) = memchr::memchr(0, self.data) else {
+            return Err(self.invalid("a name has no terminating NUL".to_string()));
+        };
+        let text = self.text(len)?;
+        self.take(1)?;
+        Ok(text)
+    }
+
+    fn invalid(&self, detail: String) -> PgError {
+        PgError::StreamFormat { endpoint: self.endpoint.to_string(), detail }
+    }
+}

@@ -1,0 +1,238 @@
+//! The change stream: what it decodes, in which order, at which LSNs, how confirming moves the slot,
+//! and the errors that stop it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
+use passerelle_model::schema::QualifiedName;
+use passerelle_pg::slot;
+use passerelle_pg::stream::{ChangeStream, StreamItem};
+use passerelle_testkit::unique_name;
+use tokio::time::Instant;
+use tokio_postgres::Client;
+
+use crate::support::{copy_rows, names, source, tables, text, SlotGuard};
+
+/// One committed transaction as the stream delivered it.
+#[derive(Debug)]
+struct Transaction {
+    changes: Vec<StreamItem>,
+    commit_lsn: Lsn,
+    end_lsn: Lsn,
+}
+
+/// Reads until `n_transactions` transactions have committed, failing after 30 s.
+async fn read_transactions(stream: &mut ChangeStream, n_transactions: usize) -> Vec<Transaction> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut transactions = Vec::new();
+    let mut changes = Vec::new();
+    while transactions.len() < n_transactions {
+        assert!(Instant::now() < deadline, "only {} transactions in 30 s: {transactions:?}", transactions.len());
+        match stream.next(Duration::from_secs(1)).await.unwrap_or_else(|error| panic!("{error}")) {
+            Some(StreamItem::Commit { commit_lsn, end_lsn }) => {
+                transactions.push(Transaction { changes: std::mem::take(&mut changes), commit_lsn, end_lsn });
+            }
+            Some(StreamItem::Idle { .. }) | None => {}
+            Some(item) => changes.push(item),
+        }
+    }
+    assert!(changes.is_empty(), "changes after the last commit: {changes:?}");
+    transactions
+}
+
+/// Runs `sql` and returns the WAL insert position after it.
+async fn run(client: &Client, sql: &str) -> Lsn {
+    client.batch_execute(sql).await.unwrap();
+    let row = client.query_one("select pg_current_wal_insert_lsn()::text", &[]).await.unwrap();
+    row.get::<_, String>(0).parse().unwrap()
+}
+
+fn qualified(name: &str) -> QualifiedName {
+    QualifiedName { schema: "public".to_string(), name: name.to_string() }
+}
+
+fn row(values: &[Option<&str>]) -> Row {
+    values.iter().map(|value| value.map(str::to_string)).collect()
+}
+
+/// A change as the test expects it, before it knows the commit LSN.
+fn change(table: &str, op: Op, before: Option<Row>, after: Option<Row>, unchanged: Vec<usize>) -> ChangeEvent {
+    ChangeEvent { table: qualified(table), op, before, after, unchanged, commit_lsn: Lsn(0) }
+}
+
+/// Every kind of change, in transactions of one or several statements, against keyed, keyless,
+/// TOASTed and awkwardly typed tables, decoded exactly, in commit order, at their commit LSNs, with
+/// each value's text as COPY prints it, although the database's own settings say otherwise.
+#[tokio::test]
+async fn the_stream_carries_every_committed_change_as_copy_prints_it() {
+    let (db, endpoint) = source(
+        "create table pair (a int, b text, note text, primary key (a, b));
+         create table keyless (x int, y text);
+         alter table keyless replica identity full;
+         create table doc (id int primary key, body text, counter int,
+                           doubled int generated always as (counter * 2) stored);
+         create table typed (id int primary key, n numeric, ts timestamptz, d date, i interval, b bytea,
+                             j jsonb, ai int[], at text[], p point, f float8, r real, t text, m money, tt timetz);
+         insert into pair values (1, 'one', 'before');
+         insert into keyless values (1, 'a'), (2, 'b');
+         insert into doc (id, body, counter) select 1, string_agg(md5(i::text), ''), 0 from generate_series(1, 1000) i;",
+    )
+    .await;
+    let settings = [
+        "timezone = 'America/New_York'",
+        "datestyle = 'SQL, DMY'",
+        "intervalstyle = 'sql_standard'",
+        "extra_float_digits = 0",
+        "bytea_output = 'escape'",
+    ];
+    let alter: String = settings.iter().map(|setting| format!("alter database {} set {setting};", db.name)).collect();
+    db.client().await.batch_execute(&alter).await.unwrap();
+    let tables = tables(&endpoint).await;
+    let slot = SlotGuard::new(&db);
+    let publication = unique_name("pub");
+    let client = passerelle_pg::connect(&endpoint).await.unwrap();
+    slot::create_publication(&client, &endpoint, &publication, &names(&tables)).await.unwrap();
+    let snapshot = slot::create_slot(&endpoint, &slot.name).await.unwrap();
+    let consistent_point = snapshot.consistent_point();
+    snapshot.close().await;
+
+    let mut lsns = vec![run(&client, "select 1").await];
+    let transactions = [
+        r#"insert into typed values
+             (1, 123456789012345678901234567890.123456789, '2024-03-10 02:30:00-08', '0044-03-15 BC',
+              '1 year 2 months 3 days 04:05:06.5', '\x00ff005c0a', '{"a": {"b": "ü😀 \"q\"\n"}}', '{1,NULL,3}',
+              '{"a b","c\"d",NULL,"","NULL"}', '(1.5,-2)', 'NaN', 'Infinity', E'emoji 😀 𝄞 tab\t\\N', 1234.56,
+              '23:59:59.999999+05:30'),
+             (2, 'NaN', '1900-01-01 00:00:00+01:30', '4713-01-01 BC', '-1 days -00:00:01', '\x', '[]', '{}',
+              '{"\\"}', '(0,0)', '-Infinity', '-0', '', -0.01, '00:00:00+00'),
+             (3, null, null, null, null, null, null, null, null, null, 0.1::float8 + 0.2::float8, null, null, null, null)"#,
+        "begin;
+         insert into pair values (2, 'two', 'x'), (3, 'three', 'y');
+         update pair set a = 20 where a = 2;
+         update pair set note = 'after' where a = 3;
+         commit;",
+        "begin; insert into keyless values (9, 'never'); rollback;",
+        "update doc set counter = 1 where id = 1",
+        "begin;
+         update keyless set y = 'c' where x = 1;
+         delete from keyless where x = 2;
+         delete from pair where a = 1;
+         commit;",
+        "truncate keyless",
+        "insert into doc (id, body, counter)
+         select 2, string_agg(md5((-i)::text), ''), 5 from generate_series(1, 1000) i",
+    ];
+    for sql in transactions {
+        lsns.push(run(&client, sql).await);
+    }
+
+    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, consistent_point, &tables).await.unwrap();
+    let mut streamed = read_transactions(&mut stream, 6).await;
+    stream.close().await.unwrap();
+
+    // Each transaction committed between the WAL positions around it, after the slot's consistent point.
+    let committed: Vec<(Lsn, Lsn)> = [0, 1, 3, 4, 5, 6].iter().map(|&idx| (lsns[idx], lsns[idx + 1])).collect();
+    assert!(consistent_point <= lsns[0]);
+    for (transaction, (before, after)) in streamed.iter().zip(&committed) {
+        assert!(*before < transaction.commit_lsn && transaction.commit_lsn < transaction.end_lsn, "{transaction:?}");
+        assert!(transaction.end_lsn <= *after, "{transaction:?}");
+    }
+    // Every change carries its transaction's commit LSN; the rest is compared without it.
+    for transaction in &mut streamed {
+        for item in &mut transaction.changes {
+            match item {
+                StreamItem::Change(event) => {
+                    assert_eq!(event.commit_lsn, transaction.commit_lsn);
+                    event.commit_lsn = Lsn(0);
+                }
+                StreamItem::Truncate { commit_lsn, .. } => {
+                    assert_eq!(*commit_lsn, transaction.commit_lsn);
+                    *commit_lsn = Lsn(0);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+    let changes: Vec<Vec<StreamItem>> = streamed.into_iter().map(|transaction| transaction.changes).collect();
+
+    // The typed rows are checked against COPY below; here, only their shape.
+    assert_eq!(changes[0].len(), 3);
+    let typed_rows: Vec<Row> =
+        changes[0]
+            .iter()
+            .map(|item| match item {
+                StreamItem::Change(ChangeEvent {
+                    op: Op::Create, before: None, after: Some(after), unchanged, ..
+                }) if unchanged.is_empty() => after.clone(),
+                other => panic!("not an insert: {other:?}"),
+            })
+            .collect();
+    let big_body: String = client
+        .query_one("select string_agg(md5((-i)::text), '') from generate_series(1, 1000) i", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let expected = vec![
+        vec![
+            change("pair", Op::Create, None, Some(row(&[Some("2"), Some("two"), Some("x")])), vec![]),
+            change("pair", Op::Create, None, Some(row(&[Some("3"), Some("three"), Some("y")])), vec![]),
+            // The key changed: the old key comes along, the other old columns do not.
+            change(
+                "pair",
+                Op::Update,
+                Some(row(&[Some("2"), Some("two"), None])),
+                Some(row(&[Some("20"), Some("two"), Some("x")])),
+                vec![],
+            ),
+            change("pair", Op::Update, None, Some(row(&[Some("3"), Some("three"), Some("after")])), vec![]),
+        ],
+        // The TOASTed body did not change, so it is not sent; the generated column never is.
+        vec![change("doc", Op::Update, None, Some(row(&[Some("1"), None, Some("1"), None])), vec![1, 3])],
+        vec![
+            change(
+                "keyless",
+                Op::Update,
+                Some(row(&[Some("1"), Some("a")])),
+                Some(row(&[Some("1"), Some("c")])),
+                vec![],
+            ),
+            change("keyless", Op::Delete, Some(row(&[Some("2"), Some("b")])), None, vec![]),
+            change("pair", Op::Delete, Some(row(&[Some("1"), Some("one"), None])), None, vec![]),
+        ],
+        vec![],
+        vec![change("doc", Op::Create, None, Some(row(&[Some("2"), Some(&big_body), Some("5"), None])), vec![3])],
+    ];
+    let expected: Vec<Vec<StreamItem>> =
+        expected.into_iter().map(|transaction| transaction.into_iter().map(StreamItem::Change).collect()).collect();
+    assert_eq!(changes[1], expected[0]);
+    assert_eq!(changes[2], expected[1]);
+    assert_eq!(changes[3], expected[2]);
+    assert_eq!(changes[4], vec![StreamItem::Truncate { tables: vec![qualified("keyless")], commit_lsn: Lsn(0) }]);
+    assert_eq!(changes[5], expected[4]);
+
+    // COPY under an exported snapshot of the final state prints every streamed value identically.
+    let snapshot_client = passerelle_pg::connect(&endpoint).await.unwrap();
+    snapshot_client.batch_execute("begin isolation level repeatable read").await.unwrap();
+    let snapshot_name: String = snapshot_client.query_one("select pg_export_snapshot()", &[]).await.unwrap().get(0);
+    let copied = copy_rows(&endpoint, &snapshot_name, &tables, 1).await;
+    let copied: HashMap<String, Vec<Row>> =
+        tables.iter().zip(copied).map(|(table, rows)| (table.name.name.clone(), rows)).collect();
+    let mut copied_typed = copied["typed"].clone();
+    copied_typed.sort_by_key(|row| row[0].clone());
+    assert_eq!(typed_rows, copied_typed);
+    let copied_doc_2 = copied["doc"].iter().find(|row| row[0].as_deref() == Some("2")).unwrap();
+    assert_eq!(copied_doc_2[1].as_ref(), Some(&big_body));
+    // And those are the values the pinned settings print, not the database's.
+    assert_eq!(typed_rows[0][2], text("2024-03-10 10:30:00+00"));
+    assert_eq!(typed_rows[0][3], text("0044-03-15 BC"));
+    assert_eq!(typed_rows[0][4], text("P1Y2M3DT4H5M6.5S"));
+    assert_eq!(typed_rows[0][5], text("\\x00ff005c0a"));
+    assert_eq!(typed_rows[0][6], text(r#"{"a": {"b": "ü😀 \"q\"\n"}}"#));
+    assert_eq!(typed_rows[0][12], text("emoji 😀 𝄞 tab\t\\N"));
+    assert_eq!(typed_rows[1][4], text("P-1DT-1S"));
+    assert_eq!(typed_rows[1][11], text("-0"));
+    assert_eq!(typed_rows[2][10], text("0.30000000000000004"));
+    drop(snapshot_client);
+    slot::drop_publication(&client, &endpoint, &publication).await.unwrap();
+}
