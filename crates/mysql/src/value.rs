@@ -1,39 +1,46 @@
-//! One value, from PostgreSQL's text output to a field of a `LOAD DATA` stream, following the
-//! [`Conversion`] that `ddl` chose with the column's type.
+//! One value, from PostgreSQL's text output to a field of a `LOAD DATA` stream or to a statement
+//! parameter, following the [`Conversion`] that `ddl` chose with the column's type.
 //!
 //! The stream uses `LOAD DATA`'s defaults: fields end with a tab, lines with `\n`, and `\` escapes
 //! (`\N` is NULL, `\0` a NUL byte). Anything the target type cannot hold is refused with a reason;
 //! nothing is rounded, clipped or dropped here. Reasons never quote the value: rows stay out of logs.
 
+use std::borrow::Cow;
+
 use passerelle_model::target::{ArrayElement, Conversion, Shape};
 
 /// Appends `text` (`None` for NULL), converted, as one escaped field.
 pub fn write_field(conversion: &Conversion, text: Option<&str>, out: &mut Vec<u8>) -> Result<(), String> {
-    let Some(text) = text else {
-        out.extend_from_slice(b"\\N");
-        return Ok(());
-    };
-    match conversion {
-        Conversion::Text => escape(text.as_bytes(), out),
-        Conversion::Number => escape(finite(text)?.as_bytes(), out),
-        Conversion::Boolean => out.push(match text {
-            "t" => b'1',
-            "f" => b'0',
-            _ => return Err("not a boolean".to_string()),
-        }),
-        Conversion::Money => escape(money(text)?.as_bytes(), out),
-        Conversion::Bytes => escape(&hex_bytes(text.strip_prefix("\\x").ok_or("bytea without \\x prefix")?)?, out),
-        Conversion::DateTime => escape(date_time(text)?.as_bytes(), out),
-        Conversion::TimeUtc => escape(time_utc(text)?.as_bytes(), out),
-        Conversion::UuidBytes => escape(&hex_bytes(&text.replace('-', ""))?, out),
-        Conversion::IntervalMicros => escape(interval_micros(text)?.to_string().as_bytes(), out),
-        Conversion::Bits => escape(text.as_bytes(), out),
-        Conversion::Geometry(shape) => escape(wkt(text, *shape)?.as_bytes(), out),
-        Conversion::Array(element) => escape(array_json(text, *element)?.as_bytes(), out),
-        Conversion::Record { fields } => escape(record_json(text, fields)?.as_bytes(), out),
-        Conversion::Hstore => escape(hstore_json(text)?.as_bytes(), out),
+    match text {
+        None => out.extend_from_slice(b"\\N"),
+        Some(text) => escape(&convert(conversion, text)?, out),
     }
     Ok(())
+}
+
+/// The target's value of `text`, as the bytes a `LOAD DATA` field or a statement parameter carries
+/// (before [`value_expression`] applies where the text alone cannot say it).
+pub fn convert<'a>(conversion: &Conversion, text: &'a str) -> Result<Cow<'a, [u8]>, String> {
+    let owned = |text: String| Cow::Owned(text.into_bytes());
+    Ok(match conversion {
+        Conversion::Text | Conversion::Bits => Cow::Borrowed(text.as_bytes()),
+        Conversion::Number => Cow::Borrowed(finite(text)?.as_bytes()),
+        Conversion::Boolean => Cow::Borrowed(match text {
+            "t" => b"1",
+            "f" => b"0",
+            _ => return Err("not a boolean".to_string()),
+        }),
+        Conversion::Money => owned(money(text)?),
+        Conversion::Bytes => Cow::Owned(hex_bytes(text.strip_prefix("\\x").ok_or("bytea without \\x prefix")?)?),
+        Conversion::DateTime => Cow::Borrowed(date_time(text)?.as_bytes()),
+        Conversion::TimeUtc => owned(time_utc(text)?),
+        Conversion::UuidBytes => Cow::Owned(hex_bytes(&text.replace('-', ""))?),
+        Conversion::IntervalMicros => owned(interval_micros(text)?.to_string()),
+        Conversion::Geometry(shape) => owned(wkt(text, *shape)?),
+        Conversion::Array(element) => owned(array_json(text, *element)?),
+        Conversion::Record { fields } => owned(record_json(text, fields)?),
+        Conversion::Hstore => owned(hstore_json(text)?),
+    })
 }
 
 /// The SQL that turns a loaded field (a user variable) into the column's value, for conversions the
@@ -45,6 +52,12 @@ pub fn load_expression(conversion: &Conversion, variable: &str) -> Option<String
         Conversion::Bits => Some(format!("CAST(CONV({variable}, 2, 10) AS UNSIGNED)")),
         _ => None,
     }
+}
+
+/// The SQL of the column's value from a statement parameter `?` that holds [`convert`]'s bytes: the
+/// same wrapping as the `LOAD DATA` path.
+pub fn value_expression(conversion: &Conversion) -> String {
+    load_expression(conversion, "?").unwrap_or_else(|| "?".to_string())
 }
 
 fn escape(bytes: &[u8], out: &mut Vec<u8>) {
