@@ -8,6 +8,11 @@ const ER_ACCESS_DENIED: u16 = 1045;
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
 const ER_CON_COUNT: u16 = 1040;
+/// Errors of a statement that wrote a value the column cannot hold (strict mode makes them errors):
+/// NULL into NOT NULL, a duplicate key, out of range, truncated, wrong for the type, too long, no
+/// default for a column left out, bad geometry or JSON, a failed CHECK (MySQL's and MariaDB's codes).
+const REFUSED_VALUE: [u16; 15] =
+    [1048, 1062, 1264, 1265, 1292, 1364, 1366, 1406, 1411, 1416, 1690, 3037, 3140, 3819, 4025];
 
 #[derive(Debug)]
 pub enum MysqlError {
@@ -30,6 +35,14 @@ pub enum MysqlError {
         table: String,
         topic: String,
         partition: i32,
+        cause: String,
+    },
+    /// A change event the target cannot apply as it stands.
+    Unappliable {
+        table: String,
+        topic: String,
+        partition: i32,
+        offset: i64,
         cause: String,
     },
     /// The target refused or changed rows of a load.
@@ -62,6 +75,36 @@ impl MysqlError {
         MysqlError::Query { endpoint: endpoint.to_string(), context, code, message }
     }
 
+    /// A statement that wrote the changes at `offsets` failed: a value the target refused becomes a
+    /// [`MysqlError::Data`] naming the column (the server's words, without the value they quote),
+    /// anything else a [`MysqlError::Query`].
+    pub(crate) fn writing(
+        endpoint: &impl fmt::Display,
+        table: &str,
+        (topic, partition): (&str, i32),
+        offsets: &str,
+        error: mysql_async::Error,
+    ) -> MysqlError {
+        match error {
+            mysql_async::Error::Server(server) if REFUSED_VALUE.contains(&server.code) => MysqlError::Data {
+                table: table.to_string(),
+                topic: topic.to_string(),
+                partition,
+                cause: format!(
+                    "{offsets}: the target refused it: error {}: {}",
+                    server.code,
+                    without_value(&server.message)
+                ),
+            },
+            other => MysqlError::query(endpoint, "applying changes", other),
+        }
+    }
+
+    /// Whether this is a value the target refused, which a smaller statement can pin down.
+    pub(crate) fn is_refused_value(&self) -> bool {
+        matches!(self, MysqlError::Data { .. })
+    }
+
     /// What went wrong, in one line.
     pub fn cause(&self) -> String {
         match self {
@@ -78,6 +121,9 @@ impl MysqlError {
             MysqlError::Data { table, topic, partition, cause } => {
                 format!("a value for {table} from {topic}/{partition} cannot be converted: {cause}")
             }
+            MysqlError::Unappliable { table, topic, partition, offset, cause } => {
+                format!("the change at {topic}/{partition} offset {offset} cannot be applied to {table}: {cause}")
+            }
             MysqlError::Rejected { table, topic, partition, detail } => {
                 format!("the target did not take every row for {table} from {topic}/{partition}: {detail}")
             }
@@ -92,6 +138,10 @@ impl MysqlError {
             MysqlError::Query { .. } => "see the target server's error log for details",
             MysqlError::Data { .. } => {
                 "see the mapping report for this column's type; change the source value or the mapping option"
+            }
+            MysqlError::Unappliable { .. } => {
+                "a table without a primary key needs REPLICA IDENTITY FULL on the source so that its updates and \
+                 deletes carry the old row"
             }
             MysqlError::Rejected { .. } => {
                 "check that the target tables were created by this plan and are empty, then run again"
@@ -108,9 +158,28 @@ impl MysqlError {
                 [ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK, ER_CON_COUNT].contains(code)
             }
             MysqlError::Query { code: None, .. } => true,
-            MysqlError::AuthFailed { .. } | MysqlError::Data { .. } | MysqlError::Rejected { .. } => false,
+            MysqlError::AuthFailed { .. }
+            | MysqlError::Data { .. }
+            | MysqlError::Unappliable { .. }
+            | MysqlError::Rejected { .. } => false,
         }
     }
+}
+
+/// The server's message without the value it quotes (`Incorrect integer value: '…' for column`,
+/// `Duplicate entry '…' for key`) and without its row number, which counts rows of our statement.
+fn without_value(message: &str) -> String {
+    let mut message = message.to_string();
+    for marker in ["value: '", "entry '"] {
+        let Some(start) = message.find(marker).map(|at| at + marker.len()) else { continue };
+        if let Some(length) = message[start..].find("' for ") {
+            message.replace_range(start..start + length, "…");
+        }
+    }
+    if let Some(at) = message.rfind(" at row ") {
+        message.truncate(at);
+    }
+    message
 }
 
 /// The driver wraps an IO error in two layers that repeat each other; the innermost one says it all.
@@ -129,3 +198,18 @@ impl fmt::Display for MysqlError {
 }
 
 impl std::error::Error for MysqlError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_leave_values_out() {
+        assert_eq!(
+            without_value("Incorrect datetime value: '2020-13-01 x' for column `d`.`t`.`c` at row 12"),
+            "Incorrect datetime value: '…' for column `d`.`t`.`c`"
+        );
+        assert_eq!(without_value("Duplicate entry '5-a' for key 'PRIMARY'"), "Duplicate entry '…' for key 'PRIMARY'");
+        assert_eq!(without_value("Data too long for column 'c' at row 1"), "Data too long for column 'c'");
+    }
+}

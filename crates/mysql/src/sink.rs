@@ -1,7 +1,12 @@
 //! Applying rows to the target exactly once: each batch of one Kafka partition is loaded in one
 //! transaction that also advances that partition's offset in the bookkeeping table. A batch seen
 //! again (a restart, a rebalance, a replayed fetch) finds its offsets already consumed and is skipped,
-//! which holds for tables without a primary key too.
+//! which holds for tables without a primary key too. The change stream is applied the same way
+//! (`changes`).
+
+mod changes;
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -27,6 +32,9 @@ pub struct Sink {
     endpoint: String,
     /// Where the offsets table lives.
     bookkeeping_db: String,
+    /// The temporary tables that changes compare old rows through, by target database and table.
+    scratch_tables: HashMap<(String, String), String>,
+    n_change_statements: u64,
 }
 
 /// Where one batch comes from.
@@ -43,7 +51,13 @@ impl Sink {
         let name = endpoint.to_string();
         conn.query_drop(SESSION).await.map_err(|error| MysqlError::query(&name, "setting up the session", error))?;
         crate::bookkeeping::ensure_tables(&mut conn, &name, bookkeeping_db).await?;
-        Ok(Sink { conn, endpoint: name, bookkeeping_db: bookkeeping_db.to_string() })
+        Ok(Sink {
+            conn,
+            endpoint: name,
+            bookkeeping_db: bookkeeping_db.to_string(),
+            scratch_tables: HashMap::new(),
+            n_change_statements: 0,
+        })
     }
 
     /// Loads snapshot rows, `(offset, row)` in offset order, and advances the partition's offset, in
@@ -59,10 +73,16 @@ impl Sink {
             return Ok(0);
         }
         self.run("starting a transaction", "START TRANSACTION").await?;
-        match self.load_in_transaction(table, origin, rows).await {
-            Ok(n_loaded) => {
+        let outcome = self.load_in_transaction(table, origin, rows).await;
+        self.finish(outcome).await
+    }
+
+    /// Commits after a batch applied, rolls back after one that failed.
+    async fn finish(&mut self, outcome: Result<u64, MysqlError>) -> Result<u64, MysqlError> {
+        match outcome {
+            Ok(n_applied) => {
                 self.run("committing", "COMMIT").await?;
-                Ok(n_loaded)
+                Ok(n_applied)
             }
             Err(error) => {
                 // The connection may be gone; then the server rolls back on its own.
@@ -72,31 +92,56 @@ impl Sink {
         }
     }
 
+    /// In the batch's transaction: the partition's next offset to apply, its row locked until the
+    /// transaction ends.
+    async fn claim(&mut self, origin: BatchOrigin<'_>) -> Result<i64, MysqlError> {
+        let endpoint = &self.endpoint;
+        let context = |context: &'static str| move |error| MysqlError::query(endpoint, context, error);
+        let offsets = format!("{}.{OFFSETS_TABLE}", quote(&self.bookkeeping_db));
+        self.conn
+            .exec_drop(
+                format!("INSERT IGNORE INTO {offsets} (topic, kafka_partition, next_offset) VALUES (?, ?, 0)"),
+                (origin.topic, origin.partition),
+            )
+            .await
+            .map_err(context("registering the partition"))?;
+        // FOR UPDATE: two sinks given the same partition (a rebalance in flight) apply it one at a time.
+        let next_offset: Option<i64> = self
+            .conn
+            .exec_first(
+                format!("SELECT next_offset FROM {offsets} WHERE topic = ? AND kafka_partition = ? FOR UPDATE"),
+                (origin.topic, origin.partition),
+            )
+            .await
+            .map_err(context("reading the partition's offset"))?;
+        Ok(next_offset.unwrap_or(0))
+    }
+
+    /// In the batch's transaction: records that everything below `next_offset` is applied.
+    async fn advance(&mut self, origin: BatchOrigin<'_>, next_offset: i64) -> Result<(), MysqlError> {
+        let endpoint = &self.endpoint;
+        self.conn
+            .exec_drop(
+                format!(
+                    "UPDATE {}.{OFFSETS_TABLE} SET next_offset = ? WHERE topic = ? AND kafka_partition = ?",
+                    quote(&self.bookkeeping_db)
+                ),
+                (next_offset, origin.topic, origin.partition),
+            )
+            .await
+            .map_err(|error| MysqlError::query(endpoint, "advancing the partition's offset", error))
+    }
+
     async fn load_in_transaction(
         &mut self,
         table: &TargetTable,
         origin: BatchOrigin<'_>,
         rows: &[(i64, Row)],
     ) -> Result<u64, MysqlError> {
+        let next_offset = self.claim(origin).await?;
         let endpoint = &self.endpoint;
         let context = |context: &'static str| move |error| MysqlError::query(endpoint, context, error);
-        let offsets = format!("{}.{OFFSETS_TABLE}", quote(&self.bookkeeping_db));
         let conn = &mut self.conn;
-        conn.exec_drop(
-            format!("INSERT IGNORE INTO {offsets} (topic, kafka_partition, next_offset) VALUES (?, ?, 0)"),
-            (origin.topic, origin.partition),
-        )
-        .await
-        .map_err(context("registering the partition"))?;
-        // FOR UPDATE: two sinks given the same partition (a rebalance in flight) apply it one at a time.
-        let next_offset: i64 = conn
-            .exec_first(
-                format!("SELECT next_offset FROM {offsets} WHERE topic = ? AND kafka_partition = ? FOR UPDATE"),
-                (origin.topic, origin.partition),
-            )
-            .await
-            .map_err(context("reading the partition's offset"))?
-            .unwrap_or(0);
         let fresh: Vec<&(i64, Row)> = rows.iter().filter(|(offset, _)| *offset >= next_offset).collect();
         let Some(&&(last_offset, _)) = fresh.last() else { return Ok(0) };
         let table_name = || format!("{}.{}", table.database, table.name);
@@ -126,12 +171,7 @@ impl Sink {
                 ),
             });
         }
-        conn.exec_drop(
-            format!("UPDATE {offsets} SET next_offset = ? WHERE topic = ? AND kafka_partition = ?"),
-            (last_offset + 1, origin.topic, origin.partition),
-        )
-        .await
-        .map_err(context("advancing the partition's offset"))?;
+        self.advance(origin, last_offset + 1).await?;
         Ok(affected)
     }
 
