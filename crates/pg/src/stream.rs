@@ -558,3 +558,28 @@ impl<'a> Reader<'a> {
         PgError::StreamFormat { endpoint: self.endpoint.to_string(), detail }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, type_oid: u32, generated: bool) -> ExpectedColumn {
+        ExpectedColumn { name: name.to_string(), type_oid, generated }
+    }
+
+    fn check(streamed: &[(&str, u32)]) -> Result<(Vec<usize>, Vec<usize>), String> {
+        let table = QualifiedName { schema: "public".to_string(), name: "t".to_string() };
+        let expected = [column("id", 23, false), column("twice", 23, true), column("note", 25, false)];
+        let streamed: Vec<(String, u32)> = streamed.iter().map(|(name, oid)| (name.to_string(), *oid)).collect();
+        resolve(&table, &expected, &streamed).map(|relation| (relation.positions, relation.generated))
+    }
+
+    #[test]
+    fn streamed_columns_map_to_the_table_by_name() {
+        assert_eq!(check(&[("note", 25), ("id", 23)]), Ok((vec![2, 0], vec![1])));
+        assert_eq!(check(&[("id", 23), ("twice", 23), ("note", 25)]), Ok((vec![0, 1, 2], vec![])));
+        assert_eq!(check(&[("id", 23)]), Err("column \"note\" is gone".to_string()));
+        assert_eq!(check(&[("id", 20), ("note", 25)]), Err("column \"id\" has a new type".to_string()));
+        assert_eq!(check(&[("id", 23), ("note", 25), ("extra", 25)]), Err("it has a new column \"extra\"".to_string()));
+    }
+}

@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
-use passerelle_model::schema::QualifiedName;
-use passerelle_pg::slot;
+use passerelle_model::schema::{QualifiedName, Table};
 use passerelle_pg::stream::{ChangeStream, StreamItem};
-use passerelle_testkit::unique_name;
+use passerelle_pg::{slot, PgError};
+use passerelle_testkit::{unique_name, SourceDb};
 use tokio::time::Instant;
 use tokio_postgres::Client;
 
@@ -234,5 +235,133 @@ async fn the_stream_carries_every_committed_change_as_copy_prints_it() {
     assert_eq!(typed_rows[1][11], text("-0"));
     assert_eq!(typed_rows[2][10], text("0.30000000000000004"));
     drop(snapshot_client);
+    slot::drop_publication(&client, &endpoint, &publication).await.unwrap();
+}
+
+/// The ids that `transactions` inserted into a one-column table, one list per transaction.
+fn inserted_ids(transactions: &[Transaction]) -> Vec<Vec<String>> {
+    let id = |item: &StreamItem| match item {
+        StreamItem::Change(ChangeEvent { op: Op::Create, after: Some(after), .. }) => after[0].clone().unwrap(),
+        other => panic!("not an insert: {other:?}"),
+    };
+    transactions.iter().map(|transaction| transaction.changes.iter().map(id).collect()).collect()
+}
+
+/// A source with one table, its publication and slot, and the slot's consistent point.
+async fn streamed_source() -> (SourceDb, DbEndpoint, SlotGuard, String, Vec<Table>, Lsn) {
+    let (db, endpoint) = source("create table item (id int primary key)").await;
+    let tables = tables(&endpoint).await;
+    let slot = SlotGuard::new(&db);
+    let publication = unique_name("pub");
+    let client = passerelle_pg::connect(&endpoint).await.unwrap();
+    slot::create_publication(&client, &endpoint, &publication, &names(&tables)).await.unwrap();
+    let snapshot = slot::create_slot(&endpoint, &slot.name).await.unwrap();
+    let consistent_point = snapshot.consistent_point();
+    snapshot.close().await;
+    (db, endpoint, slot, publication, tables, consistent_point)
+}
+
+/// The slot moves to what the caller confirmed, never back, on close and every 10 s while streaming,
+/// and a stream started again from the same point resumes after it.
+#[tokio::test]
+async fn a_restarted_stream_resumes_after_the_confirmed_position() {
+    let (_db, endpoint, slot, publication, tables, consistent_point) = streamed_source().await;
+    let client = passerelle_pg::connect(&endpoint).await.unwrap();
+    let confirmed_flush =
+        || async { slot::slot_info(&client, &endpoint, &slot.name).await.unwrap().unwrap().confirmed_flush.unwrap() };
+    for sql in ["insert into item values (1)", "insert into item values (2)"] {
+        client.batch_execute(sql).await.unwrap();
+    }
+
+    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, consistent_point, &tables).await.unwrap();
+    let first = read_transactions(&mut stream, 2).await;
+    assert_eq!(inserted_ids(&first), [["1"], ["2"]]);
+    stream.confirm(first[0].end_lsn);
+    stream.confirm(consistent_point);
+    stream.close().await.unwrap();
+    assert_eq!(confirmed_flush().await, first[0].end_lsn);
+
+    // Asked for the consistent point again, the slot starts after what was confirmed.
+    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, consistent_point, &tables).await.unwrap();
+    client.batch_execute("insert into item values (3)").await.unwrap();
+    let second = read_transactions(&mut stream, 2).await;
+    assert_eq!(inserted_ids(&second), [["2"], ["3"]]);
+    assert_eq!(second[0].commit_lsn, first[1].commit_lsn);
+
+    // Without close, the server hears of a confirmation within 10 s, while the caller reads on.
+    stream.confirm(second[1].end_lsn);
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while confirmed_flush().await != second[1].end_lsn {
+        assert!(Instant::now() < deadline, "the confirmation did not reach the server in 12 s");
+        assert!(matches!(stream.next(Duration::from_millis(500)).await, Ok(None | Some(StreamItem::Idle { .. }))));
+    }
+    stream.close().await.unwrap();
+    slot::drop_publication(&client, &endpoint, &publication).await.unwrap();
+}
+
+/// Reads until the stream fails, failing the test if it goes on for 30 s.
+async fn read_until_error(stream: &mut ChangeStream) -> PgError {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(Instant::now() < deadline, "the stream went on for 30 s");
+        if let Err(error) = stream.next(Duration::from_secs(1)).await {
+            return error;
+        }
+    }
+}
+
+/// What stops a stream, each with its cause: a missing slot or publication, a second reader of the
+/// slot, a table the migration does not carry, a dropped connection, a table altered mid-stream.
+#[tokio::test]
+async fn the_stream_refuses_what_it_cannot_carry() {
+    let (_db, endpoint, slot, publication, tables, from) = streamed_source().await;
+    let client = passerelle_pg::connect(&endpoint).await.unwrap();
+
+    let error = ChangeStream::start(&endpoint, "no_such_slot", &publication, from, &tables).await.unwrap_err();
+    assert!(matches!(&error, PgError::SlotMissing { slot, .. } if slot == "no_such_slot"), "{error}");
+    let error = ChangeStream::start(&endpoint, &slot.name, "no_such_pub", from, &tables).await.unwrap_err();
+    assert!(matches!(&error, PgError::PublicationMissing { publication, .. } if publication == "no_such_pub"));
+    assert!(error.to_string().contains("has no publication \"no_such_pub\""), "{error}");
+
+    // A publication that publishes more than the migration copies.
+    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, from, &[]).await.unwrap();
+    client.batch_execute("insert into item values (1)").await.unwrap();
+    let error = read_until_error(&mut stream).await;
+    assert!(matches!(&error, PgError::UnexpectedTable { table, .. } if table == "public.item"), "{error}");
+    stream.close().await.unwrap();
+
+    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, from, &tables).await.unwrap();
+    let error = ChangeStream::start(&endpoint, &slot.name, &publication, from, &tables).await.unwrap_err();
+    assert!(matches!(&error, PgError::SlotInUse { .. }), "{error}");
+    assert!(error.retryable());
+    assert!(error.to_string().contains("another process streams from it"), "{error}");
+
+    // The walsender ends, as when an administrator terminates it or the server restarts.
+    client
+        .execute(
+            "select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1",
+            &[&slot.name],
+        )
+        .await
+        .unwrap();
+    let error = read_until_error(&mut stream).await;
+    assert!(matches!(&error, PgError::ConnectionLost { .. }), "{error}");
+    assert!(error.retryable());
+    drop(stream);
+
+    // Retried as its error says it may be, until the server has released the slot.
+    let mut stream = loop {
+        match ChangeStream::start(&endpoint, &slot.name, &publication, from, &tables).await {
+            Err(error) if error.retryable() => tokio::time::sleep(Duration::from_millis(100)).await,
+            started => break started.unwrap(),
+        }
+    };
+    assert_eq!(inserted_ids(&read_transactions(&mut stream, 1).await), [["1"]]);
+    client.batch_execute("alter table item add column note text; insert into item values (2, 'x')").await.unwrap();
+    let error = read_until_error(&mut stream).await;
+    assert!(matches!(&error, PgError::TableChanged { table, .. } if table == "public.item"), "{error}");
+    assert!(error.to_string().contains("it has a new column \"note\""), "{error}");
+    assert!(!error.retryable());
+    stream.close().await.unwrap();
     slot::drop_publication(&client, &endpoint, &publication).await.unwrap();
 }
