@@ -10,9 +10,10 @@
 //! in order: a batch holds one kind only, and a key that comes back in it replaces its earlier row.
 //!
 //! Old rows and keys are matched through a temporary table shaped by `CREATE … SELECT` from the
-//! target table: the old values land in columns of the target's own types, so FLOAT meets FLOAT,
-//! DECIMAL meets DECIMAL and (on MySQL) JSON meets JSON, where comparing a column with a string
-//! parameter would compare doubles or JSON strings and could miss the row or hit its neighbour.
+//! target table: the old values land in columns of the target's own types, so FLOAT meets FLOAT and
+//! (on MySQL) JSON meets JSON. Compared with a string parameter, a FLOAT column holding 0.1 never
+//! equals '0.1', MySQL's JSON equals no string, and MySQL documents a string against a DECIMAL as
+//! compared in doubles, where a neighbouring value could match.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -178,11 +179,14 @@ impl Sink {
         rows: &[(i64, &Row)],
         unchanged: &[usize],
     ) -> Result<(), MysqlError> {
-        let outcome = self.write_statement(target, rows, unchanged).await;
-        match outcome {
+        let columns = write_columns(target.table, unchanged);
+        // A value the conversion refuses names its change already.
+        let params = target.params(rows, &columns)?;
+        match self.write_statement(target, rows, &columns, params).await {
             Err(error) if error.is_refused_value() && rows.len() > 1 => {
                 for row in rows {
-                    self.write_statement(target, std::slice::from_ref(row), unchanged).await?;
+                    let row = std::slice::from_ref(row);
+                    self.write_statement(target, row, &columns, target.params(row, &columns)?).await?;
                 }
                 Err(error)
             }
@@ -194,15 +198,15 @@ impl Sink {
         &mut self,
         target: &Target<'_>,
         rows: &[(i64, &Row)],
-        unchanged: &[usize],
+        columns: &[usize],
+        params: Vec<Value>,
     ) -> Result<(), MysqlError> {
         let table = target.table;
-        let columns = write_columns(table, unchanged);
         let mut sql = format!(
             "INSERT INTO {} ({}) VALUES {}",
             target.name(),
-            column_list(table, &columns),
-            values_list(table, &columns, rows.len())
+            column_list(table, columns),
+            values_list(table, columns, rows.len())
         );
         if !table.key.is_empty() {
             // VALUES(column) rather than MySQL 8.0.19's row alias, which MariaDB does not have; MySQL
@@ -223,7 +227,6 @@ impl Sink {
             sql.push_str(" ON DUPLICATE KEY UPDATE ");
             sql.push_str(&updates.join(", "));
         }
-        let params = target.params(rows, &columns)?;
         self.execute(target, offsets(rows), sql, params).await
     }
 
@@ -423,10 +426,11 @@ impl<'a> Batch<'a> {
             Step::Remove { row } => row_bytes(row),
             Step::Rekey { before, after, .. } => row_bytes(before) + row_bytes(after),
         };
+        // Rows of keyed tables are borrowed from the changes (only keyless updates build a row).
         let key = match &step {
             _ if table.key.is_empty() => None,
             Step::Write { row: Cow::Borrowed(row), .. } | Step::Remove { row } => Some(key_of(table, row)),
-            _ => None,
+            Step::Write { .. } | Step::Rekey { .. } => None,
         };
         match key {
             // The later change of a key wins: for a write its row holds every column the earlier
@@ -450,6 +454,9 @@ fn steps<'a>(table: &TargetTable, change: &'a ChangeEvent) -> Result<Vec<Step<'a
         }
         Ok(row)
     };
+    if change.table != table.source {
+        return Err(format!("a change of {}, not of {}", change.table, table.source));
+    }
     let unchanged = change.unchanged.as_slice();
     if unchanged.iter().any(|position| *position >= table.columns.len() || table.key.contains(position)) {
         return Err("a key column or a column the table lacks is marked unchanged".to_string());
