@@ -232,20 +232,15 @@ impl Sink {
 
     /// Deletes the rows with these keys: the keys go to the scratch table, the rows go by a join on it.
     async fn remove_keys(&mut self, target: &Target<'_>, keys: &[(i64, &Row)]) -> Result<(), MysqlError> {
-        let table = target.table;
         let name = target.name();
-        let on: Vec<String> = table
-            .key
-            .iter()
-            .map(|&position| {
-                let column = quote(&table.columns[position].name);
-                format!("{name}.{column} = old_row.{column}")
-            })
-            .collect();
         self.fill_scratch(target, keys).await?;
         // The target table unaliased: MariaDB resolves an alias in the delete list as a table of the
         // default database, and the sink has none.
-        let sql = format!("DELETE {name} FROM {name} JOIN {} AS old_row ON {}", target.scratch, on.join(" AND "));
+        let sql = format!(
+            "DELETE {name} FROM {name} JOIN {} AS old_row ON {}",
+            target.scratch,
+            old_row_condition(target.table, &name, "=")
+        );
         self.execute(target, offsets(keys), sql, Vec::new()).await?;
         self.clear_scratch(target, offsets(keys)).await
     }
@@ -254,22 +249,14 @@ impl Sink {
     /// source, so exactly one goes; none found means the target no longer holds it, and the delete is
     /// done already.
     async fn remove_one(&mut self, target: &Target<'_>, offset: i64, row: &Row) -> Result<(), MysqlError> {
-        let table = target.table;
         let name = target.name();
-        let conditions: Vec<String> = match_columns(table)
-            .iter()
-            .map(|&position| {
-                let column = quote(&table.columns[position].name);
-                format!("{name}.{column} <=> old_row.{column}")
-            })
-            .collect();
         let at = offsets(&[(offset, row)]);
         self.fill_scratch(target, &[(offset, row)]).await?;
         // EXISTS names the temporary table once: a query may not open one twice ("Can't reopen table").
         let sql = format!(
             "DELETE FROM {name} WHERE EXISTS (SELECT 1 FROM {} AS old_row WHERE {}) LIMIT 1",
             target.scratch,
-            conditions.join(" AND ")
+            old_row_condition(target.table, &name, "<=>")
         );
         self.execute(target, at.clone(), sql, Vec::new()).await?;
         if self.conn.affected_rows() == 0 {
@@ -288,29 +275,21 @@ impl Sink {
         unchanged: &[usize],
     ) -> Result<(), MysqlError> {
         let table = target.table;
+        let name = target.name();
         let columns = write_columns(table, unchanged);
-        let on: Vec<String> = table
-            .key
-            .iter()
-            .map(|&position| {
-                let column = quote(&table.columns[position].name);
-                format!("target.{column} = old_row.{column}")
-            })
-            .collect();
         let sets: Vec<String> = columns
             .iter()
             .map(|&position| {
                 let column = &table.columns[position];
-                format!("target.{} = {}", quote(&column.name), value_expression(&column.conversion))
+                format!("{name}.{} = {}", quote(&column.name), value_expression(&column.conversion))
             })
             .collect();
         let at = offsets(&[(offset, after)]);
         self.fill_scratch(target, &[(offset, before)]).await?;
         let sql = format!(
-            "UPDATE {} AS target JOIN {} AS old_row ON {} SET {}",
-            target.name(),
+            "UPDATE {name} JOIN {} AS old_row ON {} SET {}",
             target.scratch,
-            on.join(" AND "),
+            old_row_condition(table, &name, "="),
             sets.join(", ")
         );
         let params = target.params(&[(offset, after)], &columns)?;
@@ -526,6 +505,18 @@ fn match_columns(table: &TargetTable) -> Vec<usize> {
     } else {
         table.key.clone()
     }
+}
+
+/// `name` matches the scratch table's `old_row` on every match column, compared with `operator`.
+fn old_row_condition(table: &TargetTable, name: &str, operator: &str) -> String {
+    let conditions: Vec<String> = match_columns(table)
+        .iter()
+        .map(|&position| {
+            let column = quote(&table.columns[position].name);
+            format!("{name}.{column} {operator} old_row.{column}")
+        })
+        .collect();
+    conditions.join(" AND ")
 }
 
 fn column_list(table: &TargetTable, columns: &[usize]) -> String {
