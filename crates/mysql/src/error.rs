@@ -86,16 +86,17 @@ impl MysqlError {
         error: mysql_async::Error,
     ) -> MysqlError {
         match error {
-            mysql_async::Error::Server(server) if REFUSED_VALUE.contains(&server.code) => MysqlError::Data {
-                table: table.to_string(),
-                topic: topic.to_string(),
-                partition,
-                cause: format!(
-                    "{offsets}: the target refused it: error {}: {}",
-                    server.code,
-                    without_value(&server.message)
-                ),
-            },
+            mysql_async::Error::Server(server) if REFUSED_VALUE.contains(&server.code) => {
+                // Its row number counts rows of the statement; the offsets say it better.
+                let message = without_value(&server.message);
+                let message = message.split(" at row ").next().unwrap_or_default();
+                MysqlError::Data {
+                    table: table.to_string(),
+                    topic: topic.to_string(),
+                    partition,
+                    cause: format!("{offsets}: the target refused it: error {}: {message}", server.code),
+                }
+            }
             other => MysqlError::query(endpoint, "applying changes", other),
         }
     }
@@ -166,18 +167,15 @@ impl MysqlError {
     }
 }
 
-/// The server's message without the value it quotes (`Incorrect integer value: '…' for column`,
-/// `Duplicate entry '…' for key`) and without its row number, which counts rows of our statement.
-fn without_value(message: &str) -> String {
+/// The server's message without the value it quotes: `Incorrect integer value: '…' for column`,
+/// `Duplicate entry '…' for key`.
+pub(crate) fn without_value(message: &str) -> String {
     let mut message = message.to_string();
     for marker in ["value: '", "entry '"] {
         let Some(start) = message.find(marker).map(|at| at + marker.len()) else { continue };
         if let Some(length) = message[start..].find("' for ") {
             message.replace_range(start..start + length, "…");
         }
-    }
-    if let Some(at) = message.rfind(" at row ") {
-        message.truncate(at);
     }
     message
 }
@@ -207,9 +205,9 @@ mod tests {
     fn refusals_leave_values_out() {
         assert_eq!(
             without_value("Incorrect datetime value: '2020-13-01 x' for column `d`.`t`.`c` at row 12"),
-            "Incorrect datetime value: '…' for column `d`.`t`.`c`"
+            "Incorrect datetime value: '…' for column `d`.`t`.`c` at row 12"
         );
         assert_eq!(without_value("Duplicate entry '5-a' for key 'PRIMARY'"), "Duplicate entry '…' for key 'PRIMARY'");
-        assert_eq!(without_value("Data too long for column 'c' at row 1"), "Data too long for column 'c'");
+        assert_eq!(without_value("Data too long for column 'c' at row 1"), "Data too long for column 'c' at row 1");
     }
 }

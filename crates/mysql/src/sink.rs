@@ -18,6 +18,7 @@ use passerelle_model::event::Row;
 use passerelle_model::target::TargetTable;
 
 use crate::bookkeeping::OFFSETS_TABLE;
+use crate::error::without_value;
 use crate::value::{load_expression, write_field};
 use crate::{connect, MysqlError};
 
@@ -159,7 +160,8 @@ impl Sink {
             // LOAD DATA LOCAL turns bad values and duplicate keys into warnings; for us they are errors.
             let shown: Vec<(String, u32, String)> =
                 conn.query("SHOW WARNINGS LIMIT 3").await.map_err(context("reading the load's warnings"))?;
-            let first: Vec<String> = shown.into_iter().map(|(_, code, message)| format!("{code} {message}")).collect();
+            let first: Vec<String> =
+                shown.into_iter().map(|(_, code, message)| format!("{code} {}", without_value(&message))).collect();
             return Err(MysqlError::Rejected {
                 table: table_name(),
                 topic: origin.topic.to_string(),
