@@ -15,6 +15,8 @@
 //! destination has made safe repeats changes after a crash instead of losing them.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, BytesMut};
@@ -22,6 +24,8 @@ use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
 use passerelle_model::schema::{QualifiedName, Table};
 use postgres_protocol::message::{backend, frontend};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
 
@@ -34,6 +38,9 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// Items decoded ahead of the caller. Few, for one may hold a TOASTed value of up to 1 GB.
+const QUEUED_ITEMS: usize = 64;
 
 const STREAMING: &str = "streaming changes";
 
@@ -48,17 +55,34 @@ pub enum StreamItem {
     /// `TRUNCATE` emptied `tables` (one statement, maybe cascaded) in the transaction committing at
     /// `commit_lsn`.
     Truncate { tables: Vec<QualifiedName>, commit_lsn: Lsn },
-    /// The server has sent everything it has for now: its WAL ends at `wal_end`.
+    /// The server has sent everything it has for now: its WAL ends at `wal_end`. Once every item
+    /// before is safe, confirming `wal_end` lets the slot skip WAL that held nothing published
+    /// (transactions still open then are sent whole when they commit, later).
     Idle { wal_end: Lsn },
 }
 
 /// A slot streaming to Passerelle over a replication connection.
+///
+/// A task of its own drives the connection: it decodes ahead of the caller into a bounded queue, and
+/// keeps telling the server the confirmed position while the caller is busy, for the server drops a
+/// client that is silent for `wal_sender_timeout` (60 s by default). Dropping the stream ends it like
+/// [`ChangeStream::close`], without waiting.
 #[derive(Debug)]
 pub struct ChangeStream {
+    endpoint: String,
+    items: mpsc::Receiver<Result<StreamItem, PgError>>,
+    confirmed: Arc<AtomicU64>,
+    stop: Option<oneshot::Sender<()>>,
+    driver: JoinHandle<Result<(), PgError>>,
+}
+
+/// The task behind a [`ChangeStream`], which owns the connection.
+#[derive(Debug)]
+struct Driver {
     conn: ReplicationConnection,
     publication: String,
     decoder: Decoder,
-    confirmed: Lsn,
+    confirmed: Arc<AtomicU64>,
     last_status: Instant,
 }
 
@@ -124,49 +148,126 @@ impl ChangeStream {
             });
         }
         tracing::info!(slot, lsn = %from, "streaming changes");
-        Ok(ChangeStream {
+        let confirmed = Arc::new(AtomicU64::new(0));
+        let driver = Driver {
             conn,
             publication: publication.to_string(),
             decoder: Decoder { tables: expected, relations: HashMap::new(), commit_lsn: None },
-            confirmed: Lsn(0),
+            confirmed: confirmed.clone(),
             last_status: Instant::now(),
+        };
+        let (sender, items) = mpsc::channel(QUEUED_ITEMS);
+        let (stop, stopped) = oneshot::channel();
+        Ok(ChangeStream {
+            endpoint: endpoint.to_string(),
+            items,
+            confirmed,
+            stop: Some(stop),
+            driver: tokio::spawn(driver.run(sender, stopped)),
         })
     }
 
-    /// The next item, or `None` when nothing arrived within `wait`.
-    ///
-    /// Call it at least every few seconds, also while the destination is busy: it is what answers the
-    /// server, which drops a client silent for `wal_sender_timeout`.
+    /// The next item, or `None` when nothing arrived within `wait`. After an error the stream is
+    /// over: close it, and start another to go on.
     pub async fn next(&mut self, wait: Duration) -> Result<Option<StreamItem>, PgError> {
-        let deadline = Instant::now() + wait;
-        loop {
-            if self.last_status.elapsed() >= STATUS_INTERVAL {
-                self.send_status().await?;
-            }
-            let Some(message) = self.conn.parse_buffered(STREAMING)? else {
-                let until = deadline.min(self.last_status + STATUS_INTERVAL);
-                match tokio::time::timeout_at(until, self.conn.fill(STREAMING)).await {
-                    Ok(filled) => filled?,
-                    Err(_) if Instant::now() >= deadline => return Ok(None),
-                    Err(_) => {}
-                }
-                continue;
-            };
-            if let Some(item) = self.handle(message).await? {
-                return Ok(Some(item));
-            }
+        match tokio::time::timeout(wait, self.items.recv()).await {
+            Err(_) => Ok(None),
+            Ok(Some(item)) => item.map(Some),
+            Ok(None) => Err(PgError::ConnectionLost {
+                endpoint: self.endpoint.clone(),
+                context: STREAMING,
+                cause: "the stream has ended".to_string(),
+            }),
         }
     }
 
     /// Lets the slot forget everything up to `lsn`: a [`StreamItem::Commit`]'s `end_lsn` once that
     /// transaction and all before it are safe at the destination. Never moves back. The server hears
-    /// of it with the next status update: within 10 s, when it asks, and on [`ChangeStream::close`].
-    pub fn confirm(&mut self, lsn: Lsn) {
-        self.confirmed = self.confirmed.max(lsn);
+    /// of it within 10 s, and on [`ChangeStream::close`].
+    pub fn confirm(&self, lsn: Lsn) {
+        self.confirmed.fetch_max(lsn.0, Ordering::Relaxed);
     }
 
     /// Tells the server the confirmed position, ends the stream and the connection.
     pub async fn close(mut self) -> Result<(), PgError> {
+        if let Some(stop) = self.stop.take() {
+            // Fails only when the task has already ended, which is what is wanted.
+            let _ = stop.send(());
+        }
+        match (&mut self.driver).await {
+            Ok(result) => result,
+            Err(error) => Err(PgError::ConnectionLost {
+                endpoint: self.endpoint.clone(),
+                context: "ending the change stream",
+                cause: error.to_string(),
+            }),
+        }
+    }
+}
+
+impl Driver {
+    /// Streams until stopped (or until nobody receives), then ends the stream politely; after an
+    /// error, hands it over and ends the connection.
+    async fn run(
+        mut self,
+        items: mpsc::Sender<Result<StreamItem, PgError>>,
+        mut stop: oneshot::Receiver<()>,
+    ) -> Result<(), PgError> {
+        let error = match self.stream(&items, &mut stop).await {
+            Ok(()) => return self.close().await,
+            Err(error) => error,
+        };
+        self.conn.terminate().await;
+        tokio::select! {
+            permit = items.reserve() => match permit {
+                Ok(permit) => {
+                    permit.send(Err(error));
+                    Ok(())
+                }
+                Err(_) => Err(error),
+            },
+            _ = &mut stop => Err(error),
+        }
+    }
+
+    /// Hands over items while the queue has room, and answers the server in any case.
+    async fn stream(
+        &mut self,
+        items: &mpsc::Sender<Result<StreamItem, PgError>>,
+        stop: &mut oneshot::Receiver<()>,
+    ) -> Result<(), PgError> {
+        loop {
+            // Nothing more is read while the queue is full, so the server waits with the rest.
+            let permit = tokio::select! {
+                _ = &mut *stop => return Ok(()),
+                _ = tokio::time::sleep_until(self.last_status + STATUS_INTERVAL) => {
+                    self.send_status().await?;
+                    continue;
+                }
+                permit = items.reserve() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return Ok(()),
+                },
+            };
+            let item = loop {
+                if let Some(message) = self.conn.parse_buffered(STREAMING)? {
+                    match self.handle(message).await? {
+                        Some(item) => break item,
+                        None => continue,
+                    }
+                }
+                tokio::select! {
+                    _ = &mut *stop => return Ok(()),
+                    _ = tokio::time::sleep_until(self.last_status + STATUS_INTERVAL) => self.send_status().await?,
+                    filled = self.conn.fill(STREAMING) => filled?,
+                }
+            };
+            permit.send(Ok(item));
+        }
+    }
+
+    /// Tells the server the confirmed position, ends the stream and the connection.
+    async fn close(mut self) -> Result<(), PgError> {
         let context = "ending the change stream";
         self.send_status().await?;
         let mut buf = BytesMut::new();
@@ -241,10 +342,11 @@ impl ChangeStream {
     async fn send_status(&mut self) -> Result<(), PgError> {
         let since_unix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let clock = i64::try_from(since_unix.as_micros()).unwrap_or(i64::MAX) - PG_EPOCH_MICROS;
+        let confirmed = self.confirmed.load(Ordering::Relaxed);
         let mut body = BytesMut::with_capacity(34);
         body.put_u8(b'r');
         for _ in 0..3 {
-            body.put_u64(self.confirmed.0);
+            body.put_u64(confirmed);
         }
         body.put_i64(clock);
         body.put_u8(0); // no reply wanted

@@ -288,12 +288,12 @@ async fn a_restarted_stream_resumes_after_the_confirmed_position() {
     assert_eq!(inserted_ids(&second), [["2"], ["3"]]);
     assert_eq!(second[0].commit_lsn, first[1].commit_lsn);
 
-    // Without close, the server hears of a confirmation within 10 s, while the caller reads on.
+    // Without close, the server hears of a confirmation within 10 s, even while the caller reads nothing.
     stream.confirm(second[1].end_lsn);
     let deadline = Instant::now() + Duration::from_secs(12);
     while confirmed_flush().await != second[1].end_lsn {
         assert!(Instant::now() < deadline, "the confirmation did not reach the server in 12 s");
-        assert!(matches!(stream.next(Duration::from_millis(500)).await, Ok(None | Some(StreamItem::Idle { .. }))));
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     stream.close().await.unwrap();
     slot::drop_publication(&client, &endpoint, &publication).await.unwrap();
