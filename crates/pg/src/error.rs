@@ -150,8 +150,8 @@ impl PgError {
                 "Passerelle does not carry DDL: undo the change on the source, or start the migration over"
             }
             PgError::UnexpectedTable { .. } => {
-                "the publication was altered to publish more tables: remove the table from it (ALTER PUBLICATION \
-                 ... DROP TABLE), or start the migration over"
+                "a table was renamed, or added to the publication: undo that (ALTER PUBLICATION ... DROP TABLE), \
+                 or start the migration over"
             }
             PgError::StreamFormat { .. } => "report this as a Passerelle bug, with the PostgreSQL version",
         }

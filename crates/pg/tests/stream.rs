@@ -288,13 +288,17 @@ async fn a_restarted_stream_resumes_after_the_confirmed_position() {
     assert_eq!(inserted_ids(&second), [["2"], ["3"]]);
     assert_eq!(second[0].commit_lsn, first[1].commit_lsn);
 
-    // Without close, the server hears of a confirmation within 10 s, even while the caller reads nothing.
+    // Without close, the server hears of a confirmation within 10 s, even while the caller reads
+    // nothing and more changes than the stream queues wait for it.
     stream.confirm(second[1].end_lsn);
+    client.batch_execute("insert into item select generate_series(4, 300)").await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(12);
     while confirmed_flush().await != second[1].end_lsn {
         assert!(Instant::now() < deadline, "the confirmation did not reach the server in 12 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let expected: Vec<String> = (4..=300).map(|id| id.to_string()).collect();
+    assert_eq!(inserted_ids(&read_transactions(&mut stream, 1).await), [expected]);
     stream.close().await.unwrap();
     slot::drop_publication(&client, &endpoint, &publication).await.unwrap();
 }
