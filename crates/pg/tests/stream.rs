@@ -369,3 +369,52 @@ async fn the_stream_refuses_what_it_cannot_carry() {
     stream.close().await.unwrap();
     slot::drop_publication(&client, &endpoint, &publication).await.unwrap();
 }
+
+/// Decoding throughput on 500,000 inserted rows of six columns. Slow: set RUN_SLOW_TESTS=1 to run
+/// it, and read its figures with `--nocapture`.
+#[tokio::test]
+async fn stream_throughput() {
+    if std::env::var_os("RUN_SLOW_TESTS").is_none() {
+        return;
+    }
+    let (db, endpoint) = source(
+        "create table flight (id bigint primary key, code text, departs timestamptz, price numeric(10,2),
+                              seats int, note text)",
+    )
+    .await;
+    let tables = tables(&endpoint).await;
+    let slot = SlotGuard::new(&db);
+    let publication = unique_name("pub");
+    let client = passerelle_pg::connect(&endpoint).await.unwrap();
+    slot::create_publication(&client, &endpoint, &publication, &names(&tables)).await.unwrap();
+    let snapshot = slot::create_slot(&endpoint, &slot.name).await.unwrap();
+    let from = snapshot.consistent_point();
+    snapshot.close().await;
+    client
+        .batch_execute(
+            "insert into flight
+             select i, 'PG' || lpad((i % 10000)::text, 4, '0'), timestamptz '2024-01-01' + i * interval '1 minute',
+                    (i % 100000) / 100.0, i % 300, case when i % 3 = 0 then null else md5(i::text) end
+             from generate_series(1, 500000) i",
+        )
+        .await
+        .unwrap();
+    let start = std::time::Instant::now();
+    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, from, &tables).await.unwrap();
+    let mut n_changes = 0;
+    loop {
+        match stream.next(Duration::from_secs(30)).await.unwrap() {
+            Some(StreamItem::Change(_)) => n_changes += 1,
+            Some(StreamItem::Commit { end_lsn, .. }) => {
+                stream.confirm(end_lsn);
+                break;
+            }
+            Some(_) => {}
+            None => panic!("nothing for 30 s after {n_changes} changes"),
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    stream.close().await.unwrap();
+    assert_eq!(n_changes, 500_000);
+    println!("{n_changes} changes in {seconds:.2} s: {:.0} changes/s", f64::from(n_changes) / seconds);
+}
