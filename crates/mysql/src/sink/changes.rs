@@ -58,7 +58,8 @@ struct Batch<'a> {
 impl Sink {
     /// Applies change events, `(offset, change)` in offset order, and advances the partition's offset,
     /// in one transaction. Changes below the stored offset were applied before and are skipped.
-    /// Returns how many changes were applied.
+    /// Returns how many changes were applied. A snapshot read (`Op::Read`) is taken as an insert, so
+    /// a partition whose snapshot rows and changes interleave can go through here.
     pub async fn apply_changes(
         &mut self,
         table: &TargetTable,
