@@ -1,18 +1,20 @@
 //! The control topic, `<prefix>.passerelle-control`: what a sink process needs besides the table
 //! topics, so that it can run on any machine with only Kafka and the target in reach.
 //!
-//! The source writes two kinds of record, each keyed by its kind (the topic is compacted, so the
-//! newest of each stays):
+//! Four kinds of record, each keyed by its kind (the topic is compacted, so the newest of each stays):
 //! - `run`: a new attempt began; its id, the encoding, and the source schema the sink plans from;
-//! - `snapshot-done`: every snapshot row of that run is in Kafka, and where each partition ended.
+//! - `snapshot-done`: every snapshot row of that run is in Kafka, and where each partition ended;
+//! - `cutover` (online runs, written by `passerelle cutover`): stream up to this LSN, then stop;
+//! - `stream-done`: every change up to the cutover LSN is in Kafka, where each partition ended, and
+//!   the sequences' last values at that point.
 //!
-//! A reader takes the newest `run`, and a `snapshot-done` only when it names that run: one left
-//! from an interrupted earlier attempt says nothing about the current one.
+//! A reader takes the newest `run`, and the others only when they name that run: one left from an
+//! interrupted earlier attempt says nothing about the current one.
 
 use std::time::Duration;
 
 use passerelle_model::endpoint::KafkaEndpoint;
-use passerelle_model::schema::Schema;
+use passerelle_model::schema::{QualifiedName, Schema};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -25,6 +27,8 @@ use crate::topic::PartitionEnd;
 
 const RUN_KEY: &[u8] = b"run";
 const SNAPSHOT_DONE_KEY: &[u8] = b"snapshot-done";
+const CUTOVER_KEY: &[u8] = b"cutover";
+const STREAM_DONE_KEY: &[u8] = b"stream-done";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A new attempt at a migration, announced before its first row.
@@ -45,6 +49,9 @@ pub struct RunAnnouncement {
     pub schema: Schema,
     /// PostgreSQL's estimate of each table's rows, for progress; `None` where it has none.
     pub estimated_rows: Vec<Option<u64>>,
+    /// After the snapshot, the source streams changes until a cutover.
+    #[serde(default)]
+    pub online: bool,
 }
 
 /// Every snapshot row of a run is in Kafka.
@@ -59,12 +66,32 @@ pub struct SnapshotDone {
     pub rows: Vec<u64>,
 }
 
-/// What the control topic says about the current run.
+/// Stream every change committed before `lsn`, then stop: the source's writes have stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cutover {
+    pub run_id: String,
+    pub lsn: u64,
+}
+
+/// Every change committed before the cutover LSN is in Kafka.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamDone {
+    pub run_id: String,
+    pub lsn: u64,
+    /// Where each partition of each table topic ended: a sink is done when it applied up to these.
+    pub ends: Vec<PartitionEnd>,
+    /// Each sequence's last value at the cutover, for the target's AUTO_INCREMENT.
+    pub sequences: Vec<(QualifiedName, Option<i64>)>,
+}
+
+/// What the control topic says about the current run: each record present only when it belongs to
+/// `run`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ControlState {
     pub run: Option<RunAnnouncement>,
-    /// Present only when it belongs to `run`.
     pub snapshot_done: Option<SnapshotDone>,
+    pub cutover: Option<Cutover>,
+    pub stream_done: Option<StreamDone>,
 }
 
 pub async fn announce_run(producer: &Producer, topic: &str, run: &RunAnnouncement) -> Result<(), KafkaError> {
@@ -73,6 +100,14 @@ pub async fn announce_run(producer: &Producer, topic: &str, run: &RunAnnouncemen
 
 pub async fn announce_snapshot_done(producer: &Producer, topic: &str, done: &SnapshotDone) -> Result<(), KafkaError> {
     publish(producer, topic, SNAPSHOT_DONE_KEY, done).await
+}
+
+pub async fn request_cutover(producer: &Producer, topic: &str, cutover: &Cutover) -> Result<(), KafkaError> {
+    publish(producer, topic, CUTOVER_KEY, cutover).await
+}
+
+pub async fn announce_stream_done(producer: &Producer, topic: &str, done: &StreamDone) -> Result<(), KafkaError> {
+    publish(producer, topic, STREAM_DONE_KEY, done).await
 }
 
 /// Sends one record and waits until the brokers have it: readers act on it at once.
@@ -123,15 +158,30 @@ pub async fn read(endpoint: &KafkaEndpoint, topic: &str) -> Result<ControlState,
                 cause: cause.to_string(),
             };
             let value = message.payload().unwrap_or_default();
+            let current = |run_id: &str| state.run.as_ref().is_some_and(|run| run.run_id == run_id);
             match message.key() {
                 Some(RUN_KEY) => {
-                    state.run = Some(serde_json::from_slice(value).map_err(decode_error)?);
-                    state.snapshot_done = None;
+                    state = ControlState {
+                        run: Some(serde_json::from_slice(value).map_err(decode_error)?),
+                        ..ControlState::default()
+                    };
                 }
                 Some(SNAPSHOT_DONE_KEY) => {
                     let done: SnapshotDone = serde_json::from_slice(value).map_err(decode_error)?;
-                    if state.run.as_ref().is_some_and(|run| run.run_id == done.run_id) {
+                    if current(&done.run_id) {
                         state.snapshot_done = Some(done);
+                    }
+                }
+                Some(CUTOVER_KEY) => {
+                    let cutover: Cutover = serde_json::from_slice(value).map_err(decode_error)?;
+                    if current(&cutover.run_id) {
+                        state.cutover = Some(cutover);
+                    }
+                }
+                Some(STREAM_DONE_KEY) => {
+                    let done: StreamDone = serde_json::from_slice(value).map_err(decode_error)?;
+                    if current(&done.run_id) {
+                        state.stream_done = Some(done);
                     }
                 }
                 // Written by a later Passerelle: not ours to interpret.

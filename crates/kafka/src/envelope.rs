@@ -151,6 +151,8 @@ struct RowRef<'a> {
     values: &'a Values<'a>,
     /// The positions to write: every column, or the key's.
     only: Option<&'a [usize]>,
+    /// Positions left out: an update's unchanged TOASTed values, which the stream did not send.
+    skip: &'a [usize],
 }
 
 impl Serialize for RowRef<'_> {
@@ -163,8 +165,10 @@ impl Serialize for RowRef<'_> {
                 }
             }
             None => {
-                for (name, value) in self.columns.iter().zip(self.values) {
-                    map.serialize_entry(name, value)?;
+                for (i, (name, value)) in self.columns.iter().zip(self.values).enumerate() {
+                    if !self.skip.contains(&i) {
+                        map.serialize_entry(name, value)?;
+                    }
                 }
             }
         }
@@ -239,9 +243,28 @@ pub fn try_encode(
     after: Option<&Values>,
     origin: &Origin,
 ) -> Result<Encoded, String> {
+    try_encode_change(layout, op, before, after, &[], origin)
+}
+
+/// [`try_encode`] for a streamed change, whose `after` may lack `unchanged` columns (TOASTed values an
+/// update left alone, which pgoutput does not send). `json-compact` leaves them out of `after`, which
+/// [`decode`] reads back as unchanged; `json` has no way to say "unchanged" and refuses them.
+pub fn try_encode_change(
+    layout: &TableLayout,
+    op: Op,
+    before: Option<&Values>,
+    after: Option<&Values>,
+    unchanged: &[usize],
+    origin: &Origin,
+) -> Result<Encoded, String> {
     match &layout.connect {
+        Some(_) if !unchanged.is_empty() => Err(format!(
+            "{}.{} column {}: an update left this TOASTed value unchanged and PostgreSQL did not send it, which \
+             --encoding json cannot express; use json-compact, or ALTER TABLE ... REPLICA IDENTITY FULL",
+            layout.schema, layout.table, layout.columns[unchanged[0]]
+        )),
         Some(connect) => connect_json::encode(layout, connect, op, before, after, origin),
-        None => Ok(encode_compact(layout, op, before, after, origin)),
+        None => Ok(encode_compact(layout, op, before, after, unchanged, origin)),
     }
 }
 
@@ -264,18 +287,19 @@ fn encode_compact(
     op: Op,
     before: Option<&Values>,
     after: Option<&Values>,
+    unchanged: &[usize],
     origin: &Origin,
 ) -> Encoded {
-    let row_ref = |values| RowRef { columns: &layout.columns, values, only: None };
+    let row_ref = |values, skip| RowRef { columns: &layout.columns, values, only: None, skip };
     let event = WireEvent {
-        before: before.map(row_ref),
-        after: after.map(row_ref),
+        before: before.map(|values| row_ref(values, &[])),
+        after: after.map(|values| row_ref(values, unchanged)),
         source: WireSource::new(layout, origin),
         op: op_code(op),
         ts_ms: origin.ts_ms,
     };
     let key = after.or(before).filter(|_| !layout.key.is_empty()).map(|values| {
-        let key = RowRef { columns: &layout.columns, values, only: Some(&layout.key) };
+        let key = RowRef { columns: &layout.columns, values, only: Some(&layout.key), skip: &[] };
         serde_json::to_vec(&key).expect("a map of strings serializes")
     });
     Encoded { key, value: serde_json::to_vec(&event).expect("an event of strings serializes") }
@@ -287,6 +311,8 @@ pub struct Decoded {
     pub op: Op,
     pub before: Option<Row>,
     pub after: Option<Row>,
+    /// Positions of an update's `after` that it left unchanged (not sent): the target keeps them.
+    pub unchanged: Vec<usize>,
     pub lsn: Lsn,
 }
 
@@ -348,52 +374,73 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
             }
         }
         let op = op.ok_or_else(|| A::Error::missing_field("op"))?;
-        Ok(Decoded { op, before, after, lsn })
+        let layout = self.0;
+        let missing_error =
+            |missing: &[usize]| A::Error::custom(format!("column {:?} is missing", layout.columns[missing[0]]));
+        let before = match before {
+            Some(PartialRow { missing, .. }) if !missing.is_empty() => return Err(missing_error(&missing)),
+            before => before.map(|before| before.row),
+        };
+        let (after, unchanged) = match after {
+            // Only an update can leave values out, and only of its new row.
+            Some(PartialRow { missing, .. }) if !missing.is_empty() && op != Op::Update => {
+                return Err(missing_error(&missing))
+            }
+            Some(PartialRow { row, missing }) => (Some(row), missing),
+            None => (None, Vec::new()),
+        };
+        Ok(Decoded { op, before, after, unchanged, lsn })
     }
+}
+
+/// A row object as read: the columns it lacks are `None` in `row` and listed in `missing`.
+struct PartialRow {
+    row: Row,
+    missing: Vec<usize>,
 }
 
 /// `null` or a row object.
 struct OptionalRowSeed<'a>(&'a TableLayout);
 
 impl<'de> DeserializeSeed<'de> for OptionalRowSeed<'_> {
-    type Value = Option<Row>;
+    type Value = Option<PartialRow>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Row>, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<PartialRow>, D::Error> {
         deserializer.deserialize_option(self)
     }
 }
 
 impl<'de> Visitor<'de> for OptionalRowSeed<'_> {
-    type Value = Option<Row>;
+    type Value = Option<PartialRow>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("null or a row object")
     }
 
-    fn visit_none<E>(self) -> Result<Option<Row>, E> {
+    fn visit_none<E>(self) -> Result<Option<PartialRow>, E> {
         Ok(None)
     }
 
-    fn visit_unit<E>(self) -> Result<Option<Row>, E> {
+    fn visit_unit<E>(self) -> Result<Option<PartialRow>, E> {
         Ok(None)
     }
 
-    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<Row>, D::Error> {
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Option<PartialRow>, D::Error> {
         deserializer.deserialize_map(RowVisitor(self.0)).map(Some)
     }
 }
 
-/// Fills a row in the table's column order; every column must be present exactly once.
+/// Fills a row in the table's column order; each column present at most once.
 struct RowVisitor<'a>(&'a TableLayout);
 
 impl<'de> Visitor<'de> for RowVisitor<'_> {
-    type Value = Row;
+    type Value = PartialRow;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "a row of table {}.{}", self.0.schema, self.0.table)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<PartialRow, A::Error> {
         use serde::de::Error;
         let layout = self.0;
         let mut row: Row = vec![None; layout.columns.len()];
@@ -405,10 +452,8 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
             row[i] = map.next_value()?;
             seen[i] = true;
         }
-        if let Some(missing) = seen.iter().position(|seen| !seen) {
-            return Err(A::Error::custom(format!("column {:?} is missing", layout.columns[missing])));
-        }
-        Ok(row)
+        let missing = seen.iter().enumerate().filter(|(_, seen)| !**seen).map(|(i, _)| i).collect();
+        Ok(PartialRow { row, missing })
     }
 }
 
@@ -450,7 +495,22 @@ mod tests {
             )
         );
         let decoded = decode(&layout(), &encoded.value).unwrap();
-        assert_eq!(decoded, Decoded { op: Op::Read, before: None, after: Some(row), lsn: Lsn(42) });
+        assert_eq!(decoded, Decoded { op: Op::Read, before: None, after: Some(row), unchanged: vec![], lsn: Lsn(42) });
+    }
+
+    #[test]
+    fn an_update_leaves_unchanged_values_out_and_reads_them_back_as_unchanged() {
+        let before: Row = vec![Some("1".into()), Some("2".into()), None];
+        let after: Row = vec![Some("1".into()), Some("2".into()), None];
+        let (before, after) = (values(&before), values(&after));
+        let encoded = try_encode_change(&layout(), Op::Update, Some(&before), Some(&after), &[2], &origin()).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&encoded.value).unwrap();
+        assert!(value["after"].get("note").is_none() && value["before"].get("note").is_some(), "{value}");
+        let decoded = decode(&layout(), &encoded.value).unwrap();
+        assert_eq!((decoded.op, decoded.unchanged), (Op::Update, vec![2]));
+        // Only an update may leave a value out.
+        let encoded = try_encode_change(&layout(), Op::Create, None, Some(&after), &[2], &origin()).unwrap();
+        assert!(decode(&layout(), &encoded.value).unwrap_err().contains("column \"note\" is missing"));
     }
 
     #[test]

@@ -639,6 +639,7 @@ pub(super) fn decode(layout: &TableLayout, value: &[u8]) -> Result<Decoded, Stri
         op,
         before: read_row(layout, reprs, payload.before, foreign)?,
         after: read_row(layout, reprs, payload.after, foreign)?,
+        unchanged: Vec::new(),
         lsn: Lsn(payload.source.and_then(|source| source.lsn).unwrap_or(0)),
     })
 }
