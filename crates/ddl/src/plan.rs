@@ -31,6 +31,9 @@ pub struct Plan {
     pub databases: Vec<String>,
     /// Where each source table's rows land and how its values convert, for the sink and verify.
     pub tables: Vec<TargetTable>,
+    /// The AUTO_INCREMENT positions (also in `post_data`): a cutover sets them again from the
+    /// sequences' values at that moment.
+    pub auto_increments: Vec<String>,
 }
 
 /// MySQL's limits on comment lengths: longer comments are cut and reported.
@@ -63,7 +66,7 @@ pub fn plan(schema: &Schema, config: &Config) -> Plan {
     let databases = planner.databases();
     let mut post_data = planner.post_keys;
     post_data.extend(planner.post_fks);
-    post_data.extend(planner.post_positions);
+    post_data.extend(planner.post_positions.iter().cloned());
     post_data.extend(planner.post_views);
     Plan {
         pre_data: planner.pre,
@@ -71,6 +74,7 @@ pub fn plan(schema: &Schema, config: &Config) -> Plan {
         report: Report { dialect: config.dialect.to_string(), columns: planner.columns, objects: planner.objects },
         databases,
         tables,
+        auto_increments: planner.post_positions,
     }
 }
 

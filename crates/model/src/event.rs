@@ -61,8 +61,9 @@ pub struct ChangeEvent {
     pub before: Option<Row>,
     /// Inserts and updates: the new row.
     pub after: Option<Row>,
-    /// Positions in `after` that the stream left out because they hold an unchanged TOASTed value:
-    /// the target keeps what it has there (their `after` entry is `None`, which means nothing).
+    /// Positions in `after` that the stream left out: an unchanged TOASTed value, or a generated
+    /// column (pgoutput before PostgreSQL 18 does not send them). The target keeps or computes what it
+    /// has there (their `after` entry is `None`, which means nothing).
     pub unchanged: Vec<usize>,
     /// The commit LSN of the transaction that made the change: every change of a transaction shares it,
     /// and a cutover drains the stream up to one.

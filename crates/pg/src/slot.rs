@@ -524,6 +524,15 @@ pub(crate) fn error_fields(body: &backend::ErrorResponseBody) -> (String, String
     (code, message)
 }
 
+/// Where the source's write-ahead log ends now: a cutover streams up to here.
+pub async fn current_wal_lsn(client: &Client, endpoint: &impl fmt::Display) -> Result<Lsn, PgError> {
+    let row = client
+        .query_one("select pg_current_wal_lsn()::text", &[])
+        .await
+        .map_err(|error| PgError::query(endpoint, "reading the current WAL position", error))?;
+    Ok(row.get::<_, String>(0).parse().unwrap_or_default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
