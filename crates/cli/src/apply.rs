@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use passerelle_kafka::consumer::Consumer;
-use passerelle_kafka::control::{self, SnapshotDone};
+use passerelle_kafka::control;
 use passerelle_kafka::envelope::{decode, TableLayout};
-use passerelle_kafka::topic::control_topic;
+use passerelle_kafka::topic::{control_topic, PartitionEnd};
 use passerelle_kafka::KafkaError;
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
-use passerelle_model::event::{Op, Row};
+use passerelle_model::event::{ChangeEvent, Op, Row};
 use passerelle_model::target::TargetTable;
 use passerelle_mysql::bookkeeping;
 use passerelle_mysql::sink::{BatchOrigin, Sink};
@@ -28,8 +28,13 @@ const ROUND_RECORDS: usize = 50_000;
 
 /// A topic partition, by topic index.
 type PartitionId = (usize, i32);
-/// Rows of one partition, with their offsets, in offset order.
-type PartitionRows = Vec<(i64, Row)>;
+
+/// A run of one partition's events of one kind, with their offsets, in offset order: the snapshot's
+/// rows load in bulk, changes apply as upserts and deletes.
+enum Segment {
+    Rows(Vec<(i64, Row)>),
+    Changes(Vec<(i64, ChangeEvent)>),
+}
 
 /// One topic: how to read its events and where its rows go.
 pub struct SinkTable {
@@ -48,12 +53,15 @@ pub struct ApplyConfig<'a> {
     /// The topic prefix.
     pub migration: &'a str,
     pub run_id: &'a str,
+    /// Changes stream after the snapshot until a cutover: done only once the stream is.
+    pub online: bool,
     pub jobs: usize,
 }
 
 /// Applies every event this member is given until every partition of the run is applied up to its
-/// end, by this member or others. Returns the rows this member applied.
-pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Progress) -> anyhow::Result<u64> {
+/// end (the snapshot's, or for an online run the stream's), by this member or others. Returns the
+/// rows and the changes this member applied.
+pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Progress) -> anyhow::Result<(u64, u64)> {
     let topics: Vec<String> = tables.iter().map(|table| table.layout.topic.clone()).collect();
     let group = format!("{}.{}", config.migration, config.run_id);
     let consumer = Consumer::subscribe(config.kafka, &group, topics.clone())?;
@@ -61,11 +69,11 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
     for _ in 0..config.jobs.max(1) {
         sinks.push(Sink::open(config.target, config.bookkeeping_db).await?);
     }
-    let mut completion = Completion { config, topics, snapshot_done: None, checked: None };
+    let mut completion = Completion { config, topics, ends: None, checked: None };
     let mut conn = passerelle_mysql::connect(config.target).await?;
     // The next offset of each partition that this member has read.
     let mut next_offsets: HashMap<PartitionId, i64> = HashMap::new();
-    let mut n_applied = 0;
+    let (mut n_rows, mut n_changes) = (0, 0);
     loop {
         let records = consumer.next_batch(ROUND_RECORDS, Duration::from_millis(200)).await?;
         if records.is_empty() {
@@ -74,7 +82,7 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
             }
             continue;
         }
-        let mut groups: BTreeMap<PartitionId, PartitionRows> = BTreeMap::new();
+        let mut groups: BTreeMap<PartitionId, Vec<Segment>> = BTreeMap::new();
         for record in records {
             let table = &tables[record.topic_idx];
             let decoded = decode(&table.layout, &record.value).map_err(|cause| KafkaError::Decode {
@@ -83,34 +91,53 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
                 offset: record.offset,
                 cause,
             })?;
-            let row = match (decoded.op, decoded.after) {
-                (Op::Read, Some(row)) => row,
-                (op, _) => anyhow::bail!(
-                    "{}/{}@{}: a {op:?} event, but this version of Passerelle applies snapshot reads only; \
-                     streaming changes arrives with the online mode",
+            next_offsets.insert((record.topic_idx, record.partition), record.offset + 1);
+            let segments = groups.entry((record.topic_idx, record.partition)).or_default();
+            match (decoded.op, decoded.after) {
+                (Op::Read, Some(row)) => match segments.last_mut() {
+                    Some(Segment::Rows(rows)) => rows.push((record.offset, row)),
+                    _ => segments.push(Segment::Rows(vec![(record.offset, row)])),
+                },
+                (Op::Read, None) => anyhow::bail!(
+                    "{}/{}@{}: a snapshot read without a row; the topic holds events Passerelle did not write",
                     table.layout.topic,
                     record.partition,
                     record.offset
                 ),
-            };
-            next_offsets.insert((record.topic_idx, record.partition), record.offset + 1);
-            groups.entry((record.topic_idx, record.partition)).or_default().push((record.offset, row));
+                (op, after) => {
+                    let change = ChangeEvent {
+                        table: table.target.source.clone(),
+                        op,
+                        before: decoded.before,
+                        after,
+                        unchanged: decoded.unchanged,
+                        commit_lsn: decoded.lsn,
+                    };
+                    match segments.last_mut() {
+                        Some(Segment::Changes(changes)) => changes.push((record.offset, change)),
+                        _ => segments.push(Segment::Changes(vec![(record.offset, change)])),
+                    }
+                }
+            }
         }
-        n_applied += apply_round(&mut sinks, tables, groups, progress, &consumer).await?;
+        let (rows, changes) = apply_round(&mut sinks, tables, groups, progress, &consumer).await?;
+        n_rows += rows;
+        n_changes += changes;
         consumer.commit(&next_offsets)?;
     }
     for sink in sinks {
         sink.close().await;
     }
     let _ = conn.disconnect().await;
-    Ok(n_applied)
+    Ok((n_rows, n_changes))
 }
 
-/// Knows when the whole snapshot of the run is applied.
+/// Knows when the run is applied: its snapshot, or for an online run its stream.
 struct Completion<'a> {
     config: &'a ApplyConfig<'a>,
     topics: Vec<String>,
-    snapshot_done: Option<SnapshotDone>,
+    /// Where every partition ends, once the source has said.
+    ends: Option<Vec<PartitionEnd>>,
     checked: Option<Instant>,
 }
 
@@ -121,7 +148,7 @@ impl Completion<'_> {
         }
         self.checked = Some(Instant::now());
         let config = self.config;
-        if self.snapshot_done.is_none() {
+        if self.ends.is_none() {
             let state = control::read(config.kafka, &control_topic(config.migration)).await?;
             let current = state.run.as_ref().map(|run| run.run_id.as_str());
             if current != Some(config.run_id) {
@@ -131,46 +158,65 @@ impl Completion<'_> {
                     config.run_id
                 );
             }
-            self.snapshot_done = state.snapshot_done;
+            if let Some(done) = &state.snapshot_done {
+                progress.expect_exactly(&done.rows);
+            }
+            self.ends = if config.online {
+                state.stream_done.map(|done| done.ends)
+            } else {
+                state.snapshot_done.map(|done| done.ends)
+            };
         }
-        let Some(done) = &self.snapshot_done else { return Ok(false) };
-        progress.expect_exactly(&done.rows);
+        let Some(ends) = &self.ends else { return Ok(false) };
         let applied = bookkeeping::offsets(conn, config.target, config.bookkeeping_db, &self.topics).await?;
-        Ok(done.ends.iter().all(|end| {
+        Ok(ends.iter().all(|end| {
             end.end == 0 || applied.get(&(end.topic.clone(), end.partition)).is_some_and(|next| *next >= end.end)
         }))
     }
 }
 
-/// Spreads the round's partitions over the connections and applies them concurrently.
+/// Spreads the round's partitions over the connections and applies them concurrently. Returns the
+/// rows and the changes applied.
 async fn apply_round(
     sinks: &mut [Sink],
     tables: &[SinkTable],
-    groups: BTreeMap<PartitionId, PartitionRows>,
+    groups: BTreeMap<PartitionId, Vec<Segment>>,
     progress: &Progress,
     consumer: &Consumer,
-) -> anyhow::Result<u64> {
-    let mut shares: Vec<Vec<(PartitionId, PartitionRows)>> = sinks.iter().map(|_| Vec::new()).collect();
+) -> anyhow::Result<(u64, u64)> {
+    let mut shares: Vec<Vec<(PartitionId, Vec<Segment>)>> = sinks.iter().map(|_| Vec::new()).collect();
     let n_sinks = shares.len();
     for (i, group) in groups.into_iter().enumerate() {
         shares[i % n_sinks].push(group);
     }
     let work = sinks.iter_mut().zip(shares).map(|(sink, share)| async move {
-        let mut n_applied = 0;
-        for ((topic_idx, partition), rows) in share {
+        let (mut n_rows, mut n_changes) = (0, 0);
+        for ((topic_idx, partition), segments) in share {
             let origin = BatchOrigin { topic: consumer.topic(topic_idx), partition };
-            let n = sink
-                .load_rows(&tables[topic_idx].target, origin, &rows)
-                .await
-                .with_context(|| format!("applying {}/{partition}", origin.topic))?;
-            progress.applied(topic_idx, n);
-            n_applied += n;
+            let target = &tables[topic_idx].target;
+            let context = || format!("applying {}/{partition}", origin.topic);
+            for segment in segments {
+                match segment {
+                    Segment::Rows(rows) => {
+                        let n = sink.load_rows(target, origin, &rows).await.with_context(context)?;
+                        progress.applied(topic_idx, n);
+                        n_rows += n;
+                    }
+                    Segment::Changes(changes) => {
+                        let n = sink.apply_changes(target, origin, &changes).await.with_context(context)?;
+                        progress.changed(n);
+                        n_changes += n;
+                    }
+                }
+            }
         }
-        anyhow::Ok(n_applied)
+        anyhow::Ok((n_rows, n_changes))
     });
-    let mut n_applied = 0;
+    let (mut n_rows, mut n_changes) = (0, 0);
     for result in futures::future::join_all(work).await {
-        n_applied += result?;
+        let (rows, changes) = result?;
+        n_rows += rows;
+        n_changes += changes;
     }
-    Ok(n_applied)
+    Ok((n_rows, n_changes))
 }

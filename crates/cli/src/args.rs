@@ -35,6 +35,8 @@ pub enum Command {
     Source(crate::source::SourceArgs),
     /// The sink side alone: apply what Kafka holds to the target; several may share a migration
     Sink(crate::sink::SinkArgs),
+    /// End an online migration once writes have stopped: drain the stream, finish the keys, verify
+    Cutover(crate::cutover::CutoverArgs),
     /// Where a migration stands: its run, what Kafka holds, what the target applied, the slot
     Status(crate::status::StatusArgs),
     /// Drop a migration's replication slot, publication, topics and bookkeeping; the data stays

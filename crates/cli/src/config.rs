@@ -1,6 +1,7 @@
 //! The command line, second stage: validated endpoints built from the raw flags. Stages receive these,
 //! never the flags or the environment.
 
+use passerelle_kafka::control::RunAnnouncement;
 use passerelle_kafka::envelope::{Encoding, TableLayout};
 use passerelle_kafka::topic::table_topic;
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
@@ -86,4 +87,14 @@ pub fn table_layouts(prefix: &str, schema: &Schema, encoding: Encoding) -> Vec<T
             .with_enum_labels(&schema.enums)
         })
         .collect()
+}
+
+/// How the run's events are encoded, as its announcement says.
+pub fn run_encoding(run: &RunAnnouncement) -> anyhow::Result<Encoding> {
+    run.encoding.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "the run's events are encoded as {:?}, which this Passerelle cannot read; upgrade it",
+            run.encoding
+        )
+    })
 }

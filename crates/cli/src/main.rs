@@ -9,6 +9,7 @@ mod args;
 mod check;
 mod cleanup;
 mod config;
+mod cutover;
 mod mapping;
 mod migrate;
 mod plan;
@@ -18,6 +19,7 @@ mod sink;
 mod snapshot;
 mod source;
 mod status;
+mod stream;
 mod verify;
 
 use std::process::ExitCode;
@@ -49,6 +51,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Source(source_args) => source::run(source_args).await,
             Command::Sink(sink_args) => sink::run(sink_args).await,
             Command::Status(status_args) => status::run(status_args).await,
+            Command::Cutover(cutover_args) => cutover::run(cutover_args).await,
             Command::Cleanup(cleanup_args) => cleanup::run(cleanup_args).await,
             Command::Verify(verify_args) => verify::run(verify_args).await,
         }

@@ -33,6 +33,9 @@ pub struct MigrateArgs {
     pub naming: NamingArgs,
     #[command(flatten)]
     pub topics: TopicArgs,
+    /// After the snapshot, stream every change until `passerelle cutover`, then verify
+    #[arg(long)]
+    pub online: bool,
     /// Migrate even if the target databases already hold tables that this migration did not create
     #[arg(long)]
     pub force: bool,
@@ -65,6 +68,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         layout: args.topics.layout(&names.migration),
         encoding: args.topics.encoding,
         jobs,
+        online: args.online,
     };
     let sink_side = SinkSide {
         kafka: &endpoints.kafka,
@@ -77,22 +81,21 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     };
     let progress = Progress::new(Track::Applied);
     let (announced, announcement) = oneshot::channel();
-    let (_, applied) = tokio::try_join!(
-        source::copy_snapshot(&source_side, &progress, Some(announced)),
-        sink::apply_snapshot(&sink_side, WantedRun::Announced(announcement), &progress, &clock),
-    )?;
+    let source = async {
+        source::copy_snapshot(&source_side, &progress, Some(announced)).await?;
+        source::stream_changes(&source_side).await
+    };
+    let (_, applied) =
+        tokio::try_join!(source, sink::apply_run(&sink_side, WantedRun::Announced(announcement), &progress, &clock),)?;
 
     let config = passerelle_verify::Config { source: endpoints.source.clone(), target: endpoints.target.clone(), jobs };
     let verification = crate::verify::compare(&config, &applied.schema, &applied.plan).await?;
     clock.lap("verify");
 
     let tables = sink::table_summaries(&applied.plan, &progress);
-    let summary = Summary {
-        run: RunSummary::new(names.migration.clone(), applied.run_id, clock, tables),
-        slot: names.slot.clone(),
-        verified: verification.matches,
-        verification,
-    };
+    let mut run = RunSummary::new(names.migration.clone(), applied.run_id, clock, tables);
+    run.changes = applied.changes;
+    let summary = Summary { run, slot: names.slot.clone(), verified: verification.matches, verification };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -23,6 +23,8 @@ pub struct Progress {
     multi: MultiProgress,
     tables: OnceLock<Tables>,
     started: Instant,
+    /// Changes streamed after the snapshot and applied.
+    changes: AtomicU64,
 }
 
 struct Tables {
@@ -42,6 +44,7 @@ impl Progress {
             multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4)),
             tables: OnceLock::new(),
             started: Instant::now(),
+            changes: AtomicU64::new(0),
         }
     }
 
@@ -112,6 +115,14 @@ impl Progress {
         self.redraw(tables, table_idx);
     }
 
+    /// Changes applied after the snapshot: shown on the total line.
+    pub fn changed(&self, n_changes: u64) {
+        self.changes.fetch_add(n_changes, Ordering::Relaxed);
+        if let Some(tables) = self.tables.get() {
+            self.redraw(tables, 0);
+        }
+    }
+
     pub fn n_applied(&self, table_idx: usize) -> u64 {
         self.tables.get().map_or(0, |tables| tables.applied[table_idx].load(Ordering::Relaxed))
     }
@@ -136,7 +147,9 @@ impl Progress {
         tables.bars[table_idx].set_message(format!("{copied:>10} copied {applied:>10} applied {rate:>6.1} MB/s"));
         let total_bytes = tables.copied_bytes.iter().map(|bytes| bytes.load(Ordering::Relaxed)).sum();
         let total_rate = mb_per_second(total_bytes, Some(&self.started));
-        tables.total.set_message(format!("{} rows, {total_rate:.1} MB/s", tables.total.position()));
+        let changes = self.changes.load(Ordering::Relaxed);
+        let streamed = if changes > 0 { format!(", {changes} changes") } else { String::new() };
+        tables.total.set_message(format!("{} rows, {total_rate:.1} MB/s{streamed}", tables.total.position()));
     }
 
     pub fn finish(&self) {

@@ -62,6 +62,8 @@ pub struct RunSummary {
     pub phase_peak_rss_mb: Vec<(String, f64)>,
     pub tables: Vec<TableSummary>,
     pub rows: u64,
+    /// Changes streamed after the snapshot (online runs).
+    pub changes: u64,
     pub copy_bytes: u64,
     pub seconds: f64,
     pub rows_per_second: f64,
@@ -83,6 +85,7 @@ impl RunSummary {
             phase_peak_rss_mb: laps.peaks,
             copy_bytes: tables.iter().map(|table| table.copy_bytes).sum(),
             rows,
+            changes: 0,
             tables,
             seconds,
             rows_per_second: rows as f64 / seconds.max(f64::EPSILON),
@@ -111,8 +114,9 @@ impl RunSummary {
             })
             .collect();
         out.push_str(&format!("phases: {}\n", phases.join(", ")));
+        let changes = if self.changes > 0 { format!(" and {} changes", self.changes) } else { String::new() };
         out.push_str(&format!(
-            "{verb} {} rows ({:.1} MB of COPY text) in {}: {:.0} rows/s",
+            "{verb} {} rows ({:.1} MB of COPY text){changes} in {}: {:.0} rows/s",
             self.rows,
             mb(self.copy_bytes),
             human(self.seconds),

@@ -10,9 +10,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use passerelle_ddl::Plan;
 use passerelle_kafka::control::{self, RunAnnouncement};
-use passerelle_kafka::envelope::Encoding;
 use passerelle_kafka::topic::{control_topic, table_topic};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::schema::Schema;
@@ -21,7 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::apply::{self, ApplyConfig, SinkTable};
 use crate::args::{KafkaBrokers, TargetUrl};
-use crate::config::{table_layouts, NamingArgs};
+use crate::config::{run_encoding, table_layouts, NamingArgs};
 use crate::mapping::{self, TargetMappingArgs};
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary, TableSummary};
@@ -76,6 +77,8 @@ pub struct Applied {
     pub run_id: String,
     pub schema: Schema,
     pub plan: Plan,
+    /// Changes this process applied after the snapshot (online runs).
+    pub changes: u64,
 }
 
 pub async fn run(args: SinkArgs) -> anyhow::Result<ExitCode> {
@@ -94,9 +97,10 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<ExitCode> {
     };
     let clock = PhaseClock::new();
     let progress = Progress::new(Track::Applied);
-    let applied = apply_snapshot(&side, WantedRun::Newest, &progress, &clock).await?;
+    let applied = apply_run(&side, WantedRun::Newest, &progress, &clock).await?;
     let tables = table_summaries(&applied.plan, &progress);
-    let summary = RunSummary::new(migration, applied.run_id, clock, tables);
+    let mut summary = RunSummary::new(migration, applied.run_id, clock, tables);
+    summary.changes = applied.changes;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -129,13 +133,14 @@ pub fn table_summaries(plan: &Plan, progress: &Progress) -> Vec<TableSummary> {
 
 /// Brings the target to the end of the wanted run's snapshot, post-data included, from wherever an
 /// earlier sink left it.
-pub async fn apply_snapshot(
+pub async fn apply_run(
     side: &SinkSide<'_>,
     wanted: WantedRun,
     progress: &Progress,
     clock: &PhaseClock,
 ) -> anyhow::Result<Applied> {
     let run = announced_run(side, wanted).await?;
+    let mut changes = 0;
     let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, side.mapping, side.target).await?;
     let plan = mapping.plan;
     let tables: Vec<String> = run.schema.tables.iter().map(|table| table.name.to_string()).collect();
@@ -169,7 +174,7 @@ pub async fn apply_snapshot(
     bookkeeping::unlock(&mut conn, target, side.migration).await?;
 
     if phase == Phase::Snapshot {
-        let sink_tables: Vec<SinkTable> = table_layouts(side.migration, &run.schema, encoding(&run)?)
+        let sink_tables: Vec<SinkTable> = table_layouts(side.migration, &run.schema, run_encoding(&run)?)
             .into_iter()
             .zip(&plan.tables)
             .map(|(layout, target)| SinkTable { layout, target: target.clone() })
@@ -180,9 +185,17 @@ pub async fn apply_snapshot(
             bookkeeping_db: db,
             migration: side.migration,
             run_id: &run.run_id,
+            online: run.online,
             jobs: side.jobs,
         };
-        apply::run(&config, &sink_tables, progress).await?;
+        if run.online {
+            eprintln!(
+                "passerelle: {} is online: changes stream until `passerelle cutover --topic-prefix {}`",
+                side.migration, side.migration
+            );
+        }
+        let (_, n_changes) = apply::run(&config, &sink_tables, progress).await?;
+        changes = n_changes;
         bookkeeping::advance_phase(
             &mut conn,
             target,
@@ -193,7 +206,7 @@ pub async fn apply_snapshot(
             Phase::SnapshotApplied,
         )
         .await?;
-        clock.lap("snapshot");
+        clock.lap(if run.online { "snapshot+stream" } else { "snapshot" });
     }
     progress.finish();
 
@@ -205,6 +218,11 @@ pub async fn apply_snapshot(
         // (mysqldump restores the same way).
         let mut statements = vec!["SET SESSION foreign_key_checks = 0".to_string()];
         statements.extend(plan.post_data.iter().cloned());
+        if run.online {
+            // The sequences moved while changes streamed: AUTO_INCREMENT goes past where they stood at
+            // the cutover.
+            statements.extend(auto_increments_at_cutover(side, &run).await?);
+        }
         passerelle_mysql::schema_apply::apply(&mut conn, target, &statements).await?;
         bookkeeping::advance_phase(
             &mut conn,
@@ -220,7 +238,20 @@ pub async fn apply_snapshot(
     }
     bookkeeping::unlock(&mut conn, target, side.migration).await?;
     let _ = conn.disconnect().await;
-    Ok(Applied { run_id: run.run_id, schema: run.schema, plan })
+    Ok(Applied { run_id: run.run_id, schema: run.schema, plan, changes })
+}
+
+/// The AUTO_INCREMENT positions planned from the sequences' values the stream announced at its end.
+async fn auto_increments_at_cutover(side: &SinkSide<'_>, run: &RunAnnouncement) -> anyhow::Result<Vec<String>> {
+    let state = control::read(side.kafka, &control_topic(side.migration)).await?;
+    let done = state.stream_done.context("the stream's end is not on the control topic")?;
+    let mut schema = run.schema.clone();
+    for sequence in &mut schema.sequences {
+        if let Some((_, last_value)) = done.sequences.iter().find(|(name, _)| *name == sequence.name) {
+            sequence.last_value = *last_value;
+        }
+    }
+    Ok(mapping::plan_for(schema, &run.schemas, side.mapping, side.target).await?.plan.auto_increments)
 }
 
 /// The run to follow, once the control topic announces it.
@@ -249,15 +280,6 @@ async fn announced_run(side: &SinkSide<'_>, wanted: WantedRun) -> anyhow::Result
 
 fn topics(side: &SinkSide<'_>, run: &RunAnnouncement) -> Vec<String> {
     run.schema.tables.iter().map(|table| table_topic(side.migration, &table.name.schema, &table.name.name)).collect()
-}
-
-fn encoding(run: &RunAnnouncement) -> anyhow::Result<Encoding> {
-    run.encoding.parse().map_err(|_| {
-        anyhow::anyhow!(
-            "the run's events are encoded as {:?}, which this Passerelle cannot read; upgrade it",
-            run.encoding
-        )
-    })
 }
 
 /// A first run goes only into databases that hold nothing but Passerelle's bookkeeping.

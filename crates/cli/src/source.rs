@@ -16,14 +16,16 @@ use passerelle_kafka::topic::{
     create_control_topic, create_topics, delete_topics, end_offsets, table_topic, TopicLayout,
 };
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
+use passerelle_model::event::Lsn;
 use tokio::sync::oneshot;
 
 use crate::args::{KafkaBrokers, SourceUrl};
-use crate::config::{table_layouts, Names, NamingArgs};
+use crate::config::{run_encoding, table_layouts, Names, NamingArgs};
 use crate::mapping::SelectionArgs;
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary, TableSummary};
 use crate::snapshot::{self, SnapshotSource};
+use crate::stream::{self, Streaming};
 
 #[derive(Debug, clap::Args)]
 pub struct SourceArgs {
@@ -37,6 +39,9 @@ pub struct SourceArgs {
     pub naming: NamingArgs,
     #[command(flatten)]
     pub topics: TopicArgs,
+    /// After the snapshot, stream every change until `passerelle cutover`
+    #[arg(long)]
+    pub online: bool,
     /// Copy workers on the source
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
@@ -83,6 +88,7 @@ pub struct SourceSide<'a> {
     pub layout: TopicLayout,
     pub encoding: Encoding,
     pub jobs: usize,
+    pub online: bool,
 }
 
 /// The run whose snapshot is now complete in Kafka.
@@ -107,12 +113,17 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
         layout: args.topics.layout(&names.migration),
         encoding: args.topics.encoding,
         jobs: usize::from(args.jobs),
+        online: args.online,
     };
     let clock = PhaseClock::new();
     let progress = Progress::new(Track::Copied);
     let copied = copy_snapshot(&side, &progress, None).await?;
     progress.finish();
     clock.lap("snapshot");
+    let changes = stream_changes(&side).await?;
+    if changes.is_some() {
+        clock.lap("stream");
+    }
     let tables = copied
         .tables
         .iter()
@@ -124,7 +135,8 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
             copy_bytes: *bytes,
         })
         .collect();
-    let summary = RunSummary::new(names.migration.clone(), copied.run_id, clock, tables);
+    let mut summary = RunSummary::new(names.migration.clone(), copied.run_id, clock, tables);
+    summary.changes = changes.unwrap_or(0);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -148,7 +160,7 @@ pub async fn copy_snapshot(
     let control_topic = side.layout.control_topic();
     let state = control::read(side.kafka, &control_topic).await?;
     let mut client = passerelle_pg::connect(source).await?;
-    if let ControlState { run: Some(run), snapshot_done: Some(done) } = &state {
+    if let ControlState { run: Some(run), snapshot_done: Some(done), .. } = &state {
         if passerelle_pg::slot::slot_info(&client, source, &side.names.slot).await?.is_some() {
             let tables: Vec<String> = run.schema.tables.iter().map(|table| table.name.to_string()).collect();
             progress.tables(&tables, &done.rows.iter().map(|rows| Some(*rows)).collect::<Vec<_>>());
@@ -196,6 +208,7 @@ pub async fn copy_snapshot(
         schemas: side.schemas.clone(),
         schema,
         estimated_rows,
+        online: side.online,
     };
     control::announce_run(&producer, &control_topic, &announcement).await?;
     let names: Vec<String> = tables.iter().map(|table| table.name.to_string()).collect();
@@ -229,4 +242,42 @@ pub async fn copy_snapshot(
     control::announce_snapshot_done(&producer, &control_topic, &done).await?;
     exported.close().await;
     Ok(Copied { run_id, tables: names, rows: stats.rows, bytes: stats.bytes })
+}
+
+/// Streams an online run's changes into Kafka until its cutover; returns how many, or `None` for an
+/// offline run or one whose stream already ended.
+pub async fn stream_changes(side: &SourceSide<'_>) -> anyhow::Result<Option<u64>> {
+    let control_topic = side.layout.control_topic();
+    let state = control::read(side.kafka, &control_topic).await?;
+    let (Some(run), Some(snapshot)) = (state.run, state.snapshot_done) else {
+        anyhow::bail!(
+            "the control topic {control_topic} holds no complete snapshot to stream from; run the source again"
+        )
+    };
+    if run.online != side.online {
+        eprintln!(
+            "passerelle: run {} was started {}; it goes on that way (passerelle cleanup starts a new one)",
+            run.run_id,
+            if run.online { "online" } else { "offline" }
+        );
+    }
+    if !run.online || state.stream_done.is_some() {
+        return Ok(None);
+    }
+    let layouts = table_layouts(&side.layout.prefix, &run.schema, run_encoding(&run)?);
+    let producer = Producer::new(side.kafka)?;
+    let streaming = Streaming {
+        endpoint: side.endpoint,
+        kafka: side.kafka,
+        slot: &side.names.slot,
+        control_topic: &control_topic,
+        run_id: &run.run_id,
+        from: Lsn(snapshot.consistent_point),
+        tables: &run.schema.tables,
+        layouts: &layouts,
+        server: &side.layout.prefix,
+        database: &run.database,
+        schemas: &run.schemas,
+    };
+    Ok(Some(stream::until_cutover(&streaming, &producer).await?))
 }

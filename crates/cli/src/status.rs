@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use passerelle_kafka::control;
 use passerelle_kafka::topic::{control_topic, end_offsets, table_topic};
+use passerelle_model::event::Lsn;
 use passerelle_mysql::bookkeeping;
 use serde::Serialize;
 
@@ -37,6 +38,12 @@ struct Status {
     run_id: Option<String>,
     /// Every snapshot row of the run is in Kafka.
     snapshot_in_kafka: bool,
+    /// The run streams changes after its snapshot until a cutover.
+    online: bool,
+    /// The LSN `passerelle cutover` asked the stream to reach.
+    cutover_lsn: Option<String>,
+    /// Every change up to the cutover is in Kafka.
+    stream_in_kafka: bool,
     /// The phase the target reached for that run: snapshot, snapshot-applied or post-data.
     target_phase: Option<String>,
     tables: Vec<TableStatus>,
@@ -117,6 +124,9 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         target_phase: run_state.filter(|s| Some(&s.run_id) == run_id.as_ref()).map(|s| s.phase.as_str().to_string()),
         run_id,
         snapshot_in_kafka: state.snapshot_done.is_some(),
+        online: state.run.as_ref().is_some_and(|run| run.online),
+        cutover_lsn: state.cutover.as_ref().map(|cutover| Lsn(cutover.lsn).to_string()),
+        stream_in_kafka: state.stream_done.is_some(),
         tables,
         slot,
     };
@@ -135,10 +145,14 @@ fn render(status: &Status) -> String {
         return out;
     };
     out.push_str(&format!("run {run_id}\n"));
-    out.push_str(if status.snapshot_in_kafka {
-        "source: the snapshot is complete in Kafka\n"
-    } else {
-        "source: copying the snapshot (or interrupted: run the source again)\n"
+    out.push_str(&match (status.snapshot_in_kafka, status.online, &status.cutover_lsn, status.stream_in_kafka) {
+        (false, ..) => "source: copying the snapshot (or interrupted: run the source again)\n".to_string(),
+        (true, false, ..) => "source: the snapshot is complete in Kafka\n".to_string(),
+        (true, true, None, _) => {
+            "source: the snapshot is in Kafka; streaming changes until passerelle cutover\n".to_string()
+        }
+        (true, true, Some(lsn), false) => format!("source: cutover requested at {lsn}; streaming up to it\n"),
+        (true, true, Some(lsn), true) => format!("source: every change up to the cutover at {lsn} is in Kafka\n"),
     });
     out.push_str(&format!(
         "target: {}\n",

@@ -2,6 +2,7 @@
 
 mod check;
 mod migrate;
+mod online;
 mod plan;
 mod split;
 mod support;

@@ -32,12 +32,22 @@ pub fn passerelle_child(args: &[&str], env: &[(&str, &str)]) -> Child {
     command(args, env).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("the passerelle binary starts")
 }
 
-/// Runs `passerelle ARGS` to the end.
-pub fn passerelle(args: &[&str], env: &[(&str, &str)]) -> Run {
-    let output = command(args, env).output().expect("the passerelle binary runs");
+/// Starts `passerelle ARGS` with its output captured, for `wait_with_output` once something else is done.
+pub fn passerelle_spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
+    command(args, env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the passerelle binary starts")
+}
+
+/// What a spawned `passerelle` printed, once it ended.
+pub fn finished(child: Child) -> Run {
+    let output = child.wait_with_output().expect("the passerelle binary ends");
     Run {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
+}
+
+/// Runs `passerelle ARGS` to the end.
+pub fn passerelle(args: &[&str], env: &[(&str, &str)]) -> Run {
+    finished(passerelle_spawn(args, env))
 }

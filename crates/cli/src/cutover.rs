@@ -1,0 +1,138 @@
+//! `passerelle cutover`: ends an online migration once the application has stopped writing to the
+//! source. It takes the source's current WAL position as the cutover LSN and puts it on the control
+//! topic; the source streams up to it and says where every partition ended; the sinks apply up to
+//! there, then the post-data DDL and AUTO_INCREMENT from the sequences at the cutover; then the target
+//! is verified against the source, which no longer changes.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use passerelle_kafka::control::{self, Cutover};
+use passerelle_kafka::producer::Producer;
+use passerelle_kafka::topic::control_topic;
+use passerelle_model::event::Lsn;
+use passerelle_mysql::bookkeeping::{self, Phase};
+use serde::Serialize;
+
+use crate::args::{KafkaBrokers, SourceUrl, TargetUrl};
+use crate::config::{Names, NamingArgs};
+use crate::mapping::{self, TargetMappingArgs};
+
+/// How often the cutover looks at the control topic and the target while it waits.
+const POLL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, clap::Args)]
+pub struct CutoverArgs {
+    #[command(flatten)]
+    pub source: SourceUrl,
+    #[command(flatten)]
+    pub kafka: KafkaBrokers,
+    #[command(flatten)]
+    pub target: TargetUrl,
+    #[command(flatten)]
+    pub mapping: TargetMappingArgs,
+    #[command(flatten)]
+    pub naming: NamingArgs,
+    /// Connections per database for the verification
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Print the report as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct CutoverReport {
+    migration: String,
+    run_id: String,
+    lsn: String,
+    /// From the cutover request until the source had streamed everything before it.
+    stream_drained_seconds: f64,
+    /// From the cutover request until the target held everything, with its post-data DDL.
+    target_ready_seconds: f64,
+    verified: bool,
+    verification: passerelle_verify::report::Report,
+}
+
+pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
+    let source = args.source.endpoint()?;
+    let kafka = args.kafka.endpoint()?;
+    let target = args.target.endpoint()?;
+    let names = Names::new(args.naming.prefix_or_default(&source));
+    let topic = control_topic(&names.migration);
+    let state = control::read(&kafka, &topic).await?;
+    let Some(run) = state.run else {
+        anyhow::bail!(
+            "no run of {} is announced on {topic}; start one with passerelle migrate --online",
+            names.migration
+        )
+    };
+    if !run.online {
+        anyhow::bail!(
+            "run {} of {} is offline: it ends by itself, there is nothing to cut over",
+            run.run_id,
+            names.migration
+        );
+    }
+    let started = Instant::now();
+    let lsn = match state.cutover {
+        Some(cutover) => Lsn(cutover.lsn),
+        None => {
+            let client = passerelle_pg::connect(&source).await?;
+            let lsn = passerelle_pg::slot::current_wal_lsn(&client, &source).await?;
+            let producer = Producer::new(&kafka)?;
+            control::request_cutover(&producer, &topic, &Cutover { run_id: run.run_id.clone(), lsn: lsn.0 }).await?;
+            lsn
+        }
+    };
+    eprintln!("passerelle: cutover of {} at {lsn}: waiting for the source to stream up to it", names.migration);
+    loop {
+        if control::read(&kafka, &topic).await?.stream_done.is_some() {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let stream_drained_seconds = started.elapsed().as_secs_f64();
+    eprintln!("passerelle: every change is in Kafka; waiting for the target to apply it and finish its keys");
+    let database = crate::sink::bookkeeping_database(&target)?;
+    let mut conn = passerelle_mysql::connect(&target).await?;
+    loop {
+        let state = bookkeeping::run_state(&mut conn, &target, &database, &names.migration).await?;
+        if state.is_some_and(|state| state.run_id == run.run_id && state.phase == Phase::PostData) {
+            break;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    let _ = conn.disconnect().await;
+    let target_ready_seconds = started.elapsed().as_secs_f64();
+
+    let mapping = mapping::plan_for(run.schema, &run.schemas, &args.mapping, &target).await?;
+    let config = passerelle_verify::Config { source, target, jobs: usize::from(args.jobs) };
+    let verification = crate::verify::compare(&config, &mapping.schema, &mapping.plan).await?;
+    let report = CutoverReport {
+        migration: names.migration,
+        run_id: run.run_id,
+        lsn: lsn.to_string(),
+        stream_drained_seconds,
+        target_ready_seconds,
+        verified: verification.matches,
+        verification,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "cutover at {}: the stream drained in {:.1}s, the target was ready in {:.1}s",
+            report.lsn, report.stream_drained_seconds, report.target_ready_seconds
+        );
+        if report.verified {
+            println!(
+                "verified: every table's row count and content checksum match the source; switch the application over"
+            );
+        } else {
+            print!("{}", report.verification.render());
+            println!("NOT VERIFIED: the target differs from the source, see above");
+        }
+    }
+    Ok(if report.verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,156 @@
+//! The change stream, source to Kafka: after the snapshot of an online run, every change the slot
+//! delivers becomes a Debezium `c`, `u` or `d` event on its table's topic, until a cutover.
+//!
+//! The slot advances only past transactions Kafka has acknowledged, so a crash repeats changes
+//! rather than losing them; replayed in order, upserts and deletes by key end in the same state.
+//! The cutover (`passerelle cutover`) names an LSN once the source's writes have stopped: when the
+//! stream has passed it, everything committed before is in Kafka, and the source says where each
+//! partition ended and what the sequences hold.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use passerelle_kafka::control::{self, StreamDone};
+use passerelle_kafka::envelope::{try_encode_change, Origin, TableLayout};
+use passerelle_kafka::producer::Producer;
+use passerelle_kafka::topic::end_offsets;
+use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
+use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
+use passerelle_model::schema::{QualifiedName, Table};
+use passerelle_pg::stream::{ChangeStream, StreamItem};
+
+use crate::snapshot::now_ms;
+
+/// How often produced changes are flushed and the slot told how far Kafka has them.
+const CONFIRM_EVERY: Duration = Duration::from_secs(1);
+/// How often the control topic is read for a cutover.
+const CUTOVER_POLL: Duration = Duration::from_secs(2);
+
+/// What streaming needs to know.
+pub struct Streaming<'a> {
+    pub endpoint: &'a DbEndpoint,
+    pub kafka: &'a KafkaEndpoint,
+    /// The slot, and the publication of the same name.
+    pub slot: &'a str,
+    pub control_topic: &'a str,
+    pub run_id: &'a str,
+    /// Where the snapshot ended: the stream starts there (or where the slot was last confirmed).
+    pub from: Lsn,
+    pub tables: &'a [Table],
+    pub layouts: &'a [TableLayout],
+    /// Debezium's logical server name, the topic prefix.
+    pub server: &'a str,
+    pub database: &'a str,
+    pub schemas: &'a [String],
+}
+
+/// Streams changes into Kafka until the cutover LSN is passed, then announces where the stream ended.
+/// Returns how many changes it produced.
+pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> anyhow::Result<u64> {
+    let s = streaming;
+    // Tables without a key are not published (see `source`): the stream only holds keyed tables.
+    let published: Vec<Table> = s.tables.iter().filter(|table| table.primary_key.is_some()).cloned().collect();
+    let mut stream = ChangeStream::start(s.endpoint, s.slot, s.slot, s.from, &published).await?;
+    let positions: HashMap<&QualifiedName, usize> =
+        s.tables.iter().enumerate().map(|(i, table)| (&table.name, i)).collect();
+    let mut cutover: Option<Lsn> = None;
+    let mut unconfirmed: Option<Lsn> = None;
+    let (mut last_confirm, mut last_poll) = (Instant::now(), None::<Instant>);
+    let mut n_changes = 0;
+    loop {
+        if last_poll.is_none_or(|at| at.elapsed() >= CUTOVER_POLL) {
+            let state = control::read(s.kafka, s.control_topic).await?;
+            cutover = state.cutover.map(|cutover| Lsn(cutover.lsn));
+            last_poll = Some(Instant::now());
+        }
+        let passed = match stream.next(Duration::from_millis(200)).await? {
+            Some(StreamItem::Change(change)) => {
+                let i = positions[&change.table];
+                produce(&s.tables[i], &s.layouts[i], &change, s, producer).await?;
+                n_changes += 1;
+                false
+            }
+            Some(StreamItem::Commit { end_lsn, .. }) => {
+                unconfirmed = Some(end_lsn);
+                cutover.is_some_and(|cutover| end_lsn >= cutover)
+            }
+            Some(StreamItem::Truncate { tables, commit_lsn }) => anyhow::bail!(
+                "TRUNCATE of {} at {commit_lsn} during the migration is not carried to the target; \
+                 start the migration over (passerelle cleanup, then migrate)",
+                tables.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            ),
+            Some(StreamItem::Idle { wal_end }) => cutover.is_some_and(|cutover| wal_end >= cutover),
+            None => false,
+        };
+        if passed || last_confirm.elapsed() >= CONFIRM_EVERY {
+            producer.flush().await.context("the stream's events did not reach Kafka")?;
+            if let Some(lsn) = unconfirmed.take() {
+                stream.confirm(lsn);
+            }
+            last_confirm = Instant::now();
+        }
+        if passed {
+            break;
+        }
+    }
+    stream.close().await?;
+
+    let mut client = passerelle_pg::connect(s.endpoint).await?;
+    let schema = passerelle_pg::catalog::read(&mut client, s.endpoint, s.schemas).await?;
+    let topics: Vec<String> = s.layouts.iter().map(|layout| layout.topic.clone()).collect();
+    let done = StreamDone {
+        run_id: s.run_id.to_string(),
+        lsn: cutover.expect("the loop ends only past a cutover").0,
+        ends: end_offsets(s.kafka, &topics).await?,
+        sequences: schema.sequences.into_iter().map(|sequence| (sequence.name, sequence.last_value)).collect(),
+    };
+    control::announce_stream_done(producer, s.control_topic, &done).await?;
+    Ok(n_changes)
+}
+
+/// Produces one change. An update that moved its row to another key becomes a delete of the old key
+/// and a create of the new one, as Debezium does: each key's events stay in its own partition, in order.
+async fn produce(
+    table: &Table,
+    layout: &TableLayout,
+    change: &ChangeEvent,
+    s: &Streaming<'_>,
+    producer: &Producer,
+) -> anyhow::Result<()> {
+    // Generated columns are not sent, but the target computes them: only TOASTed values stay unchanged.
+    let unchanged: Vec<usize> =
+        change.unchanged.iter().copied().filter(|&i| table.columns[i].generated.is_none()).collect();
+    let origin =
+        Origin { server: s.server, database: s.database, lsn: change.commit_lsn, snapshot: false, ts_ms: now_ms() };
+    fn values(row: &Row) -> Vec<Option<&str>> {
+        row.iter().map(Option::as_deref).collect()
+    }
+    let key_of = |row: &Row| layout.key.iter().map(|&i| row[i].clone()).collect::<Vec<_>>();
+    let before = change.before.as_ref().map(values);
+    let after = change.after.as_ref().map(values);
+    let moved = match (&change.before, &change.after) {
+        (Some(before), Some(after)) if change.op == Op::Update => key_of(before) != key_of(after),
+        _ => false,
+    };
+    let events = if moved {
+        if !unchanged.is_empty() {
+            anyhow::bail!(
+                "{}: an update changed a row's key and left a TOASTed value unsent, so the new row cannot be \
+                 written whole; ALTER TABLE {} REPLICA IDENTITY FULL, then start the migration over",
+                change.table,
+                change.table
+            );
+        }
+        vec![(Op::Delete, before.as_deref(), None), (Op::Create, None, after.as_deref())]
+    } else {
+        vec![(change.op, before.as_deref(), after.as_deref())]
+    };
+    for (op, before, after) in events {
+        let unchanged = if op == Op::Update { unchanged.as_slice() } else { &[] };
+        let event = try_encode_change(layout, op, before, after, unchanged, &origin)
+            .map_err(|cause| anyhow::anyhow!("{cause}"))?;
+        producer.send(&layout.topic, None, event.key.as_deref(), &event.value).await?;
+    }
+    Ok(())
+}
