@@ -17,6 +17,7 @@ use passerelle_kafka::topic::{
 };
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
+use passerelle_model::schema::TableKind;
 use tokio::sync::oneshot;
 
 use crate::args::{KafkaBrokers, SourceUrl};
@@ -179,6 +180,19 @@ pub async fn copy_snapshot(
     }
 
     let schema = passerelle_pg::catalog::read(&mut client, source, &side.schemas).await?;
+    let keyless: Vec<String> = schema
+        .tables
+        .iter()
+        .filter(|table| table.primary_key.is_none() && !matches!(table.kind, TableKind::Partitioned { .. }))
+        .map(|table| table.name.to_string())
+        .collect();
+    if side.online && !keyless.is_empty() {
+        anyhow::bail!(
+            "{} has no primary key, so its changes cannot be streamed; add one, or migrate offline (without --online) \
+             while the application is stopped",
+            keyless.join(", ")
+        );
+    }
     let tables = schema.tables.clone();
     let layouts = table_layouts(&side.layout.prefix, &schema, side.encoding);
     let topics: Vec<String> = layouts.iter().map(|layout| layout.topic.clone()).collect();

@@ -85,3 +85,13 @@ async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies() 
     assert_eq!(setup.target_rows("SELECT COUNT(*) FROM orders WHERE line = 999999").await, vec![vec![s("0")]]);
     setup.cleanup();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_online_run_refuses_a_table_without_a_key() {
+    let setup = Setup::new("create table log (at timestamptz, line text); create table ok (id int primary key);").await;
+    let mut args = setup.args("migrate");
+    args.push("--online");
+    let run = passerelle(&args, &setup.env());
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("public.log has no primary key, so its changes cannot be streamed"), "{}", run.stderr);
+}
