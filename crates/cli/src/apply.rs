@@ -195,15 +195,14 @@ async fn apply_round(
             let origin = BatchOrigin { topic: consumer.topic(topic_idx), partition };
             let target = &tables[topic_idx].target;
             let context = || format!("applying {}/{partition}", origin.topic);
-            for segment in segments {
+            for segment in &segments {
+                let n = apply_segment(sink, target, origin, segment).await.with_context(context)?;
                 match segment {
-                    Segment::Rows(rows) => {
-                        let n = sink.load_rows(target, origin, &rows).await.with_context(context)?;
+                    Segment::Rows(_) => {
                         progress.applied(topic_idx, n);
                         n_rows += n;
                     }
-                    Segment::Changes(changes) => {
-                        let n = sink.apply_changes(target, origin, &changes).await.with_context(context)?;
+                    Segment::Changes(_) => {
                         progress.changed(n);
                         n_changes += n;
                     }
@@ -219,4 +218,31 @@ async fn apply_round(
         n_changes += changes;
     }
     Ok((n_rows, n_changes))
+}
+
+/// Applies one segment, again after a deadlock or a lock wait timeout: sink connections apply
+/// different partitions of one table at once, and InnoDB may pick one of them as a deadlock's victim.
+/// The transaction rolled back whole, offsets included, so trying again is safe.
+async fn apply_segment(
+    sink: &mut Sink,
+    target: &TargetTable,
+    origin: BatchOrigin<'_>,
+    segment: &Segment,
+) -> Result<u64, passerelle_mysql::MysqlError> {
+    const ATTEMPTS: u32 = 3;
+    let mut attempt = 1;
+    loop {
+        let result = match segment {
+            Segment::Rows(rows) => sink.load_rows(target, origin, rows).await,
+            Segment::Changes(changes) => sink.apply_changes(target, origin, changes).await,
+        };
+        match result {
+            Err(error) if error.retryable() && attempt < ATTEMPTS => {
+                tracing::warn!("{}/{}: {}; trying again", origin.topic, origin.partition, error.cause());
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
