@@ -75,6 +75,7 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let started = Instant::now();
+    let mut said = started;
     let lsn = match state.cutover {
         Some(cutover) => Lsn(cutover.lsn),
         None => {
@@ -90,6 +91,7 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
         if control::read(&kafka, &topic).await?.stream_done.is_some() {
             break;
         }
+        still_waiting(&mut said, started, "the source (passerelle migrate --online or passerelle source --online)");
         tokio::time::sleep(POLL).await;
     }
     let stream_drained_seconds = started.elapsed().as_secs_f64();
@@ -101,6 +103,7 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
         if state.is_some_and(|state| state.run_id == run.run_id && state.phase == Phase::PostData) {
             break;
         }
+        still_waiting(&mut said, started, "the sinks (passerelle migrate --online or passerelle sink)");
         tokio::time::sleep(POLL).await;
     }
     let _ = conn.disconnect().await;
@@ -135,4 +138,14 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(if report.verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Every half minute of waiting, says who is being waited for: a process that is not running never
+/// finishes the cutover.
+fn still_waiting(said: &mut Instant, started: Instant, whom: &str) {
+    if said.elapsed() >= Duration::from_secs(30) {
+        let seconds = started.elapsed().as_secs();
+        eprintln!("passerelle: still waiting after {seconds} s for {whom}; is it running? passerelle status shows how far it got");
+        *said = Instant::now();
+    }
 }
