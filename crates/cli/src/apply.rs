@@ -20,6 +20,7 @@ use passerelle_model::event::{ChangeEvent, Op, Row};
 use passerelle_model::target::TargetTable;
 use passerelle_mysql::bookkeeping;
 use passerelle_mysql::sink::{BatchOrigin, Sink};
+use tokio::sync::mpsc;
 
 use crate::progress::Progress;
 
@@ -71,65 +72,97 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
     }
     let mut completion = Completion { config, topics, ends: None, checked: None };
     let mut conn = passerelle_mysql::connect(config.target).await?;
-    // The next offset of each partition that this member has read.
-    let mut next_offsets: HashMap<PartitionId, i64> = HashMap::new();
-    let (mut n_rows, mut n_changes) = (0, 0);
-    loop {
-        let records = consumer.next_batch(ROUND_RECORDS, Duration::from_millis(200)).await?;
-        if records.is_empty() {
-            if completion.reached(&mut conn, progress).await? {
-                break;
-            }
-            continue;
-        }
-        let mut groups: BTreeMap<PartitionId, Vec<Segment>> = BTreeMap::new();
-        for record in records {
-            let table = &tables[record.topic_idx];
-            let decoded = decode(&table.layout, &record.value).map_err(|cause| KafkaError::Decode {
-                topic: table.layout.topic.clone(),
-                partition: record.partition,
-                offset: record.offset,
-                cause,
-            })?;
-            next_offsets.insert((record.topic_idx, record.partition), record.offset + 1);
-            let segments = groups.entry((record.topic_idx, record.partition)).or_default();
-            match (decoded.op, decoded.after) {
-                (Op::Read, Some(row)) => match segments.last_mut() {
-                    Some(Segment::Rows(rows)) => rows.push((record.offset, row)),
-                    _ => segments.push(Segment::Rows(vec![(record.offset, row)])),
-                },
-                (Op::Read, None) => anyhow::bail!(
-                    "{}/{}@{}: a snapshot read without a row; the topic holds events Passerelle did not write",
-                    table.layout.topic,
-                    record.partition,
-                    record.offset
-                ),
-                (op, after) => {
-                    let change = ChangeEvent {
-                        table: table.target.source.clone(),
-                        op,
-                        before: decoded.before,
-                        after,
-                        unchanged: decoded.unchanged,
-                        commit_lsn: decoded.lsn,
-                    };
-                    match segments.last_mut() {
-                        Some(Segment::Changes(changes)) => changes.push((record.offset, change)),
-                        _ => segments.push(Segment::Changes(vec![(record.offset, change)])),
-                    }
+    // One round decoded ahead: this process decodes the next round while the target applies this one.
+    let (rounds, mut next_round) = mpsc::channel::<Option<Round>>(1);
+    let applier = async {
+        let (mut n_rows, mut n_changes) = (0, 0);
+        while let Some(round) = next_round.recv().await {
+            let Some(Round { groups, next_offsets }) = round else {
+                if completion.reached(&mut conn, progress).await? {
+                    break;
                 }
-            }
+                continue;
+            };
+            let (rows, changes) = apply_round(&mut sinks, tables, groups, progress, &consumer).await?;
+            n_rows += rows;
+            n_changes += changes;
+            consumer.commit(&next_offsets)?;
         }
-        let (rows, changes) = apply_round(&mut sinks, tables, groups, progress, &consumer).await?;
-        n_rows += rows;
-        n_changes += changes;
-        consumer.commit(&next_offsets)?;
-    }
+        // Ends the reader, whose next send now fails.
+        drop(next_round);
+        anyhow::Ok((n_rows, n_changes))
+    };
+    let (_, applied) = tokio::try_join!(read_rounds(&consumer, tables, rounds), applier)?;
     for sink in sinks {
         sink.close().await;
     }
     let _ = conn.disconnect().await;
-    Ok((n_rows, n_changes))
+    Ok(applied)
+}
+
+/// One round: each partition's events, decoded and cut into segments, and the next offset of every
+/// partition this member has read so far (for the group's advisory commit once the round is applied).
+struct Round {
+    groups: BTreeMap<PartitionId, Vec<Segment>>,
+    next_offsets: HashMap<PartitionId, i64>,
+}
+
+/// Reads and decodes rounds until the applier stops taking them; `None` says Kafka had nothing.
+async fn read_rounds(
+    consumer: &Consumer,
+    tables: &[SinkTable],
+    rounds: mpsc::Sender<Option<Round>>,
+) -> anyhow::Result<()> {
+    let mut next_offsets: HashMap<PartitionId, i64> = HashMap::new();
+    loop {
+        let records = consumer.next_batch(ROUND_RECORDS, Duration::from_millis(200)).await?;
+        let round = if records.is_empty() {
+            None
+        } else {
+            let mut groups: BTreeMap<PartitionId, Vec<Segment>> = BTreeMap::new();
+            for record in records {
+                let table = &tables[record.topic_idx];
+                let decoded = decode(&table.layout, &record.value).map_err(|cause| KafkaError::Decode {
+                    topic: table.layout.topic.clone(),
+                    partition: record.partition,
+                    offset: record.offset,
+                    cause,
+                })?;
+                next_offsets.insert((record.topic_idx, record.partition), record.offset + 1);
+                let segments = groups.entry((record.topic_idx, record.partition)).or_default();
+                match (decoded.op, decoded.after) {
+                    (Op::Read, Some(row)) => match segments.last_mut() {
+                        Some(Segment::Rows(rows)) => rows.push((record.offset, row)),
+                        _ => segments.push(Segment::Rows(vec![(record.offset, row)])),
+                    },
+                    (Op::Read, None) => anyhow::bail!(
+                        "{}/{}@{}: a snapshot read without a row; the topic holds events Passerelle did not write",
+                        table.layout.topic,
+                        record.partition,
+                        record.offset
+                    ),
+                    (op, after) => {
+                        let change = ChangeEvent {
+                            table: table.target.source.clone(),
+                            op,
+                            before: decoded.before,
+                            after,
+                            unchanged: decoded.unchanged,
+                            commit_lsn: decoded.lsn,
+                        };
+                        match segments.last_mut() {
+                            Some(Segment::Changes(changes)) => changes.push((record.offset, change)),
+                            _ => segments.push(Segment::Changes(vec![(record.offset, change)])),
+                        }
+                    }
+                }
+            }
+            Some(Round { groups, next_offsets: next_offsets.clone() })
+        };
+        if rounds.send(round).await.is_err() {
+            return Ok(());
+        }
+    }
 }
 
 /// Knows when the run is applied: its snapshot, or for an online run its stream.
