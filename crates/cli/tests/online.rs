@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::migrate::{s, Setup};
-use crate::support::{finished, passerelle, passerelle_spawn};
+use crate::support::{finished, passerelle, passerelle_child, passerelle_spawn};
 
 const SHOP: &str = "
 create table customers (id serial primary key, name text not null, note text);
@@ -46,16 +46,7 @@ async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies() 
     let source = setup.source.client().await;
     // Some writes race the snapshot, the rest follow it.
     source.batch_execute(WRITES).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        assert!(Instant::now() < deadline, "the snapshot never reached Kafka");
-        let run = passerelle(&[&["status", "--json"][..], &["--topic-prefix", &setup.prefix]].concat(), &setup.env());
-        let status: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
-        if status["snapshot_in_kafka"] == true {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_the_snapshot_in_kafka(&setup).await;
     for _ in 0..3 {
         source.batch_execute(WRITES).await.unwrap();
     }
@@ -83,6 +74,49 @@ async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies() 
     let next: i64 = next[0][0].as_deref().unwrap().parse().unwrap();
     assert!(next > last_id, "AUTO_INCREMENT {next} must pass {last_id}");
     assert_eq!(setup.target_rows("SELECT COUNT(*) FROM orders WHERE line = 999999").await, vec![vec![s("0")]]);
+    setup.cleanup();
+}
+
+/// Waits until `status` says the run's snapshot is complete in Kafka.
+async fn wait_for_the_snapshot_in_kafka(setup: &Setup) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(Instant::now() < deadline, "the snapshot never reached Kafka");
+        let run = passerelle(&[&["status", "--json"][..], &["--topic-prefix", &setup.prefix]].concat(), &setup.env());
+        let status: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
+        if status["snapshot_in_kafka"] == true {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_while_streaming_a_restarted_migration_loses_and_repeats_nothing() {
+    let setup = Setup::new(SHOP).await;
+    let mut args = setup.args("migrate");
+    args.extend(["--online", "--json", "--partitions", "3"]);
+    let mut first = passerelle_child(&args, &setup.env());
+    wait_for_the_snapshot_in_kafka(&setup).await;
+    let source = setup.source.client().await;
+    source.batch_execute(WRITES).await.unwrap();
+    // Killed while the changes are on their way: some in Kafka, some applied, the slot behind both.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    source.batch_execute(WRITES).await.unwrap();
+
+    let second = passerelle_spawn(&args, &setup.env());
+    source.batch_execute(WRITES).await.unwrap();
+    let mut cutover = setup.args("cutover");
+    cutover.push("--json");
+    let cutover = passerelle(&cutover, &setup.env());
+    assert_eq!(cutover.code, 0, "{}\n{}", cutover.stdout, cutover.stderr);
+    let second = finished(second);
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    assert!(!second.stderr.contains("starting it over"), "the run goes on: {}", second.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&second.stdout).unwrap();
+    assert_eq!(summary["verified"], true, "{summary}");
     setup.cleanup();
 }
 

@@ -38,6 +38,10 @@ impl Consumer {
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
+            // A member that died (a killed sink) keeps its partitions until its session times out:
+            // 10 s rather than 45 lets a restarted sink take them over sooner.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "3000")
             // librdkafka prefetches per partition, and holds what it fetched decompressed: JSON events
             // inflate about five times out of lz4. With a topic per table and several partitions each,
             // a 256 kB fetch per partition keeps the prefetched events to tens of MB at most.
