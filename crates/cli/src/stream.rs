@@ -25,7 +25,7 @@ use crate::snapshot::now_ms;
 /// How often produced changes are flushed and the slot told how far Kafka has them.
 const CONFIRM_EVERY: Duration = Duration::from_secs(1);
 /// How often the control topic is read for a cutover.
-const CUTOVER_POLL: Duration = Duration::from_secs(2);
+const CUTOVER_POLL: Duration = Duration::from_secs(1);
 
 /// What streaming needs to know.
 pub struct Streaming<'a> {

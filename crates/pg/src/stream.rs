@@ -33,8 +33,10 @@ use crate::slot::{error_fields, quote_ident, validate_slot_name, ReplicationConn
 use crate::PgError;
 
 /// How often the server hears the confirmed position even when it does not ask: well within the
-/// default `wal_sender_timeout` (60 s), after which the server drops a silent client.
-const STATUS_INTERVAL: Duration = Duration::from_secs(10);
+/// default `wal_sender_timeout` (60 s), after which the server drops a silent client. Each update asks
+/// for a keepalive back, whose WAL end tells an idle stream within a second that it has passed an LSN
+/// (a cutover's) that no published change follows.
+const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Microseconds from the Unix epoch to PostgreSQL's, 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
@@ -183,7 +185,7 @@ impl ChangeStream {
 
     /// Lets the slot forget everything up to `lsn`: a [`StreamItem::Commit`]'s `end_lsn` once that
     /// transaction and all before it are safe at the destination. Never moves back. The server hears
-    /// of it within 10 s, and on [`ChangeStream::close`].
+    /// of it within a second, and on [`ChangeStream::close`].
     pub fn confirm(&self, lsn: Lsn) {
         self.confirmed.fetch_max(lsn.0, Ordering::Relaxed);
     }
@@ -349,7 +351,7 @@ impl Driver {
             body.put_u64(confirmed);
         }
         body.put_i64(clock);
-        body.put_u8(0); // no reply wanted
+        body.put_u8(1); // a keepalive back, please: see STATUS_INTERVAL
         let mut buf = BytesMut::new();
         frontend::CopyData::new(body.freeze()).map_err(|error| self.conn.lost(STREAMING, error))?.write(&mut buf);
         self.conn.send(&buf, "sending the confirmed position").await?;
