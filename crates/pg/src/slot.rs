@@ -177,11 +177,7 @@ pub async fn create_publication(
 ) -> Result<(), PgError> {
     validate_identifier("publication", publication)?;
     let error = |context: &'static str| move |source| PgError::query(endpoint, context, source);
-    let exists = client
-        .query_opt("select 1 from pg_publication where pubname = $1", &[&publication])
-        .await
-        .map_err(error("reading pg_publication"))?;
-    if exists.is_some() {
+    if publication_exists(client, endpoint, publication).await? {
         return Err(PgError::PublicationExists {
             endpoint: endpoint.to_string(),
             publication: publication.to_string(),
@@ -531,6 +527,19 @@ pub async fn current_wal_lsn(client: &Client, endpoint: &impl fmt::Display) -> R
         .await
         .map_err(|error| PgError::query(endpoint, "reading the current WAL position", error))?;
     Ok(row.get::<_, String>(0).parse().unwrap_or_default())
+}
+
+/// Whether the source has a publication of that name.
+pub(crate) async fn publication_exists(
+    client: &Client,
+    endpoint: &impl fmt::Display,
+    publication: &str,
+) -> Result<bool, PgError> {
+    let row = client
+        .query_opt("select 1 from pg_publication where pubname = $1", &[&publication])
+        .await
+        .map_err(|error| PgError::query(endpoint, "reading pg_publication", error))?;
+    Ok(row.is_some())
 }
 
 #[cfg(test)]

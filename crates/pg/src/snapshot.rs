@@ -208,27 +208,9 @@ pub async fn plan_units(
     tables: &[Table],
     unit_bytes: u64,
 ) -> Result<Vec<CopyUnit>, PgError> {
-    let schemas: Vec<&str> = tables.iter().map(|table| table.name.schema.as_str()).collect();
-    let names: Vec<&str> = tables.iter().map(|table| table.name.name.as_str()).collect();
-    // pg_relation_size rather than relpages, which is 0 until the first VACUUM or ANALYZE.
-    let rows = client
-        .query(
-            "select t.idx::int, coalesce(pg_relation_size(c.oid), 0)::bigint,
-                    current_setting('block_size')::bigint
-             from unnest($1::text[], $2::text[]) with ordinality as t(schema_name, table_name, idx)
-             left join pg_namespace n on n.nspname = t.schema_name
-             left join pg_class c on c.relnamespace = n.oid and c.relname = t.table_name
-             order by t.idx",
-            &[&schemas, &names],
-        )
-        .await
-        .map_err(|error| PgError::query(endpoint, "measuring the tables", error))?;
     let mut units = Vec::new();
-    for row in rows {
-        let table_idx = usize::try_from(row.get::<_, i32>(0) - 1).expect("ordinality starts at 1");
-        let table_bytes = u64::try_from(row.get::<_, i64>(1)).unwrap_or(0);
-        let block_size = u64::try_from(row.get::<_, i64>(2)).unwrap_or(8192);
-        units.extend(split(table_idx, table_bytes, block_size, unit_bytes));
+    for (table_idx, size) in measure(client, endpoint, tables).await?.into_iter().enumerate() {
+        units.extend(split(table_idx, size.heap_bytes, size.block_size, unit_bytes));
     }
     units.sort_by_key(|unit| std::cmp::Reverse(unit.estimated_bytes));
     Ok(units)
@@ -241,11 +223,26 @@ pub async fn estimate_rows(
     endpoint: &impl fmt::Display,
     tables: &[Table],
 ) -> Result<Vec<Option<u64>>, PgError> {
+    Ok(measure(client, endpoint, tables).await?.into_iter().map(|size| size.estimated_rows).collect())
+}
+
+/// What the catalog says of one table's size.
+struct TableSize {
+    heap_bytes: u64,
+    block_size: u64,
+    /// `reltuples`: `None` before the first VACUUM or ANALYZE, and for partitioned parents.
+    estimated_rows: Option<u64>,
+}
+
+/// Each table's size, in the order given.
+async fn measure(client: &Client, endpoint: &impl fmt::Display, tables: &[Table]) -> Result<Vec<TableSize>, PgError> {
     let schemas: Vec<&str> = tables.iter().map(|table| table.name.schema.as_str()).collect();
     let names: Vec<&str> = tables.iter().map(|table| table.name.name.as_str()).collect();
+    // pg_relation_size rather than relpages, which is 0 until the first VACUUM or ANALYZE.
     let rows = client
         .query(
-            "select case when c.relkind = 'p' then null else c.reltuples::float8 end
+            "select coalesce(pg_relation_size(c.oid), 0)::bigint, current_setting('block_size')::bigint,
+                    case when c.relkind = 'p' then null else c.reltuples::float8 end
              from unnest($1::text[], $2::text[]) with ordinality as t(schema_name, table_name, idx)
              left join pg_namespace n on n.nspname = t.schema_name
              left join pg_class c on c.relnamespace = n.oid and c.relname = t.table_name
@@ -253,10 +250,14 @@ pub async fn estimate_rows(
             &[&schemas, &names],
         )
         .await
-        .map_err(|error| PgError::query(endpoint, "estimating the tables' rows", error))?;
+        .map_err(|error| PgError::query(endpoint, "measuring the tables", error))?;
     Ok(rows
         .iter()
-        .map(|row| row.get::<_, Option<f64>>(0).filter(|estimate| *estimate >= 0.0).map(|estimate| estimate as u64))
+        .map(|row| TableSize {
+            heap_bytes: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+            block_size: u64::try_from(row.get::<_, i64>(1)).unwrap_or(8192),
+            estimated_rows: row.get::<_, Option<f64>>(2).filter(|rows| *rows >= 0.0).map(|rows| rows as u64),
+        })
         .collect())
 }
 

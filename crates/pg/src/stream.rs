@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
 
-use crate::slot::{error_fields, quote_ident, validate_slot_name, ReplicationConnection};
+use crate::slot::{error_fields, publication_exists, quote_ident, validate_slot_name, ReplicationConnection};
 use crate::PgError;
 
 /// How often the server hears the confirmed position even when it does not ask: well within the
@@ -503,11 +503,7 @@ async fn expected_columns(
 ) -> Result<HashMap<QualifiedName, Vec<ExpectedColumn>>, PgError> {
     let client = crate::connect(endpoint).await?;
     let error = |context: &'static str| move |source| PgError::query(endpoint, context, source);
-    let exists = client
-        .query_opt("select 1 from pg_publication where pubname = $1", &[&publication])
-        .await
-        .map_err(error("reading pg_publication"))?;
-    if exists.is_none() {
+    if !publication_exists(&client, endpoint, publication).await? {
         return Err(PgError::PublicationMissing {
             endpoint: endpoint.to_string(),
             publication: publication.to_string(),
