@@ -523,10 +523,10 @@ pub(crate) fn error_fields(body: &backend::ErrorResponseBody) -> (String, String
 /// Where the source's write-ahead log ends now: a cutover streams up to here.
 pub async fn current_wal_lsn(client: &Client, endpoint: &impl fmt::Display) -> Result<Lsn, PgError> {
     let row = client
-        .query_one("select pg_current_wal_lsn()::text", &[])
+        .query_one("select (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint", &[])
         .await
         .map_err(|error| PgError::query(endpoint, "reading the current WAL position", error))?;
-    Ok(row.get::<_, String>(0).parse().unwrap_or_default())
+    Ok(Lsn(row.get::<_, i64>(0).unsigned_abs()))
 }
 
 /// Whether the source has a publication of that name.
