@@ -92,8 +92,7 @@ async fn produce(
 ) -> anyhow::Result<()> {
     while let Some(batch) = receiver.recv().await {
         let layout = &layouts[batch.table_idx];
-        // Without a key there is no order to keep per key: one partition keeps them all in order.
-        let partition = layout.key.is_empty().then_some(0);
+        let partition = layout.fixed_partition();
         let mut values = Vec::with_capacity(batch.n_columns());
         for row in batch.rows() {
             values.clear();

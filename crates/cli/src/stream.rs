@@ -150,7 +150,7 @@ async fn produce(
         let unchanged = if op == Op::Update { unchanged.as_slice() } else { &[] };
         let event = try_encode_change(layout, op, before, after, unchanged, &origin)
             .map_err(|cause| anyhow::anyhow!("{cause}"))?;
-        producer.send(&layout.topic, None, event.key.as_deref(), &event.value).await?;
+        producer.send(&layout.topic, layout.fixed_partition(), event.key.as_deref(), &event.value).await?;
     }
     Ok(())
 }

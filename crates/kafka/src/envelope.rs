@@ -116,6 +116,12 @@ impl TableLayout {
         self
     }
 
+    /// The partition every event of the table goes to, when the key does not choose: a table without
+    /// a key has no per-key order to keep, so one partition keeps all its events in order.
+    pub fn fixed_partition(&self) -> Option<i32> {
+        self.key.is_empty().then_some(0)
+    }
+
     pub fn encoding(&self) -> Encoding {
         if self.connect.is_some() {
             Encoding::Json
