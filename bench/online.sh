@@ -18,11 +18,10 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/passerelle-bench-online.XXXXXX")
 "$root/stack/stack.sh" recreate-target-db bench_passerelle >/dev/null
 "$bin" migrate --online --json --schema bookings --topic-prefix $prefix >"$work/migrate.json" 2>"$work/migrate.err" &
 pid=$!
-# The slot's walsender may outlive the process by a moment: try the cleanup a few times.
 cleanup() {
   kill $pid 2>/dev/null || true
-  for _ in 1 2 3 4 5; do "$bin" cleanup --topic-prefix $prefix >/dev/null 2>&1 && return; sleep 1; done
-  echo "bench/online.sh: passerelle cleanup --topic-prefix $prefix failed; run it by hand" >&2
+  "$bin" cleanup --topic-prefix $prefix >/dev/null 2>&1 ||
+    echo "bench/online.sh: passerelle cleanup --topic-prefix $prefix failed; run it by hand" >&2
 }
 trap cleanup EXIT
 for i in $(seq 1 20); do

@@ -156,12 +156,28 @@ pub async fn slot_info(client: &Client, endpoint: &impl fmt::Display, slot: &str
 
 /// Drops `slot`; false when there was none. A slot that a walsender is streaming from cannot be
 /// dropped: PostgreSQL answers `object in use` (55006).
+///
+/// The walsender of a process that just ended may hold the slot a moment longer: an `object in use`
+/// answer is retried for a few seconds before it is reported.
 pub async fn drop_slot(client: &Client, endpoint: &impl fmt::Display, slot: &str) -> Result<bool, PgError> {
-    let n_dropped = client
-        .execute("select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1", &[&slot])
-        .await
-        .map_err(|error| PgError::query(endpoint, "dropping the replication slot", error))?;
-    Ok(n_dropped > 0)
+    const ATTEMPTS: u32 = 10;
+    let mut attempt = 1;
+    loop {
+        let dropped = client
+            .execute(
+                "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1",
+                &[&slot],
+            )
+            .await;
+        match dropped {
+            Ok(n_dropped) => return Ok(n_dropped > 0),
+            Err(error) if error.code() == Some(&SqlState::OBJECT_IN_USE) && attempt < ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                attempt += 1;
+            }
+            Err(error) => return Err(PgError::query(endpoint, "dropping the replication slot", error)),
+        }
+    }
 }
 
 /// Creates `publication` for exactly `tables`, publishing inserts, updates, deletes and truncates.
