@@ -9,7 +9,7 @@ use passerelle_pg::snapshot::{plan_units, CopyWorker};
 use passerelle_pg::{session, slot, PgError};
 use passerelle_testkit::unique_name;
 
-use crate::support::{copy_all, copy_rows, names, source, tables, text};
+use crate::support::{copy_all, copy_rows, names, set_hostile_defaults, source, tables, text};
 
 #[tokio::test]
 async fn the_copy_sees_exactly_the_state_at_the_slot() {
@@ -82,16 +82,7 @@ async fn copy_text_round_trips_awkward_values() {
              (4, null, null, null, '-0', null, null, null, null, null, null, null, null, null, null, null);"#,
     )
     .await;
-    // Settings that would print every value differently; they take effect in new sessions.
-    let settings = [
-        "timezone = 'America/New_York'",
-        "datestyle = 'SQL, DMY'",
-        "intervalstyle = 'sql_standard'",
-        "extra_float_digits = 0",
-        "bytea_output = 'escape'",
-    ];
-    let alter: String = settings.iter().map(|setting| format!("alter database {} set {setting};", db.name)).collect();
-    db.client().await.batch_execute(&alter).await.unwrap();
+    set_hostile_defaults(&db).await;
     // The walsender, which will render the change stream, runs under the same settings.
     let settings = slot::replication_session_settings(&endpoint).await.unwrap();
     let expected: Vec<(String, String)> =

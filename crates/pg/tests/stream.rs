@@ -13,7 +13,7 @@ use passerelle_testkit::{unique_name, SourceDb};
 use tokio::time::Instant;
 use tokio_postgres::Client;
 
-use crate::support::{copy_rows, names, source, tables, text, SlotGuard};
+use crate::support::{copy_rows, names, set_hostile_defaults, source, tables, text, SlotGuard};
 
 /// One committed transaction as the stream delivered it.
 #[derive(Debug)]
@@ -80,23 +80,9 @@ async fn the_stream_carries_every_committed_change_as_copy_prints_it() {
          insert into doc (id, body, counter) select 1, string_agg(md5(i::text), ''), 0 from generate_series(1, 1000) i;",
     )
     .await;
-    let settings = [
-        "timezone = 'America/New_York'",
-        "datestyle = 'SQL, DMY'",
-        "intervalstyle = 'sql_standard'",
-        "extra_float_digits = 0",
-        "bytea_output = 'escape'",
-    ];
-    let alter: String = settings.iter().map(|setting| format!("alter database {} set {setting};", db.name)).collect();
-    db.client().await.batch_execute(&alter).await.unwrap();
-    let tables = tables(&endpoint).await;
-    let slot = SlotGuard::new(&db);
-    let publication = unique_name("pub");
+    set_hostile_defaults(&db).await;
+    let (slot, publication, tables, consistent_point) = publish(&db, &endpoint).await;
     let client = passerelle_pg::connect(&endpoint).await.unwrap();
-    slot::create_publication(&client, &endpoint, &publication, &names(&tables)).await.unwrap();
-    let snapshot = slot::create_slot(&endpoint, &slot.name).await.unwrap();
-    let consistent_point = snapshot.consistent_point();
-    snapshot.close().await;
 
     let mut lsns = vec![run(&client, "select 1").await];
     let transactions = [
@@ -250,15 +236,22 @@ fn inserted_ids(transactions: &[Transaction]) -> Vec<Vec<String>> {
 /// A source with one table, its publication and slot, and the slot's consistent point.
 async fn streamed_source() -> (SourceDb, DbEndpoint, SlotGuard, String, Vec<Table>, Lsn) {
     let (db, endpoint) = source("create table item (id int primary key)").await;
-    let tables = tables(&endpoint).await;
-    let slot = SlotGuard::new(&db);
+    let (slot, publication, tables, consistent_point) = publish(&db, &endpoint).await;
+    (db, endpoint, slot, publication, tables, consistent_point)
+}
+
+/// Publishes every table of `db` and creates a slot: its guard, the publication, the tables and
+/// the slot's consistent point.
+async fn publish(db: &SourceDb, endpoint: &DbEndpoint) -> (SlotGuard, String, Vec<Table>, Lsn) {
+    let tables = tables(endpoint).await;
+    let slot = SlotGuard::new(db);
     let publication = unique_name("pub");
-    let client = passerelle_pg::connect(&endpoint).await.unwrap();
-    slot::create_publication(&client, &endpoint, &publication, &names(&tables)).await.unwrap();
-    let snapshot = slot::create_slot(&endpoint, &slot.name).await.unwrap();
+    let client = passerelle_pg::connect(endpoint).await.unwrap();
+    slot::create_publication(&client, endpoint, &publication, &names(&tables)).await.unwrap();
+    let snapshot = slot::create_slot(endpoint, &slot.name).await.unwrap();
     let consistent_point = snapshot.consistent_point();
     snapshot.close().await;
-    (db, endpoint, slot, publication, tables, consistent_point)
+    (slot, publication, tables, consistent_point)
 }
 
 /// The slot moves to what the caller confirmed, never back, on close and every 10 s while streaming,

@@ -24,6 +24,20 @@ pub async fn tables(endpoint: &DbEndpoint) -> Vec<Table> {
     catalog::read(&mut client, endpoint, &["public".to_string()]).await.unwrap().tables
 }
 
+/// Sets the database's defaults to settings that would print every value differently from the pinned
+/// session (they take effect in new sessions): what Passerelle reads must not change.
+pub async fn set_hostile_defaults(db: &SourceDb) {
+    let settings = [
+        "timezone = 'America/New_York'",
+        "datestyle = 'SQL, DMY'",
+        "intervalstyle = 'sql_standard'",
+        "extra_float_digits = 0",
+        "bytea_output = 'escape'",
+    ];
+    let alter: String = settings.iter().map(|setting| format!("alter database {} set {setting};", db.name)).collect();
+    db.client().await.batch_execute(&alter).await.unwrap();
+}
+
 pub fn names(tables: &[Table]) -> Vec<QualifiedName> {
     tables.iter().map(|table| table.name.clone()).collect()
 }
