@@ -274,20 +274,6 @@ pub fn try_encode_change(
     }
 }
 
-/// [`try_encode`] for `json-compact`, which cannot fail.
-///
-/// # Panics
-/// On a `json` layout's refusal: use [`try_encode`] for those.
-pub fn encode(
-    layout: &TableLayout,
-    op: Op,
-    before: Option<&Values>,
-    after: Option<&Values>,
-    origin: &Origin,
-) -> Encoded {
-    try_encode(layout, op, before, after, origin).unwrap_or_else(|error| panic!("{error}"))
-}
-
 fn encode_compact(
     layout: &TableLayout,
     op: Op,
@@ -489,7 +475,7 @@ mod tests {
     #[test]
     fn snapshot_read_is_a_debezium_envelope() {
         let row: Row = vec![Some("0005432000987".into()), Some("1".into()), None];
-        let encoded = encode(&layout(), Op::Read, None, Some(&values(&row)), &origin());
+        let encoded = try_encode(&layout(), Op::Read, None, Some(&values(&row)), &origin()).unwrap();
         assert_eq!(
             String::from_utf8(encoded.key.unwrap()).unwrap(),
             r#"{"ticket_no":"0005432000987","flight_id":"1"}"#
@@ -522,7 +508,7 @@ mod tests {
     #[test]
     fn awkward_text_round_trips() {
         let row: Row = vec![Some("\"quoted\" \\ tab\t nl\n".into()), Some("".into()), Some("𝄞 \u{0} é".into())];
-        let encoded = encode(&layout(), Op::Update, Some(&values(&row)), Some(&values(&row)), &origin());
+        let encoded = try_encode(&layout(), Op::Update, Some(&values(&row)), Some(&values(&row)), &origin()).unwrap();
         let decoded = decode(&layout(), &encoded.value).unwrap();
         assert_eq!((decoded.op, decoded.before.as_ref(), decoded.after.as_ref()), (Op::Update, Some(&row), Some(&row)));
     }
@@ -530,7 +516,7 @@ mod tests {
     #[test]
     fn keyless_tables_have_no_key_and_bad_rows_are_refused() {
         let keyless = TableLayout::new("s".into(), "t".into(), "p.s.t".into(), vec!["a".into()], vec![]);
-        assert!(encode(&keyless, Op::Create, None, Some(&[Some("1")]), &origin()).key.is_none());
+        assert!(try_encode(&keyless, Op::Create, None, Some(&[Some("1")]), &origin()).unwrap().key.is_none());
         let error = decode(&layout(), br#"{"after":{"ticket_no":"1","flight_id":"2"},"op":"c"}"#).unwrap_err();
         assert!(error.contains("column \"note\" is missing"), "{error}");
         let error = decode(&layout(), br#"{"after":{"x":"1"},"op":"c"}"#).unwrap_err();

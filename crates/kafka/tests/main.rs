@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use passerelle_kafka::consumer::Consumer;
-use passerelle_kafka::envelope::{decode, encode, try_encode, Encoding, Origin, TableLayout};
+use passerelle_kafka::envelope::{decode, try_encode, Encoding, Origin, TableLayout};
 use passerelle_kafka::producer::Producer;
 use passerelle_kafka::topic::{create_topics, delete_topics, TopicLayout};
 use passerelle_model::endpoint::KafkaEndpoint;
@@ -33,7 +33,7 @@ async fn events_round_trip_in_key_order_through_the_broker() {
             let row = [Some(key.as_str()), Some(version_text.as_str())];
             let origin =
                 Origin { server: &layout.prefix, database: "db", lsn: Lsn(version), snapshot: false, ts_ms: 0 };
-            let event = encode(&table, Op::Update, None, Some(&row), &origin);
+            let event = try_encode(&table, Op::Update, None, Some(&row), &origin).unwrap();
             producer.send(&topic, None, event.key.as_deref(), &event.value).await.unwrap();
         }
     }
