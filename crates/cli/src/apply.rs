@@ -22,6 +22,7 @@ use passerelle_mysql::bookkeeping;
 use passerelle_mysql::sink::{BatchOrigin, Sink};
 use tokio::sync::mpsc;
 
+use crate::pause;
 use crate::progress::Progress;
 
 /// The most records one round takes from Kafka.
@@ -87,6 +88,8 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
             n_rows += rows;
             n_changes += changes;
             consumer.commit(&next_offsets)?;
+            pause::point(pause::ROWS_APPLIED, n_rows).await;
+            pause::point(pause::CHANGES_APPLIED, n_changes).await;
         }
         // Ends the reader, whose next send now fails.
         drop(next_round);

@@ -12,6 +12,7 @@ mod config;
 mod cutover;
 mod mapping;
 mod migrate;
+mod pause;
 mod plan;
 mod progress;
 mod report;

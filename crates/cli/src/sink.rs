@@ -24,6 +24,7 @@ use crate::apply::{self, ApplyConfig, SinkTable};
 use crate::args::{KafkaBrokers, TargetUrl};
 use crate::config::{run_encoding, table_layouts, NamingArgs};
 use crate::mapping::{self, TargetMappingArgs};
+use crate::pause;
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary, TableSummary};
 
@@ -209,6 +210,7 @@ pub async fn apply_run(
         clock.lap(if run.online { "snapshot+stream" } else { "snapshot" });
     }
     progress.finish();
+    pause::point(pause::BEFORE_POST_DATA, 0).await;
 
     bookkeeping::lock(&mut conn, target, side.migration).await?;
     let state = bookkeeping::run_state(&mut conn, target, db, side.migration).await?;

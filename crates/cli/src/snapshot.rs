@@ -16,6 +16,7 @@ use passerelle_model::schema::Table;
 use passerelle_pg::snapshot::{CopyUnit, CopyWorker, RowBatch};
 use tokio::sync::mpsc;
 
+use crate::pause;
 use crate::progress::Progress;
 
 /// What the snapshot needs to know besides the tables.
@@ -105,6 +106,8 @@ async fn produce(
         n_rows[batch.table_idx].fetch_add(batch.len() as u64, Ordering::Relaxed);
         n_bytes[batch.table_idx].fetch_add(batch.n_bytes, Ordering::Relaxed);
         progress.copied(batch.table_idx, batch.len() as u64, batch.n_bytes);
+        let produced = n_rows.iter().map(|n| n.load(Ordering::Relaxed)).sum();
+        pause::point(pause::SNAPSHOT_ROWS_PRODUCED, produced).await;
     }
     Ok(())
 }

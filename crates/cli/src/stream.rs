@@ -20,6 +20,7 @@ use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
 use passerelle_model::schema::{QualifiedName, Table};
 use passerelle_pg::stream::{ChangeStream, StreamItem};
 
+use crate::pause;
 use crate::snapshot::now_ms;
 
 /// How often produced changes are flushed and the slot told how far Kafka has them.
@@ -69,6 +70,7 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
                 let i = positions[&change.table];
                 produce(&s.tables[i], &s.layouts[i], &change, s, producer).await?;
                 n_changes += 1;
+                pause::point(pause::CHANGES_PRODUCED, n_changes).await;
                 false
             }
             Some(StreamItem::Commit { end_lsn, .. }) => {

@@ -1,0 +1,64 @@
+//! Named pause points, for fault tests whose timing is deterministic: a test makes the process stop
+//! at a known moment (after N snapshot rows, before the post-data DDL, ...) and then kills it, or
+//! kills a service it talks to and lets it go on, instead of sleeping and hoping to hit a window.
+//!
+//! `PASSERELLE_PAUSE_AT=point[:count]` with `PASSERELLE_PAUSE_FILE=path`: the first time `point` is
+//! reached with a running count of at least `count` (default 0), the process writes `point count` to
+//! the file and waits while the file exists. Without the variables a point costs one load of a
+//! `OnceLock`. The environment is read here, in `cli`, because no stage crate reads it.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+struct PauseAt {
+    point: String,
+    count: u64,
+    file: PathBuf,
+}
+
+static PAUSE_AT: OnceLock<Option<PauseAt>> = OnceLock::new();
+/// A process pauses once: the test that paused it decides what happens next.
+static PAUSED: AtomicBool = AtomicBool::new(false);
+
+/// Rows of the snapshot this process has handed to Kafka, summed over the workers.
+pub const SNAPSHOT_ROWS_PRODUCED: &str = "snapshot-rows-produced";
+/// Rows this process has applied to the target, committed with their offsets.
+pub const ROWS_APPLIED: &str = "rows-applied";
+/// Changes this process has applied to the target, committed with their offsets.
+pub const CHANGES_APPLIED: &str = "changes-applied";
+/// Changes this process has handed to Kafka from the change stream.
+pub const CHANGES_PRODUCED: &str = "changes-produced";
+/// Every snapshot row is in the target; the post-data DDL comes next.
+pub const BEFORE_POST_DATA: &str = "before-post-data";
+
+fn configured() -> Option<&'static PauseAt> {
+    PAUSE_AT
+        .get_or_init(|| {
+            let spec = std::env::var("PASSERELLE_PAUSE_AT").ok()?;
+            let file = PathBuf::from(std::env::var_os("PASSERELLE_PAUSE_FILE")?);
+            let (point, count) = match spec.split_once(':') {
+                Some((point, count)) => (point.to_string(), count.parse().ok()?),
+                None => (spec, 0),
+            };
+            Some(PauseAt { point, count, file })
+        })
+        .as_ref()
+}
+
+/// Pauses here if the test asked for `point` and `count` has reached its threshold.
+pub async fn point(point: &str, count: u64) {
+    let Some(pause) = configured() else { return };
+    if pause.point != point || count < pause.count || PAUSED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    if let Err(error) = std::fs::write(&pause.file, format!("{point} {count}\n")) {
+        eprintln!("passerelle: cannot write the pause file {}: {error}; not pausing", pause.file.display());
+        return;
+    }
+    eprintln!("passerelle: paused at {point} ({count}) while {} exists", pause.file.display());
+    while pause.file.exists() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
