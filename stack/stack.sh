@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # The local stack Passerelle runs and is tested against: PostgreSQL 15 (logical replication on),
-# MariaDB 10.11 and Apache Kafka 4 (KRaft, one combined broker/controller), all real, all on 127.0.0.1.
+# MySQL 9.7, MariaDB 10.11 and Apache Kafka 4 (KRaft, one combined broker/controller), all real, all on 127.0.0.1.
+# MySQL comes from Debian's unstable suite, installed once into a minimal root (debootstrap) cached in
+# $PASSERELLE_CACHE_DIR/mysql-root; if it cannot be installed, `up` says why and goes on without it.
 #
 #   stack/stack.sh up       install what is missing, start what is not running (idempotent, fast when up)
 #   stack/stack.sh down     stop everything
 #   stack/stack.sh status   one line per service
 #   stack/stack.sh reset    down, wipe the data directories, up
 #   stack/stack.sh env      print the PASSERELLE_* exports: eval "$(stack/stack.sh env)"
-#   stack/stack.sh recreate-target-db NAME   drop and create an empty MariaDB database (for the demo)
+#   stack/stack.sh recreate-target-db NAME [mysql|mariadb]   drop and create an empty target database (demo)
 #
 # Data lives outside the source tree, in $PASSERELLE_STACK_DIR (default /var/tmp/passerelle-stack).
 # Ports (defaults chosen not to collide with system services):
 #   PASSERELLE_PG_PORT=55432        the source cluster, wal_level=logical
 #   PASSERELLE_PG_PLAIN_PORT=55433  a second, small cluster with wal_level=replica, for preflight tests
 #   PASSERELLE_MARIADB_PORT=53306
+#   PASSERELLE_MYSQL_PORT=53307
 #   PASSERELLE_KAFKA_PORT=59092     (the KRaft controller listens on the next port)
 set -euo pipefail
 
@@ -23,6 +26,7 @@ CACHE_DIR=${PASSERELLE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/passerelle}
 PG_PORT=${PASSERELLE_PG_PORT:-55432}
 PG_PLAIN_PORT=${PASSERELLE_PG_PLAIN_PORT:-55433}
 MARIADB_PORT=${PASSERELLE_MARIADB_PORT:-53306}
+MYSQL_PORT=${PASSERELLE_MYSQL_PORT:-53307}
 KAFKA_PORT=${PASSERELLE_KAFKA_PORT:-59092}
 KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
 
@@ -30,6 +34,7 @@ KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
 PG_ADMIN_USER=passerelle_admin PG_ADMIN_PASSWORD=admin-secret-pg
 PG_REPL_USER=passerelle PG_REPL_PASSWORD=repl-secret-pg
 MARIADB_USER=passerelle MARIADB_PASSWORD=target-secret-my
+MYSQL_USER=passerelle MYSQL_PASSWORD=target-secret-mysql
 
 KAFKA_LIBS=$CACHE_DIR/kafka-libs
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -188,6 +193,107 @@ mariadb_down() {
   mariadb-admin --no-defaults -S "$mariadb_socket" -uroot shutdown
 }
 
+# --- MySQL --------------------------------------------------------------------------------------
+# Debian's unstable suite ships MySQL 9.7. It is installed once into a minimal root of that suite, and
+# runs from there with the root's own loader and libraries: no chroot, so no mounts, and the data stays
+# in $STACK_DIR like the other services'. The suite moves every day: a working root is kept (its stamp).
+
+mysql_root=$CACHE_DIR/mysql-root
+mysql_stamp=$mysql_root/.passerelle-installed
+mysql_dir=$STACK_DIR/mysql
+mysql_socket=$mysql_dir/mysqld.sock
+mysql_unavailable=$STACK_DIR/mysql.unavailable # why MySQL could not be had, for status and env
+mysql_exec=("$mysql_root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+  --library-path "$mysql_root/usr/lib/x86_64-linux-gnu")
+
+mysql_client() { "${mysql_exec[@]}" "$mysql_root/usr/bin/mysql" --no-defaults -S "$mysql_socket" -uroot "$@"; }
+
+mysql_running() {
+  [ -f "$mysql_stamp" ] &&
+    "${mysql_exec[@]}" "$mysql_root/usr/bin/mysqladmin" --no-defaults -S "$mysql_socket" -uroot ping >/dev/null 2>&1
+}
+
+# Records why MySQL is missing; `up` goes on with the other services.
+mysql_give_up() {
+  printf '%s\n' "$1" >"$mysql_unavailable"
+  log "MySQL is not available: $1; going on without it"
+  return 1
+}
+
+# The mirror apt's sources already name, else Debian's own.
+debian_mirror() {
+  local uri
+  uri=$(grep -hoE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list.d/*.sources \
+    /etc/apt/sources.list 2>/dev/null | grep -oE 'https?://[^ ]+' | head -n 1 || true)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+mysql_install() {
+  [ -f "$mysql_stamp" ] && return 0
+  is_root || { mysql_give_up "installing it needs root (debootstrap and chroot): run stack/stack.sh up as root"; return 1; }
+  local partial=$mysql_root.partial logfile=$CACHE_DIR/mysql-install.log started=$SECONDS
+  log "installing MySQL 9.7 from Debian unstable into $mysql_root (once, about 1.5 min); log $logfile"
+  : >"$logfile"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! command -v debootstrap >/dev/null; then
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends debootstrap; } >>"$logfile" 2>&1 ||
+      { mysql_give_up "apt-get install debootstrap failed; see $logfile"; return 1; }
+  fi
+  rm -rf "$partial"
+  debootstrap --variant=minbase sid "$partial" "$(debian_mirror)" >>"$logfile" 2>&1 ||
+    { mysql_give_up "debootstrap of Debian unstable failed; see $logfile"; return 1; }
+  # No service starts inside the root (ours runs on its own port); the suite's Release file may be
+  # a few weeks past its Valid-Until.
+  printf '#!/bin/sh\nexit 101\n' >"$partial/usr/sbin/policy-rc.d"
+  chmod +x "$partial/usr/sbin/policy-rc.d"
+  local apt=(chroot "$partial" apt-get -o Acquire::Check-Valid-Until=false)
+  { "${apt[@]}" update -qq && "${apt[@]}" install -y --no-install-recommends mysql-server && "${apt[@]}" clean; } \
+    >>"$logfile" 2>&1 || { mysql_give_up "apt-get install mysql-server in the Debian unstable root failed; see $logfile"; return 1; }
+  rm -rf "$mysql_root"
+  mv "$partial" "$mysql_root"
+  "${mysql_exec[@]}" "$mysql_root/usr/sbin/mysqld" --version >"$mysql_stamp" 2>>"$logfile" ||
+    { rm -f "$mysql_stamp"; mysql_give_up "the installed mysqld does not run; see $logfile"; return 1; }
+  log "installed $(cat "$mysql_stamp") in $((SECONDS - started))s"
+}
+
+mysql_up() {
+  local data=$mysql_dir/data logfile=$mysql_dir/mysqld.log
+  rm -f "$mysql_unavailable"
+  mysql_running && return 0
+  mysql_install || return 1
+  # --user=root when root: the root lives under $HOME, which the mysql account may not read.
+  local server=("${mysql_exec[@]}" "$mysql_root/usr/sbin/mysqld" --no-defaults --basedir="$mysql_root/usr"
+    --lc-messages-dir="$mysql_root/usr/share/mysql" --character-sets-dir="$mysql_root/usr/share/mysql/charsets"
+    --plugin-dir="$mysql_root/usr/lib/mysql/plugin" --datadir="$data" --secure-file-priv="$mysql_dir/files")
+  if is_root; then server+=(--user=root); fi
+  if [ ! -d "$data/mysql" ]; then
+    log "creating MySQL data directory $data"
+    rm -rf "$data"
+    mkdir -p "$mysql_dir/files"
+    "${server[@]}" --initialize-insecure >"$mysql_dir/initialize.log" 2>&1 ||
+      { tail -n 20 "$mysql_dir/initialize.log" >&2; mysql_give_up "mysqld --initialize failed; see $mysql_dir/initialize.log"; return 1; }
+  fi
+  # MySQL's own defaults otherwise (local_infile OFF, binary log on, utf8mb4_0900_ai_ci): what users meet.
+  setsid nohup "${server[@]}" --port="$MYSQL_PORT" --bind-address=127.0.0.1 --mysqlx=OFF \
+    --socket="$mysql_socket" --pid-file="$mysql_dir/mysqld.pid" --log-error="$logfile" \
+    --character-set-server=utf8mb4 --max-connections=300 --innodb-buffer-pool-size=1G \
+    --innodb-redo-log-capacity=1G --binlog-expire-logs-seconds=3600 --skip-name-resolve >/dev/null 2>&1 &
+  for _ in $(seq 1 300); do mysql_running && break; sleep 0.2; done
+  mysql_running || { tail -n 30 "$logfile" >&2; mysql_give_up "mysqld did not come up within 60s; its log is $logfile"; return 1; }
+  mysql_client <<EOF || { mysql_give_up "creating the $MYSQL_USER user failed"; return 1; }
+create user if not exists '$MYSQL_USER'@'127.0.0.1' identified by '$MYSQL_PASSWORD';
+create user if not exists '$MYSQL_USER'@'localhost' identified by '$MYSQL_PASSWORD';
+grant all privileges on *.* to '$MYSQL_USER'@'127.0.0.1' with grant option;
+grant all privileges on *.* to '$MYSQL_USER'@'localhost' with grant option;
+create database if not exists demo;
+EOF
+}
+
+mysql_down() {
+  mysql_running || return 0
+  "${mysql_exec[@]}" "$mysql_root/usr/bin/mysqladmin" --no-defaults -S "$mysql_socket" -uroot shutdown
+}
+
 # --- Kafka --------------------------------------------------------------------------------------
 
 kafka_dir=$STACK_DIR/kafka
@@ -255,7 +361,15 @@ export PASSERELLE_SOURCE_ADMIN='postgres://$PG_ADMIN_USER:$PG_ADMIN_PASSWORD@127
 export PASSERELLE_SOURCE_PLAIN_ADMIN='postgres://$PG_ADMIN_USER:$PG_ADMIN_PASSWORD@127.0.0.1:$PG_PLAIN_PORT/postgres'
 export PASSERELLE_KAFKA='127.0.0.1:$KAFKA_PORT'
 export PASSERELLE_TARGET='mysql://$MARIADB_USER:$MARIADB_PASSWORD@127.0.0.1:$MARIADB_PORT/demo'
+export PASSERELLE_TARGET_MARIADB='mysql://$MARIADB_USER:$MARIADB_PASSWORD@127.0.0.1:$MARIADB_PORT/demo'
+export PASSERELLE_TARGET_MYSQL='mysql://$MYSQL_USER:$MYSQL_PASSWORD@127.0.0.1:$MYSQL_PORT/demo'
 EOF
+  # Tests on MySQL fail with this reason rather than skip.
+  if [ -f "$mysql_unavailable" ]; then
+    printf "export PASSERELLE_MYSQL_UNAVAILABLE=%q\n" "$(cat "$mysql_unavailable")"
+  else
+    echo "unset PASSERELLE_MYSQL_UNAVAILABLE"
+  fi
 }
 
 up() {
@@ -266,12 +380,14 @@ up() {
   pg_up pg "$PG_PORT" logical
   pg_up pg-plain "$PG_PLAIN_PORT" replica
   mariadb_up
+  mysql_up || true
   kafka_up
   status
 }
 
 down() {
   kafka_down
+  mysql_down
   mariadb_down
   pg_down pg
   pg_down pg-plain
@@ -285,6 +401,9 @@ status() {
   log "postgresql (replica) $s  127.0.0.1:$PG_PLAIN_PORT  log $STACK_DIR/pg-plain/postgres.log"
   s=down; mariadb_running && s=up
   log "mariadb              $s  127.0.0.1:$MARIADB_PORT  log $mariadb_dir/mariadb.log"
+  s=down; mysql_running && s=up
+  [ -f "$mysql_unavailable" ] && s="unavailable ($(cat "$mysql_unavailable"))"
+  log "mysql                $s  127.0.0.1:$MYSQL_PORT  log $mysql_dir/mysqld.log"
   s=down; kafka_pid >/dev/null && port_open "$KAFKA_PORT" && s=up
   log "kafka                $s  127.0.0.1:$KAFKA_PORT  log $kafka_dir/server.log"
 }
@@ -296,7 +415,12 @@ case ${1:-} in
   reset) down; rm -rf "$STACK_DIR"; up ;;
   env) print_env ;;
   recreate-target-db)
-    [ -n "${2:-}" ] || die "usage: stack/stack.sh recreate-target-db NAME"
-    mariadb --no-defaults -S "$mariadb_socket" -uroot -e "DROP DATABASE IF EXISTS \`$2\`; CREATE DATABASE \`$2\`" ;;
-  *) die "usage: stack/stack.sh up|down|status|reset|env|recreate-target-db NAME" ;;
+    [ -n "${2:-}" ] || die "usage: stack/stack.sh recreate-target-db NAME [mysql|mariadb]"
+    sql="DROP DATABASE IF EXISTS \`$2\`; CREATE DATABASE \`$2\`"
+    case ${3:-mariadb} in
+      mariadb) mariadb --no-defaults -S "$mariadb_socket" -uroot -e "$sql" ;;
+      mysql) mysql_client -e "$sql" ;;
+      *) die "recreate-target-db: the target is mysql or mariadb, not ${3}" ;;
+    esac ;;
+  *) die "usage: stack/stack.sh up|down|status|reset|env|recreate-target-db NAME [mysql|mariadb]" ;;
 esac
