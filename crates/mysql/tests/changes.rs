@@ -2,7 +2,9 @@
 
 use passerelle_model::target::{Conversion, Shape};
 
-use crate::support::{at, delete, insert, row, update, Target, ORIGIN};
+use passerelle_testkit::{on_both_targets, Target};
+
+use crate::support::{at, delete, insert, row, update, TestDb, ORIGIN};
 
 const COMPOSITE: &str = "CREATE TABLE t (k1 INT NOT NULL, k2 VARCHAR(10) NOT NULL, v TEXT, n INT NOT NULL,
                          PRIMARY KEY (k1, k2))";
@@ -11,9 +13,8 @@ fn some(values: &[&str]) -> Vec<Option<String>> {
     values.iter().map(|value| Some(value.to_string())).collect()
 }
 
-#[tokio::test]
-async fn composite_key_changes_land_once() {
-    let mut target = Target::new(COMPOSITE).await;
+async fn composite_key_changes_land_once(server: Target) {
+    let mut target = TestDb::new(server, COMPOSITE).await;
     let table = target.table(
         "t",
         &[
@@ -73,12 +74,13 @@ async fn composite_key_changes_land_once() {
     );
     assert_eq!(target.next_offset().await, Some(10));
 }
+on_both_targets!(composite_key_changes_land_once);
 
-#[tokio::test]
-async fn keyless_rows_are_deleted_one_at_a_time() {
+async fn keyless_rows_are_deleted_one_at_a_time(server: Target) {
     // FLOAT and a DECIMAL beyond a double's precision: compared with string parameters, the first
     // would never match and the second would match its neighbour.
-    let mut target = Target::new(
+    let mut target = TestDb::new(
+        server,
         "CREATE TABLE t (a INT, b TEXT, f FLOAT, d DECIMAL(30,3), p POINT, j JSON, g INT AS (a + 1) STORED)",
     )
     .await;
@@ -137,10 +139,11 @@ async fn keyless_rows_are_deleted_one_at_a_time() {
     assert_eq!(target.apply(&table, &changes).await, 0);
     assert_eq!(target.rows("SELECT COUNT(*) FROM t").await, vec![some(&["2"])]);
 }
+on_both_targets!(keyless_rows_are_deleted_one_at_a_time);
 
-#[tokio::test]
-async fn values_convert_as_the_snapshot_converts_them() {
-    let mut target = Target::new(
+async fn values_convert_as_the_snapshot_converts_them(server: Target) {
+    let mut target = TestDb::new(
+        server,
         "CREATE TABLE t (id BIGINT NOT NULL PRIMARY KEY, amount DECIMAL(20,5), at DATETIME(6), data LONGBLOB,
                          doc JSON, place POINT, flags BIT(8), ok BOOLEAN, day DATE,
                          twice BIGINT AS (id * 2) STORED)",
@@ -256,10 +259,10 @@ async fn values_convert_as_the_snapshot_converts_them() {
         ])]
     );
 }
+on_both_targets!(values_convert_as_the_snapshot_converts_them);
 
-#[tokio::test]
-async fn a_table_of_key_columns_only_takes_inserts_again() {
-    let mut target = Target::new("CREATE TABLE t (a INT NOT NULL, b INT NOT NULL, PRIMARY KEY (a, b))").await;
+async fn a_table_of_key_columns_only_takes_inserts_again(server: Target) {
+    let mut target = TestDb::new(server, "CREATE TABLE t (a INT NOT NULL, b INT NOT NULL, PRIMARY KEY (a, b))").await;
     let table = target.table("t", &[("a", Conversion::Text, false), ("b", Conversion::Text, false)], &[0, 1]);
     let changes = at(
         0,
@@ -272,10 +275,11 @@ async fn a_table_of_key_columns_only_takes_inserts_again() {
     assert_eq!(target.apply(&table, &changes).await, 3);
     assert_eq!(target.rows("SELECT a, b FROM t").await, vec![some(&["1", "3"])]);
 }
+on_both_targets!(a_table_of_key_columns_only_takes_inserts_again);
 
-#[tokio::test]
-async fn a_value_the_target_refuses_rolls_the_batch_back() {
-    let mut target = Target::new("CREATE TABLE t (id INT NOT NULL PRIMARY KEY, s VARCHAR(3), n DECIMAL(10,2))").await;
+async fn a_value_the_target_refuses_rolls_the_batch_back(server: Target) {
+    let mut target =
+        TestDb::new(server, "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, s VARCHAR(3), n DECIMAL(10,2))").await;
     let table = target.table(
         "t",
         &[("id", Conversion::Text, false), ("s", Conversion::Text, false), ("n", Conversion::Number, false)],
@@ -302,10 +306,10 @@ async fn a_value_the_target_refuses_rolls_the_batch_back() {
     assert_eq!(target.apply(&table, &at(10, vec![good("1")])).await, 1);
     assert_eq!(target.next_offset().await, Some(11));
 }
+on_both_targets!(a_value_the_target_refuses_rolls_the_batch_back);
 
-#[tokio::test]
-async fn twenty_thousand_upserts_go_in_batches() {
-    let mut target = Target::new("CREATE TABLE t (id INT NOT NULL PRIMARY KEY, v VARCHAR(20) NOT NULL)").await;
+async fn twenty_thousand_upserts_go_in_batches(server: Target) {
+    let mut target = TestDb::new(server, "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, v VARCHAR(20) NOT NULL)").await;
     let table = target.table("t", &[("id", Conversion::Text, false), ("v", Conversion::Text, false)], &[0]);
     let n = 20_000;
     let ids: Vec<String> = (0..n).map(|id| id.to_string()).collect();
@@ -328,3 +332,4 @@ async fn twenty_thousand_upserts_go_in_batches() {
         vec![some(&["10000", "10000", "10000"])]
     );
 }
+on_both_targets!(twenty_thousand_upserts_go_in_batches);

@@ -1,4 +1,4 @@
-//! Integration tests of the target side against the real MariaDB (`stack/stack.sh up`): a target
+//! Integration tests of the target side against the real MySQL and MariaDB (`stack/stack.sh up`), each on both: a target
 //! database of its own per test, kept when the test fails.
 
 mod changes;

@@ -7,23 +7,23 @@ use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
 use passerelle_model::schema::QualifiedName;
 use passerelle_model::target::{Conversion, TargetColumn, TargetTable};
 use passerelle_mysql::sink::{BatchOrigin, Sink};
-use passerelle_testkit::{Stack, TargetDb};
+use passerelle_testkit::{Stack, Target, TargetDb};
 
-pub struct Target {
+pub struct TestDb {
     pub db: TargetDb,
     pub sink: Sink,
     pub conn: mysql_async::Conn,
 }
 
-impl Target {
-    /// A new database where `ddl` ran, and a sink that keeps its bookkeeping there too.
-    pub async fn new(ddl: &str) -> Target {
-        let db = TargetDb::create(&Stack::from_env()).await;
+impl TestDb {
+    /// A new database on `server` where `ddl` ran, and a sink that keeps its bookkeeping there too.
+    pub async fn new(server: Target, ddl: &str) -> TestDb {
+        let db = TargetDb::create(&Stack::for_target(server)).await;
         let mut conn = db.conn().await;
         conn.query_drop(format!("USE `{}`; {ddl}", db.name)).await.unwrap_or_else(|error| panic!("{ddl}: {error}"));
         let endpoint = DbEndpoint::parse_mysql(&db.url).unwrap();
         let sink = Sink::open(&endpoint, &db.name).await.unwrap();
-        Target { db, sink, conn }
+        TestDb { db, sink, conn }
     }
 
     /// `(name, conversion, generated)` columns, `key` positions.

@@ -1,8 +1,9 @@
 //! Test support: where the real stack is, and throwaway databases so that tests run in parallel.
 //!
-//! Every integration test talks to the real PostgreSQL, Kafka and MariaDB that `stack/stack.sh up`
+//! Every integration test talks to the real PostgreSQL, Kafka, MySQL and MariaDB that `stack/stack.sh up`
 //! starts. A missing stack is a loud failure that says how to start it, never a silent skip.
 //! Databases are dropped when the test passes and kept when it fails, for a post-mortem.
+//! A test that talks to a target runs on both with [`on_both_targets!`].
 
 use url::Url;
 
@@ -16,24 +17,99 @@ pub struct Stack {
     /// A superuser on the second cluster, whose wal_level is `replica`.
     pub source_plain_admin: String,
     pub kafka: String,
+    /// The target server's URL (MariaDB unless made by [`Stack::for_target`]), on database `demo`.
     pub target: String,
 }
 
 impl Stack {
     pub fn from_env() -> Stack {
-        let var = |name: &str| {
-            std::env::var(name).unwrap_or_else(|_| {
-                panic!("{name} is not set: start the stack with stack/stack.sh up && eval \"$(stack/stack.sh env)\"")
-            })
-        };
         Stack {
-            source: var("PASSERELLE_SOURCE"),
-            source_admin: var("PASSERELLE_SOURCE_ADMIN"),
-            source_plain_admin: var("PASSERELLE_SOURCE_PLAIN_ADMIN"),
-            kafka: var("PASSERELLE_KAFKA"),
-            target: var("PASSERELLE_TARGET"),
+            source: env_var("PASSERELLE_SOURCE"),
+            source_admin: env_var("PASSERELLE_SOURCE_ADMIN"),
+            source_plain_admin: env_var("PASSERELLE_SOURCE_PLAIN_ADMIN"),
+            kafka: env_var("PASSERELLE_KAFKA"),
+            target: env_var("PASSERELLE_TARGET"),
         }
     }
+
+    /// The stack with `target` as its target server.
+    pub fn for_target(target: Target) -> Stack {
+        Stack { target: target.url(), ..Stack::from_env() }
+    }
+}
+
+fn env_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: start the stack with stack/stack.sh up && eval \"$(stack/stack.sh env)\"")
+    })
+}
+
+/// The target servers of the stack: every test that talks to a target runs on both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// MySQL 9.7 with MySQL's defaults (`local_infile` OFF).
+    MySql,
+    /// MariaDB 10.11 with `local_infile` ON.
+    MariaDb,
+}
+
+impl Target {
+    /// The server's URL, on database `demo`; panics with the stack's reason when MySQL could not be installed.
+    pub fn url(self) -> String {
+        match self {
+            Target::MySql => {
+                if let Ok(reason) = std::env::var("PASSERELLE_MYSQL_UNAVAILABLE") {
+                    panic!("the stack has no MySQL: {reason}");
+                }
+                env_var("PASSERELLE_TARGET_MYSQL")
+            }
+            Target::MariaDb => env_var("PASSERELLE_TARGET_MARIADB"),
+        }
+    }
+
+    /// Asserts that the server is the one this target names (MySQL 9.x, MariaDB 10.11); returns `VERSION()`.
+    pub async fn assert_version(self) -> String {
+        let mut conn = mysql_conn(&with_database(&self.url(), "")).await;
+        let version: String =
+            mysql_async::prelude::Queryable::query_first(&mut conn, "SELECT VERSION()").await.unwrap().unwrap();
+        let expected = match self {
+            Target::MySql => version.starts_with("9.") && !version.contains("MariaDB"),
+            Target::MariaDb => version.starts_with("10.11.") && version.contains("MariaDB"),
+        };
+        assert!(expected, "the {self:?} target runs {version}");
+        version
+    }
+}
+
+/// Runs the async test body `name(target: Target)` on both targets, as the tests `name::mysql` and
+/// `name::mariadb`, each asserting first that its server is the one it names. Arguments after the
+/// name go to `#[tokio::test(...)]`. The body stays an ordinary function, so rustfmt formats it.
+///
+/// ```ignore
+/// async fn round_trip(target: Target) {
+///     let stack = Stack::for_target(target);
+///     // ...
+/// }
+/// passerelle_testkit::on_both_targets!(round_trip);
+/// passerelle_testkit::on_both_targets!(bigger_round_trip, flavor = "multi_thread");
+/// ```
+#[macro_export]
+macro_rules! on_both_targets {
+    ($name:ident $(, $($tokio_arg:tt)*)?) => {
+        mod $name {
+            #[tokio::test $(($($tokio_arg)*))?]
+            async fn mysql() {
+                $crate::Target::MySql.assert_version().await;
+                super::$name($crate::Target::MySql).await
+            }
+
+            #[tokio::test $(($($tokio_arg)*))?]
+            async fn mariadb() {
+                $crate::Target::MariaDb.assert_version().await;
+                super::$name($crate::Target::MariaDb).await
+            }
+        }
+    };
 }
 
 /// `prefix_` and 12 random hex digits: a name no other test run uses.
@@ -68,9 +144,13 @@ pub async fn pg_client(url: &str) -> tokio_postgres::Client {
 /// Connects with mysql_async to a `mysql://` URL.
 pub async fn mysql_conn(url: &str) -> mysql_async::Conn {
     let opts = mysql_async::Opts::from_url(url).expect("stack URLs parse");
-    mysql_async::Conn::new(opts)
-        .await
-        .unwrap_or_else(|error| panic!("cannot connect to the test MariaDB: {error}; is the stack up?"))
+    mysql_async::Conn::new(opts.clone()).await.unwrap_or_else(|error| {
+        panic!(
+            "cannot connect to the test target at {}:{}: {error}; is the stack up?",
+            opts.ip_or_hostname(),
+            opts.tcp_port()
+        )
+    })
 }
 
 /// A source database of its own, owned by the stack's replication user.
