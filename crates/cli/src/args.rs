@@ -108,6 +108,9 @@ pub struct EndpointArgs {
 pub struct CheckArgs {
     #[command(flatten)]
     pub endpoints: EndpointArgs,
+    /// Check only the tables of this PostgreSQL schema; repeat for several [default: every schema]
+    #[arg(long = "schema", value_name = "SCHEMA")]
+    pub schemas: Vec<String>,
     /// Print the findings as JSON on stdout
     #[arg(long)]
     pub json: bool,

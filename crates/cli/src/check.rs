@@ -18,9 +18,9 @@ struct Report {
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let endpoints = Endpoints::from_args(&args.endpoints)?;
     let (source, kafka, target) = tokio::join!(
-        passerelle_pg::preflight::run(&endpoints.source),
+        passerelle_pg::preflight::run(&endpoints.source, &args.schemas),
         passerelle_kafka::preflight::run(&endpoints.kafka),
-        passerelle_mysql::preflight::run(&endpoints.target),
+        passerelle_mysql::preflight::run(&endpoints.target, &[], BOOKKEEPING_DB),
     );
     let findings: Vec<Finding> = [source, kafka, target].into_iter().flatten().collect();
     let ready = findings.iter().all(|finding| finding.outcome != Outcome::Fail);
@@ -31,6 +31,26 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         print!("{}", render(&report));
     }
     Ok(if ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Where the bookkeeping lives on the target server.
+pub const BOOKKEEPING_DB: &str = "passerelle";
+
+/// Refuses a run up front when a preflight check it depends on fails (a missing privilege, a source
+/// that cannot stream): found now, before a slot, a topic or a table exists, rather than midway.
+pub fn refuse_failures(findings: &[Finding]) -> anyhow::Result<()> {
+    let failed: Vec<String> = findings
+        .iter()
+        .filter(|finding| finding.outcome == Outcome::Fail)
+        .map(|finding| match &finding.fix {
+            Some(fix) => format!("{}; {fix}", finding.detail),
+            None => finding.detail.clone(),
+        })
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!("the preflight refuses this run (passerelle check says more): {}", failed.join(" | "))
 }
 
 fn render(report: &Report) -> String {

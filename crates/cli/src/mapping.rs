@@ -76,7 +76,7 @@ pub enum IntervalArg {
 }
 
 /// Each schema's target database: from `--map`, else the target URL's database.
-fn databases(
+pub fn databases(
     schemas: &[String],
     args: &TargetMappingArgs,
     target: &DbEndpoint,

@@ -13,6 +13,7 @@ use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::args::EndpointArgs;
+use crate::check::refuse_failures;
 use crate::config::{Endpoints, Names, NamingArgs};
 use crate::mapping::MappingArgs;
 use crate::progress::{Progress, Track};
@@ -60,10 +61,18 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let bookkeeping_db = sink::bookkeeping_database(&endpoints.target)?;
     let names = Names::new(args.naming.prefix_or_default(&endpoints.source));
     let jobs = usize::from(args.jobs);
+    let schemas = args.mapping.selection.schemas();
+    let databases: Vec<String> =
+        crate::mapping::databases(&schemas, &args.mapping.target, &endpoints.target)?.into_values().collect();
+    let (source_findings, target_findings) = tokio::join!(
+        passerelle_pg::preflight::run(&endpoints.source, &schemas),
+        passerelle_mysql::preflight::run(&endpoints.target, &databases, &bookkeeping_db),
+    );
+    refuse_failures(&[source_findings, target_findings].concat())?;
     let source_side = SourceSide {
         endpoint: &endpoints.source,
         kafka: &endpoints.kafka,
-        schemas: args.mapping.selection.schemas(),
+        schemas,
         names: &names,
         layout: args.topics.layout(&names.migration),
         encoding: args.topics.encoding,

@@ -22,6 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::apply::{self, ApplyConfig, SinkTable};
 use crate::args::{KafkaBrokers, TargetUrl};
+use crate::check::refuse_failures;
 use crate::config::{run_encoding, table_layouts, NamingArgs};
 use crate::mapping::{self, TargetMappingArgs};
 use crate::pause;
@@ -96,6 +97,8 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<ExitCode> {
         jobs: usize::from(args.jobs),
         force: args.force,
     };
+    // The run's databases are known once it is announced; the URL's and the bookkeeping's now.
+    refuse_failures(&passerelle_mysql::preflight::run(&target, &[], &bookkeeping_db).await)?;
     let clock = PhaseClock::new();
     let progress = Progress::new(Track::Applied);
     let applied = apply_run(&side, WantedRun::Newest, &progress, &clock).await?;

@@ -21,6 +21,7 @@ use passerelle_model::schema::TableKind;
 use tokio::sync::oneshot;
 
 use crate::args::{KafkaBrokers, SourceUrl};
+use crate::check::refuse_failures;
 use crate::config::{run_encoding, table_layouts, Names, NamingArgs};
 use crate::mapping::SelectionArgs;
 use crate::progress::{Progress, Track};
@@ -116,6 +117,7 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
         jobs: usize::from(args.jobs),
         online: args.online,
     };
+    refuse_failures(&passerelle_pg::preflight::run(&endpoint, &side.schemas).await)?;
     let clock = PhaseClock::new();
     let progress = Progress::new(Track::Copied);
     let copied = copy_snapshot(&side, &progress, None).await?;

@@ -48,6 +48,9 @@ async fn healthy_stack_is_ready() {
         ("target", "version"),
         ("target", "local_infile"),
         ("target", "target database"),
+        ("source", "publication privilege"),
+        ("source", "table ownership"),
+        ("target", "privileges"),
     ] {
         assert_eq!(finding(&run, system, name).0, "pass", "{system}/{name}: {}", run.stdout);
     }
@@ -194,4 +197,83 @@ async fn keyless_tables_and_a_non_empty_target_warn_without_blocking() {
     let (outcome, detail, _) = finding(&run, "target", "target database");
     assert_eq!(outcome, "warn");
     assert_eq!(detail, format!("{} already holds 1 tables", target.name));
+}
+
+/// A target user who may load rows but not create tables is refused by `check` with the GRANT that
+/// fixes it, and by `migrate` before a slot, a topic or a table exists.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_user_without_create_is_refused_before_anything_moves() {
+    let stack = Stack::from_env();
+    let source = SourceDb::create(&stack).await;
+    source.client().await.batch_execute("CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1)").await.unwrap();
+    let target = TargetDb::create(&stack).await;
+    let user = passerelle_testkit::unique_name("nocreate");
+    let password = format!("Pa55-{user}");
+    let mut conn = target.conn().await;
+    for statement in [
+        format!("CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'"),
+        format!("GRANT SELECT, INSERT, UPDATE, DELETE ON `{}`.* TO '{user}'@'127.0.0.1'", target.name),
+    ] {
+        mysql_async::prelude::Queryable::query_drop(&mut conn, statement).await.unwrap();
+    }
+    let url = with_credentials(&target.url, &user, &password);
+
+    let run = check(&source.url, &stack.kafka, &url, &[]);
+    let (outcome, detail, fix) = finding(&run, "target", "privileges");
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(outcome, "fail");
+    assert!(detail.contains(&format!("'{user}'@'127.0.0.1' lacks CREATE, DROP, ALTER")), "{detail}");
+    assert!(detail.contains(&target.name) && detail.contains("on passerelle"), "{detail}");
+    assert!(
+        fix.contains(&format!(
+            "GRANT CREATE, DROP, ALTER, INDEX, REFERENCES, CREATE VIEW, CREATE TEMPORARY TABLES ON `{}`.*",
+            target.name
+        )),
+        "{fix}"
+    );
+
+    let prefix = passerelle_testkit::unique_name("nocreate");
+    let migrate = passerelle(
+        &["migrate", "--topic-prefix", &prefix],
+        &[("PASSERELLE_SOURCE", &source.url), ("PASSERELLE_KAFKA", &stack.kafka), ("PASSERELLE_TARGET", &url)],
+    );
+    mysql_async::prelude::Queryable::query_drop(&mut conn, format!("DROP USER '{user}'@'127.0.0.1'")).await.unwrap();
+    assert_eq!(migrate.code, 2, "{}\n{}", migrate.stdout, migrate.stderr);
+    assert!(migrate.stderr.contains("the preflight refuses this run"), "{}", migrate.stderr);
+    assert!(migrate.stderr.contains("lacks CREATE"), "{}", migrate.stderr);
+    assert!(!migrate.all_output().contains(&password), "{}", migrate.all_output());
+    let slots = pg_client(&source.admin_url)
+        .await
+        .query("SELECT 1 FROM pg_replication_slots WHERE database = current_database()", &[])
+        .await
+        .unwrap();
+    assert!(slots.is_empty(), "a refused run created a replication slot");
+    let kafka = passerelle_model::endpoint::KafkaEndpoint::parse(&stack.kafka).unwrap();
+    let topics = passerelle_kafka::topic::list_topics(&kafka, &prefix).await.unwrap();
+    assert!(topics.is_empty(), "a refused run created topics: {topics:?}");
+}
+
+/// A source role that may read a keyed table but does not own it cannot publish it.
+#[tokio::test]
+async fn a_source_role_that_does_not_own_its_tables_cannot_publish_them() {
+    let stack = Stack::from_env();
+    let source = SourceDb::create(&stack).await;
+    let admin = pg_client(&source.admin_url).await;
+    let user = url::Url::parse(&stack.source).unwrap().username().to_string();
+    admin
+        .batch_execute(&format!(
+            "CREATE TABLE foreign_owned (id int PRIMARY KEY); GRANT SELECT ON foreign_owned TO {user}"
+        ))
+        .await
+        .unwrap();
+    let target = TargetDb::reserve(&stack);
+    let run = check(&source.url, &stack.kafka, &target.url, &["--schema", "public"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let (outcome, detail, fix) = finding(&run, "source", "table ownership");
+    assert_eq!(outcome, "fail");
+    assert_eq!(detail, format!("role {user} does not own public.foreign_owned, which a publication needs"));
+    assert!(fix.contains(&format!("OWNER TO {user}")), "{fix}");
+    // Other schemas are not this migration's business.
+    let elsewhere = check(&source.url, &stack.kafka, &target.url, &["--schema", "nosuch"]);
+    assert_eq!(finding(&elsewhere, "source", "table ownership").0, "pass", "{}", elsewhere.stdout);
 }

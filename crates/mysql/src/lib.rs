@@ -7,6 +7,7 @@ pub mod bookkeeping;
 mod connect;
 mod error;
 pub mod preflight;
+pub mod privileges;
 pub mod schema_apply;
 pub mod sink;
 pub mod value;

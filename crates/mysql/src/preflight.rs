@@ -7,6 +7,7 @@ use mysql_async::Conn;
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::preflight::{Finding, System};
 
+use crate::privileges::{shortfall, BOOKKEEPING_PRIVILEGES, TARGET_PRIVILEGES};
 use crate::{connect, MysqlError};
 
 const TARGET: System = System::Target;
@@ -53,14 +54,16 @@ impl ServerVersion {
     }
 }
 
-/// Runs every target check. A failed connection ends the list: nothing else can be asked.
-pub async fn run(endpoint: &DbEndpoint) -> Vec<Finding> {
+/// Runs every target check: `databases` are where the migration's tables would go (the URL's when
+/// empty), `bookkeeping_db` where its bookkeeping would live. A failed connection ends the list:
+/// nothing else can be asked.
+pub async fn run(endpoint: &DbEndpoint, databases: &[String], bookkeeping_db: &str) -> Vec<Finding> {
     let mut conn = match connect(endpoint).await {
         Ok(conn) => conn,
         Err(error) => return vec![Finding::fail(TARGET, "connection", error.cause(), error.hint())],
     };
     let mut findings = vec![Finding::pass(TARGET, "connection", format!("connected to {endpoint}"))];
-    if let Err(error) = checks(endpoint, &mut conn, &mut findings).await {
+    if let Err(error) = checks(endpoint, &mut conn, databases, bookkeeping_db, &mut findings).await {
         findings.push(Finding::fail(TARGET, "server query", error.cause(), error.hint()));
     }
     // Dropping a connection without saying goodbye leaves an "aborted connection" in the server log.
@@ -68,7 +71,13 @@ pub async fn run(endpoint: &DbEndpoint) -> Vec<Finding> {
     findings
 }
 
-async fn checks(endpoint: &DbEndpoint, conn: &mut Conn, findings: &mut Vec<Finding>) -> Result<(), MysqlError> {
+async fn checks(
+    endpoint: &DbEndpoint,
+    conn: &mut Conn,
+    databases: &[String],
+    bookkeeping_db: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<(), MysqlError> {
     let settings: Option<(String, String, String, String)> = conn
         .query_first("SELECT VERSION(), @@GLOBAL.local_infile, @@GLOBAL.sql_mode, @@GLOBAL.character_set_server")
         .await
@@ -143,6 +152,22 @@ async fn checks(endpoint: &DbEndpoint, conn: &mut Conn, findings: &mut Vec<Findi
             format!("{database} already holds {n} tables"),
             "migrate into an empty database, or resume the migration that filled it",
         ),
+    });
+    let databases = if databases.is_empty() { std::slice::from_ref(database) } else { databases };
+    let mut needs: Vec<(&str, &[&'static str])> =
+        databases.iter().map(|database| (database.as_str(), TARGET_PRIVILEGES)).collect();
+    needs.push((bookkeeping_db, BOOKKEEPING_PRIVILEGES));
+    let shortfall = shortfall(conn, endpoint, &needs).await?;
+    findings.push(if shortfall.is_empty() {
+        Finding::pass(
+            TARGET,
+            "privileges",
+            format!("may create and load {}, and keep the bookkeeping in {bookkeeping_db}", databases.join(", ")),
+        )
+    } else if shortfall.has_roles {
+        Finding::warn(TARGET, "privileges", shortfall.to_string(), shortfall.fix())
+    } else {
+        Finding::fail(TARGET, "privileges", shortfall.to_string(), shortfall.fix())
     });
     Ok(())
 }

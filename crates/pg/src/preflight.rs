@@ -13,20 +13,26 @@ const SOURCE: System = System::Source;
 /// Oldest server with pgoutput and `CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT`.
 const MIN_VERSION_NUM: i32 = 100_000;
 
-/// Runs every source check. A failed connection ends the list: nothing else can be asked.
-pub async fn run(endpoint: &DbEndpoint) -> Vec<Finding> {
+/// Runs every source check, on the tables of `schemas` (of every schema when empty). A failed
+/// connection ends the list: nothing else can be asked.
+pub async fn run(endpoint: &DbEndpoint, schemas: &[String]) -> Vec<Finding> {
     let client = match connect(endpoint).await {
         Ok(client) => client,
         Err(error) => return vec![Finding::fail(SOURCE, "connection", error.cause(), error.hint())],
     };
     let mut findings = vec![Finding::pass(SOURCE, "connection", format!("connected to {endpoint}"))];
-    if let Err(error) = checks(endpoint, &client, &mut findings).await {
+    if let Err(error) = checks(endpoint, &client, schemas, &mut findings).await {
         findings.push(Finding::fail(SOURCE, "catalog query", error.cause(), error.hint()));
     }
     findings
 }
 
-async fn checks(endpoint: &DbEndpoint, client: &Client, findings: &mut Vec<Finding>) -> Result<(), PgError> {
+async fn checks(
+    endpoint: &DbEndpoint,
+    client: &Client,
+    schemas: &[String],
+    findings: &mut Vec<Finding>,
+) -> Result<(), PgError> {
     let row = client
         .query_one(
             "select current_setting('server_version_num')::int, current_setting('server_version'),
@@ -34,7 +40,8 @@ async fn checks(endpoint: &DbEndpoint, client: &Client, findings: &mut Vec<Findi
                     (select count(*)::int from pg_replication_slots),
                     current_setting('max_wal_senders')::int,
                     (select count(*)::int from pg_stat_replication),
-                    r.rolreplication, r.rolsuper, current_user::text
+                    r.rolreplication, r.rolsuper, current_user::text,
+                    has_database_privilege(current_database(), 'CREATE'), current_database()::text
              from pg_roles r where r.rolname = current_user",
             &[],
         )
@@ -45,6 +52,7 @@ async fn checks(endpoint: &DbEndpoint, client: &Client, findings: &mut Vec<Findi
     let (max_slots, used_slots): (i32, i32) = (row.get(3), row.get(4));
     let (max_senders, used_senders): (i32, i32) = (row.get(5), row.get(6));
     let (can_replicate, is_superuser, user): (bool, bool, String) = (row.get(7), row.get(8), row.get(9));
+    let (can_create, database): (bool, String) = (row.get(10), row.get(11));
 
     findings.push(if version_num >= MIN_VERSION_NUM {
         Finding::pass(SOURCE, "version", format!("PostgreSQL {version}"))
@@ -97,12 +105,30 @@ async fn checks(endpoint: &DbEndpoint, client: &Client, findings: &mut Vec<Findi
         )
     });
 
-    table_checks(endpoint, client, findings).await
+    findings.push(if can_create {
+        Finding::pass(SOURCE, "publication privilege", format!("role {user} may create publications in {database}"))
+    } else {
+        Finding::fail(
+            SOURCE,
+            "publication privilege",
+            format!("role {user} has no CREATE privilege on database {database}, which a publication needs"),
+            format!("run GRANT CREATE ON DATABASE {database} TO {user} as its owner"),
+        )
+    });
+
+    table_checks(endpoint, client, schemas, &user, findings).await
 }
 
-/// Tables Passerelle cannot read, and tables whose updates and deletes logical replication cannot
-/// identify (no primary key and no usable replica identity).
-async fn table_checks(endpoint: &DbEndpoint, client: &Client, findings: &mut Vec<Finding>) -> Result<(), PgError> {
+/// Tables Passerelle cannot read, keyed tables it cannot publish (only their owner may add them to
+/// a publication), and tables whose updates and deletes logical replication cannot identify (no
+/// primary key and no usable replica identity).
+async fn table_checks(
+    endpoint: &DbEndpoint,
+    client: &Client,
+    schemas: &[String],
+    user: &str,
+    findings: &mut Vec<Finding>,
+) -> Result<(), PgError> {
     let rows = client
         .query(
             "select format('%I.%I', n.nspname, c.relname),
@@ -110,18 +136,33 @@ async fn table_checks(endpoint: &DbEndpoint, client: &Client, findings: &mut Vec
                     exists (select from pg_index i where i.indrelid = c.oid and i.indisprimary)
                       or c.relreplident = 'f'
                       or (c.relreplident = 'i' and exists (select from pg_index i
-                                                           where i.indrelid = c.oid and i.indisreplident))
+                                                           where i.indrelid = c.oid and i.indisreplident)),
+                    pg_has_role(c.relowner, 'USAGE')
+                      or not exists (select from pg_index i where i.indrelid = c.oid and i.indisprimary)
              from pg_class c join pg_namespace n on n.oid = c.relnamespace
              where c.relkind in ('r', 'p') and not c.relispartition
                and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%'
                and n.nspname not like 'pg_temp%'
+               and (cardinality($1::text[]) = 0 or n.nspname = any($1))
              order by 1",
-            &[],
+            &[&schemas],
         )
         .await
         .map_err(|error| PgError::query(endpoint, "listing tables", error))?;
-    let unreadable: Vec<String> = rows.iter().filter(|row| !row.get::<_, bool>(1)).map(|row| row.get(0)).collect();
-    let keyless: Vec<String> = rows.iter().filter(|row| !row.get::<_, bool>(2)).map(|row| row.get(0)).collect();
+    let failing = |column: usize| -> Vec<String> {
+        rows.iter().filter(|row| !row.get::<_, bool>(column)).map(|row| row.get(0)).collect()
+    };
+    let (unreadable, keyless, unowned) = (failing(1), failing(2), failing(3));
+    findings.push(if unowned.is_empty() {
+        Finding::pass(SOURCE, "table ownership", format!("role {user} may publish every table with a primary key"))
+    } else {
+        Finding::fail(
+            SOURCE,
+            "table ownership",
+            format!("role {user} does not own {}, which a publication needs", name_list(&unowned)),
+            format!("make {user} a member of the tables' owner (GRANT owner_role TO {user}), or ALTER TABLE ... OWNER TO {user}"),
+        )
+    });
     findings.push(if unreadable.is_empty() {
         Finding::pass(SOURCE, "table access", format!("{} tables readable", rows.len()))
     } else {
