@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 
 use crate::pause;
 use crate::progress::Progress;
+use crate::retry::{self, Backoff};
 
 /// The most records one round takes from Kafka.
 const ROUND_RECORDS: usize = 50_000;
@@ -69,10 +70,11 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
     let consumer = Consumer::subscribe(config.kafka, &group, topics.clone())?;
     let mut sinks = Vec::with_capacity(config.jobs);
     for _ in 0..config.jobs.max(1) {
-        sinks.push(Sink::open(config.target, config.bookkeeping_db).await?);
+        sinks
+            .push(retry::retry("connecting to the target", || Sink::open(config.target, config.bookkeeping_db)).await?);
     }
     let mut completion = Completion { config, topics, ends: None, checked: None };
-    let mut conn = passerelle_mysql::connect(config.target).await?;
+    let mut conn = retry::retry("connecting to the target", || passerelle_mysql::connect(config.target)).await?;
     // One round decoded ahead: this process decodes the next round while the target applies this one.
     let (rounds, mut next_round) = mpsc::channel::<Option<Round>>(1);
     let applier = async {
@@ -84,10 +86,13 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
                 }
                 continue;
             };
-            let (rows, changes) = apply_round(&mut sinks, tables, groups, progress, &consumer).await?;
+            let (rows, changes) = apply_round(&mut sinks, tables, groups, progress, &consumer, config.target).await?;
             n_rows += rows;
             n_changes += changes;
-            consumer.commit(&next_offsets)?;
+            // Advisory (the target holds the offsets): a broker that is down misses one commit.
+            if let Err(error) = consumer.commit(&next_offsets) {
+                tracing::info!("{}", error.cause());
+            }
             pause::point(pause::ROWS_APPLIED, n_rows).await;
             pause::point(pause::CHANGES_APPLIED, n_changes).await;
         }
@@ -117,8 +122,19 @@ async fn read_rounds(
     rounds: mpsc::Sender<Option<Round>>,
 ) -> anyhow::Result<()> {
     let mut next_offsets: HashMap<PartitionId, i64> = HashMap::new();
+    // A broker down or a leader moving: librdkafka reconnects by itself, the reader waits it out.
+    let mut backoff = Backoff::new("reading from Kafka");
     loop {
-        let records = consumer.next_batch(ROUND_RECORDS, Duration::from_millis(200)).await?;
+        let records = match consumer.next_batch(ROUND_RECORDS, Duration::from_millis(200)).await {
+            Ok(records) => {
+                backoff.reset();
+                records
+            }
+            Err(error) => {
+                backoff.wait(error).await?;
+                continue;
+            }
+        };
         let round = if records.is_empty() {
             None
         } else {
@@ -185,7 +201,8 @@ impl Completion<'_> {
         self.checked = Some(Instant::now());
         let config = self.config;
         if self.ends.is_none() {
-            let state = control::read(config.kafka, &control_topic(config.migration)).await?;
+            let topic = control_topic(config.migration);
+            let state = retry::retry("reading the control topic", || control::read(config.kafka, &topic)).await?;
             let current = state.run.as_ref().map(|run| run.run_id.as_str());
             if current != Some(config.run_id) {
                 anyhow::bail!(
@@ -204,7 +221,22 @@ impl Completion<'_> {
             };
         }
         let Some(ends) = &self.ends else { return Ok(false) };
-        let applied = bookkeeping::offsets(conn, config.target, config.bookkeeping_db, &self.topics).await?;
+        let mut backoff = Backoff::new("reading the target's offsets");
+        let applied = loop {
+            match bookkeeping::offsets(conn, config.target, config.bookkeeping_db, &self.topics).await {
+                Ok(applied) => break applied,
+                Err(error) => {
+                    let lost = error.connection_lost();
+                    backoff.wait(error).await?;
+                    if lost {
+                        match passerelle_mysql::connect(config.target).await {
+                            Ok(new) => *conn = new,
+                            Err(error) => backoff.wait(error).await?,
+                        }
+                    }
+                }
+            }
+        };
         Ok(ends.iter().all(|end| {
             end.end == 0 || applied.get(&(end.topic.clone(), end.partition)).is_some_and(|next| *next >= end.end)
         }))
@@ -219,6 +251,7 @@ async fn apply_round(
     groups: BTreeMap<PartitionId, Vec<Segment>>,
     progress: &Progress,
     consumer: &Consumer,
+    endpoint: &DbEndpoint,
 ) -> anyhow::Result<(u64, u64)> {
     let mut shares: Vec<Vec<(PartitionId, Vec<Segment>)>> = sinks.iter().map(|_| Vec::new()).collect();
     let n_sinks = shares.len();
@@ -232,7 +265,7 @@ async fn apply_round(
             let target = &tables[topic_idx].target;
             let context = || format!("applying {}/{partition}", origin.topic);
             for segment in &segments {
-                let n = apply_segment(sink, target, origin, segment).await.with_context(context)?;
+                let n = apply_segment(sink, endpoint, target, origin, segment).await.with_context(context)?;
                 match segment {
                     Segment::Rows(_) => {
                         progress.applied(topic_idx, n);
@@ -256,29 +289,37 @@ async fn apply_round(
     Ok((n_rows, n_changes))
 }
 
-/// Applies one segment, again after a deadlock or a lock wait timeout: sink connections apply
-/// different partitions of one table at once, and InnoDB may pick one of them as a deadlock's victim.
-/// The transaction rolled back whole, offsets included, so trying again is safe.
+/// Applies one segment, again after a transient failure (within `--retry-for`): sink connections
+/// apply different partitions of one table at once, and InnoDB may pick one of them as a deadlock's
+/// victim; a target that restarted, or a connection it killed, gets a new connection. The
+/// transaction rolled back whole, offsets included, so trying again is safe, and a batch that did
+/// commit before its connection broke is skipped by its offsets.
 async fn apply_segment(
     sink: &mut Sink,
+    endpoint: &DbEndpoint,
     target: &TargetTable,
     origin: BatchOrigin<'_>,
     segment: &Segment,
-) -> Result<u64, passerelle_mysql::MysqlError> {
-    const ATTEMPTS: u32 = 3;
-    let mut attempt = 1;
+) -> anyhow::Result<u64> {
+    let mut backoff = Backoff::new("applying to the target");
+    let mut broken = false;
     loop {
-        let result = match segment {
-            Segment::Rows(rows) => sink.load_rows(target, origin, rows).await,
-            Segment::Changes(changes) => sink.apply_changes(target, origin, changes).await,
-        };
-        match result {
-            Err(error) if error.retryable() && attempt < ATTEMPTS => {
-                tracing::warn!("{}/{}: {}; trying again", origin.topic, origin.partition, error.cause());
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                attempt += 1;
+        let result = async {
+            if broken {
+                sink.reopen(endpoint).await?;
             }
-            result => return result,
+            match segment {
+                Segment::Rows(rows) => sink.load_rows(target, origin, rows).await,
+                Segment::Changes(changes) => sink.apply_changes(target, origin, changes).await,
+            }
+        }
+        .await;
+        match result {
+            Ok(n) => return Ok(n),
+            Err(error) => {
+                broken = error.connection_lost();
+                backoff.wait(error).await?;
+            }
         }
     }
 }

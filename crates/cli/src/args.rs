@@ -19,6 +19,11 @@ pub struct Args {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// How long to keep retrying a step that failed transiently (a broker or server restarting, a
+    /// lost connection) before giving up: 90s, 5m, 1h
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5m", value_parser = crate::retry::parse_duration)]
+    pub retry_for: std::time::Duration,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::args::{KafkaBrokers, SourceUrl, TargetUrl};
 use crate::config::{Names, NamingArgs};
 use crate::mapping::{self, TargetMappingArgs};
+use crate::retry;
 
 /// How often the cutover looks at the control topic and the target while it waits.
 const POLL: Duration = Duration::from_secs(1);
@@ -81,14 +82,15 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
         None => {
             let client = passerelle_pg::connect(&source).await?;
             let lsn = passerelle_pg::slot::current_wal_lsn(&client, &source).await?;
-            let producer = Producer::new(&kafka)?;
+            let producer = Producer::new(&kafka, retry::bound())?;
             control::request_cutover(&producer, &topic, &Cutover { run_id: run.run_id.clone(), lsn: lsn.0 }).await?;
             lsn
         }
     };
     eprintln!("passerelle: cutover of {} at {lsn}: waiting for the source to stream up to it", names.migration);
     loop {
-        if control::read(&kafka, &topic).await?.stream_done.is_some() {
+        let state = retry::retry("reading the control topic", || control::read(&kafka, &topic)).await?;
+        if state.stream_done.is_some() {
             break;
         }
         still_waiting(&mut said, started, "the source (passerelle migrate --online or passerelle source --online)");

@@ -16,6 +16,7 @@ mod pause;
 mod plan;
 mod progress;
 mod report;
+mod retry;
 mod sink;
 mod snapshot;
 mod source;
@@ -30,6 +31,7 @@ use args::{Args, Command};
 fn main() -> ExitCode {
     let (args, warnings) = args::parse();
     init_tracing(args.verbose);
+    retry::configure(args.retry_for);
     for warning in warnings {
         eprintln!("passerelle: warning: {warning}");
     }

@@ -39,13 +39,9 @@ struct Tables {
 
 impl Progress {
     pub fn new(track: Track) -> Progress {
-        Progress {
-            track,
-            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4)),
-            tables: OnceLock::new(),
-            started: Instant::now(),
-            changes: AtomicU64::new(0),
-        }
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+        crate::retry::announce_through(&multi);
+        Progress { track, multi, tables: OnceLock::new(), started: Instant::now(), changes: AtomicU64::new(0) }
     }
 
     /// Sets up the bars: `tables` are display names in table index order, `expected` their

@@ -70,6 +70,9 @@ pub struct RunSummary {
     pub peak_rss_mb: Option<f64>,
     /// CPU time of this process, user and system.
     pub cpu_seconds: Option<f64>,
+    /// Steps tried again after a transient failure (a broker or server restarting, a lost
+    /// connection), every step counted.
+    pub retries: u64,
 }
 
 impl RunSummary {
@@ -90,6 +93,7 @@ impl RunSummary {
             seconds,
             rows_per_second: rows as f64 / seconds.max(f64::EPSILON),
             cpu_seconds: cpu_seconds(),
+            retries: crate::retry::count(),
         }
     }
 
@@ -129,6 +133,9 @@ impl RunSummary {
             out.push_str(&format!(", {seconds:.1} CPU seconds"));
         }
         out.push('\n');
+        if self.retries > 0 {
+            out.push_str(&format!("rode through transient failures: {} retries\n", self.retries));
+        }
         out
     }
 }

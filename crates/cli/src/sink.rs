@@ -28,6 +28,7 @@ use crate::mapping::{self, TargetMappingArgs};
 use crate::pause;
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary, TableSummary};
+use crate::retry;
 
 /// How long a sink waits between looks at the control topic for a run to be announced.
 const ANNOUNCEMENT_POLL: Duration = Duration::from_secs(2);
@@ -153,7 +154,7 @@ pub async fn apply_run(
 
     let target = side.target;
     let db = side.bookkeeping_db;
-    let mut conn = passerelle_mysql::connect(target).await?;
+    let mut conn = retry::retry("connecting to the target", || passerelle_mysql::connect(target)).await?;
     bookkeeping::ensure_tables(&mut conn, target, db).await?;
     bookkeeping::lock(&mut conn, target, side.migration).await?;
     let state = bookkeeping::run_state(&mut conn, target, db, side.migration).await?;
@@ -248,7 +249,8 @@ pub async fn apply_run(
 
 /// The AUTO_INCREMENT positions planned from the sequences' values the stream announced at its end.
 async fn auto_increments_at_cutover(side: &SinkSide<'_>, run: &RunAnnouncement) -> anyhow::Result<Vec<String>> {
-    let state = control::read(side.kafka, &control_topic(side.migration)).await?;
+    let topic = control_topic(side.migration);
+    let state = retry::retry("reading the control topic", || control::read(side.kafka, &topic)).await?;
     let done = state.stream_done.context("the stream's end is not on the control topic")?;
     let mut schema = run.schema.clone();
     for sequence in &mut schema.sequences {
@@ -270,7 +272,7 @@ async fn announced_run(side: &SinkSide<'_>, wanted: WantedRun) -> anyhow::Result
     let topic = control_topic(side.migration);
     let mut waiting_said = false;
     loop {
-        let state = control::read(side.kafka, &topic).await?;
+        let state = retry::retry("reading the control topic", || control::read(side.kafka, &topic)).await?;
         match state.run {
             Some(run) if run_id.as_ref().is_none_or(|wanted| wanted == &run.run_id) => return Ok(run),
             _ if !waiting_said => {

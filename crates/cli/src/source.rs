@@ -26,6 +26,7 @@ use crate::config::{run_encoding, table_layouts, Names, NamingArgs};
 use crate::mapping::SelectionArgs;
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary, TableSummary};
+use crate::retry;
 use crate::snapshot::{self, SnapshotSource};
 use crate::stream::{self, Streaming};
 
@@ -161,8 +162,8 @@ pub async fn copy_snapshot(
 ) -> anyhow::Result<Copied> {
     let source = side.endpoint;
     let control_topic = side.layout.control_topic();
-    let state = control::read(side.kafka, &control_topic).await?;
-    let mut client = passerelle_pg::connect(source).await?;
+    let state = retry::retry("reading the control topic", || control::read(side.kafka, &control_topic)).await?;
+    let mut client = retry::retry("connecting to the source", || passerelle_pg::connect(source)).await?;
     if let ControlState { run: Some(run), snapshot_done: Some(done), .. } = &state {
         if passerelle_pg::slot::slot_info(&client, source, &side.names.slot).await?.is_some() {
             let tables: Vec<String> = run.schema.tables.iter().map(|table| table.name.to_string()).collect();
@@ -209,13 +210,13 @@ pub async fn copy_snapshot(
     }
     stale.sort();
     stale.dedup();
-    delete_topics(side.kafka, &stale).await?;
+    retry::retry("deleting the old run's topics", || delete_topics(side.kafka, &stale)).await?;
 
     let run_id = snapshot::now_ms().to_string();
     let estimated_rows = passerelle_pg::snapshot::estimate_rows(&client, source, &tables).await?;
-    create_control_topic(side.kafka, &side.layout).await?;
-    create_topics(side.kafka, &side.layout, &topics).await?;
-    let producer = Producer::new(side.kafka)?;
+    retry::retry("creating the topics", || create_control_topic(side.kafka, &side.layout)).await?;
+    retry::retry("creating the topics", || create_topics(side.kafka, &side.layout, &topics)).await?;
+    let producer = Producer::new(side.kafka, retry::bound())?;
     let announcement = RunAnnouncement {
         run_id: run_id.clone(),
         version: FORMAT_VERSION.to_string(),
@@ -252,7 +253,7 @@ pub async fn copy_snapshot(
     let done = SnapshotDone {
         run_id: run_id.clone(),
         consistent_point: exported.consistent_point().0,
-        ends: end_offsets(side.kafka, &topics).await?,
+        ends: retry::retry("reading where the topics end", || end_offsets(side.kafka, &topics)).await?,
         rows: stats.rows.clone(),
     };
     control::announce_snapshot_done(&producer, &control_topic, &done).await?;
@@ -264,7 +265,7 @@ pub async fn copy_snapshot(
 /// offline run or one whose stream already ended.
 pub async fn stream_changes(side: &SourceSide<'_>) -> anyhow::Result<Option<u64>> {
     let control_topic = side.layout.control_topic();
-    let state = control::read(side.kafka, &control_topic).await?;
+    let state = retry::retry("reading the control topic", || control::read(side.kafka, &control_topic)).await?;
     let (Some(run), Some(snapshot)) = (state.run, state.snapshot_done) else {
         anyhow::bail!(
             "the control topic {control_topic} holds no complete snapshot to stream from; run the source again"
@@ -281,7 +282,7 @@ pub async fn stream_changes(side: &SourceSide<'_>) -> anyhow::Result<Option<u64>
         return Ok(None);
     }
     let layouts = table_layouts(&side.layout.prefix, &run.schema, run_encoding(&run)?);
-    let producer = Producer::new(side.kafka)?;
+    let producer = Producer::new(side.kafka, retry::bound())?;
     let streaming = Streaming {
         endpoint: side.endpoint,
         kafka: side.kafka,

@@ -21,6 +21,7 @@ use passerelle_model::schema::{QualifiedName, Table};
 use passerelle_pg::stream::{ChangeStream, StreamItem};
 
 use crate::pause;
+use crate::retry::{self, Backoff};
 use crate::snapshot::now_ms;
 
 /// How often produced changes are flushed and the slot told how far Kafka has them.
@@ -52,7 +53,15 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     let s = streaming;
     // Tables without a key are not published (see `source`): the stream only holds keyed tables.
     let published: Vec<Table> = s.tables.iter().filter(|table| table.primary_key.is_some()).cloned().collect();
-    let mut stream = ChangeStream::start(s.endpoint, s.slot, s.slot, s.from, &published).await?;
+    let start = || {
+        retry::retry("starting the change stream", || {
+            ChangeStream::start(s.endpoint, s.slot, s.slot, s.from, &published)
+        })
+    };
+    let mut stream = start().await?;
+    // A terminated session or a restarted server: a new stream resumes from the slot's confirmed
+    // position, repeating what Kafka may already hold (keyed upserts converge, see ARCHITECTURE.md).
+    let mut backoff = Backoff::new("streaming changes");
     let positions: HashMap<&QualifiedName, usize> =
         s.tables.iter().enumerate().map(|(i, table)| (&table.name, i)).collect();
     let mut cutover: Option<Lsn> = None;
@@ -61,11 +70,25 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     let mut n_changes = 0;
     loop {
         if last_poll.is_none_or(|at| at.elapsed() >= CUTOVER_POLL) {
-            let state = control::read(s.kafka, s.control_topic).await?;
+            let state = retry::retry("reading the control topic", || control::read(s.kafka, s.control_topic)).await?;
             cutover = state.cutover.map(|cutover| Lsn(cutover.lsn));
             last_poll = Some(Instant::now());
         }
-        let passed = match stream.next(Duration::from_millis(200)).await? {
+        let item = match stream.next(Duration::from_millis(200)).await {
+            Ok(item) => {
+                backoff.reset();
+                item
+            }
+            Err(error) => {
+                backoff.wait(error).await?;
+                // The old stream is over; closing it only collects its task.
+                let _ = stream.close().await;
+                unconfirmed = None;
+                stream = start().await?;
+                continue;
+            }
+        };
+        let passed = match item {
             Some(StreamItem::Change(change)) => {
                 let i = positions[&change.table];
                 produce(&s.tables[i], &s.layouts[i], &change, s, producer).await?;
@@ -98,13 +121,13 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     }
     stream.close().await?;
 
-    let mut client = passerelle_pg::connect(s.endpoint).await?;
+    let mut client = retry::retry("connecting to the source", || passerelle_pg::connect(s.endpoint)).await?;
     let schema = passerelle_pg::catalog::read(&mut client, s.endpoint, s.schemas).await?;
     let topics: Vec<String> = s.layouts.iter().map(|layout| layout.topic.clone()).collect();
     let done = StreamDone {
         run_id: s.run_id.to_string(),
         lsn: cutover.expect("the loop ends only past a cutover").0,
-        ends: end_offsets(s.kafka, &topics).await?,
+        ends: retry::retry("reading where the topics end", || end_offsets(s.kafka, &topics)).await?,
         sequences: schema.sequences.into_iter().map(|sequence| (sequence.name, sequence.last_value)).collect(),
     };
     control::announce_stream_done(producer, s.control_topic, &done).await?;

@@ -21,9 +21,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
 use crate::client;
-use crate::error::{describe, KafkaError};
+use crate::error::{describe, describe_code, KafkaError};
 use crate::producer::Producer;
 use crate::topic::PartitionEnd;
+use rdkafka::types::RDKafkaErrorCode;
 
 const RUN_KEY: &[u8] = b"run";
 const SNAPSHOT_DONE_KEY: &[u8] = b"snapshot-done";
@@ -145,7 +146,11 @@ pub async fn read(endpoint: &KafkaEndpoint, topic: &str) -> Result<ControlState,
             if std::time::Instant::now() > deadline {
                 return Err(KafkaError::Topic {
                     topic: topic.to_string(),
-                    cause: format!("read only up to offset {next} of {end} in {} s", TIMEOUT.as_secs()),
+                    cause: format!(
+                        "{}: read only up to offset {next} of {end} in {} s",
+                        describe_code(RDKafkaErrorCode::OperationTimedOut),
+                        TIMEOUT.as_secs()
+                    ),
                 });
             }
             let Some(message) = consumer.poll(Duration::from_millis(500)) else { continue };

@@ -3,6 +3,33 @@
 use std::fmt;
 
 use rdkafka::error::KafkaError as RdKafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// librdkafka's codes for conditions that pass: a broker down or restarting, a leader or coordinator
+/// moving, a request that timed out. Anything else (authorization, configuration, a message too
+/// large) stays as it is however often it is tried.
+const TRANSIENT: [RDKafkaErrorCode; 20] = [
+    RDKafkaErrorCode::BrokerTransportFailure,
+    RDKafkaErrorCode::AllBrokersDown,
+    RDKafkaErrorCode::MessageTimedOut,
+    RDKafkaErrorCode::OperationTimedOut,
+    RDKafkaErrorCode::Resolve,
+    RDKafkaErrorCode::PurgeQueue,
+    RDKafkaErrorCode::UnknownTopicOrPartition,
+    RDKafkaErrorCode::LeaderNotAvailable,
+    RDKafkaErrorCode::NotLeaderForPartition,
+    RDKafkaErrorCode::RequestTimedOut,
+    RDKafkaErrorCode::BrokerNotAvailable,
+    RDKafkaErrorCode::ReplicaNotAvailable,
+    RDKafkaErrorCode::NetworkException,
+    RDKafkaErrorCode::CoordinatorLoadInProgress,
+    RDKafkaErrorCode::CoordinatorNotAvailable,
+    RDKafkaErrorCode::NotCoordinator,
+    RDKafkaErrorCode::NotEnoughReplicas,
+    RDKafkaErrorCode::NotEnoughReplicasAfterAppend,
+    RDKafkaErrorCode::RebalanceInProgress,
+    RDKafkaErrorCode::KafkaStorageError,
+];
 
 #[derive(Debug)]
 pub enum KafkaError {
@@ -41,18 +68,36 @@ impl KafkaError {
         }
     }
 
-    /// Transport failures are worth another try; a message that cannot be decoded is not.
+    /// True when trying again may succeed (Vector's `RetryLogic`): the brokers could not be reached,
+    /// or a step failed with one of librdkafka's transient codes (a broker down or restarting, a
+    /// leader change, a timeout). A message that cannot be decoded, or a refusal, is not.
     pub fn retryable(&self) -> bool {
-        !matches!(self, KafkaError::Decode { .. })
+        match self {
+            KafkaError::Unreachable { .. } => true,
+            KafkaError::Topic { cause, .. } | KafkaError::Delivery { cause, .. } | KafkaError::Consume { cause } => {
+                transient(cause)
+            }
+            KafkaError::Decode { .. } => false,
+        }
     }
 }
 
 /// librdkafka's code name says more than its prose: `BrokerTransportFailure`, `TopicAuthorizationFailed`.
+/// Causes begin with it, which is how [`KafkaError::retryable`] tells a passing condition.
 pub(crate) fn describe(error: &RdKafkaError) -> String {
     match error.rdkafka_error_code() {
-        Some(code) => format!("{code:?}: {code}"),
+        Some(code) => describe_code(code),
         None => error.to_string(),
     }
+}
+
+pub(crate) fn describe_code(code: RDKafkaErrorCode) -> String {
+    format!("{code:?}: {code}")
+}
+
+fn transient(cause: &str) -> bool {
+    let name = cause.split(':').next().unwrap_or_default();
+    TRANSIENT.iter().any(|code| format!("{code:?}") == name)
 }
 
 impl fmt::Display for KafkaError {
@@ -62,3 +107,20 @@ impl fmt::Display for KafkaError {
 }
 
 impl std::error::Error for KafkaError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_outages_retry_and_refusals_do_not() {
+        let outage = KafkaError::Consume { cause: describe_code(RDKafkaErrorCode::AllBrokersDown) };
+        let leader =
+            KafkaError::Topic { topic: "t".into(), cause: describe_code(RDKafkaErrorCode::NotLeaderForPartition) };
+        let denied =
+            KafkaError::Topic { topic: "t".into(), cause: describe_code(RDKafkaErrorCode::TopicAuthorizationFailed) };
+        let decode = KafkaError::Decode { topic: "t".into(), partition: 0, offset: 1, cause: "x".into() };
+        assert!(outage.retryable() && leader.retryable());
+        assert!(!denied.retryable() && !decode.retryable());
+    }
+}

@@ -1,5 +1,6 @@
 //! The producer: idempotent, `acks=all`, compressed, with bounded memory. A full local queue makes
-//! `send` wait (backpressure) rather than grow; a failed delivery fails the run.
+//! `send` wait (backpressure) rather than grow; librdkafka rides through a broker restart on its own
+//! for as long as the caller allows, then a failed delivery fails the run.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -47,8 +48,11 @@ pub struct Producer {
 }
 
 impl Producer {
-    pub fn new(endpoint: &KafkaEndpoint) -> Result<Producer, KafkaError> {
+    /// `delivery_timeout`: how long librdkafka keeps trying to deliver a message (through a broker
+    /// restart or a leader change) before the delivery fails.
+    pub fn new(endpoint: &KafkaEndpoint, delivery_timeout: Duration) -> Result<Producer, KafkaError> {
         let inner = client::config(endpoint)
+            .set("message.timeout.ms", delivery_timeout.as_millis().clamp(1000, i32::MAX as u128).to_string())
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", "lz4")

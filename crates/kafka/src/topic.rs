@@ -10,7 +10,7 @@ use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::client;
-use crate::error::{describe, KafkaError};
+use crate::error::{describe, describe_code, KafkaError};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -101,7 +101,9 @@ async fn create(endpoint: &KafkaEndpoint, topics: &[NewTopic<'_>]) -> Result<(),
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => return Err(KafkaError::Topic { topic, cause: format!("cannot create it: {code}") }),
+            Err((topic, code)) => {
+                return Err(KafkaError::Topic { topic, cause: format!("{} (creating it)", describe_code(code)) })
+            }
         }
     }
     Ok(())
@@ -121,7 +123,9 @@ pub async fn delete_topics(endpoint: &KafkaEndpoint, names: &[String]) -> Result
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-            Err((topic, code)) => return Err(KafkaError::Topic { topic, cause: format!("cannot delete it: {code}") }),
+            Err((topic, code)) => {
+                return Err(KafkaError::Topic { topic, cause: format!("{} (deleting it)", describe_code(code)) })
+            }
         }
     }
     Ok(())

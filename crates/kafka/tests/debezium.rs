@@ -343,7 +343,7 @@ async fn jdbc_sink_writes_passerelle_json(
         .with_encoding(Encoding::Json, columns.iter().map(|c| column(c.pg.clone())).collect());
     let row = |i: usize| -> Vec<Option<&str>> { columns.iter().map(|c| c.texts[i]).collect() };
     let null_row: Vec<Option<&str>> = std::iter::once(Some("3")).chain(columns[1..].iter().map(|_| None)).collect();
-    let producer = Producer::new(endpoint).unwrap();
+    let producer = Producer::new(endpoint, Duration::from_secs(60)).unwrap();
     let origin = Origin { server: run, database: "db", lsn: Lsn(1), snapshot: true, ts_ms: 0 };
     for values in [row(0), row(1), null_row.clone()] {
         let event = try_encode(&layout, Op::Read, None, Some(&values), &origin).unwrap();

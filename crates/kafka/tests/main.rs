@@ -24,7 +24,7 @@ async fn events_round_trip_in_key_order_through_the_broker() {
     create_topics(&endpoint, &layout, std::slice::from_ref(&topic)).await.unwrap();
 
     let table = TableLayout::new("s".into(), "t".into(), topic.clone(), vec!["id".into(), "v".into()], vec![0]);
-    let producer = Producer::new(&endpoint).unwrap();
+    let producer = Producer::new(&endpoint, Duration::from_secs(60)).unwrap();
     let n_keys = 50;
     let n_versions = 40;
     for version in 0..n_versions {

@@ -8,6 +8,9 @@ const ER_ACCESS_DENIED: u16 = 1045;
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
 const ER_CON_COUNT: u16 = 1040;
+/// The server is shutting down, or killed this connection (MariaDB's ER_CONNECTION_KILLED, MySQL's
+/// idle-timeout disconnect); the client's own codes for a server gone away or lost mid-query.
+const CONNECTION_ENDED: [u16; 6] = [1053, 1927, 4031, 2006, 2013, 2055];
 /// Errors of a statement that wrote a value the column cannot hold (strict mode makes them errors):
 /// NULL into NOT NULL, a duplicate key, out of range, truncated, wrong for the type, too long, no
 /// default for a column left out, bad geometry or JSON, a failed CHECK (MySQL's and MariaDB's codes).
@@ -150,19 +153,33 @@ impl MysqlError {
         }
     }
 
-    /// True when trying again may succeed: lost connections, deadlocks, lock wait timeouts, too
-    /// many connections. Bad data and bad DDL are not retryable.
+    /// True when trying again may succeed (Vector's `RetryLogic`): an unreachable or restarting
+    /// server, a lost connection, deadlocks, lock wait timeouts, too many connections. Bad data and
+    /// bad DDL are not retryable.
     pub fn retryable(&self) -> bool {
         match self {
             MysqlError::Unreachable { .. } => true,
             MysqlError::Query { code: Some(code), .. } => {
-                [ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK, ER_CON_COUNT].contains(code)
+                [ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK, ER_CON_COUNT].contains(code) || CONNECTION_ENDED.contains(code)
             }
+            // No server code: the connection broke (IO), which a new connection may not.
             MysqlError::Query { code: None, .. } => true,
             MysqlError::AuthFailed { .. }
             | MysqlError::Data { .. }
             | MysqlError::Unappliable { .. }
             | MysqlError::Rejected { .. } => false,
+        }
+    }
+}
+
+impl MysqlError {
+    /// True when the connection that failed cannot be used again: a new one is needed (a deadlock
+    /// or a lock wait leaves the connection fine).
+    pub fn connection_lost(&self) -> bool {
+        match self {
+            MysqlError::Unreachable { .. } | MysqlError::Query { code: None, .. } => true,
+            MysqlError::Query { code: Some(code), .. } => CONNECTION_ENDED.contains(code),
+            _ => false,
         }
     }
 }

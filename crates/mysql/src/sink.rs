@@ -61,6 +61,17 @@ impl Sink {
         })
     }
 
+    /// Replaces a connection that broke (the server restarted, the connection was killed) with a
+    /// new one set up the same way. The transaction under way when it broke rolled back whole,
+    /// offsets included, so its batch can be applied again.
+    pub async fn reopen(&mut self, endpoint: &DbEndpoint) -> Result<(), MysqlError> {
+        let n_change_statements = self.n_change_statements;
+        let old = std::mem::replace(self, Sink::open(endpoint, &self.bookkeeping_db).await?);
+        self.n_change_statements = n_change_statements;
+        drop(old);
+        Ok(())
+    }
+
     /// Loads snapshot rows, `(offset, row)` in offset order, and advances the partition's offset, in
     /// one transaction. Rows below the stored offset were applied before and are skipped. Returns
     /// how many rows were loaded.

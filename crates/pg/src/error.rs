@@ -25,7 +25,7 @@ pub enum PgError {
     CopyFormat { endpoint: String, table: String, detail: String },
     CopyCancelled { table: String },
     SlotMissing { endpoint: String, slot: String },
-    SlotInUse { endpoint: String, slot: String },
+    SlotInUse { endpoint: String, slot: String, holder: String },
     PublicationMissing { endpoint: String, publication: String },
     TableChanged { endpoint: String, table: String, detail: String },
     UnexpectedTable { endpoint: String, table: String },
@@ -46,6 +46,10 @@ impl PgError {
         }
         if *code == SqlState::INVALID_CATALOG_NAME {
             return PgError::NoDatabase { endpoint, database: database.to_string() };
+        }
+        // Starting up, shutting down, or full: the server is there, just not ready yet.
+        if TRANSIENT.contains(code) {
+            return PgError::Unreachable { endpoint, cause: db_error.message().to_string() };
         }
         PgError::Refused { endpoint, message: db_error.message().to_string() }
     }
@@ -92,8 +96,8 @@ impl PgError {
             PgError::SlotMissing { endpoint, slot } => {
                 format!("PostgreSQL at {endpoint} has no replication slot {slot:?} in this database")
             }
-            PgError::SlotInUse { endpoint, slot } => {
-                format!("replication slot {slot:?} at {endpoint} is in use: another process streams from it")
+            PgError::SlotInUse { endpoint, slot, holder } => {
+                format!("replication slot {slot:?} at {endpoint} is in use: another process streams from it ({holder})")
             }
             PgError::PublicationMissing { endpoint, publication } => {
                 format!("PostgreSQL at {endpoint} has no publication {publication:?}")
@@ -143,7 +147,8 @@ impl PgError {
             }
             PgError::SlotInUse { .. } => {
                 "stop the other passerelle source of this migration (pg_stat_replication shows its pid); \
-                 a process that died frees the slot within the server's wal_sender_timeout"
+                 a Passerelle process of this host that died is recognised and its walsender ended, one of \
+                 another host frees the slot within the server's wal_sender_timeout"
             }
             PgError::PublicationMissing { .. } => "the publication was dropped: start the migration over",
             PgError::TableChanged { .. } => {
@@ -157,21 +162,25 @@ impl PgError {
         }
     }
 
-    /// True when trying again later may succeed: the server was unreachable, a query hit a
-    /// transient condition (serialization failure, deadlock, too many connections), or the slot is
-    /// still held by a streamer that died and that the server has not noticed yet.
+    /// True when trying again later may succeed (Vector's `RetryLogic`): the server was unreachable
+    /// or restarting, the session was terminated (`pg_terminate_backend`, a crash, an admin
+    /// shutdown) or its connection broke, a query hit a transient condition (serialization failure,
+    /// deadlock, lock not available, too many connections), or the slot is still held by a streamer
+    /// that died and that the server has not noticed yet. Bad data, bad names and missing objects are not.
     pub fn retryable(&self) -> bool {
         match self {
             PgError::Unreachable { .. } | PgError::ConnectionLost { .. } | PgError::SlotInUse { .. } => true,
             PgError::Replication { code, .. } => {
-                [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::TOO_MANY_CONNECTIONS]
-                    .iter()
-                    .any(|state| state.code() == code)
+                TRANSIENT.iter().any(|state| state.code() == code) || code.starts_with("08")
             }
-            PgError::Query { source, .. } => source.code().is_some_and(|code| {
-                [SqlState::T_R_SERIALIZATION_FAILURE, SqlState::T_R_DEADLOCK_DETECTED, SqlState::TOO_MANY_CONNECTIONS]
-                    .contains(code)
-            }),
+            PgError::Query { source, .. } => match source.code() {
+                Some(code) => TRANSIENT.contains(code) || code.code().starts_with("08"),
+                // No SQLSTATE: the connection closed or broke under the query.
+                None => {
+                    source.is_closed()
+                        || std::error::Error::source(source).is_some_and(|cause| cause.is::<std::io::Error>())
+                }
+            },
             PgError::AuthFailed { .. }
             | PgError::NoDatabase { .. }
             | PgError::Refused { .. }
@@ -190,6 +199,19 @@ impl PgError {
         }
     }
 }
+
+/// SQLSTATEs that pass (besides class 08, connection exceptions): a terminated or shut-down session,
+/// a server starting up, and the transaction conflicts a second attempt resolves.
+const TRANSIENT: [SqlState; 8] = [
+    SqlState::ADMIN_SHUTDOWN,
+    SqlState::CRASH_SHUTDOWN,
+    SqlState::CANNOT_CONNECT_NOW,
+    SqlState::T_R_SERIALIZATION_FAILURE,
+    SqlState::T_R_DEADLOCK_DETECTED,
+    SqlState::LOCK_NOT_AVAILABLE,
+    SqlState::TOO_MANY_CONNECTIONS,
+    SqlState::IDLE_SESSION_TIMEOUT,
+];
 
 impl fmt::Display for PgError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -11,6 +11,7 @@ pub mod session;
 pub mod slot;
 pub mod snapshot;
 pub mod stream;
+pub mod walsender;
 
 pub use connect::connect;
 pub use error::PgError;

@@ -172,6 +172,7 @@ pub async fn drop_slot(client: &Client, endpoint: &impl fmt::Display, slot: &str
         match dropped {
             Ok(n_dropped) => return Ok(n_dropped > 0),
             Err(error) if error.code() == Some(&SqlState::OBJECT_IN_USE) && attempt < ATTEMPTS => {
+                crate::walsender::release_stale(client, endpoint, slot).await?;
                 tokio::time::sleep(Duration::from_millis(500)).await;
                 attempt += 1;
             }
@@ -329,11 +330,13 @@ impl ReplicationConnection {
         };
 
         let options = session::startup_options();
+        // Names this process, so that a restart can tell a walsender it left behind (`walsender`).
+        let application_name = crate::walsender::application_name();
         let parameters = [
             ("user", endpoint.user.as_str()),
             ("database", database.as_str()),
             ("replication", "database"),
-            ("application_name", "passerelle"),
+            ("application_name", application_name.as_str()),
             ("client_encoding", "UTF8"),
             ("options", options.as_str()),
         ];

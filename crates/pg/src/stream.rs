@@ -30,7 +30,7 @@ use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
 
 use crate::slot::{error_fields, publication_exists, quote_ident, validate_slot_name, ReplicationConnection};
-use crate::PgError;
+use crate::{walsender, PgError};
 
 /// How often the server hears the confirmed position even when it does not ask: well within the
 /// default `wal_sender_timeout` (60 s), after which the server drops a silent client. Each update asks
@@ -131,24 +131,40 @@ impl ChangeStream {
     ) -> Result<ChangeStream, PgError> {
         validate_slot_name(slot)?;
         let expected = expected_columns(endpoint, publication, tables).await?;
-        let mut conn = ReplicationConnection::open(endpoint).await?;
         // publication_names is a string holding a list of identifiers: the name is quoted twice.
         let names = quote_ident(publication).replace('\'', "''");
         let command =
             format!("START_REPLICATION SLOT {slot} LOGICAL {from} (proto_version '1', publication_names '{names}')");
-        if let Err(error) = conn.start_copy_both(&command, "starting the change stream").await {
+        let mut released = false;
+        let conn = loop {
+            let mut conn = ReplicationConnection::open(endpoint).await?;
+            let Err(error) = conn.start_copy_both(&command, "starting the change stream").await else { break conn };
             conn.terminate().await;
-            let (endpoint, slot) = (endpoint.to_string(), slot.to_string());
+            let (endpoint_name, slot_name) = (endpoint.to_string(), slot.to_string());
             return Err(match error {
                 PgError::Replication { code, .. } if code == SqlState::UNDEFINED_OBJECT.code() => {
-                    PgError::SlotMissing { endpoint, slot }
+                    PgError::SlotMissing { endpoint: endpoint_name, slot: slot_name }
                 }
                 PgError::Replication { code, .. } if code == SqlState::OBJECT_IN_USE.code() => {
-                    PgError::SlotInUse { endpoint, slot }
+                    // A walsender left by a Passerelle process that died is ended, once; any other
+                    // holder is named.
+                    let client = crate::connect(endpoint).await?;
+                    let holder = walsender::release_stale(&client, &endpoint_name, slot).await?;
+                    match holder {
+                        None if !released => {
+                            released = true;
+                            continue;
+                        }
+                        holder => PgError::SlotInUse {
+                            endpoint: endpoint_name,
+                            slot: slot_name,
+                            holder: holder.map_or_else(|| "a walsender that just ended".to_string(), |h| h.to_string()),
+                        },
+                    }
                 }
                 error => error,
             });
-        }
+        };
         tracing::info!(slot, lsn = %from, "streaming changes");
         let confirmed = Arc::new(AtomicU64::new(0));
         let driver = Driver {

@@ -1,0 +1,187 @@
+//! The one retry policy: a step that fails with a transient error (each stage crate's
+//! `retryable()` says which, like Vector's `RetryLogic`) is tried again with exponential backoff
+//! until it succeeds or `--retry-for` has passed since the first failure of the outage; then the
+//! command ends (exit 2) with the cause and what to do. Every retry is counted for the summary.
+//!
+//! What is retried must be safe to repeat: reads, idempotent writes, and target transactions that
+//! roll back whole (offsets included) when they fail.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use passerelle_kafka::KafkaError;
+use passerelle_mysql::MysqlError;
+use passerelle_pg::PgError;
+use passerelle_verify::VerifyError;
+
+/// The default of `--retry-for`.
+pub const DEFAULT_BOUND: Duration = Duration::from_secs(300);
+const FIRST_DELAY: Duration = Duration::from_millis(250);
+const MAX_DELAY: Duration = Duration::from_secs(8);
+
+static BOUND: OnceLock<Duration> = OnceLock::new();
+static RETRIES: AtomicU64 = AtomicU64::new(0);
+/// Where waiting is announced: above the progress bars when they are drawn.
+static NOTICES: OnceLock<indicatif::MultiProgress> = OnceLock::new();
+
+/// Sets the bound once, from `--retry-for`.
+pub fn configure(bound: Duration) {
+    let _ = BOUND.set(bound);
+}
+
+/// Announces waits above these bars rather than through them.
+pub fn announce_through(bars: &indicatif::MultiProgress) {
+    let _ = NOTICES.set(bars.clone());
+}
+
+/// Retries of this process so far, every step counted.
+pub fn count() -> u64 {
+    RETRIES.load(Ordering::Relaxed)
+}
+
+pub fn bound() -> Duration {
+    BOUND.get().copied().unwrap_or(DEFAULT_BOUND)
+}
+
+/// The system a transient error waits for, or `None` when trying again cannot help.
+pub fn waits_for(error: &anyhow::Error) -> Option<&'static str> {
+    error.chain().find_map(|cause| {
+        if let Some(error) = cause.downcast_ref::<KafkaError>() {
+            Some(error.retryable().then_some("Kafka"))
+        } else if let Some(error) = cause.downcast_ref::<PgError>() {
+            Some(error.retryable().then_some("PostgreSQL"))
+        } else if let Some(error) = cause.downcast_ref::<MysqlError>() {
+            Some(error.retryable().then_some("the target"))
+        } else {
+            cause.downcast_ref::<VerifyError>().map(|error| error.retryable().then_some("the databases"))
+        }
+    })?
+}
+
+/// The backoff of one step through one outage: [`Backoff::wait`] after each failure.
+pub struct Backoff {
+    what: &'static str,
+    started: Option<Instant>,
+    attempt: u32,
+}
+
+impl Backoff {
+    /// `what` names the step in messages: "applying the snapshot".
+    pub fn new(what: &'static str) -> Backoff {
+        Backoff { what, started: None, attempt: 0 }
+    }
+
+    /// After a failure: waits before the next attempt when the error is transient and the bound has
+    /// not passed, else hands the error back, with what to do.
+    pub async fn wait(&mut self, error: impl Into<anyhow::Error>) -> anyhow::Result<()> {
+        let error = error.into();
+        let Some(system) = waits_for(&error) else { return Err(error) };
+        let started = *self.started.get_or_insert_with(Instant::now);
+        let waited = started.elapsed();
+        let bound = bound();
+        if waited >= bound {
+            return Err(error.context(format!(
+                "{}: gave up after {} retries in {} s waiting for {system} (--retry-for {}); once {system} is back, \
+                 run the same command again: it resumes where it stopped",
+                self.what,
+                self.attempt,
+                waited.as_secs(),
+                human(bound)
+            )));
+        }
+        self.attempt += 1;
+        RETRIES.fetch_add(1, Ordering::Relaxed);
+        let line = format!(
+            "passerelle: waiting for {system}, retry {}, {} s ({}: {})",
+            self.attempt,
+            waited.as_secs(),
+            self.what,
+            one_line(&error)
+        );
+        match NOTICES.get() {
+            Some(bars) if !bars.is_hidden() => {
+                let _ = bars.println(&line);
+            }
+            _ => eprintln!("{line}"),
+        }
+        let delay = FIRST_DELAY.saturating_mul(1 << self.attempt.min(8)).min(MAX_DELAY);
+        tokio::time::sleep(delay.min(bound.saturating_sub(waited)).max(Duration::from_millis(50))).await;
+        Ok(())
+    }
+
+    /// After a success: the next failure starts a new outage, with the whole bound again.
+    pub fn reset(&mut self) {
+        self.started = None;
+        self.attempt = 0;
+    }
+}
+
+/// Runs `step` until it succeeds, fails for good, or the bound passes.
+pub async fn retry<T, E, F, Fut>(what: &'static str, mut step: F) -> anyhow::Result<T>
+where
+    E: Into<anyhow::Error>,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut backoff = Backoff::new(what);
+    loop {
+        match step().await {
+            Ok(value) => return Ok(value),
+            Err(error) => backoff.wait(error).await?,
+        }
+    }
+}
+
+/// The innermost cause, for the waiting line.
+fn one_line(error: &anyhow::Error) -> String {
+    error.chain().last().map_or_else(String::new, ToString::to_string)
+}
+
+/// `--retry-for`: `90s`, `5m`, `1h`, or seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration: write 90s, 5m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        _ => return Err(format!("{text:?} is not a duration: write 90s, 5m or 1h")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+fn human(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    if seconds.is_multiple_of(60) && seconds > 0 {
+        format!("{}m", seconds / 60)
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert!(parse_duration("5 minutes").is_err());
+        assert_eq!(human(Duration::from_secs(300)), "5m");
+    }
+
+    #[test]
+    fn only_transient_errors_wait() {
+        let lost: anyhow::Error = MysqlError::Unreachable { endpoint: "t".into(), cause: "refused".into() }.into();
+        assert_eq!(waits_for(&lost.context("applying")), Some("the target"));
+        let data: anyhow::Error =
+            MysqlError::Data { table: "t".into(), topic: "t".into(), partition: 0, cause: "bad".into() }.into();
+        assert_eq!(waits_for(&data), None);
+        assert_eq!(waits_for(&anyhow::anyhow!("a bug")), None);
+    }
+}
