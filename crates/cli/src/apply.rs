@@ -19,7 +19,7 @@ use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::{ChangeEvent, Op, Row};
 use passerelle_model::target::TargetTable;
 use passerelle_mysql::bookkeeping;
-use passerelle_mysql::sink::{BatchOrigin, Sink};
+use passerelle_mysql::sink::{BatchOrigin, LoadPath, Sink};
 use tokio::sync::mpsc;
 
 use crate::pause;
@@ -59,20 +59,33 @@ pub struct ApplyConfig<'a> {
     /// Changes stream after the snapshot until a cutover: done only once the stream is.
     pub online: bool,
     pub jobs: usize,
+    /// Forces a load path; `None` takes the server's.
+    pub load_path: Option<LoadPath>,
+}
+
+/// What this member did: the changes it applied, and how it loaded rows.
+pub struct Outcome {
+    pub changes: u64,
+    pub load_path: LoadPath,
 }
 
 /// Applies every event this member is given until every partition of the run is applied up to its
-/// end (the snapshot's, or for an online run the stream's), by this member or others. Returns the
-/// rows and the changes this member applied.
-pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Progress) -> anyhow::Result<(u64, u64)> {
+/// end (the snapshot's, or for an online run the stream's), by this member or others.
+pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Progress) -> anyhow::Result<Outcome> {
     let topics: Vec<String> = tables.iter().map(|table| table.layout.topic.clone()).collect();
     let group = format!("{}.{}", config.migration, config.run_id);
     let consumer = Consumer::subscribe(config.kafka, &group, topics.clone())?;
     let mut sinks = Vec::with_capacity(config.jobs);
     for _ in 0..config.jobs.max(1) {
-        sinks
-            .push(retry::retry("connecting to the target", || Sink::open(config.target, config.bookkeeping_db)).await?);
+        let mut sink =
+            retry::retry("connecting to the target", || Sink::open(config.target, config.bookkeeping_db)).await?;
+        if let Some(load_path) = config.load_path {
+            sink.set_load_path(load_path);
+        }
+        sinks.push(sink);
     }
+    let load_path = sinks[0].load_path();
+    tracing::info!("snapshot rows load with {}", load_path.describe());
     let mut completion = Completion { config, topics, ends: None, checked: None };
     let mut conn = retry::retry("connecting to the target", || passerelle_mysql::connect(config.target)).await?;
     // One round decoded ahead: this process decodes the next round while the target applies this one.
@@ -100,12 +113,12 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
         drop(next_round);
         anyhow::Ok((n_rows, n_changes))
     };
-    let (_, applied) = tokio::try_join!(read_rounds(&consumer, tables, rounds), applier)?;
+    let (_, (_, changes)) = tokio::try_join!(read_rounds(&consumer, tables, rounds), applier)?;
     for sink in sinks {
         sink.close().await;
     }
     let _ = conn.disconnect().await;
-    Ok(applied)
+    Ok(Outcome { changes, load_path })
 }
 
 /// One round: each partition's events, decoded and cut into segments, and the next offset of every

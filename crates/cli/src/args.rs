@@ -7,6 +7,7 @@
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
+use passerelle_mysql::sink::LoadPath;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -107,6 +108,26 @@ pub struct EndpointArgs {
     pub databases: DatabaseArgs,
     #[command(flatten)]
     pub kafka: KafkaBrokers,
+}
+
+/// How the sink loads snapshot rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadPathArg {
+    /// LOAD DATA LOCAL where the server's local_infile allows it, else multi-row INSERT
+    Auto,
+    LoadData,
+    Insert,
+}
+
+impl LoadPathArg {
+    /// The path forced, if any.
+    pub fn forced(self) -> Option<LoadPath> {
+        match self {
+            LoadPathArg::Auto => None,
+            LoadPathArg::LoadData => Some(LoadPath::LoadData),
+            LoadPathArg::Insert => Some(LoadPath::Insert),
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

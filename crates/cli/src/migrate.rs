@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::args::EndpointArgs;
+use crate::args::{EndpointArgs, LoadPathArg};
 use crate::check::refuse_failures;
 use crate::config::{Endpoints, Names, NamingArgs};
 use crate::mapping::MappingArgs;
@@ -30,6 +30,9 @@ pub struct MigrateArgs {
     /// Copy workers on the source, and connections applying on the target
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+    /// How snapshot rows enter the target
+    #[arg(long, value_enum, default_value = "auto")]
+    pub load_path: LoadPathArg,
     #[command(flatten)]
     pub naming: NamingArgs,
     #[command(flatten)]
@@ -86,6 +89,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         migration: &names.migration,
         mapping: &args.mapping.target,
         jobs,
+        load_path: args.load_path.forced(),
         force: args.force,
     };
     let progress = Progress::new(Track::Applied);
@@ -104,6 +108,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let tables = sink::table_summaries(&applied.plan, &progress);
     let mut run = RunSummary::new(names.migration.clone(), applied.run_id, clock, tables);
     run.changes = applied.changes;
+    run.load_path = applied.load_path.map(passerelle_mysql::sink::LoadPath::name);
     let summary = Summary { run, slot: names.slot.clone(), verified: verification.matches, verification };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

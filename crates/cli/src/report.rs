@@ -64,6 +64,8 @@ pub struct RunSummary {
     pub rows: u64,
     /// Changes streamed after the snapshot (online runs).
     pub changes: u64,
+    /// How the snapshot entered the target (`load-data` or `insert`), when this process applied it.
+    pub load_path: Option<&'static str>,
     pub copy_bytes: u64,
     pub seconds: f64,
     pub rows_per_second: f64,
@@ -89,6 +91,7 @@ impl RunSummary {
             copy_bytes: tables.iter().map(|table| table.copy_bytes).sum(),
             rows,
             changes: 0,
+            load_path: None,
             tables,
             seconds,
             rows_per_second: rows as f64 / seconds.max(f64::EPSILON),
@@ -118,6 +121,9 @@ impl RunSummary {
             })
             .collect();
         out.push_str(&format!("phases: {}\n", phases.join(", ")));
+        if let Some(load_path) = self.load_path {
+            out.push_str(&format!("snapshot load path: {load_path}\n"));
+        }
         let changes = if self.changes > 0 { format!(" and {} changes", self.changes) } else { String::new() };
         out.push_str(&format!(
             "{verb} {} rows ({:.1} MB of COPY text){changes} in {}: {:.0} rows/s",

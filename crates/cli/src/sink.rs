@@ -18,10 +18,11 @@ use passerelle_kafka::topic::{control_topic, table_topic};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::schema::Schema;
 use passerelle_mysql::bookkeeping::{self, Phase, RunState};
+use passerelle_mysql::sink::LoadPath;
 use tokio::sync::oneshot;
 
 use crate::apply::{self, ApplyConfig, SinkTable};
-use crate::args::{KafkaBrokers, TargetUrl};
+use crate::args::{KafkaBrokers, LoadPathArg, TargetUrl};
 use crate::check::refuse_failures;
 use crate::config::{run_encoding, table_layouts, NamingArgs};
 use crate::mapping::{self, TargetMappingArgs};
@@ -46,6 +47,9 @@ pub struct SinkArgs {
     /// Connections applying on the target
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+    /// How snapshot rows enter the target
+    #[arg(long, value_enum, default_value = "auto")]
+    pub load_path: LoadPathArg,
     /// Migrate even if the target databases already hold tables that this migration did not create
     #[arg(long)]
     pub force: bool,
@@ -64,6 +68,8 @@ pub struct SinkSide<'a> {
     pub migration: &'a str,
     pub mapping: &'a TargetMappingArgs,
     pub jobs: usize,
+    /// Forces a load path; `None` takes the server's.
+    pub load_path: Option<LoadPath>,
     pub force: bool,
 }
 
@@ -82,6 +88,8 @@ pub struct Applied {
     pub plan: Plan,
     /// Changes this process applied after the snapshot (online runs).
     pub changes: u64,
+    /// How this process loaded the snapshot, if it applied it.
+    pub load_path: Option<LoadPath>,
 }
 
 pub async fn run(args: SinkArgs) -> anyhow::Result<ExitCode> {
@@ -96,6 +104,7 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<ExitCode> {
         migration: &migration,
         mapping: &args.mapping,
         jobs: usize::from(args.jobs),
+        load_path: args.load_path.forced(),
         force: args.force,
     };
     // The run's databases are known once it is announced; the URL's and the bookkeeping's now.
@@ -106,6 +115,7 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<ExitCode> {
     let tables = table_summaries(&applied.plan, &progress);
     let mut summary = RunSummary::new(migration, applied.run_id, clock, tables);
     summary.changes = applied.changes;
+    summary.load_path = applied.load_path.map(LoadPath::name);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -146,6 +156,7 @@ pub async fn apply_run(
 ) -> anyhow::Result<Applied> {
     let run = announced_run(side, wanted).await?;
     let mut changes = 0;
+    let mut load_path = None;
     let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, side.mapping, side.target).await?;
     let plan = mapping.plan;
     let tables: Vec<String> = run.schema.tables.iter().map(|table| table.name.to_string()).collect();
@@ -192,6 +203,7 @@ pub async fn apply_run(
             run_id: &run.run_id,
             online: run.online,
             jobs: side.jobs,
+            load_path: side.load_path,
         };
         if run.online {
             eprintln!(
@@ -199,8 +211,9 @@ pub async fn apply_run(
                 side.migration, side.migration
             );
         }
-        let (_, n_changes) = apply::run(&config, &sink_tables, progress).await?;
-        changes = n_changes;
+        let outcome = apply::run(&config, &sink_tables, progress).await?;
+        changes = outcome.changes;
+        load_path = Some(outcome.load_path);
         bookkeeping::advance_phase(
             &mut conn,
             target,
@@ -244,7 +257,7 @@ pub async fn apply_run(
     }
     bookkeeping::unlock(&mut conn, target, side.migration).await?;
     let _ = conn.disconnect().await;
-    Ok(Applied { run_id: run.run_id, schema: run.schema, plan, changes })
+    Ok(Applied { run_id: run.run_id, schema: run.schema, plan, changes, load_path })
 }
 
 /// The AUTO_INCREMENT positions planned from the sequences' values the stream announced at its end.

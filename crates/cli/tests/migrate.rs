@@ -134,11 +134,19 @@ async fn every_type_arrives_exactly_through_the_json_encoding_too() {
     every_type_arrives_exactly(&["--encoding", "json"]).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn every_type_arrives_exactly_through_the_insert_path_too() {
+    every_type_arrives_exactly(&["--load-path", "insert"]).await;
+}
+
 async fn every_type_arrives_exactly(extra: &[&str]) {
     let setup = Setup::new(EVERY_TYPE).await;
     let run = setup.migrate_with(extra);
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    if let Some(forced) = extra.windows(2).find(|pair| pair[0] == "--load-path") {
+        assert_eq!(summary["load_path"], forced[1], "the summary says how the snapshot loaded");
+    }
     let rows = |table: &str| {
         summary["tables"].as_array().unwrap().iter().find(|t| t["table"] == table).unwrap()["rows"].as_u64().unwrap()
     };
@@ -286,18 +294,29 @@ async fn killed_in_the_middle_of_the_snapshot_a_rerun_ends_identical() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_value_the_target_cannot_hold_stops_the_load_and_names_the_column() {
+    a_value_the_target_cannot_hold_stops_the_load(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_value_the_target_cannot_hold_stops_the_insert_path_alike() {
+    a_value_the_target_cannot_hold_stops_the_load(&["--load-path", "insert"]).await;
+}
+
+async fn a_value_the_target_cannot_hold_stops_the_load(extra: &[&str]) {
     let setup = Setup::new(
         "create table measures (id integer primary key, reading numeric(10,2));
          insert into measures values (1, 1.5), (2, 'NaN'), (3, 2.5);",
     )
     .await;
-    let run = setup.migrate();
+    let run = setup.migrate_with(extra);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     assert!(
-        run.stderr.contains("column reading: NaN has no equivalent in the target's numeric types"),
+        run.stderr.contains(", column reading: NaN has no equivalent in the target's numeric types"),
         "{}",
         run.stderr
     );
     assert!(run.stderr.contains("see the mapping report"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("a value for {}.measures from ", setup.target.name)), "{}", run.stderr);
+    assert!(run.stderr.contains("cannot be converted: offset "), "{}", run.stderr);
     setup.cleanup();
 }

@@ -83,6 +83,7 @@ impl MysqlError {
     /// anything else a [`MysqlError::Query`].
     pub(crate) fn writing(
         endpoint: &impl fmt::Display,
+        context: &'static str,
         table: &str,
         (topic, partition): (&str, i32),
         offsets: &str,
@@ -100,7 +101,7 @@ impl MysqlError {
                     cause: format!("{offsets}: the target refused it: error {}: {message}", server.code),
                 }
             }
-            other => MysqlError::query(endpoint, "applying changes", other),
+            other => MysqlError::query(endpoint, context, other),
         }
     }
 

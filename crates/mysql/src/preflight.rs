@@ -54,6 +54,12 @@ impl ServerVersion {
     }
 }
 
+/// Whether `@@GLOBAL.local_infile` lets clients `LOAD DATA LOCAL`: the sink loads that way then,
+/// and by multi-row INSERT otherwise.
+pub(crate) fn local_infile_allowed(setting: &str) -> bool {
+    setting == "1" || setting.eq_ignore_ascii_case("on")
+}
+
 /// Runs every target check: `databases` are where the migration's tables would go (the URL's when
 /// empty), `bookkeeping_db` where its bookkeeping would live. A failed connection ends the list:
 /// nothing else can be asked.
@@ -101,7 +107,7 @@ async fn checks(
             "use MySQL 8.0 or later, or MariaDB 10.6 or later",
         ),
     });
-    findings.push(if local_infile == "1" || local_infile.eq_ignore_ascii_case("on") {
+    findings.push(if local_infile_allowed(&local_infile) {
         Finding::pass(TARGET, "local_infile", "LOAD DATA LOCAL allowed")
     } else {
         Finding::warn(

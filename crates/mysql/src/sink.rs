@@ -3,8 +3,12 @@
 //! again (a restart, a rebalance, a replayed fetch) finds its offsets already consumed and is skipped,
 //! which holds for tables without a primary key too. The change stream is applied the same way
 //! (`changes`).
+//!
+//! Snapshot rows go in by `LOAD DATA LOCAL INFILE` where the server allows it, else by multi-row
+//! INSERTs (`insert`); both convert values alike and treat every warning as an error.
 
 mod changes;
+mod insert;
 
 use std::collections::HashMap;
 
@@ -19,6 +23,7 @@ use passerelle_model::target::TargetTable;
 
 use crate::bookkeeping::OFFSETS_TABLE;
 use crate::error::without_value;
+use crate::preflight::local_infile_allowed;
 use crate::value::{load_expression, write_field};
 use crate::{connect, MysqlError};
 
@@ -36,6 +41,36 @@ pub struct Sink {
     /// The temporary tables that changes compare old rows through, by target database and table.
     scratch_tables: HashMap<(String, String), String>,
     n_change_statements: u64,
+    n_load_statements: u64,
+    load_path: LoadPath,
+    /// The server's `max_allowed_packet`, which bounds an INSERT statement.
+    max_packet: usize,
+}
+
+/// How snapshot rows enter the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoadPath {
+    /// `LOAD DATA LOCAL INFILE`: the fastest, where the server has `local_infile` ON.
+    LoadData,
+    /// Multi-row prepared INSERTs, which every server takes.
+    Insert,
+}
+
+impl LoadPath {
+    /// Its name on the command line and in `--json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LoadPath::LoadData => "load-data",
+            LoadPath::Insert => "insert",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            LoadPath::LoadData => "LOAD DATA LOCAL INFILE",
+            LoadPath::Insert => "multi-row INSERT",
+        }
+    }
 }
 
 /// Where one batch comes from.
@@ -51,6 +86,13 @@ impl Sink {
         let mut conn = connect(endpoint).await?;
         let name = endpoint.to_string();
         conn.query_drop(SESSION).await.map_err(|error| MysqlError::query(&name, "setting up the session", error))?;
+        // The driver always offers to send local files, so the server's setting decides; Passerelle
+        // never changes it (SET GLOBAL needs a privilege managed services do not give).
+        let settings: Option<(String, usize)> = conn
+            .query_first("SELECT @@GLOBAL.local_infile, @@max_allowed_packet")
+            .await
+            .map_err(|error| MysqlError::query(&name, "reading server settings", error))?;
+        let (local_infile, max_packet) = settings.unwrap_or_default();
         crate::bookkeeping::ensure_tables(&mut conn, &name, bookkeeping_db).await?;
         Ok(Sink {
             conn,
@@ -58,18 +100,36 @@ impl Sink {
             bookkeeping_db: bookkeeping_db.to_string(),
             scratch_tables: HashMap::new(),
             n_change_statements: 0,
+            n_load_statements: 0,
+            load_path: if local_infile_allowed(&local_infile) { LoadPath::LoadData } else { LoadPath::Insert },
+            max_packet,
         })
     }
 
     /// Replaces a connection that broke (the server restarted, the connection was killed) with a
-    /// new one set up the same way. The transaction under way when it broke rolled back whole,
-    /// offsets included, so its batch can be applied again.
+    /// new one set up the same way, on the same load path. The transaction under way when it broke
+    /// rolled back whole, offsets included, so its batch can be applied again.
     pub async fn reopen(&mut self, endpoint: &DbEndpoint) -> Result<(), MysqlError> {
-        let n_change_statements = self.n_change_statements;
         let old = std::mem::replace(self, Sink::open(endpoint, &self.bookkeeping_db).await?);
-        self.n_change_statements = n_change_statements;
+        (self.n_change_statements, self.n_load_statements, self.load_path) =
+            (old.n_change_statements, old.n_load_statements, old.load_path);
         drop(old);
         Ok(())
+    }
+
+    /// The load path this connection takes: the server's choice, unless [`Sink::set_load_path`] forced one.
+    pub fn load_path(&self) -> LoadPath {
+        self.load_path
+    }
+
+    /// How many statements [`Sink::load_rows`] has sent on this connection: how well it batches.
+    pub fn n_load_statements(&self) -> u64 {
+        self.n_load_statements
+    }
+
+    /// Forces a load path; `LoadData` fails on a server with `local_infile` OFF.
+    pub fn set_load_path(&mut self, load_path: LoadPath) {
+        self.load_path = load_path;
     }
 
     /// Loads snapshot rows, `(offset, row)` in offset order, and advances the partition's offset, in
@@ -151,41 +211,66 @@ impl Sink {
         rows: &[(i64, Row)],
     ) -> Result<u64, MysqlError> {
         let next_offset = self.claim(origin).await?;
-        let endpoint = &self.endpoint;
-        let context = |context: &'static str| move |error| MysqlError::query(endpoint, context, error);
-        let conn = &mut self.conn;
-        let fresh: Vec<&(i64, Row)> = rows.iter().filter(|(offset, _)| *offset >= next_offset).collect();
-        let Some(&&(last_offset, _)) = fresh.last() else { return Ok(0) };
-        let table_name = || format!("{}.{}", table.database, table.name);
+        let fresh: Vec<(i64, &Row)> =
+            rows.iter().filter(|(offset, _)| *offset >= next_offset).map(|(offset, row)| (*offset, row)).collect();
+        let Some(&(last_offset, _)) = fresh.last() else { return Ok(0) };
+        if let Some((offset, row)) = fresh.iter().find(|(_, row)| row.len() != table.columns.len()) {
+            let cause = format!("offset {offset}: {} values for {} columns", row.len(), table.columns.len());
+            return Err(data_error(table, origin, cause));
+        }
+        let loaded = match self.load_path {
+            LoadPath::LoadData => self.load_data(table, origin, &fresh).await?,
+            LoadPath::Insert => self.insert_rows(table, origin, &fresh).await?,
+        };
+        self.advance(origin, last_offset + 1).await?;
+        Ok(loaded)
+    }
 
-        let data = tsv(table, &fresh).map_err(|cause| MysqlError::Data {
-            table: table_name(),
+    async fn load_data(
+        &mut self,
+        table: &TargetTable,
+        origin: BatchOrigin<'_>,
+        rows: &[(i64, &Row)],
+    ) -> Result<u64, MysqlError> {
+        let data = tsv(table, rows).map_err(|cause| data_error(table, origin, cause))?;
+        self.n_load_statements += 1;
+        let endpoint = &self.endpoint;
+        let conn = &mut self.conn;
+        conn.set_infile_handler(async move { Ok(futures::stream::iter([Ok(Bytes::from(data))]).boxed()) });
+        conn.query_drop(load_statement(table))
+            .await
+            .map_err(|error| MysqlError::query(endpoint, "loading rows", error))?;
+        self.check_loaded(table, origin, rows).await
+    }
+
+    /// After a statement that loaded `rows`: every row taken, and no warning. LOAD DATA LOCAL turns
+    /// bad values and duplicate keys into warnings; for us they are errors, named by offset.
+    async fn check_loaded(
+        &mut self,
+        table: &TargetTable,
+        origin: BatchOrigin<'_>,
+        rows: &[(i64, &Row)],
+    ) -> Result<u64, MysqlError> {
+        let (affected, warnings) = (self.conn.affected_rows(), self.conn.get_warnings());
+        if warnings == 0 && affected == rows.len() as u64 {
+            return Ok(affected);
+        }
+        let endpoint = &self.endpoint;
+        let shown: Vec<(String, u32, String)> = self
+            .conn
+            .query("SHOW WARNINGS LIMIT 3")
+            .await
+            .map_err(|error| MysqlError::query(endpoint, "reading the load's warnings", error))?;
+        let first: Vec<String> = shown
+            .into_iter()
+            .map(|(_, code, message)| format!("{code} {}", at_offset(&without_value(&message), rows)))
+            .collect();
+        Err(MysqlError::Rejected {
+            table: format!("{}.{}", table.database, table.name),
             topic: origin.topic.to_string(),
             partition: origin.partition,
-            cause,
-        })?;
-        conn.set_infile_handler(async move { Ok(futures::stream::iter([Ok(Bytes::from(data))]).boxed()) });
-        conn.query_drop(load_statement(table)).await.map_err(context("loading rows"))?;
-        let (affected, warnings) = (conn.affected_rows(), conn.get_warnings());
-        if warnings > 0 || affected != fresh.len() as u64 {
-            // LOAD DATA LOCAL turns bad values and duplicate keys into warnings; for us they are errors.
-            let shown: Vec<(String, u32, String)> =
-                conn.query("SHOW WARNINGS LIMIT 3").await.map_err(context("reading the load's warnings"))?;
-            let first: Vec<String> =
-                shown.into_iter().map(|(_, code, message)| format!("{code} {}", without_value(&message))).collect();
-            return Err(MysqlError::Rejected {
-                table: table_name(),
-                topic: origin.topic.to_string(),
-                partition: origin.partition,
-                detail: format!(
-                    "{affected} of {} rows loaded, {warnings} warning(s): {}",
-                    fresh.len(),
-                    first.join("; ")
-                ),
-            });
-        }
-        self.advance(origin, last_offset + 1).await?;
-        Ok(affected)
+            detail: format!("{affected} of {} rows loaded, {warnings} warning(s): {}", rows.len(), first.join("; ")),
+        })
     }
 
     async fn run(&mut self, context: &'static str, statement: &str) -> Result<(), MysqlError> {
@@ -229,14 +314,29 @@ fn load_statement(table: &TargetTable) -> String {
     statement
 }
 
+fn data_error(table: &TargetTable, origin: BatchOrigin<'_>, cause: String) -> MysqlError {
+    MysqlError::Data {
+        table: format!("{}.{}", table.database, table.name),
+        topic: origin.topic.to_string(),
+        partition: origin.partition,
+        cause,
+    }
+}
+
+/// A warning's `at row N` (the statement's Nth row) as the offset of that row.
+fn at_offset(message: &str, rows: &[(i64, &Row)]) -> String {
+    let Some((before, number)) = message.rsplit_once(" at row ") else { return message.to_string() };
+    match number.parse::<usize>().ok().and_then(|n| rows.get(n.checked_sub(1)?)) {
+        Some((offset, _)) => format!("{before} at offset {offset}"),
+        None => message.to_string(),
+    }
+}
+
 /// The rows as one LOAD DATA stream: tab-separated fields, one line a row.
-fn tsv(table: &TargetTable, rows: &[&(i64, Row)]) -> Result<Vec<u8>, String> {
+fn tsv(table: &TargetTable, rows: &[(i64, &Row)]) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(rows.len() * 128);
     for (offset, row) in rows {
-        if row.len() != table.columns.len() {
-            return Err(format!("offset {offset}: {} values for {} columns", row.len(), table.columns.len()));
-        }
-        for (i, (column, value)) in table.columns.iter().zip(row).enumerate() {
+        for (i, (column, value)) in table.columns.iter().zip(row.iter()).enumerate() {
             if i > 0 {
                 out.push(b'\t');
             }

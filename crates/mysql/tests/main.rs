@@ -2,4 +2,5 @@
 //! database of its own per test, kept when the test fails.
 
 mod changes;
+mod load;
 mod support;

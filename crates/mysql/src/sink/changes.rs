@@ -32,7 +32,7 @@ use crate::MysqlError;
 /// from the 65,535 placeholders of a prepared statement and MariaDB's 16 MB default max_allowed_packet.
 const MAX_BATCH_ROWS: usize = 2_000;
 const MAX_BATCH_BYTES: usize = 4 << 20;
-const MAX_PLACEHOLDERS: usize = 65_535;
+pub(super) const MAX_PLACEHOLDERS: usize = 65_535;
 
 /// What one change does to the target.
 enum Step<'a> {
@@ -326,7 +326,7 @@ impl Sink {
             if params.is_empty() { self.conn.query_drop(sql).await } else { self.conn.exec_drop(sql, params).await };
         outcome.map_err(|error| {
             let origin = (target.origin.topic, target.origin.partition);
-            MysqlError::writing(&self.endpoint, &target.display_name(), origin, &offsets, error)
+            MysqlError::writing(&self.endpoint, "applying changes", &target.display_name(), origin, &offsets, error)
         })
     }
 }
@@ -352,29 +352,8 @@ impl Target<'_> {
         MAX_BATCH_ROWS.min(MAX_PLACEHOLDERS / self.table.columns.len().max(1))
     }
 
-    /// The `columns` of `rows`, converted as the `LOAD DATA` path converts them.
     fn params(&self, rows: &[(i64, &Row)], columns: &[usize]) -> Result<Vec<Value>, MysqlError> {
-        let mut params = Vec::with_capacity(rows.len() * columns.len());
-        for (offset, row) in rows {
-            for &position in columns {
-                let column = &self.table.columns[position];
-                let value = match row[position].as_deref() {
-                    None => Value::NULL,
-                    Some(text) => Value::Bytes(
-                        convert(&column.conversion, text)
-                            .map_err(|cause| MysqlError::Data {
-                                table: self.display_name(),
-                                topic: self.origin.topic.to_string(),
-                                partition: self.origin.partition,
-                                cause: format!("offset {offset}, column {}: {cause}", column.name),
-                            })?
-                            .into_owned(),
-                    ),
-                };
-                params.push(value);
-            }
-        }
-        Ok(params)
+        params(self.table, self.origin, rows, columns)
     }
 
     fn unappliable(&self, offset: i64, cause: String) -> MysqlError {
@@ -493,7 +472,7 @@ fn row_bytes(row: &Row) -> usize {
 }
 
 /// The columns a write sets: all but the generated ones and those the change left unchanged.
-fn write_columns(table: &TargetTable, unchanged: &[usize]) -> Vec<usize> {
+pub(super) fn write_columns(table: &TargetTable, unchanged: &[usize]) -> Vec<usize> {
     (0..table.columns.len())
         .filter(|position| !table.columns[*position].generated && !unchanged.contains(position))
         .collect()
@@ -520,21 +499,52 @@ fn old_row_condition(table: &TargetTable, name: &str, operator: &str) -> String 
     conditions.join(" AND ")
 }
 
-fn column_list(table: &TargetTable, columns: &[usize]) -> String {
+pub(super) fn column_list(table: &TargetTable, columns: &[usize]) -> String {
     let names: Vec<String> = columns.iter().map(|&position| quote(&table.columns[position].name)).collect();
     names.join(", ")
 }
 
 /// `(?, ST_GeomFromText(?), …), …` for `n_rows` rows of `columns`.
-fn values_list(table: &TargetTable, columns: &[usize], n_rows: usize) -> String {
+pub(super) fn values_list(table: &TargetTable, columns: &[usize], n_rows: usize) -> String {
     let expressions: Vec<String> =
         columns.iter().map(|&position| value_expression(&table.columns[position].conversion)).collect();
     let row = format!("({})", expressions.join(", "));
     vec![row; n_rows].join(", ")
 }
 
+/// The `columns` of `rows`, converted as the `LOAD DATA` path converts them.
+pub(super) fn params(
+    table: &TargetTable,
+    origin: BatchOrigin<'_>,
+    rows: &[(i64, &Row)],
+    columns: &[usize],
+) -> Result<Vec<Value>, MysqlError> {
+    let mut params = Vec::with_capacity(rows.len() * columns.len());
+    for (offset, row) in rows {
+        for &position in columns {
+            let column = &table.columns[position];
+            let value = match row[position].as_deref() {
+                None => Value::NULL,
+                Some(text) => Value::Bytes(
+                    convert(&column.conversion, text)
+                        .map_err(|cause| {
+                            super::data_error(
+                                table,
+                                origin,
+                                format!("offset {offset}, column {}: {cause}", column.name),
+                            )
+                        })?
+                        .into_owned(),
+                ),
+            };
+            params.push(value);
+        }
+    }
+    Ok(params)
+}
+
 /// The offsets a statement wrote, for its errors.
-fn offsets(rows: &[(i64, &Row)]) -> String {
+pub(super) fn offsets(rows: &[(i64, &Row)]) -> String {
     match rows {
         [] => "no change".to_string(),
         [(offset, _)] => format!("offset {offset}"),
