@@ -177,13 +177,16 @@ pub async fn offsets(
     Ok(offsets)
 }
 
+/// The lock's name, within the 64 characters a lock name may have. SHA2: MySQL 9 has no SHA1 or MD5.
+const LOCK_NAME: &str = "CONCAT('passerelle:', LEFT(SHA2(?, 256), 40))";
+
 /// Serialises the phase changes of one migration across sink processes: a named lock of the target
 /// server, held by this connection until [`unlock`] or until it closes. Waits for it as long as it
 /// takes another process to apply the pre-data or post-data DDL.
 pub async fn lock(conn: &mut Conn, endpoint: &impl fmt::Display, migration: &str) -> Result<(), MysqlError> {
     loop {
         let got: Option<Option<i64>> = conn
-            .exec_first("SELECT GET_LOCK(CONCAT('passerelle:', SHA1(?)), 60)", (migration,))
+            .exec_first(format!("SELECT GET_LOCK({LOCK_NAME}, 60)"), (migration,))
             .await
             .map_err(|error| MysqlError::query(endpoint, "taking the migration's lock", error))?;
         if got.flatten() == Some(1) {
@@ -194,7 +197,7 @@ pub async fn lock(conn: &mut Conn, endpoint: &impl fmt::Display, migration: &str
 }
 
 pub async fn unlock(conn: &mut Conn, endpoint: &impl fmt::Display, migration: &str) -> Result<(), MysqlError> {
-    conn.exec_drop("DO RELEASE_LOCK(CONCAT('passerelle:', SHA1(?)))", (migration,))
+    conn.exec_drop(format!("DO RELEASE_LOCK({LOCK_NAME})"), (migration,))
         .await
         .map_err(|error| MysqlError::query(endpoint, "releasing the migration's lock", error))
 }

@@ -31,10 +31,12 @@ pub fn convert<'a>(conversion: &Conversion, text: &'a str) -> Result<Cow<'a, [u8
             _ => return Err("not a boolean".to_string()),
         }),
         Conversion::Money => owned(money(text)?),
-        Conversion::Bytes => Cow::Owned(hex_bytes(text.strip_prefix("\\x").ok_or("bytea without \\x prefix")?)?),
+        Conversion::Bytes => {
+            Cow::Borrowed(hex(text.strip_prefix("\\x").ok_or("bytea without \\x prefix")?)?.as_bytes())
+        }
         Conversion::DateTime => Cow::Borrowed(date_time(text)?.as_bytes()),
         Conversion::TimeUtc => owned(time_utc(text)?),
-        Conversion::UuidBytes => Cow::Owned(hex_bytes(&text.replace('-', ""))?),
+        Conversion::UuidBytes => owned(hex(&text.replace('-', ""))?.to_string()),
         Conversion::IntervalMicros => owned(interval_micros(text)?.to_string()),
         Conversion::Geometry(shape) => owned(wkt(text, *shape)?),
         Conversion::Array(element) => owned(array_json(text, *element)?),
@@ -50,6 +52,8 @@ pub fn load_expression(conversion: &Conversion, variable: &str) -> Option<String
         Conversion::Geometry(_) => Some(format!("ST_GeomFromText({variable})")),
         // LOAD DATA cannot read b'0101' notation into a BIT column.
         Conversion::Bits => Some(format!("CAST(CONV({variable}, 2, 10) AS UNSIGNED)")),
+        // As hex: MySQL checks a LOAD DATA stream's bytes against its character set, blob fields too.
+        Conversion::Bytes | Conversion::UuidBytes => Some(format!("UNHEX({variable})")),
         _ => None,
     }
 }
@@ -89,14 +93,15 @@ fn money(text: &str) -> Result<String, String> {
     Ok(digits)
 }
 
-fn hex_bytes(hex: &str) -> Result<Vec<u8>, String> {
-    if !hex.len().is_multiple_of(2) {
+/// Bytes as hex digits, checked: the target's `UNHEX` turns them into bytes.
+fn hex(digits: &str) -> Result<&str, String> {
+    if !digits.len().is_multiple_of(2) {
         return Err("odd number of hex digits".to_string());
     }
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| "not hexadecimal".to_string()))
-        .collect()
+    if !digits.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err("not hexadecimal".to_string());
+    }
+    Ok(digits)
 }
 
 /// Dates and timestamps the target can hold: years 1 to 9999 AD, no infinities. A timestamptz comes
@@ -380,13 +385,16 @@ mod tests {
     }
 
     #[test]
-    fn bytes_keep_nul_and_high_bytes() {
+    fn bytes_travel_as_hex() {
         let mut out = Vec::new();
         write_field(&Conversion::Bytes, Some("\\x00ff5c09"), &mut out).unwrap();
-        assert_eq!(out, b"\\0\xff\\\\\\t");
+        assert_eq!(out, b"00ff5c09");
+        assert!(field(Conversion::Bytes, "\\x0g").unwrap_err().contains("not hexadecimal"));
+        assert!(field(Conversion::Bytes, "\\x0").unwrap_err().contains("odd number"));
         let mut out = Vec::new();
         write_field(&Conversion::UuidBytes, Some("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380b11"), &mut out).unwrap();
-        assert_eq!(out, b"\xa0\xee\xbc\x99\x9c\x0b\x4e\xf8\xbb\x6d\x6b\xb9\xbd\x38\x0b\x11");
+        assert_eq!(out, b"a0eebc999c0b4ef8bb6d6bb9bd380b11");
+        assert_eq!(load_expression(&Conversion::Bytes, "@v").as_deref(), Some("UNHEX(@v)"));
     }
 
     #[test]
