@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use futures::TryStreamExt;
 
 use crate::canonical::Client;
-use crate::digest::{combine, field, hash_fields, md5_hex, Checksum};
+use crate::digest::{combine, field, hash_fields, sha256_hex, Checksum};
 use crate::report::{ChangedRow, RowCount, TableReport, LISTED};
 use crate::session::{Side, Source, Target, TextRow};
 use crate::sql::{Keying, Range, TablePlan};
@@ -386,7 +386,7 @@ async fn leaf_rows(
                     Some(kind) => {
                         let mut bytes = Vec::new();
                         field(&mut bytes, value.map(|raw| client::canonical(kind, &raw)).as_deref());
-                        md5_hex(&bytes)
+                        sha256_hex(&bytes)
                     }
                 })
                 .collect();

@@ -3,13 +3,14 @@
 //!
 //! A field is `<byte length>:<canonical text>`, or `-` for NULL: the length prefix keeps
 //! `("ab", "c")` and `("a", "bc")` apart, and `-` has no colon, so NULL is not the empty string.
-//! A row's hash is the MD5 of its fields concatenated in column order; when some columns are
-//! canonicalised in Rust, it is the MD5 of the in-database part's hex followed by those fields.
+//! A row's hash is the SHA-256 of its fields concatenated in column order; when some columns are
+//! canonicalised in Rust, it is the SHA-256 of the in-database part's hex followed by those fields.
+//! SHA-256, not MD5: MySQL 9 has neither `MD5()` nor `SHA1()`; `SHA2()` is in MySQL and MariaDB alike.
 //!
 //! A table's checksum is its row count and the sum, modulo 2^64, of the first 64 bits of every row
 //! hash. A sum does not depend on row order, and unlike XOR a duplicated row changes it.
 
-use md5::{Digest, Md5};
+use sha2::{Digest, Sha256};
 
 /// A row count and the sum of row-hash slices: what is compared for a table or a key range.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,15 +59,15 @@ pub fn my_field(text: &str) -> String {
 
 pub fn pg_hash(fields: &[String]) -> String {
     match fields {
-        [] => "md5('')".to_string(),
-        fields => format!("md5({})", fields.join(" || ")),
+        [] => "encode(sha256(''::bytea), 'hex')".to_string(),
+        fields => format!("encode(sha256(convert_to({}, 'UTF8')), 'hex')", fields.join(" || ")),
     }
 }
 
 pub fn my_hash(fields: &[String]) -> String {
     match fields {
-        [] => "MD5('')".to_string(),
-        fields => format!("MD5(CONCAT({}))", fields.join(", ")),
+        [] => "SHA2('', 256)".to_string(),
+        fields => format!("SHA2(CONCAT({}), 256)", fields.join(", ")),
     }
 }
 
@@ -90,8 +91,8 @@ pub fn field(out: &mut Vec<u8>, text: Option<&str>) {
     }
 }
 
-pub fn md5_hex(bytes: &[u8]) -> String {
-    Md5::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// The row hash when some fields are canonicalised in Rust: `in_database` is the hex hash of the
@@ -104,7 +105,7 @@ pub fn combine(in_database: &str, client_fields: &[Option<String>]) -> String {
     for text in client_fields {
         field(&mut bytes, text.as_deref());
     }
-    md5_hex(&bytes)
+    sha256_hex(&bytes)
 }
 
 /// The hash of all-in-database fields computed in Rust, for rows read as canonical text.
@@ -113,7 +114,7 @@ pub fn hash_fields(texts: &[Option<String>]) -> String {
     for text in texts {
         field(&mut bytes, text.as_deref());
     }
-    md5_hex(&bytes)
+    sha256_hex(&bytes)
 }
 
 #[cfg(test)]
@@ -131,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_duplicated_row_changes_the_checksum() {
-        let hash = md5_hex(b"1:a");
+        let hash = sha256_hex(b"1:a");
         let mut once = Checksum::default();
         once.add_row(&hash);
         let mut twice = once;
@@ -146,7 +147,7 @@ mod tests {
             |texts: &[Option<&str>]| hash_fields(&texts.iter().map(|t| t.map(str::to_string)).collect::<Vec<_>>());
         assert_ne!(hash(&[None]), hash(&[Some("")]));
         assert_ne!(hash(&[Some("ab"), Some("c")]), hash(&[Some("a"), Some("bc")]));
-        // The same bytes as PostgreSQL's md5(octet_length('é')::text || ':' || 'é').
-        assert_eq!(hash(&[Some("é")]), "56b01d34140c65119620d04cbc8b1a6a");
+        // The same bytes as PostgreSQL's sha256(convert_to(octet_length('é')::text || ':' || 'é', 'UTF8')).
+        assert_eq!(hash(&[Some("é")]), "2f23c71856587c2a6ffdb64f0e11e9940b35da318947308f6a02ee01898e6107");
     }
 }

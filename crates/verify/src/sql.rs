@@ -194,7 +194,7 @@ impl TablePlan {
         (sql, params)
     }
 
-    /// The rows of a small range: the canonical key, then per column the MD5 of its field, or its
+    /// The rows of a small range: the canonical key, then per column the hash of its field, or its
     /// raw text for a client-side column.
     pub fn leaf_rows(&self, engine: Engine, range: &Range) -> (String, Vec<String>) {
         let (filter, params) = self.range_filter(engine, range);
@@ -202,8 +202,8 @@ impl TablePlan {
         for column in &self.columns {
             select.push(match (&column.rendering.client, engine) {
                 (Some(_), _) => self.text(engine, &column.rendering).to_string(),
-                (None, Engine::Pg) => format!("md5({})", self.field(engine, &column.rendering)),
-                (None, Engine::My) => format!("MD5({})", self.field(engine, &column.rendering)),
+                (None, Engine::Pg) => pg_hash(&[self.field(engine, &column.rendering)]),
+                (None, Engine::My) => my_hash(&[self.field(engine, &column.rendering)]),
             });
         }
         (format!("SELECT {} FROM {}{filter}", select.join(", "), self.table(engine)), params)
@@ -310,20 +310,20 @@ mod tests {
         check(
             plan.checksum(Engine::Pg, &Range::default()),
             expect![[r#"
-            SELECT count(*)::text, sum(('x' || substr(md5(coalesce(octet_length("id"::text)::text || ':' || "id"::text, '-') || coalesce(octet_length("code"::text)::text || ':' || "code"::text, '-') || coalesce(octet_length(trim_scale("fare"::numeric)::text)::text || ':' || trim_scale("fare"::numeric)::text, '-') || coalesce(octet_length(to_char("departs" at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'))::text || ':' || to_char("departs" at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '-')), 1, 16))::bit(64)::bigint)::text
-            FROM "bookings"."flights"
-            []"#]],
+                SELECT count(*)::text, sum(('x' || substr(encode(sha256(convert_to(coalesce(octet_length("id"::text)::text || ':' || "id"::text, '-') || coalesce(octet_length("code"::text)::text || ':' || "code"::text, '-') || coalesce(octet_length(trim_scale("fare"::numeric)::text)::text || ':' || trim_scale("fare"::numeric)::text, '-') || coalesce(octet_length(to_char("departs" at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'))::text || ':' || to_char("departs" at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US'), '-'), 'UTF8')), 'hex'), 1, 16))::bit(64)::bigint)::text
+                FROM "bookings"."flights"
+                []"#]],
         );
         check(
             plan.checksum(Engine::My, &Range::default()),
             expect![[r#"
-            SELECT COUNT(*), SUM(CAST(CONV(SUBSTR(MD5(CONCAT(COALESCE(CONCAT(LENGTH(CAST(CAST(`id` AS CHAR) AS BINARY)), ':', CAST(CAST(`id` AS CHAR) AS BINARY)), '-'), COALESCE(CONCAT(LENGTH(CAST(`code` AS BINARY)), ':', CAST(`code` AS BINARY)), '-'), COALESCE(CONCAT(LENGTH(CAST(IF(LOCATE('.', CAST(`fare` AS CHAR)) > 0, TRIM(TRAILING '.'
-            FROM TRIM(TRAILING '0'
-            FROM CAST(`fare` AS CHAR))), CAST(`fare` AS CHAR)) AS BINARY)), ':', CAST(IF(LOCATE('.', CAST(`fare` AS CHAR)) > 0, TRIM(TRAILING '.'
-            FROM TRIM(TRAILING '0'
-            FROM CAST(`fare` AS CHAR))), CAST(`fare` AS CHAR)) AS BINARY)), '-'), COALESCE(CONCAT(LENGTH(CAST(DATE_FORMAT(`departs`, '%Y-%m-%d %H:%i:%s.%f') AS BINARY)), ':', CAST(DATE_FORMAT(`departs`, '%Y-%m-%d %H:%i:%s.%f') AS BINARY)), '-'))), 1, 16), 16, 10) AS UNSIGNED))
-            FROM `demo`.`flights`
-            []"#]],
+                SELECT COUNT(*), SUM(CAST(CONV(SUBSTR(SHA2(CONCAT(COALESCE(CONCAT(LENGTH(CAST(CAST(`id` AS CHAR) AS BINARY)), ':', CAST(CAST(`id` AS CHAR) AS BINARY)), '-'), COALESCE(CONCAT(LENGTH(CAST(`code` AS BINARY)), ':', CAST(`code` AS BINARY)), '-'), COALESCE(CONCAT(LENGTH(CAST(IF(LOCATE('.', CAST(`fare` AS CHAR)) > 0, TRIM(TRAILING '.'
+                FROM TRIM(TRAILING '0'
+                FROM CAST(`fare` AS CHAR))), CAST(`fare` AS CHAR)) AS BINARY)), ':', CAST(IF(LOCATE('.', CAST(`fare` AS CHAR)) > 0, TRIM(TRAILING '.'
+                FROM TRIM(TRAILING '0'
+                FROM CAST(`fare` AS CHAR))), CAST(`fare` AS CHAR)) AS BINARY)), '-'), COALESCE(CONCAT(LENGTH(CAST(DATE_FORMAT(`departs`, '%Y-%m-%d %H:%i:%s.%f') AS BINARY)), ':', CAST(DATE_FORMAT(`departs`, '%Y-%m-%d %H:%i:%s.%f') AS BINARY)), '-')), 256), 1, 16), 16, 10) AS UNSIGNED))
+                FROM `demo`.`flights`
+                []"#]],
         );
     }
 
@@ -366,14 +366,14 @@ mod tests {
         check(
             plan.leaf_rows(Engine::My, &Range { lo: bounded().lo, hi: None }),
             expect![[r#"
-            SELECT CAST(`id` AS CHAR), `code`, MD5(COALESCE(CONCAT(LENGTH(CAST(CAST(`id` AS CHAR) AS BINARY)), ':', CAST(CAST(`id` AS CHAR) AS BINARY)), '-')), MD5(COALESCE(CONCAT(LENGTH(CAST(`code` AS BINARY)), ':', CAST(`code` AS BINARY)), '-')), MD5(COALESCE(CONCAT(LENGTH(CAST(IF(LOCATE('.', CAST(`fare` AS CHAR)) > 0, TRIM(TRAILING '.'
-            FROM TRIM(TRAILING '0'
-            FROM CAST(`fare` AS CHAR))), CAST(`fare` AS CHAR)) AS BINARY)), ':', CAST(IF(LOCATE('.', CAST(`fare` AS CHAR)) > 0, TRIM(TRAILING '.'
-            FROM TRIM(TRAILING '0'
-            FROM CAST(`fare` AS CHAR))), CAST(`fare` AS CHAR)) AS BINARY)), '-'))
-            FROM `demo`.`flights`
-            WHERE (`id`, `code`) >= (CAST(? AS SIGNED), ?)
-            ["10", "AB"]"#]],
+                SELECT CAST(`id` AS CHAR), `code`, SHA2(CONCAT(COALESCE(CONCAT(LENGTH(CAST(CAST(`id` AS CHAR) AS BINARY)), ':', CAST(CAST(`id` AS CHAR) AS BINARY)), '-')), 256), SHA2(CONCAT(COALESCE(CONCAT(LENGTH(CAST(`code` AS BINARY)), ':', CAST(`code` AS BINARY)), '-')), 256), SHA2(CONCAT(COALESCE(CONCAT(LENGTH(CAST(IF(LOCATE('.', CAST(`fare` AS CHAR)) > 0, TRIM(TRAILING '.'
+                FROM TRIM(TRAILING '0'
+                FROM CAST(`fare` AS CHAR))), CAST(`fare` AS CHAR)) AS BINARY)), ':', CAST(IF(LOCATE('.', CAST(`fare` AS CHAR)) > 0, TRIM(TRAILING '.'
+                FROM TRIM(TRAILING '0'
+                FROM CAST(`fare` AS CHAR))), CAST(`fare` AS CHAR)) AS BINARY)), '-')), 256)
+                FROM `demo`.`flights`
+                WHERE (`id`, `code`) >= (CAST(? AS SIGNED), ?)
+                ["10", "AB"]"#]],
         );
     }
 
@@ -381,9 +381,9 @@ mod tests {
     fn keyless_tables_group_by_row_hash() {
         let mut plan = flights(2);
         plan.keying = Keying::Multiset;
-        expect![[r#"SELECT h, count(*)::text FROM (SELECT md5(coalesce(octet_length("id"::text)::text || ':' || "id"::text, '-') || coalesce(octet_length("code"::text)::text || ':' || "code"::text, '-')) AS h FROM "bookings"."flights") x GROUP BY h ORDER BY h COLLATE "C""#]]
+        expect![[r#"SELECT h, count(*)::text FROM (SELECT encode(sha256(convert_to(coalesce(octet_length("id"::text)::text || ':' || "id"::text, '-') || coalesce(octet_length("code"::text)::text || ':' || "code"::text, '-'), 'UTF8')), 'hex') AS h FROM "bookings"."flights") x GROUP BY h ORDER BY h COLLATE "C""#]]
             .assert_eq(&plan.hash_groups(Engine::Pg));
-        expect![[r#"SELECT h, COUNT(*) FROM (SELECT MD5(CONCAT(COALESCE(CONCAT(LENGTH(CAST(CAST(`id` AS CHAR) AS BINARY)), ':', CAST(CAST(`id` AS CHAR) AS BINARY)), '-'), COALESCE(CONCAT(LENGTH(CAST(`code` AS BINARY)), ':', CAST(`code` AS BINARY)), '-'))) AS h FROM `demo`.`flights`) x GROUP BY h ORDER BY h"#]]
+        expect!["SELECT h, COUNT(*) FROM (SELECT SHA2(CONCAT(COALESCE(CONCAT(LENGTH(CAST(CAST(`id` AS CHAR) AS BINARY)), ':', CAST(CAST(`id` AS CHAR) AS BINARY)), '-'), COALESCE(CONCAT(LENGTH(CAST(`code` AS BINARY)), ':', CAST(`code` AS BINARY)), '-')), 256) AS h FROM `demo`.`flights`) x GROUP BY h ORDER BY h"]
             .assert_eq(&plan.hash_groups(Engine::My));
     }
 }
