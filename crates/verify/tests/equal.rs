@@ -2,6 +2,8 @@
 
 use expect_test::expect;
 
+use passerelle_testkit::{on_both_targets, Target};
+
 use crate::support::Migrated;
 
 /// Every kind of value the canonical forms treat specially, plus a keyless table and a table with
@@ -52,9 +54,8 @@ CREATE TABLE log (who text, what text);
 INSERT INTO log VALUES ('ann', 'in'), ('bob', 'out'), ('ann', 'in');
 "#;
 
-#[tokio::test]
-async fn a_faithful_migration_verifies() {
-    let migrated = Migrated::new(SETUP).await;
+async fn a_faithful_migration_verifies(target: Target) {
+    let migrated = Migrated::new(target, SETUP).await;
     let report = migrated.verify(2).await;
     expect![[r#"
         ok       public.items: 3 rows in the source, 3 in the target
@@ -65,10 +66,10 @@ async fn a_faithful_migration_verifies() {
     .assert_eq(&report.render());
     assert!(report.matches);
 }
+on_both_targets!(a_faithful_migration_verifies);
 
-#[tokio::test]
-async fn equal_values_written_differently_are_not_differences() {
-    let migrated = Migrated::new(SETUP).await;
+async fn equal_values_written_differently_are_not_differences(target: Target) {
+    let migrated = Migrated::new(target, SETUP).await;
     migrated
         .on_target(
             r#"UPDATE items SET doc = '{ "a":"x",   "b":[1, 2.5] }', raw = '{"y":{"k":"v"},"z":1.0}', code = 'ab   ',
@@ -78,3 +79,4 @@ async fn equal_values_written_differently_are_not_differences() {
     let report = migrated.verify(1).await;
     assert!(report.matches, "{}", report.render());
 }
+on_both_targets!(equal_values_written_differently_are_not_differences);

@@ -3,23 +3,27 @@
 
 use std::time::Instant;
 
+use passerelle_testkit::{on_both_targets, Target};
+
 use crate::support::Migrated;
 
 const N_ROWS: u64 = 1_000_000;
 
-#[tokio::test]
-async fn a_million_rows() {
+async fn a_million_rows(target: Target) {
     if std::env::var_os("RUN_SLOW_TESTS").is_none() {
         return;
     }
-    let migrated = Migrated::new(&format!(
-        "CREATE TABLE bookings (id bigint PRIMARY KEY, ref char(6), amount numeric(10,2), booked timestamptz,
+    let migrated = Migrated::new(
+        target,
+        &format!(
+            "CREATE TABLE bookings (id bigint PRIMARY KEY, ref char(6), amount numeric(10,2), booked timestamptz,
                                 seats int, note text);
          INSERT INTO bookings SELECT g, upper(substr(md5(g::text), 1, 6)), (g % 100000) / 100.0,
                                      '2024-01-01 00:00:00+00'::timestamptz + g * interval '1 second', g % 7,
                                      'booking number ' || g
          FROM generate_series(1, {N_ROWS}) g;"
-    ))
+        ),
+    )
     .await;
     for jobs in [1, 2] {
         let started = Instant::now();
@@ -35,3 +39,4 @@ async fn a_million_rows() {
     assert_eq!(report.tables[0].changed.items[0].key, "id=\"654321\"");
     eprintln!("verify of {N_ROWS} rows with one changed, pinpointed: {seconds:.1}s");
 }
+on_both_targets!(a_million_rows);

@@ -11,7 +11,7 @@ use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::schema::Schema;
 use passerelle_model::target::TargetTable;
 use passerelle_mysql::sink::{BatchOrigin, Sink};
-use passerelle_testkit::{SourceDb, Stack, TargetDb};
+use passerelle_testkit::{SourceDb, Stack, Target, TargetDb};
 use passerelle_verify::report::Report;
 
 pub struct Migrated {
@@ -26,9 +26,13 @@ pub struct Migrated {
 
 impl Migrated {
     /// Runs `setup` (DDL and rows, in schema `public`) on a new source database and migrates it
-    /// into a new target database.
-    pub async fn new(setup: &str) -> Migrated {
-        let stack = Stack::from_env();
+    /// into a new database on `target`.
+    pub async fn new(target: Target, setup: &str) -> Migrated {
+        let stack = Stack::for_target(target);
+        let dialect = match target {
+            Target::MySql => Dialect::Mysql8,
+            Target::MariaDb => Dialect::Mariadb,
+        };
         let source = SourceDb::create(&stack).await;
         source.client().await.batch_execute(setup).await.expect("the test's source setup runs");
         let target = TargetDb::reserve(&stack);
@@ -39,7 +43,7 @@ impl Migrated {
         let schema =
             passerelle_pg::catalog::read(&mut client, &source_endpoint, &["public".to_string()]).await.unwrap();
         let config = Config {
-            dialect: Dialect::Mariadb,
+            dialect,
             databases: BTreeMap::from([("public".to_string(), target.name.clone())]),
             types: TypeOptions { uuid: UuidAs::Native, interval: IntervalAs::Text, text_collation: None },
         };

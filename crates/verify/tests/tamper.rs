@@ -2,21 +2,23 @@
 
 use expect_test::{expect, Expect};
 
+use passerelle_testkit::{on_both_targets, Target};
+
 use crate::equal::SETUP;
 use crate::support::Migrated;
 
 /// Migrates `setup`, runs `tamper` on the target, and checks verify's report.
-async fn check(setup: &str, tamper: &str, expected: Expect) {
-    let migrated = Migrated::new(setup).await;
+async fn check(target: Target, setup: &str, tamper: &str, expected: Expect) {
+    let migrated = Migrated::new(target, setup).await;
     migrated.on_target(tamper).await;
     let report = migrated.verify(2).await;
     assert!(!report.matches);
     expected.assert_eq(&report.render().replace(&migrated.target.name, "TARGET"));
 }
 
-#[tokio::test]
-async fn a_deleted_row_is_missing() {
+async fn a_deleted_row_is_missing(target: Target) {
     check(
+        target,
         SETUP,
         "DELETE FROM items WHERE id = 2",
         expect![[r#"
@@ -30,10 +32,11 @@ async fn a_deleted_row_is_missing() {
     )
     .await;
 }
+on_both_targets!(a_deleted_row_is_missing);
 
-#[tokio::test]
-async fn an_extra_row_is_extra() {
+async fn an_extra_row_is_extra(target: Target) {
     check(
+        target,
         SETUP,
         "INSERT INTO items (id) VALUES (99)",
         expect![[r#"
@@ -47,10 +50,11 @@ async fn an_extra_row_is_extra() {
     )
     .await;
 }
+on_both_targets!(an_extra_row_is_extra);
 
-#[tokio::test]
-async fn a_duplicated_row_without_a_key_is_counted() {
+async fn a_duplicated_row_without_a_key_is_counted(target: Target) {
     check(
+        target,
         SETUP,
         "INSERT INTO log VALUES ('bob', 'out')",
         expect![[r#"
@@ -64,10 +68,11 @@ async fn a_duplicated_row_without_a_key_is_counted() {
     )
     .await;
 }
+on_both_targets!(a_duplicated_row_without_a_key_is_counted);
 
-#[tokio::test]
-async fn a_trailing_space_in_a_varchar_differs() {
+async fn a_trailing_space_in_a_varchar_differs(target: Target) {
     check(
+        target,
         SETUP,
         "UPDATE items SET label = 'alpha ' WHERE id = 1",
         expect![[r#"
@@ -81,10 +86,11 @@ async fn a_trailing_space_in_a_varchar_differs() {
     )
     .await;
 }
+on_both_targets!(a_trailing_space_in_a_varchar_differs);
 
-#[tokio::test]
-async fn a_trailing_space_in_a_text_differs() {
+async fn a_trailing_space_in_a_text_differs(target: Target) {
     check(
+        target,
         SETUP,
         "UPDATE items SET body = 'second ' WHERE id = 2",
         expect![[r#"
@@ -98,10 +104,11 @@ async fn a_trailing_space_in_a_text_differs() {
     )
     .await;
 }
+on_both_targets!(a_trailing_space_in_a_text_differs);
 
-#[tokio::test]
-async fn a_numeric_last_digit_differs() {
+async fn a_numeric_last_digit_differs(target: Target) {
     check(
+        target,
         SETUP,
         "UPDATE items SET price = 12.35 WHERE id = 1",
         expect![[r#"
@@ -115,10 +122,11 @@ async fn a_numeric_last_digit_differs() {
     )
     .await;
 }
+on_both_targets!(a_numeric_last_digit_differs);
 
-#[tokio::test]
-async fn a_timestamp_microsecond_differs() {
+async fn a_timestamp_microsecond_differs(target: Target) {
     check(
+        target,
         SETUP,
         "UPDATE items SET at = at + INTERVAL 1 MICROSECOND WHERE id = 1",
         expect![[r#"
@@ -132,10 +140,11 @@ async fn a_timestamp_microsecond_differs() {
     )
     .await;
 }
+on_both_targets!(a_timestamp_microsecond_differs);
 
-#[tokio::test]
-async fn one_character_of_a_json_string_differs() {
+async fn one_character_of_a_json_string_differs(target: Target) {
     check(
+        target,
         SETUP,
         "UPDATE items SET doc = '{\"a\": \"y\", \"b\": [1, 2.50]}' WHERE id = 1",
         expect![[r#"
@@ -149,10 +158,11 @@ async fn one_character_of_a_json_string_differs() {
     )
     .await;
 }
+on_both_targets!(one_character_of_a_json_string_differs);
 
-#[tokio::test]
-async fn a_missing_index_and_check_are_reported() {
+async fn a_missing_index_and_check_are_reported(target: Target) {
     check(
+        target,
         SETUP,
         "ALTER TABLE owners DROP INDEX owners_by_age; ALTER TABLE owners DROP CONSTRAINT owners_age_positive",
         expect![[r#"
@@ -166,6 +176,7 @@ async fn a_missing_index_and_check_are_reported() {
     )
     .await;
 }
+on_both_targets!(a_missing_index_and_check_are_reported);
 
 const BIG: &str = "
 CREATE TABLE big (id bigint PRIMARY KEY, v text);
@@ -174,9 +185,9 @@ CREATE TABLE pairs (a int, b varchar(4), v int, PRIMARY KEY (a, b));
 INSERT INTO pairs SELECT g, s, g FROM generate_series(1, 3000) g, unnest(array['x', 'y']) s;
 ";
 
-#[tokio::test]
-async fn bisection_finds_single_rows_in_larger_tables() {
+async fn bisection_finds_single_rows_in_larger_tables(target: Target) {
     check(
+        target,
         BIG,
         "UPDATE big SET v = 'x' WHERE id = 12345; DELETE FROM big WHERE id = 777; INSERT INTO big VALUES (30000, 'n');
          UPDATE pairs SET v = 0 WHERE a = 2999 AND b = 'y'",
@@ -196,3 +207,4 @@ async fn bisection_finds_single_rows_in_larger_tables() {
     )
     .await;
 }
+on_both_targets!(bisection_finds_single_rows_in_larger_tables);
