@@ -22,6 +22,7 @@ mod snapshot;
 mod source;
 mod status;
 mod stream;
+mod values;
 mod verify;
 
 use std::process::ExitCode;

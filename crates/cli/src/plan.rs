@@ -1,8 +1,8 @@
 //! `passerelle plan`: reads the source schema, writes the target DDL (pre-data and post-data) and the
 //! mapping report, and applies the DDL when asked.
 //!
-//! Exit codes follow `main`: 0 planned (and applied), 1 refused to apply into a non-empty target,
-//! 2 an error.
+//! Exit codes follow `main`: 0 planned (and applied), 1 refused to apply into a non-empty target or
+//! found source values the target would refuse (`--check-values`), 2 an error.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::args::DatabaseArgs;
 use crate::mapping::{self, Mapping, MappingArgs};
+use crate::values;
 
 #[derive(Debug, clap::Args)]
 pub struct PlanArgs {
@@ -30,6 +31,10 @@ pub struct PlanArgs {
     /// Apply even when the target databases already hold tables
     #[arg(long)]
     pub force: bool,
+    /// Also read every source value whose conversion can fail (NaN, BC dates, infinities) and name
+    /// the rows the target would refuse; exits 1 when there are any
+    #[arg(long)]
+    pub check_values: bool,
     /// Print the report as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -48,18 +53,29 @@ struct Output<'a> {
     out: &'a Path,
     applied: Option<Phase>,
     report: &'a Report,
+    /// With `--check-values`: the columns holding values the target would refuse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refused_values: Option<&'a [values::RefusedColumn]>,
 }
 
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let source = args.databases.source.endpoint()?;
     let target = args.databases.target.endpoint()?;
-    let Mapping { config, plan, .. } = mapping::prepare(&args.mapping, &source, &target).await?;
+    let Mapping { config, plan, schema } = mapping::prepare(&args.mapping, &source, &target).await?;
     let dialect = config.dialect;
     let mut conn = match args.apply {
         Some(_) => Some(passerelle_mysql::connect(&target).await?),
         None => None,
     };
     write_files(&args.out, &plan, dialect)?;
+    let refused = match args.check_values {
+        true => Some(values::check(&source, &schema, &plan).await?),
+        false => None,
+    };
+    if refused.as_ref().is_some_and(|refused| !refused.is_empty()) && args.apply.is_some() {
+        eprintln!("passerelle: not applied: the target would refuse some source values (see below)");
+        conn = None;
+    }
 
     if let (Some(phase), Some(conn)) = (args.apply, conn.as_mut()) {
         if phase != Phase::Post && !args.force {
@@ -83,13 +99,17 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     }
 
     if args.json {
-        let output = Output { out: &args.out, applied: args.apply, report: &plan.report };
+        let applied = args.apply.filter(|_| conn.is_some());
+        let output = Output { out: &args.out, applied, report: &plan.report, refused_values: refused.as_deref() };
         println!("{}", serde_json::to_string_pretty(&output)?);
     } else {
         let rendered = plan.report.render();
         print!("{}", rendered.lines().take(3).map(|line| format!("{line}\n")).collect::<String>());
         println!("wrote {} (pre-data.sql, post-data.sql, report.txt, report.json)", args.out.display());
-        if let Some(phase) = args.apply {
+        if let Some(refused) = &refused {
+            print!("{}", values::render(refused));
+        }
+        if let Some(phase) = args.apply.filter(|_| conn.is_some()) {
             let phases = match phase {
                 Phase::Pre => "pre-data",
                 Phase::Post => "post-data",
@@ -98,7 +118,10 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
             println!("applied {phases} to {target}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(match refused {
+        Some(refused) if !refused.is_empty() => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
 }
 
 fn write_files(out: &Path, plan: &passerelle_ddl::Plan, dialect: Dialect) -> anyhow::Result<()> {

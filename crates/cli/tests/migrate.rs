@@ -311,7 +311,7 @@ async fn a_value_the_target_cannot_hold_stops_the_load(extra: &[&str]) {
     let run = setup.migrate_with(extra);
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     assert!(
-        run.stderr.contains(", column reading: NaN has no equivalent in the target's numeric types"),
+        run.stderr.contains("row (id)=(2), column reading: NaN has no equivalent in the target's numeric types"),
         "{}",
         run.stderr
     );

@@ -320,3 +320,66 @@ async fn airline_keys_checks_and_comments_reach_mariadb() {
     assert_eq!(object(&report, "sequence", "bookings.flights_flight_id_seq").0, "migrated");
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// `--check-values` reads every value whose conversion can fail and names the first row per column
+/// by its primary key, before anything moves; values that convert are not reported.
+#[tokio::test]
+async fn check_values_names_the_rows_the_target_would_refuse() {
+    let stack = Stack::from_env();
+    let source = source_with(
+        &stack,
+        "",
+        "create table readings (site text, seq int, taken timestamptz, reading numeric, note text,
+                                primary key (site, seq));
+         insert into readings values ('a', 1, '2024-01-01 10:00+00', 1.5, 'fine'),
+                                     ('a', 2, 'infinity', 'NaN', 'two refused'),
+                                     ('b', 1, '0044-03-15 12:00+00 BC', 2.5, 'one refused'),
+                                     ('b', 2, null, null, 'nulls are fine');
+         create table clean (id int primary key, at date);
+         insert into clean values (1, '2024-02-29');",
+    )
+    .await;
+    let target = TargetDb::reserve(&stack);
+    let out = out_dir();
+    let run = plan(&source, &target, &out, "public", &["--check-values"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let output: Value = serde_json::from_str(&run.stdout).unwrap();
+    let refused: Vec<(String, u64, String)> = output["refused_values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["column"].as_str().unwrap().into(),
+                c["n_refused"].as_u64().unwrap(),
+                c["first_key"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        vec![
+            ("public.readings.taken".to_string(), 2, "(site, seq)=(a, 2)".to_string()),
+            ("public.readings.reading".to_string(), 1, "(site, seq)=(a, 2)".to_string()),
+        ]
+    );
+    assert!(output["refused_values"][0]["cause"].as_str().unwrap().contains("outside the target's date range"));
+
+    let human = passerelle(
+        &["plan", "--schema", "public", "--out", out.to_str().unwrap(), "--check-values"],
+        &[("PASSERELLE_SOURCE", source.url.as_str()), ("PASSERELLE_TARGET", target.url.as_str())],
+    );
+    assert_eq!(human.code, 1);
+    assert!(
+        human.stdout.contains("REFUSED  public.readings.taken: 2 value(s), the first at (site, seq)=(a, 2)"),
+        "{}",
+        human.stdout
+    );
+    assert!(!human.stdout.contains("public.clean"), "{}", human.stdout);
+
+    source.client().await.batch_execute("delete from readings where note like '%refused'").await.unwrap();
+    let fixed = plan(&source, &target, &out, "public", &["--check-values"]);
+    assert_eq!(fixed.code, 0, "{}\n{}", fixed.stdout, fixed.stderr);
+    assert_eq!(serde_json::from_str::<Value>(&fixed.stdout).unwrap()["refused_values"], serde_json::json!([]));
+    std::fs::remove_dir_all(&out).unwrap();
+}

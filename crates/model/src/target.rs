@@ -21,6 +21,26 @@ pub struct TargetTable {
     pub key: Vec<usize>,
 }
 
+impl TargetTable {
+    /// A row's primary key as PostgreSQL writes it in its errors, `(flight_id, seq)=(5, 2)`, from
+    /// the text of each column: the one part of a row an error may show, so that the user finds it.
+    pub fn key_text<'a>(&self, value: impl Fn(usize) -> Option<&'a str>) -> String {
+        if self.key.is_empty() {
+            return "a row without a primary key".to_string();
+        }
+        let names: Vec<&str> = self.key.iter().map(|&i| self.columns[i].name.as_str()).collect();
+        let values: Vec<&str> = self.key.iter().map(|&i| value(i).unwrap_or("NULL")).collect();
+        format!("({})=({})", names.join(", "), values.join(", "))
+    }
+}
+
+impl Conversion {
+    /// Whether some source text may have no target value (NaN, a BC date, a malformed array).
+    pub fn may_refuse(&self) -> bool {
+        !matches!(self, Conversion::Text | Conversion::Bits)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TargetColumn {
     pub name: String,

@@ -341,9 +341,15 @@ fn tsv(table: &TargetTable, rows: &[(i64, &Row)]) -> Result<Vec<u8>, String> {
                 out.push(b'\t');
             }
             write_field(&column.conversion, value.as_deref(), &mut out)
-                .map_err(|cause| format!("offset {offset}, column {}: {cause}", column.name))?;
+                .map_err(|cause| refused_value(table, *offset, row, &column.name, &cause))?;
         }
         out.push(b'\n');
     }
     Ok(out)
+}
+
+/// Where a value the target cannot hold is: its offset, its row's primary key and its column.
+pub(crate) fn refused_value(table: &TargetTable, offset: i64, row: &Row, column: &str, cause: &str) -> String {
+    let key = table.key_text(|i| row[i].as_deref());
+    format!("offset {offset}, row {key}, column {column}: {cause}")
 }

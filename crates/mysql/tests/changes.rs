@@ -298,7 +298,7 @@ async fn a_value_the_target_refuses_rolls_the_batch_back(server: Target) {
     // Refused by the conversion, as the snapshot refuses it.
     let not_a_number = at(10, vec![good("1"), insert(&[Some("3"), Some("abc"), Some("NaN")])]);
     let cause = target.sink.apply_changes(&table, ORIGIN, &not_a_number).await.unwrap_err().cause();
-    assert!(cause.contains("offset 11, column n: NaN has no equivalent"), "{cause}");
+    assert!(cause.contains("offset 11, row (id)=(3), column n: NaN has no equivalent"), "{cause}");
 
     // Neither the rows before the bad one nor the offset stayed.
     assert_eq!(target.rows("SELECT COUNT(*) FROM t").await, vec![some(&["0"])]);

@@ -7,6 +7,7 @@ pub mod catalog;
 mod connect;
 mod error;
 pub mod preflight;
+pub mod scan;
 pub mod session;
 pub mod slot;
 pub mod snapshot;

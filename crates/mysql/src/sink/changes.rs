@@ -24,7 +24,7 @@ use passerelle_ddl::ident::quote;
 use passerelle_model::event::{ChangeEvent, Op, Row};
 use passerelle_model::target::TargetTable;
 
-use super::{BatchOrigin, Sink};
+use super::{refused_value, BatchOrigin, Sink};
 use crate::value::{convert, value_expression};
 use crate::MysqlError;
 
@@ -528,11 +528,7 @@ pub(super) fn params(
                 Some(text) => Value::Bytes(
                     convert(&column.conversion, text)
                         .map_err(|cause| {
-                            super::data_error(
-                                table,
-                                origin,
-                                format!("offset {offset}, column {}: {cause}", column.name),
-                            )
+                            super::data_error(table, origin, refused_value(table, *offset, row, &column.name, &cause))
                         })?
                         .into_owned(),
                 ),
