@@ -133,7 +133,7 @@ async fn both_paths_refuse_a_value_naming_table_column_and_offset(server: Target
         assert_eq!(
             error.unwrap_err().cause(),
             format!(
-                "a value for {}.t from {}/{} cannot be converted: offset 10, column small: NaN has no equivalent \
+                "a value for {}.t from {}/{} cannot be converted: offset 10, row (id)=(1), column small: NaN has no equivalent \
                  in the target's numeric types",
                 target.db.name, ORIGIN.topic, ORIGIN.partition
             )
