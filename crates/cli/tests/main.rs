@@ -1,6 +1,7 @@
 //! Integration tests of the `passerelle` binary against the real stack (`stack/stack.sh up`).
 
 mod check;
+mod load_path;
 mod migrate;
 mod online;
 mod plan;
