@@ -5,7 +5,7 @@
 #
 # 1. drops TARGET_DB and applies Passerelle's own pre-data DDL to it (passerelle plan --apply pre);
 # 2. for every table of schema bookings (BENCH_SCHEMA), PostgreSQL `COPY (SELECT ...) TO STDOUT` in CSV
-#    piped into MariaDB `LOAD DATA LOCAL INFILE '/dev/stdin'`, BENCH_JOBS tables at a time (2),
+#    piped into `LOAD DATA LOCAL INFILE '/dev/stdin'` (MariaDB, or MySQL with local_infile ON), BENCH_JOBS tables at a time (2),
 #    biggest first, each in the session Passerelle's sink uses (strict, UTC, no foreign-key checks);
 #    values rendered so that the content is equal: timestamptz in UTC without offset, point as WKT
 #    through ST_GeomFromText, boolean as 0/1, bytea as hex through UNHEX;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The benchmark suite, in one run on one machine: Passerelle, the physical limit, the reference stack.
 
-    bench/run.py [--scale small|medium|big] [--runs 3] [--no-reference]
+    bench/run.py [--scale small|medium|big] [--runs 3] [--no-reference] [--target mariadb|mysql]
 
 1. Loads the airline dataset at the scale into the source database bench_<scale> (once; kept).
 2. Passerelle: `passerelle migrate` end to end into bench_passerelle, --runs times; per phase wall time,
@@ -13,6 +13,12 @@
 
 Prints the medians and the ratios Passerelle / limit and reference / Passerelle as JSON on stdout.
 Everything goes to the local stack (stack/stack.sh up first).
+
+With --target mysql the target is a private MySQL 9.7 (stack/stack.sh mysql-up on port 53327, data in
+/var/tmp/passerelle-bench-mysql, from the stack's installed root), whose local_infile this script
+switches (Passerelle never does; the stack's own MySQL keeps MySQL's defaults for the tests):
+Passerelle with local_infile OFF (it loads by multi-row INSERT) and ON (LOAD DATA), then the limit with
+it ON, --runs times each, no reference. The ratios compare each to the limit and INSERT to LOAD DATA.
 """
 
 import argparse
@@ -27,6 +33,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_DIR = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/passerelle/target"))
 BIN = TARGET_DIR / "release"
+BENCH_MYSQL_PORT = 53327
+BENCH_MYSQL_DIR = Path(os.environ.get("PASSERELLE_BENCH_MYSQL_DIR", "/var/tmp/passerelle-bench-mysql"))
 
 
 def log(message):
@@ -47,6 +55,48 @@ def with_database(url, database):
     return f"{head}/{database}"
 
 
+def with_port(url, port):
+    """`mysql://user:password@host:PORT/db` with another port."""
+    head, _, tail = url.rpartition(":")
+    return f"{head}:{port}/{tail.split('/', 1)[1]}"
+
+
+class Target:
+    """Where the migrations go: the stack's MariaDB, or the bench's private MySQL."""
+
+    def __init__(self, kind, env):
+        self.kind = kind
+        if kind == "mariadb":
+            self.url, self.stack_env = env["PASSERELLE_TARGET"], env
+        else:
+            self.url = with_port(env["PASSERELLE_TARGET_MYSQL"], BENCH_MYSQL_PORT)
+            self.stack_env = {**env, "PASSERELLE_STACK_DIR": str(BENCH_MYSQL_DIR),
+                              "PASSERELLE_MYSQL_PORT": str(BENCH_MYSQL_PORT)}
+
+    def start(self):
+        if self.kind == "mysql":
+            run([ROOT / "stack/stack.sh", "mysql-up"], self.stack_env, capture=False)
+
+    def stop(self):
+        if self.kind == "mysql":
+            run([ROOT / "stack/stack.sh", "mysql-down"], self.stack_env, capture=False)
+
+    def recreate(self, database):
+        run([ROOT / "stack/stack.sh", "recreate-target-db", database, self.kind], self.stack_env)
+
+    def set_local_infile(self, on):
+        """The benchmark's own server only: Passerelle itself never changes it."""
+        assert self.kind == "mysql"
+        value = "ON" if on else "OFF"
+        run([ROOT / "stack/stack.sh", "mysql-sql", "-e", f"SET GLOBAL local_infile = {value}"], self.stack_env)
+
+    def pid_file(self):
+        if self.kind == "mysql":
+            return BENCH_MYSQL_DIR / "mysql/mysqld.pid"
+        stack_dir = Path(os.environ.get("PASSERELLE_STACK_DIR", "/var/tmp/passerelle-stack"))
+        return stack_dir / "mariadb/mariadbd.pid"
+
+
 def run(command, env, capture=True):
     """Runs `command`; returns its stdout, or shows its output on stderr when not `capture`d."""
     log("$ " + " ".join(str(part) for part in command))
@@ -60,12 +110,12 @@ def run(command, env, capture=True):
     return result.stdout
 
 
-def process_cpu():
-    """CPU seconds so far of Kafka, PostgreSQL (postmaster and its reaped backends) and MariaDB."""
+def process_cpu(target):
+    """CPU seconds so far of Kafka, PostgreSQL (postmaster and its reaped backends) and the target."""
     stack_dir = Path(os.environ.get("PASSERELLE_STACK_DIR", "/var/tmp/passerelle-stack"))
     pids = {
         "kafka": (stack_dir / "kafka/kafka.pid"),
-        "mariadb": (stack_dir / "mariadb/mariadbd.pid"),
+        target.kind: target.pid_file(),
         "postgresql": (stack_dir / "pg/data/postmaster.pid"),
     }
     ticks = os.sysconf("SC_CLK_TCK")
@@ -116,21 +166,24 @@ def load_dataset(scale, env):
     return database
 
 
-def passerelle_once(source_db, env):
+def passerelle_once(source_db, env, target, load_path=None):
+    """One `passerelle migrate`; with `load_path`, asserts that the sink chose it by itself."""
     target_db = "bench_passerelle"
     prefix = "passerelle_bench"
     run_env = {
         **env,
         "PASSERELLE_SOURCE": with_database(env["PASSERELLE_SOURCE"], source_db),
-        "PASSERELLE_TARGET": with_database(env["PASSERELLE_TARGET"], target_db),
+        "PASSERELLE_TARGET": with_database(target.url, target_db),
     }
     run([BIN / "passerelle", "cleanup", "--topic-prefix", prefix], run_env)
-    run([ROOT / "stack/stack.sh", "recreate-target-db", target_db], env)
-    before = process_cpu()
+    target.recreate(target_db)
+    before = process_cpu(target)
     summary = json.loads(
         run([BIN / "passerelle", "migrate", "--json", "--schema", "bookings", "--topic-prefix", prefix], run_env)
     )
-    cpu = cpu_delta(before, process_cpu())
+    if load_path and summary.get("load_path") != load_path:
+        raise SystemExit(f"bench: the sink loaded by {summary.get('load_path')}, not {load_path}")
+    cpu = cpu_delta(before, process_cpu(target))
     cpu["passerelle"] = summary.get("cpu_seconds")
     run([BIN / "passerelle", "cleanup", "--topic-prefix", prefix], run_env)
     phases = dict(summary["phases"])
@@ -144,12 +197,80 @@ def passerelle_once(source_db, env):
         "phase_peak_rss_mb": dict(summary["phase_peak_rss_mb"]),
         "cpu_seconds": cpu,
         "verified": summary["verified"],
+        "load_path": summary.get("load_path"),
     }
 
 
-def script_once(script, source_db, target_db, env):
+def script_once(script, source_db, target_db, env, target=None):
+    if target:
+        env = {**env, "PASSERELLE_TARGET": target.url}
     output = run([ROOT / "bench" / script, source_db, target_db], env)
     return json.loads(output.strip().splitlines()[-1])
+
+
+def passerelle_medians(passerelle):
+    return {
+        "seconds": median([r["seconds"] for r in passerelle]),
+        "phases": {name: median([r["phases"].get(name) for r in passerelle]) for name in passerelle[0]["phases"]},
+        "rows": passerelle[0]["rows"],
+        "rows_per_second": median([r["rows_per_second"] for r in passerelle]),
+        "snapshot_mb_per_second": median([r["mb_per_second"] for r in passerelle]),
+        "peak_rss_mb": median([r["peak_rss_mb"] for r in passerelle]),
+        "phase_peak_rss_mb": {
+            name: median([r["phase_peak_rss_mb"].get(name) for r in passerelle])
+            for name in passerelle[0]["phase_peak_rss_mb"]
+        },
+        "cpu_seconds": {name: median([r["cpu_seconds"][name] for r in passerelle]) for name in passerelle[0]["cpu_seconds"]},
+        "verified": all(r["verified"] for r in passerelle),
+        "load_path": passerelle[0]["load_path"],
+        "runs": passerelle,
+    }
+
+
+def ratio(numerator, denominator):
+    return round(numerator / denominator, 2) if numerator and denominator else None
+
+
+def machine():
+    return f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+
+
+def mysql_suite(args, env, source_db):
+    """Passerelle into MySQL by INSERT (local_infile OFF) and by LOAD DATA (ON), and the limit (ON)."""
+    target = Target("mysql", env)
+    target.start()
+    try:
+        target.set_local_infile(False)
+        insert = [passerelle_once(source_db, env, target, "insert") for _ in range(args.runs)]
+        target.set_local_infile(True)
+        load_data = [passerelle_once(source_db, env, target, "load-data") for _ in range(args.runs)]
+        direct = [script_once("direct.sh", source_db, "bench_direct", env, target) for _ in range(args.runs)]
+    finally:
+        target.set_local_infile(False)
+        target.stop()
+    insert, load_data = passerelle_medians(insert), passerelle_medians(load_data)
+    direct_seconds = median([r.get("total_s") for r in direct])
+    direct_load = median([r.get("load_s") for r in direct])
+    return {
+        "scale": args.scale,
+        "runs": args.runs,
+        "target": "mysql",
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "passerelle_insert": insert,
+        "passerelle_load_data": load_data,
+        "direct": {"seconds": direct_seconds, "load_seconds": direct_load, "runs": direct},
+        "ratios": {
+            "insert_over_direct": ratio(insert["seconds"], direct_seconds),
+            "load_data_over_direct": ratio(load_data["seconds"], direct_seconds),
+            "insert_snapshot_over_direct_load": ratio(insert["phases"].get("snapshot"), direct_load),
+            "load_data_snapshot_over_direct_load": ratio(load_data["phases"].get("snapshot"), direct_load),
+            "insert_over_load_data": ratio(insert["seconds"], load_data["seconds"]),
+            "insert_snapshot_over_load_data_snapshot": ratio(
+                insert["phases"].get("snapshot"), load_data["phases"].get("snapshot")
+            ),
+        },
+    }
 
 
 def main():
@@ -157,19 +278,25 @@ def main():
     parser.add_argument("--scale", choices=["small", "medium", "big"], default="small")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--target", choices=["mariadb", "mysql"], default="mariadb")
     args = parser.parse_args()
 
     env = stack_env()
     run(["cargo", "build", "--release", "--locked", "-p", "passerelle-cli", "-p", "passerelle-demodata"],
         {**env, "CARGO_TARGET_DIR": str(TARGET_DIR)}, capture=False)
     source_db = load_dataset(args.scale, env)
+    if args.target == "mysql":
+        print(json.dumps(mysql_suite(args, env, source_db), indent=2))
+        return
 
-    passerelle = [passerelle_once(source_db, env) for _ in range(args.runs)]
+    target = Target("mariadb", env)
+    passerelle = [passerelle_once(source_db, env, target) for _ in range(args.runs)]
     direct = [script_once("direct.sh", source_db, "bench_direct", env) for _ in range(args.runs)]
     reference = None if args.no_reference else script_once("reference.sh", source_db, "bench_reference", env)
 
-    passerelle_seconds = median([r["seconds"] for r in passerelle])
-    passerelle_load = median([r["phases"].get("snapshot") for r in passerelle])
+    medians = passerelle_medians(passerelle)
+    passerelle_seconds = medians["seconds"]
+    passerelle_load = medians["phases"].get("snapshot")
     direct_seconds = median([r.get("total_s") for r in direct])
     # Passerelle's load is its snapshot phase (copy through Kafka into tables with primary keys only);
     # the limit's is the same copy straight into the same tables.
@@ -178,27 +305,13 @@ def main():
         "scale": args.scale,
         "runs": args.runs,
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
-        "passerelle": {
-            "seconds": passerelle_seconds,
-            "phases": {name: median([r["phases"].get(name) for r in passerelle]) for name in passerelle[0]["phases"]},
-            "rows": passerelle[0]["rows"],
-            "rows_per_second": median([r["rows_per_second"] for r in passerelle]),
-            "snapshot_mb_per_second": median([r["mb_per_second"] for r in passerelle]),
-            "peak_rss_mb": median([r["peak_rss_mb"] for r in passerelle]),
-            "phase_peak_rss_mb": {
-                name: median([r["phase_peak_rss_mb"].get(name) for r in passerelle])
-                for name in passerelle[0]["phase_peak_rss_mb"]
-            },
-            "cpu_seconds": {name: median([r["cpu_seconds"][name] for r in passerelle]) for name in passerelle[0]["cpu_seconds"]},
-            "verified": all(r["verified"] for r in passerelle),
-            "runs": passerelle,
-        },
+        "machine": machine(),
+        "passerelle": medians,
         "direct": {"seconds": direct_seconds, "load_seconds": direct_load, "runs": direct},
         "reference": reference,
         "ratios": {
-            "passerelle_over_direct": round(passerelle_seconds / direct_seconds, 2) if direct_seconds else None,
-            "passerelle_load_over_direct_load": round(passerelle_load / direct_load, 2) if direct_load else None,
+            "passerelle_over_direct": ratio(passerelle_seconds, direct_seconds),
+            "passerelle_load_over_direct_load": ratio(passerelle_load, direct_load),
             "reference_over_passerelle": (
                 round(reference["wall_s"] / passerelle_seconds, 1) if reference and reference.get("wall_s") else None
             ),

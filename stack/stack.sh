@@ -10,6 +10,9 @@
 #   stack/stack.sh reset    down, wipe the data directories, up
 #   stack/stack.sh env      print the PASSERELLE_* exports: eval "$(stack/stack.sh env)"
 #   stack/stack.sh recreate-target-db NAME [mysql|mariadb]   drop and create an empty target database (demo)
+#   stack/stack.sh mysql-up|mysql-down|mysql-sql ARGS...    MySQL alone, and its client as root; with
+#     PASSERELLE_STACK_DIR and PASSERELLE_MYSQL_PORT of its own, a private server from the same installed
+#     root (bench/run.py --target mysql runs one on 53317, whose local_infile it may switch)
 #
 # Data lives outside the source tree, in $PASSERELLE_STACK_DIR (default /var/tmp/passerelle-stack).
 # Ports (defaults chosen not to collide with system services):
@@ -414,6 +417,9 @@ case ${1:-} in
   status) status ;;
   reset) down; rm -rf "$STACK_DIR"; up ;;
   env) print_env ;;
+  mysql-up) mkdir -p "$STACK_DIR" "$CACHE_DIR"; mysql_up ;;
+  mysql-down) mysql_down ;;
+  mysql-sql) shift; mysql_client "$@" ;;
   recreate-target-db)
     [ -n "${2:-}" ] || die "usage: stack/stack.sh recreate-target-db NAME [mysql|mariadb]"
     sql="DROP DATABASE IF EXISTS \`$2\`; CREATE DATABASE \`$2\`"
@@ -422,5 +428,5 @@ case ${1:-} in
       mysql) mysql_client -e "$sql" ;;
       *) die "recreate-target-db: the target is mysql or mariadb, not ${3}" ;;
     esac ;;
-  *) die "usage: stack/stack.sh up|down|status|reset|env|recreate-target-db NAME [mysql|mariadb]" ;;
+  *) die "usage: stack/stack.sh up|down|status|reset|env|recreate-target-db NAME [mysql|mariadb]|mysql-up|mysql-down|mysql-sql ARGS" ;;
 esac
