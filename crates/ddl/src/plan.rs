@@ -293,7 +293,8 @@ impl Planner<'_> {
             }
             Dialect::Mysql8 => {
                 // MySQL 8 has no sequences: a one-row table whose counter advances atomically through
-                // LAST_INSERT_ID, the emulation the MySQL manual documents for it.
+                // LAST_INSERT_ID, the emulation the MySQL manual documents for it. LAST_VALUE is a
+                // reserved word since 8.0.2, hence the quotes in the statement the report shows.
                 self.pre.push(format!(
                     "CREATE TABLE {target} (`last_value` BIGINT NOT NULL, `increment_by` BIGINT NOT NULL, \
                      `min_value` BIGINT NOT NULL, `max_value` BIGINT NOT NULL, `cycle` BOOLEAN NOT NULL) ENGINE=InnoDB"
@@ -307,8 +308,8 @@ impl Planner<'_> {
                     sequence.cycle
                 ));
                 let detail = format!(
-                    "MySQL has no sequences: a one-row table; nextval is UPDATE {target} SET last_value = \
-                     LAST_INSERT_ID(last_value + increment_by); SELECT LAST_INSERT_ID(); next value {next}, \
+                    "MySQL has no sequences: a one-row table; nextval is UPDATE {target} SET `last_value` = \
+                     LAST_INSERT_ID(`last_value` + `increment_by`); SELECT LAST_INSERT_ID(); next value {next}, \
                      CYCLE and MAXVALUE are not enforced{owner}"
                 );
                 self.objects.push(object("sequence", name, Outcome::Translated, detail));
