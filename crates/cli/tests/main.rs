@@ -1,4 +1,5 @@
-//! Integration tests of the `passerelle` binary against the real stack (`stack/stack.sh up`).
+//! Integration tests of the `passerelle` binary against the real stack (`stack/stack.sh up`); those
+//! that move data run on MySQL and on MariaDB.
 
 mod check;
 mod load_path;

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use passerelle_testkit::{on_both_targets, Target};
+
 use crate::migrate::{s, Setup};
 use crate::support::{finished, passerelle, passerelle_child, passerelle_spawn};
 
@@ -36,9 +38,8 @@ rollback;
 delete from customers where id in (select id from customers c where name like 'new%' and id % 2 = 0);
 ";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies() {
-    let setup = Setup::new(SHOP).await;
+async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies(target: Target) {
+    let setup = Setup::new(target, SHOP).await;
     let mut args = setup.args("migrate");
     args.extend(["--online", "--json", "--partitions", "3"]);
     let migrate = passerelle_spawn(&args, &setup.env());
@@ -76,6 +77,7 @@ async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies() 
     assert_eq!(setup.target_rows("SELECT COUNT(*) FROM orders WHERE line = 999999").await, vec![vec![s("0")]]);
     setup.cleanup();
 }
+on_both_targets!(writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies, flavor = "multi_thread");
 
 /// Waits until `status` says the run's snapshot is complete in Kafka.
 async fn wait_for_the_snapshot_in_kafka(setup: &Setup) {
@@ -91,9 +93,8 @@ async fn wait_for_the_snapshot_in_kafka(setup: &Setup) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn killed_while_streaming_a_restarted_migration_loses_and_repeats_nothing() {
-    let setup = Setup::new(SHOP).await;
+async fn killed_while_streaming_a_restarted_migration_loses_and_repeats_nothing(target: Target) {
+    let setup = Setup::new(target, SHOP).await;
     let mut args = setup.args("migrate");
     args.extend(["--online", "--json", "--partitions", "3"]);
     let mut first = passerelle_child(&args, &setup.env());
@@ -119,13 +120,15 @@ async fn killed_while_streaming_a_restarted_migration_loses_and_repeats_nothing(
     assert_eq!(summary["verified"], true, "{summary}");
     setup.cleanup();
 }
+on_both_targets!(killed_while_streaming_a_restarted_migration_loses_and_repeats_nothing, flavor = "multi_thread");
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_online_run_refuses_a_table_without_a_key() {
-    let setup = Setup::new("create table log (at timestamptz, line text); create table ok (id int primary key);").await;
+async fn an_online_run_refuses_a_table_without_a_key(target: Target) {
+    let setup =
+        Setup::new(target, "create table log (at timestamptz, line text); create table ok (id int primary key);").await;
     let mut args = setup.args("migrate");
     args.push("--online");
     let run = passerelle(&args, &setup.env());
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("public.log has no primary key, so its changes cannot be streamed"), "{}", run.stderr);
 }
+on_both_targets!(an_online_run_refuses_a_table_without_a_key, flavor = "multi_thread");

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use passerelle_testkit::{on_both_targets, Target};
+
 use crate::migrate::{s, Setup};
 use crate::support::{passerelle, passerelle_child, Run};
 
@@ -50,9 +52,8 @@ fn rows_applied(run: &Run) -> u64 {
     summary["rows"].as_u64().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_sinks_share_the_partitions_and_apply_the_ddl_once() {
-    let setup = Setup::new(TWO_TABLES).await;
+async fn two_sinks_share_the_partitions_and_apply_the_ddl_once(target: Target) {
+    let setup = Setup::new(target, TWO_TABLES).await;
     let status = setup.status();
     assert!(status["run_id"].is_null(), "{status}");
 
@@ -90,10 +91,10 @@ async fn two_sinks_share_the_partitions_and_apply_the_ddl_once() {
     assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
     setup.cleanup();
 }
+on_both_targets!(two_sinks_share_the_partitions_and_apply_the_ddl_once, flavor = "multi_thread");
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_killed_sink_resumes_from_the_offsets_in_the_target() {
-    let setup = Setup::new(TWO_TABLES).await;
+async fn a_killed_sink_resumes_from_the_offsets_in_the_target(target: Target) {
+    let setup = Setup::new(target, TWO_TABLES).await;
     let source = setup.source();
     assert_eq!(source.code, 0, "{}\n{}", source.stdout, source.stderr);
 
@@ -125,11 +126,12 @@ async fn a_killed_sink_resumes_from_the_offsets_in_the_target() {
     assert_eq!(rows_applied(&migrate), 0, "{}", migrate.stdout);
     setup.cleanup();
 }
+on_both_targets!(a_killed_sink_resumes_from_the_offsets_in_the_target, flavor = "multi_thread");
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_sink_needs_the_topic_prefix() {
-    let setup = Setup::new("").await;
+async fn a_sink_needs_the_topic_prefix(target: Target) {
+    let setup = Setup::new(target, "").await;
     let run = passerelle(&["sink"], &setup.sink_env());
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("name the migration with --topic-prefix"), "{}", run.stderr);
 }
+on_both_targets!(a_sink_needs_the_topic_prefix, flavor = "multi_thread");
