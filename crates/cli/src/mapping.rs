@@ -129,17 +129,20 @@ pub async fn plan_for(
     target: &DbEndpoint,
 ) -> anyhow::Result<Mapping> {
     let databases = databases(schemas, args, target)?;
-    let dialect = match args.dialect {
-        DialectArg::Mysql8 => Dialect::Mysql8,
-        DialectArg::Mariadb => Dialect::Mariadb,
+    // A dialect given by hand plans without asking the target, so it cannot know its settings either.
+    let (dialect, require_primary_key) = match args.dialect {
+        DialectArg::Mysql8 => (Dialect::Mysql8, false),
+        DialectArg::Mariadb => (Dialect::Mariadb, false),
         DialectArg::Auto => {
             let mut conn = passerelle_mysql::connect(target).await?;
             let version = passerelle_mysql::schema_apply::server_version(&mut conn, target).await?;
+            let require_primary_key = passerelle_mysql::schema_apply::requires_primary_key(&mut conn, target).await?;
             let _ = conn.disconnect().await;
-            match version.flavour {
+            let dialect = match version.flavour {
                 Flavour::Mysql => Dialect::Mysql8,
                 Flavour::Mariadb => Dialect::Mariadb,
-            }
+            };
+            (dialect, require_primary_key)
         }
     };
     let config = Config {
@@ -157,6 +160,7 @@ pub async fn plan_for(
             },
             text_collation: args.collation.clone(),
         },
+        require_primary_key,
     };
     let plan = passerelle_ddl::plan(&schema, &config);
     Ok(Mapping { schema, config, plan })

@@ -243,6 +243,9 @@ pub async fn apply_run(
             statements.extend(auto_increments_at_cutover(side, &run).await?);
         }
         passerelle_mysql::schema_apply::apply(&mut conn, target, &statements).await?;
+        let loaded: Vec<(&str, &str)> =
+            plan.tables.iter().map(|table| (table.database.as_str(), table.name.as_str())).collect();
+        passerelle_mysql::schema_apply::analyze(&mut conn, target, &loaded).await?;
         bookkeeping::advance_phase(
             &mut conn,
             target,

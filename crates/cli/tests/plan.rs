@@ -401,3 +401,55 @@ async fn check_values_names_the_rows_the_target_would_refuse() {
     assert_eq!(serde_json::from_str::<Value>(&fixed.stdout).unwrap()["refused_values"], serde_json::json!([]));
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// On a MySQL that requires primary keys (`sql_require_primary_key`, as managed services set it), a
+/// keyless table gets an invisible AUTO_INCREMENT key that the application's `SELECT *` never sees;
+/// without it the server refuses the table.
+#[tokio::test]
+async fn a_keyless_table_gets_an_invisible_key_where_mysql_requires_one() {
+    use passerelle_model::endpoint::DbEndpoint;
+    let stack = Stack::for_target(Target::MySql);
+    assert!(Target::MySql.assert_version().await.starts_with("9."));
+    let source = source_with(&stack, "", "create table log (at timestamptz, msg text)").await;
+    let source_endpoint = DbEndpoint::parse_postgres(&source.url).unwrap();
+    let mut client = passerelle_pg::connect(&source_endpoint).await.unwrap();
+    let schema = passerelle_pg::catalog::read(&mut client, &source_endpoint, &["public".to_string()]).await.unwrap();
+    let target = TargetDb::create(&stack).await;
+    let target_endpoint = DbEndpoint::parse_mysql(&target.url).unwrap();
+    let plan = |require_primary_key| {
+        let config = passerelle_ddl::Config {
+            dialect: passerelle_ddl::Dialect::Mysql8,
+            databases: [("public".to_string(), target.name.clone())].into(),
+            types: passerelle_ddl::TypeOptions {
+                uuid: passerelle_ddl::UuidAs::Native,
+                interval: passerelle_ddl::IntervalAs::Text,
+                text_collation: None,
+            },
+            require_primary_key,
+        };
+        passerelle_ddl::plan(&schema, &config)
+    };
+
+    let mut conn = passerelle_mysql::connect(&target_endpoint).await.unwrap();
+    conn.query_drop("SET SESSION sql_require_primary_key = ON").await.unwrap();
+    assert!(passerelle_mysql::schema_apply::requires_primary_key(&mut conn, &target_endpoint).await.unwrap());
+    let refused = passerelle_mysql::schema_apply::apply(&mut conn, &target_endpoint, &plan(false).pre_data).await;
+    assert!(refused.unwrap_err().to_string().contains("3750"), "MySQL refuses a keyless table when it requires keys");
+
+    let keyed = plan(true);
+    let (outcome, detail) =
+        object(&serde_json::to_value(&keyed.report).unwrap(), "primary key", "public.log.passerelle_row_id");
+    assert_eq!(outcome, "translated");
+    assert!(detail.contains("invisible AUTO_INCREMENT key"), "{detail}");
+    passerelle_mysql::schema_apply::apply(&mut conn, &target_endpoint, &keyed.pre_data).await.unwrap();
+    conn.query_drop(format!("INSERT INTO `{}`.log (at, msg) VALUES (NOW(), 'a'), (NOW(), 'b')", target.name))
+        .await
+        .unwrap();
+    let columns: Vec<mysql_async::Row> = conn.query(format!("SELECT * FROM `{}`.log", target.name)).await.unwrap();
+    assert_eq!(columns.len(), 2);
+    assert_eq!(columns[0].columns_ref().len(), 2, "SELECT * does not see the invisible key");
+    let ids: Vec<u64> =
+        conn.query(format!("SELECT passerelle_row_id FROM `{}`.log ORDER BY 1", target.name)).await.unwrap();
+    assert_eq!(ids, vec![1, 2]);
+    let _ = conn.disconnect().await;
+}

@@ -83,4 +83,11 @@ pub struct Config {
     /// Each migrated PostgreSQL schema and the target database that receives it.
     pub databases: BTreeMap<String, String>,
     pub types: TypeOptions,
+    /// The target refuses tables without a primary key (MySQL's `sql_require_primary_key`, as
+    /// several managed services set it): a keyless table gets an invisible one, [`ROW_ID_COLUMN`].
+    pub require_primary_key: bool,
 }
+
+/// The invisible AUTO_INCREMENT key of a keyless table on a target that requires keys: the
+/// application's `SELECT *` does not see it, and Passerelle never writes or compares it.
+pub const ROW_ID_COLUMN: &str = "passerelle_row_id";

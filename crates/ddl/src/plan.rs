@@ -401,6 +401,19 @@ impl Planner<'_> {
         for (column, mapped) in table.columns.iter().zip(mapped) {
             lines.push(self.column(table, column, mapped, &mut checks));
         }
+        if table.primary_key.is_none() && self.config.require_primary_key && self.config.dialect == Dialect::Mysql8 {
+            let row_id = quote(crate::ROW_ID_COLUMN);
+            lines.push(format!("{row_id} BIGINT UNSIGNED NOT NULL AUTO_INCREMENT INVISIBLE"));
+            lines.push(format!("PRIMARY KEY ({row_id})"));
+            let detail = "the target requires a primary key (sql_require_primary_key) and PostgreSQL's table has \
+                          none: an invisible AUTO_INCREMENT key was added, which the application does not see";
+            self.objects.push(object(
+                "primary key",
+                format!("{name}.{}", crate::ROW_ID_COLUMN),
+                Outcome::Translated,
+                detail,
+            ));
+        }
         if let Some(key) = &table.primary_key {
             lines.push(format!("PRIMARY KEY ({})", column_list(&key.columns)));
             let (outcome, detail) = match key.deferrable {

@@ -472,6 +472,7 @@ fn config(dialect: Dialect, schema: &str, database: &str) -> Config {
         dialect,
         databases: BTreeMap::from([(schema.to_string(), database.to_string())]),
         types: TypeOptions { uuid: UuidAs::Native, interval: IntervalAs::Text, text_collation: None },
+        require_primary_key: false,
     }
 }
 

@@ -47,6 +47,16 @@ pub async fn server_version(conn: &mut Conn, endpoint: &impl fmt::Display) -> Re
     })
 }
 
+/// Whether the server refuses tables without a primary key (MySQL's `sql_require_primary_key`, as
+/// this session has it; MariaDB has no such setting).
+pub async fn requires_primary_key(conn: &mut Conn, endpoint: &impl fmt::Display) -> Result<bool, MysqlError> {
+    let setting: Option<(String, String)> = conn
+        .query_first("SHOW VARIABLES LIKE 'sql_require_primary_key'")
+        .await
+        .map_err(|error| MysqlError::query(endpoint, "reading sql_require_primary_key", error))?;
+    Ok(setting.is_some_and(|(_, value)| value.eq_ignore_ascii_case("on") || value == "1"))
+}
+
 /// Tables, views and sequences already in `databases`, as `database.name`, Passerelle's own
 /// bookkeeping tables left out: applying into them would mix two schemas.
 pub async fn existing_objects(
@@ -80,6 +90,20 @@ pub async fn apply(conn: &mut Conn, endpoint: &impl fmt::Display, statements: &[
         }
     }
     Ok(())
+}
+
+/// Has the server recompute the index statistics of `tables` (`database`, `name`) after a bulk
+/// load, so that the application's first queries get good plans; MySQL samples them lazily.
+pub async fn analyze(conn: &mut Conn, endpoint: &impl fmt::Display, tables: &[(&str, &str)]) -> Result<(), MysqlError> {
+    if tables.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> =
+        tables.iter().map(|(database, name)| format!("{}.{}", quote(database), quote(name))).collect();
+    // One statement: its result set holds a status row per table, which nothing needs.
+    conn.query_drop(format!("ANALYZE TABLE {}", names.join(", ")))
+        .await
+        .map_err(|error| MysqlError::query(endpoint, "analyzing the loaded tables", error))
 }
 
 /// Drops every table, view and sequence in `databases` but Passerelle's bookkeeping tables: what an

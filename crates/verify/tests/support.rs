@@ -46,6 +46,7 @@ impl Migrated {
             dialect,
             databases: BTreeMap::from([("public".to_string(), target.name.clone())]),
             types: TypeOptions { uuid: UuidAs::Native, interval: IntervalAs::Text, text_collation: None },
+            require_primary_key: false,
         };
         let plan = passerelle_ddl::plan(&schema, &config);
         let mut conn = passerelle_mysql::connect(&target_endpoint).await.unwrap();
