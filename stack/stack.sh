@@ -13,6 +13,8 @@
 #   stack/stack.sh mysql-up|mysql-down|mysql-sql ARGS...    MySQL alone, and its client as root; with
 #     PASSERELLE_STACK_DIR and PASSERELLE_MYSQL_PORT of its own, a private server from the same installed
 #     root (bench/run.py --target mysql runs one on 53317, whose local_infile it may switch)
+#   stack/stack.sh service-up|service-kill kafka|mariadb|mysql   start one service, or SIGKILL it (fault
+#                           tests, on private ports and data directories: see crates/testkit)
 #
 # Data lives outside the source tree, in $PASSERELLE_STACK_DIR (default /var/tmp/passerelle-stack).
 # Ports (defaults chosen not to collide with system services):
@@ -355,6 +357,41 @@ kafka_down() {
   rm -f "$kafka_dir/kafka.pid"
 }
 
+# --- one service, for fault tests ---------------------------------------------------------------
+# Fault tests kill a service mid-run: they get private ones (PASSERELLE_STACK_DIR and the port
+# variables set by crates/testkit), never the shared stack's.
+
+service_pidfile() {
+  case $1 in
+    kafka) echo "$kafka_dir/kafka.pid" ;;
+    mariadb) echo "$mariadb_dir/mariadbd.pid" ;;
+    mysql) echo "$mysql_dir/mysqld.pid" ;;
+    *) die "unknown service $1: kafka, mariadb or mysql" ;;
+  esac
+}
+
+service_up() {
+  mkdir -p "$STACK_DIR" "$CACHE_DIR"
+  case $1 in
+    # A restarted broker writes a new server.log: kafka_ready must not find the last one's start line.
+    kafka) install_kafka; kafka_pid >/dev/null || rm -f "$kafka_dir/server.log"; kafka_up ;;
+    mariadb) mariadb_up ;;
+    mysql) mysql_up ;;
+    *) die "unknown service $1: kafka, mariadb or mysql" ;;
+  esac
+}
+
+# SIGKILL, as a crash or an OOM kill would end it: no shutdown, no flush.
+service_kill() {
+  local pidfile pid
+  pidfile=$(service_pidfile "$1")
+  [ -f "$pidfile" ] || die "$1 in $STACK_DIR is not running (no $pidfile)"
+  pid=$(cat "$pidfile")
+  kill -9 "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$pidfile"
+}
+
 # --- commands -----------------------------------------------------------------------------------
 
 print_env() {
@@ -420,6 +457,8 @@ case ${1:-} in
   mysql-up) mkdir -p "$STACK_DIR" "$CACHE_DIR"; mysql_up ;;
   mysql-down) mysql_down ;;
   mysql-sql) shift; mysql_client "$@" ;;
+  service-up) service_up "${2:?usage: stack/stack.sh service-up kafka|mariadb|mysql}" ;;
+  service-kill) service_kill "${2:?usage: stack/stack.sh service-kill kafka|mariadb|mysql}" ;;
   recreate-target-db)
     [ -n "${2:-}" ] || die "usage: stack/stack.sh recreate-target-db NAME [mysql|mariadb]"
     sql="DROP DATABASE IF EXISTS \`$2\`; CREATE DATABASE \`$2\`"

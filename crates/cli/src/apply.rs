@@ -136,15 +136,18 @@ async fn read_rounds(
 ) -> anyhow::Result<()> {
     let mut next_offsets: HashMap<PartitionId, i64> = HashMap::new();
     // A broker down or a leader moving: librdkafka reconnects by itself, the reader waits it out.
-    let mut backoff = Backoff::new("reading from Kafka");
+    // Its errors queue up, one per attempt: sleeping on each would read them long after the outage.
+    let mut outage = Backoff::new("reading from Kafka");
     loop {
         let records = match consumer.next_batch(ROUND_RECORDS, Duration::from_millis(200)).await {
             Ok(records) => {
-                backoff.reset();
+                if !records.is_empty() {
+                    outage.reset();
+                }
                 records
             }
             Err(error) => {
-                backoff.wait(error).await?;
+                outage.endure(error)?;
                 continue;
             }
         };

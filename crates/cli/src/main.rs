@@ -65,9 +65,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Logs go to stderr, at `warn` unless `-v` or `RUST_LOG` say otherwise. They never hold row values
 /// or secrets.
 fn init_tracing(verbose: u8) {
+    // librdkafka's own error callback repeats every reconnect attempt; Passerelle reports outages
+    // itself, once per retry, and -vv shows them all.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,rdkafka=off",
+        1 => "info,rdkafka=off",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -64,19 +64,42 @@ pub fn waits_for(error: &anyhow::Error) -> Option<&'static str> {
 pub struct Backoff {
     what: &'static str,
     started: Option<Instant>,
+    /// When the last retry was counted.
+    noted: Option<Instant>,
     attempt: u32,
 }
 
 impl Backoff {
     /// `what` names the step in messages: "applying the snapshot".
     pub fn new(what: &'static str) -> Backoff {
-        Backoff { what, started: None, attempt: 0 }
+        Backoff { what, started: None, noted: None, attempt: 0 }
     }
 
     /// After a failure: waits before the next attempt when the error is transient and the bound has
     /// not passed, else hands the error back, with what to do.
     pub async fn wait(&mut self, error: impl Into<anyhow::Error>) -> anyhow::Result<()> {
+        let waited = self.note(error.into())?;
+        let bound = bound();
+        let delay = FIRST_DELAY.saturating_mul(1 << self.attempt.min(8)).min(MAX_DELAY);
+        tokio::time::sleep(delay.min(bound.saturating_sub(waited)).max(Duration::from_millis(50))).await;
+        Ok(())
+    }
+
+    /// After a failure that its client retries by itself (librdkafka reconnects on its own, and
+    /// queues an error for each attempt): counts and reports it without waiting, and hands it back
+    /// once the bound has passed.
+    pub fn endure(&mut self, error: impl Into<anyhow::Error>) -> anyhow::Result<()> {
         let error = error.into();
+        // One retry a second: librdkafka repeats its error for every broker and every attempt.
+        if self.noted.is_some_and(|noted| noted.elapsed() < Duration::from_secs(1)) {
+            let over = self.started.is_some_and(|started| started.elapsed() >= bound());
+            return if over || waits_for(&error).is_none() { self.note(error).map(|_| ()) } else { Ok(()) };
+        }
+        self.note(error).map(|_| ())
+    }
+
+    /// Counts and reports one retry of a transient error; returns how long the outage has lasted.
+    fn note(&mut self, error: anyhow::Error) -> anyhow::Result<Duration> {
         let Some(system) = waits_for(&error) else { return Err(error) };
         let started = *self.started.get_or_insert_with(Instant::now);
         let waited = started.elapsed();
@@ -92,6 +115,7 @@ impl Backoff {
             )));
         }
         self.attempt += 1;
+        self.noted = Some(Instant::now());
         RETRIES.fetch_add(1, Ordering::Relaxed);
         let line = format!(
             "passerelle: waiting for {system}, retry {}, {} s ({}: {})",
@@ -106,14 +130,13 @@ impl Backoff {
             }
             _ => eprintln!("{line}"),
         }
-        let delay = FIRST_DELAY.saturating_mul(1 << self.attempt.min(8)).min(MAX_DELAY);
-        tokio::time::sleep(delay.min(bound.saturating_sub(waited)).max(Duration::from_millis(50))).await;
-        Ok(())
+        Ok(waited)
     }
 
     /// After a success: the next failure starts a new outage, with the whole bound again.
     pub fn reset(&mut self) {
         self.started = None;
+        self.noted = None;
         self.attempt = 0;
     }
 }
@@ -134,9 +157,17 @@ where
     }
 }
 
-/// The innermost cause, for the waiting line.
+/// The stage error's cause without its hint, for the waiting line.
 fn one_line(error: &anyhow::Error) -> String {
-    error.chain().last().map_or_else(String::new, ToString::to_string)
+    error
+        .chain()
+        .find_map(|cause| {
+            let kafka = cause.downcast_ref::<KafkaError>().map(KafkaError::cause);
+            let pg = || cause.downcast_ref::<PgError>().map(PgError::cause);
+            let mysql = || cause.downcast_ref::<MysqlError>().map(MysqlError::cause);
+            kafka.or_else(pg).or_else(mysql)
+        })
+        .unwrap_or_else(|| error.chain().last().map_or_else(String::new, ToString::to_string))
 }
 
 /// `--retry-for`: `90s`, `5m`, `1h`, or seconds.

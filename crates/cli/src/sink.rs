@@ -214,6 +214,8 @@ pub async fn apply_run(
         let outcome = apply::run(&config, &sink_tables, progress).await?;
         changes = outcome.changes;
         load_path = Some(outcome.load_path);
+        // The connection idled through the apply, which may have ridden through a target restart.
+        conn = retry::retry("connecting to the target", || passerelle_mysql::connect(target)).await?;
         bookkeeping::advance_phase(
             &mut conn,
             target,

@@ -7,6 +7,8 @@
 
 use url::Url;
 
+pub mod services;
+
 /// The addresses `stack/stack.sh env` exports.
 #[derive(Clone, Debug)]
 pub struct Stack {
