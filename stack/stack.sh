@@ -23,6 +23,13 @@
 #   PASSERELLE_MARIADB_PORT=53306
 #   PASSERELLE_MYSQL_PORT=53307
 #   PASSERELLE_KAFKA_PORT=59092     (the KRaft controller listens on the next port)
+#   PASSERELLE_KAFKA_SASL_PORT=59094  Kafka's SASL_SSL listener (PLAIN and SCRAM-SHA-512 users)
+#
+# TLS: a throwaway CA and a server certificate for 127.0.0.1 and localhost, made once with openssl in
+# $PASSERELLE_TLS_DIR (default $PASSERELLE_STACK_DIR/tls) and kept across `up`s; PostgreSQL, MariaDB, MySQL
+# and Kafka's second listener serve it, each with a user allowed only over TLS (see `env`).
+#   A private service (service-up, with PASSERELLE_STACK_DIR and ports of its own) serves TLS too, on the
+#   shared CA given PASSERELLE_TLS_DIR; MariaDB's certificate and Kafka's listeners are fixed at start.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -34,12 +41,20 @@ MARIADB_PORT=${PASSERELLE_MARIADB_PORT:-53306}
 MYSQL_PORT=${PASSERELLE_MYSQL_PORT:-53307}
 KAFKA_PORT=${PASSERELLE_KAFKA_PORT:-59092}
 KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
+KAFKA_SASL_PORT=${PASSERELLE_KAFKA_SASL_PORT:-$((KAFKA_PORT + 2))}
+TLS_DIR=${PASSERELLE_TLS_DIR:-$STACK_DIR/tls}
 
 # Test credentials of a throwaway local stack; a real deployment brings its own.
 PG_ADMIN_USER=passerelle_admin PG_ADMIN_PASSWORD=admin-secret-pg
 PG_REPL_USER=passerelle PG_REPL_PASSWORD=repl-secret-pg
 MARIADB_USER=passerelle MARIADB_PASSWORD=target-secret-my
 MYSQL_USER=passerelle MYSQL_PASSWORD=target-secret-mysql
+# Users allowed only over TLS (PostgreSQL hostssl, MySQL/MariaDB REQUIRE SSL, Kafka SASL_SSL).
+PG_TLS_USER=passerelle_tls PG_TLS_PASSWORD=tls-secret-pg
+MY_TLS_USER=passerelle_tls MY_TLS_PASSWORD=tls-secret-my
+KAFKA_PLAIN_USER=passerelle-plain KAFKA_PLAIN_PASSWORD=sasl-plain-secret
+KAFKA_SCRAM_USER=passerelle-scram KAFKA_SCRAM_PASSWORD=sasl-scram-secret
+KAFKA_KEYSTORE_PASSWORD=keystore-secret
 
 KAFKA_LIBS=$CACHE_DIR/kafka-libs
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -177,8 +192,10 @@ mariadb_up() {
       --skip-test-db >"$mariadb_dir/install.log" 2>&1 ||
       { tail -n 20 "$mariadb_dir/install.log" >&2; die "mariadb-install-db failed; see $mariadb_dir/install.log"; }
   fi
+  tls_copy_for "$mariadb_dir" mysql:mysql
   # Passerelle's target settings: LOAD DATA LOCAL allowed, utf8mb4 everywhere, room for big batches.
-  nohup mariadbd --no-defaults "${user_opt[@]}" --datadir="$data" --socket="$mariadb_socket" \
+  # shellcheck disable=SC2046 # my_tls_args: three options, paths without spaces
+  nohup mariadbd --no-defaults "${user_opt[@]}" $(my_tls_args "$mariadb_dir") --datadir="$data" --socket="$mariadb_socket" \
     --pid-file="$mariadb_dir/mariadbd.pid" --port="$MARIADB_PORT" --bind-address=127.0.0.1 \
     --local-infile=1 --character-set-server=utf8mb4 --collation-server=utf8mb4_unicode_ci \
     --max-allowed-packet=256M --max-connections=300 --innodb-buffer-pool-size=1G \
@@ -278,8 +295,10 @@ mysql_up() {
     "${server[@]}" --initialize-insecure >"$mysql_dir/initialize.log" 2>&1 ||
       { tail -n 20 "$mysql_dir/initialize.log" >&2; mysql_give_up "mysqld --initialize failed; see $mysql_dir/initialize.log"; return 1; }
   fi
+  tls_copy_for "$mysql_dir" "$(id -un)"
   # MySQL's own defaults otherwise (local_infile OFF, binary log on, utf8mb4_0900_ai_ci): what users meet.
-  setsid nohup "${server[@]}" --port="$MYSQL_PORT" --bind-address=127.0.0.1 --mysqlx=OFF \
+  # shellcheck disable=SC2046 # my_tls_args: three options, paths without spaces
+  setsid nohup "${server[@]}" $(my_tls_args "$mysql_dir") --port="$MYSQL_PORT" --bind-address=127.0.0.1 --mysqlx=OFF \
     --socket="$mysql_socket" --pid-file="$mysql_dir/mysqld.pid" --log-error="$logfile" \
     --character-set-server=utf8mb4 --max-connections=300 --innodb-buffer-pool-size=1G \
     --innodb-redo-log-capacity=1G --binlog-expire-logs-seconds=3600 --skip-name-resolve >/dev/null 2>&1 &
@@ -315,10 +334,11 @@ kafka_up() {
   cat >"$props" <<EOF
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
 controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
 log.dirs=$kafka_dir/data
 num.partitions=1
@@ -330,17 +350,44 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 message.max.bytes=16777216
 EOF
+  kafka_sasl_props >>"$props"
   if [ ! -f "$kafka_dir/data/meta.properties" ]; then
     log "formatting Kafka KRaft storage in $kafka_dir/data"
     local cluster_id
     cluster_id=$("${kafka_jvm[@]}" kafka.tools.StorageTool random-uuid 2>>"$kafka_dir/format.log")
     "${kafka_jvm[@]}" kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$props" \
-      >>"$kafka_dir/format.log" 2>&1 || die "formatting Kafka storage failed; see $kafka_dir/format.log"
+      --add-scram "$(kafka_scram_credential)" >>"$kafka_dir/format.log" 2>&1 ||
+      die "formatting Kafka storage failed; see $kafka_dir/format.log"
+    printf 'scram-user=%s\n' "$KAFKA_SCRAM_USER" >"$kafka_dir/sasl.done"
   fi
   # setsid: the broker outlives this script and the shell or CI step that ran it.
   setsid nohup "${kafka_jvm[@]}" kafka.Kafka "$props" >"$kafka_dir/stdout.log" 2>&1 &
   echo $! >"$kafka_dir/kafka.pid"
   wait_for 90 Kafka "$kafka_dir/server.log" kafka_ready
+}
+
+# The TLS parts of services started before the stack served TLS: what can change live does (users,
+# MySQL's certificate); listeners and MariaDB's certificate are fixed at start, so say so instead of
+# restarting a shared server under other users' feet.
+mariadb_tls() {
+  my_tls_user_sql | mariadb --no-defaults -S "$mariadb_socket" -uroot
+  [ "$(mariadb --no-defaults -S "$mariadb_socket" -uroot -Nse "select @@have_ssl")" = YES ] ||
+    log "the running MariaDB serves no TLS: it will from its next start (stack/stack.sh down, then up)"
+}
+
+mysql_tls() {
+  mysql_running || return 0
+  [ -f "$mysql_dir/tls/server.key" ] || tls_copy_for "$mysql_dir" "$(id -un)"
+  { my_tls_user_sql
+    printf "set global ssl_ca = '%s', ssl_cert = '%s', ssl_key = '%s';\nalter instance reload tls;\n" \
+      "$mysql_dir/tls/ca.crt" "$mysql_dir/tls/server.crt" "$mysql_dir/tls/server.key"; } | mysql_client ||
+    die "configuring MySQL's TLS failed"
+}
+
+kafka_tls() {
+  kafka_scram_users
+  port_open "$KAFKA_SASL_PORT" ||
+    log "the running Kafka has no SASL_SSL listener on $KAFKA_SASL_PORT: it will from its next start (stack/stack.sh down, then up)"
 }
 
 kafka_ready() {
@@ -372,11 +419,12 @@ service_pidfile() {
 
 service_up() {
   mkdir -p "$STACK_DIR" "$CACHE_DIR"
+  tls_certs
   case $1 in
     # A restarted broker writes a new server.log: kafka_ready must not find the last one's start line.
     kafka) install_kafka; kafka_pid >/dev/null || rm -f "$kafka_dir/server.log"; kafka_up ;;
-    mariadb) mariadb_up ;;
-    mysql) mysql_up ;;
+    mariadb) mariadb_up; mariadb_tls ;;
+    mysql) mysql_up && mysql_tls ;;
     *) die "unknown service $1: kafka, mariadb or mysql" ;;
   esac
 }
@@ -390,6 +438,135 @@ service_kill() {
   kill -9 "$pid" 2>/dev/null || true
   for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   rm -f "$pidfile"
+}
+
+# --- TLS ----------------------------------------------------------------------------------------
+# One CA signs the server certificate every service presents; a second, unrelated CA is there for tests
+# that must fail verification. Kept across `up`s: clients may have pinned the CA.
+
+tls_certs() {
+  [ -f "$TLS_DIR/server.crt" ] && [ -f "$TLS_DIR/other-ca.crt" ] && [ -f "$TLS_DIR/server.p12" ] && return 0
+  command -v openssl >/dev/null || die "openssl is missing: apt-get install openssl"
+  log "making a throwaway CA and server certificate in $TLS_DIR"
+  rm -rf "$TLS_DIR.partial"
+  mkdir -p "$TLS_DIR.partial"
+  (
+    cd "$TLS_DIR.partial"
+    for ca in ca other-ca; do
+      openssl req -x509 -newkey rsa:2048 -nodes -keyout "$ca.key" -out "$ca.crt" -days 3650 \
+        -subj "/CN=passerelle stack $ca" 2>/dev/null
+    done
+    openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile server.ext -out server.crt 2>/dev/null
+    # A client certificate, for tests of sslcert/sslkey and ssl-cert/ssl-key.
+    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/CN=$PG_TLS_USER" 2>/dev/null
+    openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -out client.crt 2>/dev/null
+    # Kafka's broker reads a PKCS#12 keystore.
+    openssl pkcs12 -export -in server.crt -inkey server.key -out server.p12 -passout "pass:$KAFKA_KEYSTORE_PASSWORD"
+    rm -f ./*.csr server.ext ./*.srl
+    chmod 600 ./*.key
+  ) || die "openssl could not make the stack's certificates in $TLS_DIR.partial"
+  rm -rf "$TLS_DIR"
+  mv "$TLS_DIR.partial" "$TLS_DIR"
+  chmod 755 "$TLS_DIR"
+}
+
+# A copy of the server key a service's own account may read (postgres and mysql refuse or fail otherwise).
+tls_copy_for() { # tls_copy_for DIR OWNER
+  mkdir -p "$1/tls"
+  cp "$TLS_DIR/server.crt" "$TLS_DIR/server.key" "$TLS_DIR/ca.crt" "$1/tls/"
+  chmod 600 "$1/tls/server.key"
+  if is_root; then chown -R "$2" "$1/tls"; fi
+}
+
+# PostgreSQL turns TLS on with a reload; the TLS-only role's hostssl lines go first in pg_hba.conf,
+# each followed by a reject for the same role without TLS, so the generic `host` lines never match it.
+pg_tls() { # pg_tls NAME PORT
+  local dir=$STACK_DIR/$1 port=$2
+  local hba=$dir/data/pg_hba.conf
+  [ -f "$dir/tls/server.key" ] || tls_copy_for "$dir" postgres
+  if ! grep -q '^# passerelle stack: TLS-only role' "$hba"; then
+    { printf '# passerelle stack: TLS-only role\n'
+      printf 'hostssl all %s 127.0.0.1/32 scram-sha-256\n' "$PG_TLS_USER"
+      printf 'hostssl replication %s 127.0.0.1/32 scram-sha-256\n' "$PG_TLS_USER"
+      printf 'hostnossl all %s 127.0.0.1/32 reject\n' "$PG_TLS_USER"
+      printf 'hostnossl replication %s 127.0.0.1/32 reject\n' "$PG_TLS_USER"
+      cat "$hba"; } >"$hba.new"
+    is_root && chown postgres:postgres "$hba.new"
+    mv "$hba.new" "$hba"
+  fi
+  psql_admin "$port" postgres -q <<EOF >/dev/null
+do \$\$ begin
+  if not exists (select from pg_roles where rolname = '$PG_TLS_USER') then
+    create role $PG_TLS_USER login replication password '$PG_TLS_PASSWORD' in role $PG_REPL_USER;
+  end if;
+end \$\$;
+alter system set ssl_cert_file = '$dir/tls/server.crt';
+alter system set ssl_key_file = '$dir/tls/server.key';
+alter system set ssl_ca_file = '$dir/tls/ca.crt';
+alter system set ssl = on;
+select pg_reload_conf();
+EOF
+}
+
+# MySQL/MariaDB server options naming the certificate, given at start.
+my_tls_args() { # my_tls_args DIR
+  echo "--ssl-ca=$1/tls/ca.crt --ssl-cert=$1/tls/server.crt --ssl-key=$1/tls/server.key"
+}
+
+# The REQUIRE SSL user, on either server (their client reads the statements on stdin).
+my_tls_user_sql() {
+  cat <<EOF
+create user if not exists '$MY_TLS_USER'@'127.0.0.1' identified by '$MY_TLS_PASSWORD' require ssl;
+create user if not exists '$MY_TLS_USER'@'localhost' identified by '$MY_TLS_PASSWORD' require ssl;
+grant all privileges on *.* to '$MY_TLS_USER'@'127.0.0.1' with grant option;
+grant all privileges on *.* to '$MY_TLS_USER'@'localhost' with grant option;
+EOF
+}
+
+# Kafka's SASL_SSL listener, beside the plaintext one: PLAIN users live in the JAAS line, SCRAM users in
+# the cluster metadata (added when the storage is formatted).
+kafka_sasl_props() {
+  cat <<EOF
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_PLAIN_USER="$KAFKA_PLAIN_PASSWORD";
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/server.p12
+listener.name.sasl_ssl.ssl.keystore.password=$KAFKA_KEYSTORE_PASSWORD
+EOF
+}
+
+kafka_scram_credential() { echo "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]"; }
+
+# A broker formatted before the stack served TLS gets its SCRAM user from kafka-configs, once.
+kafka_scram_users() {
+  grep -q "^scram-user=$KAFKA_SCRAM_USER$" "$kafka_dir/sasl.done" 2>/dev/null && return 0
+  "${kafka_jvm[@]}" kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$KAFKA_PORT" --alter \
+    --entity-type users --entity-name "$KAFKA_SCRAM_USER" \
+    --add-config "SCRAM-SHA-512=[iterations=4096,password=$KAFKA_SCRAM_PASSWORD]" >>"$kafka_dir/sasl.log" 2>&1 ||
+    die "creating Kafka's SCRAM user failed; see $kafka_dir/sasl.log"
+  printf 'scram-user=%s\n' "$KAFKA_SCRAM_USER" >"$kafka_dir/sasl.done"
+}
+
+print_tls_env() {
+  local ca=$TLS_DIR/ca.crt
+  cat <<EOF
+export PASSERELLE_TLS_CA='$ca'
+export PASSERELLE_TLS_OTHER_CA='$TLS_DIR/other-ca.crt'
+export PASSERELLE_TLS_CLIENT_CERT='$TLS_DIR/client.crt'
+export PASSERELLE_TLS_CLIENT_KEY='$TLS_DIR/client.key'
+export PASSERELLE_SOURCE_TLS='postgres://$PG_TLS_USER:$PG_TLS_PASSWORD@localhost:$PG_PORT/demo?sslmode=verify-full&sslrootcert=$ca'
+export PASSERELLE_TARGET_MARIADB_TLS='mysql://$MY_TLS_USER:$MY_TLS_PASSWORD@localhost:$MARIADB_PORT/demo?ssl-mode=VERIFY_IDENTITY&ssl-ca=$ca'
+export PASSERELLE_TARGET_MYSQL_TLS='mysql://$MY_TLS_USER:$MY_TLS_PASSWORD@localhost:$MYSQL_PORT/demo?ssl-mode=VERIFY_IDENTITY&ssl-ca=$ca'
+export PASSERELLE_KAFKA_SASL='127.0.0.1:$KAFKA_SASL_PORT'
+export PASSERELLE_KAFKA_SASL_PLAIN_USER='$KAFKA_PLAIN_USER'
+export PASSERELLE_KAFKA_SASL_PLAIN_PASSWORD='$KAFKA_PLAIN_PASSWORD'
+export PASSERELLE_KAFKA_SASL_SCRAM_USER='$KAFKA_SCRAM_USER'
+export PASSERELLE_KAFKA_SASL_SCRAM_PASSWORD='$KAFKA_SCRAM_PASSWORD'
+EOF
 }
 
 # --- commands -----------------------------------------------------------------------------------
@@ -417,11 +594,15 @@ up() {
   is_root && chmod 755 "$STACK_DIR"
   install_packages
   install_kafka
+  tls_certs
   pg_up pg "$PG_PORT" logical
+  pg_tls pg "$PG_PORT"
   pg_up pg-plain "$PG_PLAIN_PORT" replica
   mariadb_up
-  mysql_up || true
+  mariadb_tls
+  mysql_up && mysql_tls || true
   kafka_up
+  kafka_tls
   status
 }
 
@@ -446,6 +627,8 @@ status() {
   log "mysql                $s  127.0.0.1:$MYSQL_PORT  log $mysql_dir/mysqld.log"
   s=down; kafka_pid >/dev/null && port_open "$KAFKA_PORT" && s=up
   log "kafka                $s  127.0.0.1:$KAFKA_PORT  log $kafka_dir/server.log"
+  s=down; kafka_pid >/dev/null && port_open "$KAFKA_SASL_PORT" && s=up
+  log "kafka SASL_SSL       $s  127.0.0.1:$KAFKA_SASL_PORT"
 }
 
 case ${1:-} in
@@ -453,7 +636,7 @@ case ${1:-} in
   down) down ;;
   status) status ;;
   reset) down; rm -rf "$STACK_DIR"; up ;;
-  env) print_env ;;
+  env) print_env; print_tls_env ;;
   mysql-up) mkdir -p "$STACK_DIR" "$CACHE_DIR"; mysql_up ;;
   mysql-down) mysql_down ;;
   mysql-sql) shift; mysql_client "$@" ;;
