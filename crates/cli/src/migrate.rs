@@ -18,6 +18,7 @@ use crate::config::{Endpoints, Names, NamingArgs};
 use crate::mapping::MappingArgs;
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary};
+use crate::retry::{self, Backoff};
 use crate::sink::{self, SinkSide, WantedRun};
 use crate::source::{self, SourceSide, TopicArgs};
 
@@ -93,13 +94,26 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         force: args.force,
     };
     let progress = Progress::new(Track::Applied);
-    let (announced, announcement) = oneshot::channel();
-    let source = async {
-        source::copy_snapshot(&source_side, &progress, Some(announced)).await?;
-        source::stream_changes(&source_side).await
+    // A snapshot whose PostgreSQL session ended (a COPY session terminated, the server restarted)
+    // cannot go on under its exported snapshot: the source starts it over as a new run, which the
+    // sink follows, within --retry-for.
+    let mut restarts = Backoff::new("copying the snapshot");
+    let applied = loop {
+        let (announced, announcement) = oneshot::channel();
+        let source = async {
+            source::copy_snapshot(&source_side, &progress, Some(announced)).await?;
+            source::stream_changes(&source_side).await
+        };
+        let sink = sink::apply_run(&sink_side, WantedRun::Announced(announcement), &progress, &clock);
+        match tokio::try_join!(source, sink) {
+            Ok((_, applied)) => break applied,
+            Err(error) if retry::waits_for(&error) == Some("PostgreSQL") => {
+                restarts.wait(error).await?;
+                progress.restart();
+            }
+            Err(error) => return Err(error),
+        }
     };
-    let (_, applied) =
-        tokio::try_join!(source, sink::apply_run(&sink_side, WantedRun::Announced(announcement), &progress, &clock),)?;
 
     let config = passerelle_verify::Config { source: endpoints.source.clone(), target: endpoints.target.clone(), jobs };
     let verification = crate::verify::compare(&config, &applied.schema, &applied.plan).await?;

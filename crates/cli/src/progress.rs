@@ -89,6 +89,18 @@ impl Progress {
         tables.total.set_length(rows.iter().sum());
     }
 
+    /// The snapshot starts over as a new run: what the last attempt copied and applied no longer counts.
+    pub fn restart(&self) {
+        let Some(tables) = self.tables.get() else { return };
+        for counter in [&tables.copied, &tables.copied_bytes, &tables.applied].into_iter().flatten() {
+            counter.store(0, Ordering::Relaxed);
+        }
+        for bar in &tables.bars {
+            bar.set_position(0);
+        }
+        tables.total.set_position(0);
+    }
+
     pub fn copied(&self, table_idx: usize, n_rows: u64, n_bytes: u64) {
         let Some(tables) = self.tables.get() else { return };
         tables.copy_started[table_idx].get_or_init(Instant::now);

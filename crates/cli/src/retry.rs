@@ -45,8 +45,21 @@ pub fn bound() -> Duration {
     BOUND.get().copied().unwrap_or(DEFAULT_BOUND)
 }
 
+/// An outage that lasted past the bound: no step around the one that gave up tries again.
+#[derive(Debug)]
+struct GaveUp(String);
+
+impl std::fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// The system a transient error waits for, or `None` when trying again cannot help.
 pub fn waits_for(error: &anyhow::Error) -> Option<&'static str> {
+    if error.downcast_ref::<GaveUp>().is_some() {
+        return None;
+    }
     error.chain().find_map(|cause| {
         if let Some(error) = cause.downcast_ref::<KafkaError>() {
             Some(error.retryable().then_some("Kafka"))
@@ -105,14 +118,14 @@ impl Backoff {
         let waited = started.elapsed();
         let bound = bound();
         if waited >= bound {
-            return Err(error.context(format!(
+            return Err(error.context(GaveUp(format!(
                 "{}: gave up after {} retries in {} s waiting for {system} (--retry-for {}); once {system} is back, \
                  run the same command again: it resumes where it stopped",
                 self.what,
                 self.attempt,
                 waited.as_secs(),
                 human(bound)
-            )));
+            ))));
         }
         self.attempt += 1;
         self.noted = Some(Instant::now());
@@ -214,5 +227,8 @@ mod tests {
             MysqlError::Data { table: "t".into(), topic: "t".into(), partition: 0, cause: "bad".into() }.into();
         assert_eq!(waits_for(&data), None);
         assert_eq!(waits_for(&anyhow::anyhow!("a bug")), None);
+        let lost: anyhow::Error = MysqlError::Unreachable { endpoint: "t".into(), cause: "refused".into() }.into();
+        let gave_up = lost.context(GaveUp("gave up".into())).context("applying");
+        assert_eq!(waits_for(&gave_up), None, "an outage past the bound is not retried again around it");
     }
 }

@@ -181,6 +181,37 @@ async fn a_mariadb_target_killed_mid_snapshot_and_restarted_is_reconnected() {
     a_target_killed_mid_snapshot_and_restarted_is_reconnected(Private::MariaDb).await;
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_session_terminated_mid_snapshot_starts_the_snapshot_over_by_itself() {
+    let _serial = SERIAL.lock().await;
+    let fault = Fault::new(Stack::from_env()).await;
+    let mut child = fault.migrate_paused("snapshot-rows-produced:60000", &[]);
+    fault.wait_paused(&mut child, None).await;
+    // The paused worker's COPY stays open, its rows queued; the sink applies what Kafka holds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while fault.target_rows().await == 0 {
+        assert!(Instant::now() < deadline, "the sink applied nothing while the source was paused");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    fault.assert_partial().await;
+    let admin = passerelle_testkit::pg_client(&fault.source.admin_url).await;
+    let terminated: i64 = admin
+        .query_one(
+            "select count(pg_terminate_backend(pid)) from pg_stat_activity
+             where datname = current_database() and query ilike 'copy%' and pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(terminated >= 1, "no COPY session was running");
+    fault.resume();
+    let (retries, stderr) = verified(child);
+    assert!(retries > 0, "{stderr}");
+    assert!(stderr.contains("was interrupted; starting it over"), "{stderr}");
+    fault.cleanup();
+}
+
 /// Ends the walsender that streams from the migration's slot, as `pg_terminate_backend` by an
 /// administrator (or a server restart) would.
 async fn terminate_walsender(fault: &Fault) {
