@@ -182,6 +182,11 @@ async fn a_mariadb_target_killed_mid_snapshot_and_restarted_is_reconnected() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_mysql_target_killed_mid_snapshot_and_restarted_is_reconnected() {
+    a_target_killed_mid_snapshot_and_restarted_is_reconnected(Private::MySql).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_copy_session_terminated_mid_snapshot_starts_the_snapshot_over_by_itself() {
     let _serial = SERIAL.lock().await;
     let fault = Fault::new(Stack::from_env()).await;
