@@ -14,7 +14,7 @@
 Prints the medians and the ratios Passerelle / limit and reference / Passerelle as JSON on stdout.
 Everything goes to the local stack (stack/stack.sh up first).
 
-With --target mysql the target is a private MySQL 9.7 (stack/stack.sh mysql-up on port 53327, data in
+With --target mysql the target is a private MySQL 9.7 (stack/stack.sh service-up mysql on port 53327, data in
 /var/tmp/passerelle-bench-mysql, from the stack's installed root), whose local_infile this script
 switches (Passerelle never does; the stack's own MySQL keeps MySQL's defaults for the tests):
 Passerelle with local_infile OFF (it loads by multi-row INSERT) and ON (LOAD DATA), then the limit with
@@ -75,7 +75,7 @@ class Target:
 
     def start(self):
         if self.kind == "mysql":
-            run([ROOT / "stack/stack.sh", "mysql-up"], self.stack_env, capture=False)
+            run([ROOT / "stack/stack.sh", "service-up", "mysql"], self.stack_env, capture=False)
 
     def stop(self):
         if self.kind == "mysql":

@@ -10,9 +10,9 @@
 #   stack/stack.sh reset    down, wipe the data directories, up
 #   stack/stack.sh env      print the PASSERELLE_* exports: eval "$(stack/stack.sh env)"
 #   stack/stack.sh recreate-target-db NAME [mysql|mariadb]   drop and create an empty target database (demo)
-#   stack/stack.sh mysql-up|mysql-down|mysql-sql ARGS...    MySQL alone, and its client as root; with
-#     PASSERELLE_STACK_DIR and PASSERELLE_MYSQL_PORT of its own, a private server from the same installed
-#     root (bench/run.py --target mysql runs one on 53317, whose local_infile it may switch)
+#   stack/stack.sh mysql-down|mysql-sql ARGS...    stop MySQL alone, or run its client as root; with
+#     service-up mysql and a PASSERELLE_STACK_DIR and PASSERELLE_MYSQL_PORT of its own, a private server
+#     (bench/run.py --target mysql runs one on 53327, whose local_infile it switches)
 #   stack/stack.sh service-up|service-kill kafka|mariadb|mysql   start one service, or SIGKILL it (fault
 #                           tests, on private ports and data directories: see crates/testkit)
 #
@@ -637,7 +637,6 @@ case ${1:-} in
   status) status ;;
   reset) down; rm -rf "$STACK_DIR"; up ;;
   env) print_env; print_tls_env ;;
-  mysql-up) mkdir -p "$STACK_DIR" "$CACHE_DIR"; mysql_up ;;
   mysql-down) mysql_down ;;
   mysql-sql) shift; mysql_client "$@" ;;
   service-up) service_up "${2:?usage: stack/stack.sh service-up kafka|mariadb|mysql}" ;;
@@ -650,5 +649,5 @@ case ${1:-} in
       mysql) mysql_client -e "$sql" ;;
       *) die "recreate-target-db: the target is mysql or mariadb, not ${3}" ;;
     esac ;;
-  *) die "usage: stack/stack.sh up|down|status|reset|env|recreate-target-db NAME [mysql|mariadb]|mysql-up|mysql-down|mysql-sql ARGS" ;;
+  *) die "usage: stack/stack.sh up|down|status|reset|env|recreate-target-db NAME [mysql|mariadb]|service-up|service-kill SERVICE|mysql-down|mysql-sql ARGS" ;;
 esac
