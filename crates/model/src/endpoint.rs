@@ -2,6 +2,7 @@
 //! [`Secret`] so that no `Debug`, `Display` or error message can print it.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use url::Url;
 
@@ -43,7 +44,71 @@ pub struct DbEndpoint {
     pub password: Option<Secret>,
     /// The database named in the URL's path, if any.
     pub database: Option<String>,
+    pub tls: Tls,
+    /// libpq's `hostaddr`: the address to connect to, `host` then only naming the server for TLS.
+    pub host_addr: Option<std::net::IpAddr>,
 }
+
+/// How far a connection insists on TLS, in libpq's words (`sslmode`); the default is libpq's, `prefer`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TlsMode {
+    Disable,
+    /// Like `prefer` here: the drivers try TLS first, which only ever encrypts more.
+    Allow,
+    #[default]
+    Prefer,
+    /// Encrypted, certificate unchecked; checked like `verify-ca` when a root certificate is given (libpq).
+    Require,
+    /// Encrypted, and the certificate signed by the root certificate.
+    VerifyCa,
+    /// As `verify-ca`, and the certificate names the host of the URL.
+    VerifyFull,
+}
+
+impl TlsMode {
+    const NAMES: [(&'static str, TlsMode); 6] = [
+        ("disable", TlsMode::Disable),
+        ("allow", TlsMode::Allow),
+        ("prefer", TlsMode::Prefer),
+        ("require", TlsMode::Require),
+        ("verify-ca", TlsMode::VerifyCa),
+        ("verify-full", TlsMode::VerifyFull),
+    ];
+
+    pub fn name(self) -> &'static str {
+        TlsMode::NAMES.iter().find(|(_, mode)| *mode == self).map_or("prefer", |(name, _)| name)
+    }
+}
+
+/// TLS settings from the URL: PEM files as users have them, read by the driver when it connects.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tls {
+    pub mode: TlsMode,
+    /// The CA certificates that may sign the server's (`sslrootcert`).
+    pub root_cert: Option<PathBuf>,
+    /// A client certificate and its key (`sslcert`, `sslkey`).
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+impl Tls {
+    /// The server's certificate must chain to a trusted CA: `verify-*`, or `require` with a root certificate.
+    pub fn verifies_certificate(&self) -> bool {
+        match self.mode {
+            TlsMode::VerifyCa | TlsMode::VerifyFull => true,
+            TlsMode::Require => self.root_cert.is_some(),
+            TlsMode::Disable | TlsMode::Allow | TlsMode::Prefer => false,
+        }
+    }
+
+    /// The connection fails rather than go unencrypted.
+    pub fn required(&self) -> bool {
+        matches!(self.mode, TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull)
+    }
+}
+
+/// The query parameters a source URL may carry (libpq's names).
+const PG_PARAMETERS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "hostaddr"];
 
 const PG_EXPECTED: &str = "postgres://user:password@host:5432/database";
 const MYSQL_EXPECTED: &str = "mysql://user:password@host:3306/database";
@@ -51,12 +116,43 @@ const MYSQL_EXPECTED: &str = "mysql://user:password@host:3306/database";
 impl DbEndpoint {
     /// Parses `postgres://` or `postgresql://` URLs.
     pub fn parse_postgres(text: &str) -> Result<DbEndpoint, EndpointError> {
-        DbEndpoint::parse(text, "source", &["postgres", "postgresql"], 5432, "postgres", PG_EXPECTED)
+        let (mut endpoint, url) =
+            DbEndpoint::parse(text, "source", &["postgres", "postgresql"], 5432, "postgres", PG_EXPECTED)?;
+        let error = |reason: String| EndpointError { what: "source", reason, expected: PG_EXPECTED };
+        for (name, value) in url.query_pairs() {
+            let path = || Some(PathBuf::from(value.as_ref()));
+            match name.as_ref() {
+                "sslmode" => {
+                    endpoint.tls.mode =
+                        TlsMode::NAMES.iter().find(|(known, _)| *known == value).map(|(_, mode)| *mode).ok_or_else(
+                            || {
+                                let names: Vec<&str> = TlsMode::NAMES.iter().map(|(name, _)| *name).collect();
+                                error(format!("sslmode {value:?} is not one of {}", names.join(", ")))
+                            },
+                        )?;
+                }
+                "sslrootcert" => endpoint.tls.root_cert = path(),
+                "sslcert" => endpoint.tls.client_cert = path(),
+                "sslkey" => endpoint.tls.client_key = path(),
+                "hostaddr" => {
+                    let address =
+                        value.parse().map_err(|_| error(format!("hostaddr {value:?} is not an IP address")))?;
+                    endpoint.host_addr = Some(address);
+                }
+                other => return Err(unknown_parameter(error, other, &PG_PARAMETERS)),
+            }
+        }
+        Ok(endpoint)
     }
 
     /// Parses `mysql://` or `mariadb://` URLs.
     pub fn parse_mysql(text: &str) -> Result<DbEndpoint, EndpointError> {
-        DbEndpoint::parse(text, "target", &["mysql", "mariadb"], 3306, "root", MYSQL_EXPECTED)
+        let (endpoint, url) = DbEndpoint::parse(text, "target", &["mysql", "mariadb"], 3306, "root", MYSQL_EXPECTED)?;
+        let error = |reason: String| EndpointError { what: "target", reason, expected: MYSQL_EXPECTED };
+        if let Some((name, _)) = url.query_pairs().next() {
+            return Err(unknown_parameter(error, &name, &[]));
+        }
+        Ok(endpoint)
     }
 
     fn parse(
@@ -66,7 +162,7 @@ impl DbEndpoint {
         default_port: u16,
         default_user: &str,
         expected: &'static str,
-    ) -> Result<DbEndpoint, EndpointError> {
+    ) -> Result<(DbEndpoint, Url), EndpointError> {
         let error = |reason: String| EndpointError { what, reason, expected };
         let url = Url::parse(text).map_err(|e| error(e.to_string()))?;
         if !schemes.contains(&url.scheme()) {
@@ -83,8 +179,17 @@ impl DbEndpoint {
         };
         let password = url.password().map(|p| Secret::new(decode(p)));
         let database = Some(decode(url.path().trim_start_matches('/'))).filter(|d| !d.is_empty());
-        Ok(DbEndpoint { host, port: url.port().unwrap_or(default_port), user, password, database })
+        let port = url.port().unwrap_or(default_port);
+        Ok((DbEndpoint { host, port, user, password, database, tls: Tls::default(), host_addr: None }, url))
     }
+}
+
+/// A URL parameter Passerelle does not know: refused, lest the user believe it took effect.
+fn unknown_parameter(error: impl Fn(String) -> EndpointError, name: &str, known: &[&str]) -> EndpointError {
+    if known.is_empty() {
+        return error(format!("unknown parameter {name:?}: this URL takes none"));
+    }
+    error(format!("unknown parameter {name:?}: the known ones are {}", known.join(", ")))
 }
 
 impl fmt::Display for DbEndpoint {
@@ -154,6 +259,32 @@ mod tests {
         assert!(!error.contains("hunter2"), "{error}");
         let error = DbEndpoint::parse_mysql("not a url hunter2").unwrap_err().to_string();
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn postgres_tls_parameters() {
+        let endpoint = DbEndpoint::parse_postgres("postgres://u:p@h/db").unwrap();
+        assert_eq!(endpoint.tls, Tls::default());
+        assert_eq!(endpoint.tls.mode, TlsMode::Prefer);
+        let url = "postgres://u:p@h/db?sslmode=verify-full&sslrootcert=/ca.pem&sslcert=/c.pem&sslkey=/k.pem";
+        let tls = DbEndpoint::parse_postgres(url).unwrap().tls;
+        assert_eq!(tls.mode, TlsMode::VerifyFull);
+        assert_eq!(tls.root_cert, Some(PathBuf::from("/ca.pem")));
+        assert!(tls.verifies_certificate() && tls.required());
+        assert_eq!((tls.client_cert.unwrap(), tls.client_key.unwrap()), ("/c.pem".into(), "/k.pem".into()));
+        let require = DbEndpoint::parse_postgres("postgres://h/db?sslmode=require").unwrap().tls;
+        assert!(require.required() && !require.verifies_certificate());
+    }
+
+    #[test]
+    fn unknown_url_parameters_are_refused_by_name() {
+        let error = DbEndpoint::parse_postgres("postgres://u:hunter2@h/db?ssl=true").unwrap_err().to_string();
+        assert!(error.contains("unknown parameter \"ssl\": the known ones are sslmode, sslrootcert"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+        let error = DbEndpoint::parse_postgres("postgres://h/db?sslmode=on").unwrap_err().to_string();
+        assert!(error.contains("sslmode \"on\" is not one of disable, allow, prefer"), "{error}");
+        let error = DbEndpoint::parse_mysql("mysql://h/db?ssl-mode=REQUIRED").unwrap_err().to_string();
+        assert!(error.contains("unknown parameter \"ssl-mode\""), "{error}");
     }
 
     #[test]

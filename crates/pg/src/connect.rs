@@ -3,13 +3,16 @@
 use std::time::Duration;
 
 use passerelle_model::endpoint::DbEndpoint;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls};
 
+use crate::tls::Tls;
 use crate::PgError;
 
 /// Connects to the source and drives the connection on a background task.
 ///
-/// The password goes to the driver only; errors name the endpoint as `user@host:port/db`.
+/// The password goes to the driver only; errors name the endpoint as `user@host:port/db`. TLS follows
+/// the URL's `sslmode` (`prefer` by default: encrypted whenever the server offers it).
 pub async fn connect(endpoint: &DbEndpoint) -> Result<Client, PgError> {
     connect_with_options(endpoint, None).await
 }
@@ -25,20 +28,46 @@ pub(crate) async fn connect_with_options(endpoint: &DbEndpoint, options: Option<
         .dbname(&database)
         .application_name("passerelle")
         .connect_timeout(Duration::from_secs(10));
+    if let Some(address) = endpoint.host_addr {
+        config.hostaddr(address);
+    }
     if let Some(options) = options {
         config.options(options);
     }
     if let Some(password) = &endpoint.password {
         config.password(password.expose());
     }
-    let (client, connection) = config
-        .connect(NoTls)
-        .await
-        .map_err(|error| PgError::from_connect(endpoint.to_string(), &endpoint.user, &database, error))?;
+    let tls = Tls::for_endpoint(endpoint)?;
+    let failed = |error: tokio_postgres::Error| match &tls {
+        // tokio-postgres has no error kind to match; its message is stable.
+        Some(tls) if error.to_string().starts_with("error performing TLS handshake") => {
+            tls.failed(std::error::Error::source(&error).map_or_else(|| error.to_string(), ToString::to_string))
+        }
+        _ => PgError::from_connect(endpoint.to_string(), &endpoint.user, &database, error),
+    };
+    match &tls {
+        None => {
+            let (client, connection) = config.ssl_mode(SslMode::Disable).connect(NoTls).await.map_err(failed)?;
+            drive(connection);
+            Ok(client)
+        }
+        Some(tls) => {
+            config.ssl_mode(if endpoint.tls.required() { SslMode::Require } else { SslMode::Prefer });
+            let (client, connection) = config.connect(tls.make_tls_connect()).await.map_err(failed)?;
+            drive(connection);
+            Ok(client)
+        }
+    }
+}
+
+fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(error = %error, "source connection closed");
         }
     });
-    Ok(client)
 }

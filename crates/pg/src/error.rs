@@ -14,6 +14,7 @@ pub enum PgError {
     AuthFailed { endpoint: String, user: String },
     NoDatabase { endpoint: String, database: String },
     Refused { endpoint: String, message: String },
+    Tls { endpoint: String, cause: String },
     Query { endpoint: String, context: &'static str, source: tokio_postgres::Error },
     NoSchema { endpoint: String, schema: String },
     Replication { endpoint: String, context: &'static str, code: String, message: String },
@@ -41,7 +42,8 @@ impl PgError {
             return PgError::Unreachable { endpoint, cause };
         };
         let code = db_error.code();
-        if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+        // 28000 is pg_hba.conf's refusal (no TLS, wrong host): its message says which, so it is `Refused`.
+        if *code == SqlState::INVALID_PASSWORD {
             return PgError::AuthFailed { endpoint, user: user.to_string() };
         }
         if *code == SqlState::INVALID_CATALOG_NAME {
@@ -71,6 +73,7 @@ impl PgError {
             PgError::Refused { endpoint, message } => {
                 format!("PostgreSQL at {endpoint} refused the connection: {message}")
             }
+            PgError::Tls { endpoint, cause } => format!("no TLS session with PostgreSQL at {endpoint}: {cause}"),
             PgError::NoSchema { endpoint, schema } => format!("PostgreSQL at {endpoint} has no schema {schema:?}"),
             PgError::Replication { endpoint, context, code, message } => {
                 format!("PostgreSQL at {endpoint}: {context}: {message} (SQLSTATE {code})")
@@ -124,7 +127,13 @@ impl PgError {
             PgError::Unreachable { .. } => "check the host and port in the source URL and that the server is up",
             PgError::AuthFailed { .. } => "check the user and password in the source URL",
             PgError::NoDatabase { .. } => "create the database or name another one in the source URL",
-            PgError::Refused { .. } => "check pg_hba.conf and that the role has LOGIN",
+            PgError::Refused { .. } => {
+                "check pg_hba.conf and that the role has LOGIN (a hostssl line needs sslmode=require or stronger)"
+            }
+            PgError::Tls { .. } => {
+                "check sslmode, and that sslrootcert is the CA that signed the server's certificate and the \
+                 URL's host one that the certificate names"
+            }
             PgError::Query { .. } => "see the PostgreSQL server log for details",
             PgError::NoSchema { .. } => "check the --schema names (psql's \\dn lists them)",
             PgError::Replication { .. } => "see the PostgreSQL server log for details",
@@ -184,6 +193,7 @@ impl PgError {
             PgError::AuthFailed { .. }
             | PgError::NoDatabase { .. }
             | PgError::Refused { .. }
+            | PgError::Tls { .. }
             | PgError::NoSchema { .. }
             | PgError::SlotExists { .. }
             | PgError::PublicationExists { .. }

@@ -12,6 +12,7 @@ pub mod session;
 pub mod slot;
 pub mod snapshot;
 pub mod stream;
+mod tls;
 pub mod walsender;
 
 pub use connect::connect;

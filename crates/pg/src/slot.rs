@@ -25,11 +25,13 @@ use passerelle_model::event::Lsn;
 use passerelle_model::schema::QualifiedName;
 use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
 use postgres_protocol::message::{backend, frontend};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_openssl::SslStream;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
+use crate::tls::Tls;
 use crate::{session, PgError};
 
 /// The slot and the snapshot exported with it. Dropping it closes the replication connection,
@@ -300,13 +302,43 @@ fn validate_identifier(what: &'static str, name: &str) -> Result<(), PgError> {
 /// pure-Rust transport pulls in aws-lc-sys, slow to build, and the other one links libpq) and
 /// `pgwire-replication` (a second driver for one command). A slot needs only the startup, the
 /// password exchange (`postgres-protocol`, already under tokio-postgres, does SCRAM and MD5) and
-/// the simple query protocol: about a hundred lines that we control. No TLS, like [`crate::connect`].
-#[derive(Debug)]
+/// the simple query protocol: about a hundred lines that we control. TLS as libpq does it: an
+/// SSLRequest, then OpenSSL's handshake (`tls.rs`) when the server accepts, before the startup.
 pub(crate) struct ReplicationConnection {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     read_buf: BytesMut,
     pub(crate) endpoint: String,
     server_major: u32,
+}
+
+/// A plain or a TLS socket.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
+
+impl fmt::Debug for ReplicationConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplicationConnection").field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+/// The SSLRequest message: its length, then the code 1234.5679.
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+
+/// Asks the server for TLS and runs the handshake if it agrees; plain if it declines and TLS is not required.
+async fn secure(mut tcp: TcpStream, endpoint: &DbEndpoint) -> Result<Box<dyn Io>, PgError> {
+    let Some(tls) = Tls::for_endpoint(endpoint)? else { return Ok(Box::new(tcp)) };
+    let unreachable = |cause: String| PgError::Unreachable { endpoint: endpoint.to_string(), cause };
+    tcp.write_all(&SSL_REQUEST).await.map_err(|error| unreachable(error.to_string()))?;
+    let answer = tcp.read_u8().await.map_err(|error| unreachable(error.to_string()))?;
+    if answer != b'S' {
+        if endpoint.tls.required() {
+            return Err(tls.failed(format!("the server does not accept TLS (sslmode={})", endpoint.tls.mode.name())));
+        }
+        return Ok(Box::new(tcp));
+    }
+    let mut stream = SslStream::new(tls.ssl(&endpoint.host)?, tcp).map_err(|error| tls.failed(error))?;
+    std::pin::Pin::new(&mut stream).connect().await.map_err(|error| tls.failed(error))?;
+    Ok(Box::new(stream))
 }
 
 type SimpleRow = Vec<Option<String>>;
@@ -315,7 +347,8 @@ impl ReplicationConnection {
     pub(crate) async fn open(endpoint: &DbEndpoint) -> Result<ReplicationConnection, PgError> {
         let database = endpoint.database.clone().unwrap_or_else(|| endpoint.user.clone());
         let unreachable = |cause: String| PgError::Unreachable { endpoint: endpoint.to_string(), cause };
-        let address = (endpoint.host.as_str(), endpoint.port);
+        let host = endpoint.host_addr.map_or_else(|| endpoint.host.clone(), |address| address.to_string());
+        let address = (host.as_str(), endpoint.port);
         let stream = match tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(address)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(error)) => return Err(unreachable(error.to_string())),
@@ -323,7 +356,7 @@ impl ReplicationConnection {
         };
         stream.set_nodelay(true).map_err(|error| unreachable(error.to_string()))?;
         let mut conn = ReplicationConnection {
-            stream,
+            stream: secure(stream, endpoint).await?,
             read_buf: BytesMut::with_capacity(8192),
             endpoint: endpoint.to_string(),
             server_major: 0,

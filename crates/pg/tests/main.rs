@@ -3,3 +3,4 @@
 mod snapshot;
 mod stream;
 mod support;
+mod tls;
