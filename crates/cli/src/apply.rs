@@ -5,12 +5,17 @@
 //!
 //! The snapshot is applied when the control topic says where every partition ended and the target's
 //! offsets reach those ends: the target, not this process, knows what every member of the group did.
+//!
+//! The target's offsets are also where reading starts: a partition this member is given is read from
+//! the target's next offset for it, or from the run's start when the target has none, whatever the
+//! group committed. Every record read is checked: one of another run, or a gap that Kafka can no
+//! longer fill, stops the sink with the topic, partition and offsets named.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use passerelle_kafka::consumer::Consumer;
+use passerelle_kafka::consumer::{Consumer, Record};
 use passerelle_kafka::control;
 use passerelle_kafka::envelope::{decode, TableLayout};
 use passerelle_kafka::topic::{control_topic, PartitionEnd};
@@ -56,6 +61,8 @@ pub struct ApplyConfig<'a> {
     /// The topic prefix.
     pub migration: &'a str,
     pub run_id: &'a str,
+    /// Where the run's records begin, per partition (the run announcement's `starts`).
+    pub starts: &'a [PartitionEnd],
     /// Changes stream after the snapshot until a cutover: done only once the stream is.
     pub online: bool,
     pub jobs: usize,
@@ -86,22 +93,38 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
     }
     let load_path = sinks[0].load_path();
     tracing::info!("snapshot rows load with {}", load_path.describe());
-    let mut completion = Completion { config, topics, ends: None, checked: None };
+    let starts: HashMap<PartitionId, i64> = config
+        .starts
+        .iter()
+        .filter_map(|start| {
+            Some(((topics.iter().position(|topic| *topic == start.topic)?, start.partition), start.end))
+        })
+        .collect();
     let mut conn = retry::retry("connecting to the target", || passerelle_mysql::connect(config.target)).await?;
+    let applied = bookkeeping::offsets(&mut conn, config.target, config.bookkeeping_db, &topics).await?;
+    for (&(topic_idx, partition), &start) in &starts {
+        let stored = applied.get(&(topics[topic_idx].clone(), partition));
+        consumer.set_position(topic_idx, partition, stored.copied().unwrap_or(start));
+    }
+    let mut completion = Completion { config, topics, starts: &starts, ends: None, checked: None };
     // One round decoded ahead: this process decodes the next round while the target applies this one.
     let (rounds, mut next_round) = mpsc::channel::<Option<Round>>(1);
     let applier = async {
         let (mut n_rows, mut n_changes) = (0, 0);
         while let Some(round) = next_round.recv().await {
             let Some(Round { groups, next_offsets }) = round else {
-                if completion.reached(&mut conn, progress).await? {
+                if completion.reached(&mut conn, progress, &consumer).await? {
                     break;
                 }
                 continue;
             };
-            let (rows, changes) = apply_round(&mut sinks, tables, groups, progress, &consumer, config.target).await?;
+            let (rows, changes) =
+                apply_round(&mut sinks, tables, groups, &starts, progress, &consumer, config.target).await?;
             n_rows += rows;
             n_changes += changes;
+            for (&(topic_idx, partition), &next) in &next_offsets {
+                consumer.set_position(topic_idx, partition, next);
+            }
             // Advisory (the target holds the offsets): a broker that is down misses one commit.
             if let Err(error) = consumer.commit(&next_offsets) {
                 tracing::info!("{}", error.cause());
@@ -113,7 +136,7 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
         drop(next_round);
         anyhow::Ok((n_rows, n_changes))
     };
-    let (_, (_, changes)) = tokio::try_join!(read_rounds(&consumer, tables, rounds), applier)?;
+    let (_, (_, changes)) = tokio::try_join!(read_rounds(&consumer, tables, config.run_id, rounds), applier)?;
     for sink in sinks {
         sink.close().await;
     }
@@ -132,12 +155,14 @@ struct Round {
 async fn read_rounds(
     consumer: &Consumer,
     tables: &[SinkTable],
+    run_id: &str,
     rounds: mpsc::Sender<Option<Round>>,
 ) -> anyhow::Result<()> {
     let mut next_offsets: HashMap<PartitionId, i64> = HashMap::new();
     // A broker down or a leader moving: librdkafka reconnects by itself, the reader waits it out.
     // Its errors queue up, one per attempt: sleeping on each would read them long after the outage.
     let mut outage = Backoff::new("reading from Kafka");
+    let mut reading = Reading::default();
     loop {
         let records = match consumer.next_batch(ROUND_RECORDS, Duration::from_millis(200)).await {
             Ok(records) => {
@@ -151,11 +176,15 @@ async fn read_rounds(
                 continue;
             }
         };
+        reading.assigned(consumer.take_assigned());
         let round = if records.is_empty() {
             None
         } else {
             let mut groups: BTreeMap<PartitionId, Vec<Segment>> = BTreeMap::new();
             for record in records {
+                if !reading.accept(consumer, &record, run_id)? {
+                    continue;
+                }
                 let table = &tables[record.topic_idx];
                 let decoded = decode(&table.layout, &record.value).map_err(|cause| KafkaError::Decode {
                     topic: table.layout.topic.clone(),
@@ -200,17 +229,78 @@ async fn read_rounds(
     }
 }
 
+/// Where each partition this member reads should go on, and whether a record fits there.
+#[derive(Default)]
+struct Reading {
+    /// The offset the next record of each assigned partition should have.
+    expected: HashMap<PartitionId, i64>,
+    /// Partitions assigned whose first record has not arrived yet.
+    fresh: HashSet<PartitionId>,
+}
+
+impl Reading {
+    fn assigned(&mut self, assigned: Vec<(usize, i32, i64)>) {
+        for (topic_idx, partition, next) in assigned {
+            self.expected.insert((topic_idx, partition), next);
+            self.fresh.insert((topic_idx, partition));
+        }
+    }
+
+    /// Whether to apply `record`: not when it lies before where the partition goes on (applied
+    /// already, or before the run's start). An error when it is another run's, or when it lies past
+    /// a gap: the first record read from a position must be the one there, unless only transaction
+    /// markers or aborted records (which take offsets) lie between, which Kafka still holding the
+    /// position tells; further on, the partition is read without gaps.
+    fn accept(&mut self, consumer: &Consumer, record: &Record, run_id: &str) -> anyhow::Result<bool> {
+        let id = (record.topic_idx, record.partition);
+        let topic = consumer.topic(record.topic_idx);
+        let fresh = self.fresh.remove(&id);
+        let expected = *self.expected.entry(id).or_insert(record.offset);
+        if record.offset != expected && fresh {
+            let (first, end) = consumer.watermarks(record.topic_idx, record.partition)?;
+            if first > expected || end < expected {
+                anyhow::bail!(
+                    "{topic}/{}: the target applied up to offset {expected}, but Kafka holds offsets {first} to {end} \
+                     only (records lost to retention, or the topic was recreated); start the migration over with \
+                     passerelle cleanup, then migrate",
+                    record.partition
+                );
+            }
+        }
+        if record.offset < expected {
+            return Ok(false);
+        }
+        if record.run.as_deref() != Some(run_id) {
+            anyhow::bail!(
+                "{topic}/{}@{}: a record of run {} in run {run_id}: a record of an abandoned run is never applied; \
+                 start the migration over with passerelle cleanup, or use another --topic-prefix",
+                record.partition,
+                record.offset,
+                record.run.as_deref().unwrap_or("none (not written by Passerelle)")
+            );
+        }
+        self.expected.insert(id, record.offset + 1);
+        Ok(true)
+    }
+}
+
 /// Knows when the run is applied: its snapshot, or for an online run its stream.
 struct Completion<'a> {
     config: &'a ApplyConfig<'a>,
     topics: Vec<String>,
+    starts: &'a HashMap<PartitionId, i64>,
     /// Where every partition ends, once the source has said.
     ends: Option<Vec<PartitionEnd>>,
     checked: Option<Instant>,
 }
 
 impl Completion<'_> {
-    async fn reached(&mut self, conn: &mut passerelle_mysql::Conn, progress: &Progress) -> anyhow::Result<bool> {
+    async fn reached(
+        &mut self,
+        conn: &mut passerelle_mysql::Conn,
+        progress: &Progress,
+        consumer: &Consumer,
+    ) -> anyhow::Result<bool> {
         if self.checked.is_some_and(|checked| checked.elapsed() < COMPLETION_CHECK) {
             return Ok(false);
         }
@@ -253,8 +343,16 @@ impl Completion<'_> {
                 }
             }
         };
+        // What other members applied: this member, given one of their partitions, goes on from there.
+        for ((topic, partition), next) in &applied {
+            if let Some(topic_idx) = self.topics.iter().position(|t| t == topic) {
+                consumer.set_position(topic_idx, *partition, *next);
+            }
+        }
         Ok(ends.iter().all(|end| {
-            end.end == 0 || applied.get(&(end.topic.clone(), end.partition)).is_some_and(|next| *next >= end.end)
+            let topic_idx = self.topics.iter().position(|topic| *topic == end.topic);
+            let start = topic_idx.and_then(|i| self.starts.get(&(i, end.partition))).copied().unwrap_or(0);
+            end.end <= start || applied.get(&(end.topic.clone(), end.partition)).is_some_and(|next| *next >= end.end)
         }))
     }
 }
@@ -265,6 +363,7 @@ async fn apply_round(
     sinks: &mut [Sink],
     tables: &[SinkTable],
     groups: BTreeMap<PartitionId, Vec<Segment>>,
+    starts: &HashMap<PartitionId, i64>,
     progress: &Progress,
     consumer: &Consumer,
     endpoint: &DbEndpoint,
@@ -277,7 +376,8 @@ async fn apply_round(
     let work = sinks.iter_mut().zip(shares).map(|(sink, share)| async move {
         let (mut n_rows, mut n_changes) = (0, 0);
         for ((topic_idx, partition), segments) in share {
-            let origin = BatchOrigin { topic: consumer.topic(topic_idx), partition };
+            let start = starts.get(&(topic_idx, partition)).copied().unwrap_or(0);
+            let origin = BatchOrigin { topic: consumer.topic(topic_idx), partition, start };
             let target = &tables[topic_idx].target;
             let context = || format!("applying {}/{partition}", origin.topic);
             for segment in &segments {

@@ -79,6 +79,19 @@ impl TargetUrl {
     }
 }
 
+/// Where Passerelle keeps its own tables on the target server: never in the user's databases.
+#[derive(Debug, clap::Args)]
+pub struct BookkeepingDb {
+    /// The target database that holds Passerelle's bookkeeping (runs, offsets, what it created)
+    #[arg(
+        long = "bookkeeping-db",
+        env = "PASSERELLE_BOOKKEEPING_DB",
+        default_value = "passerelle",
+        value_name = "DATABASE"
+    )]
+    pub name: String,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct KafkaBrokers {
     /// The Kafka bootstrap brokers: host:9092[,host:9092...]
@@ -137,6 +150,8 @@ pub struct CheckArgs {
     /// Check only the tables of this PostgreSQL schema; repeat for several [default: every schema]
     #[arg(long = "schema", value_name = "SCHEMA")]
     pub schemas: Vec<String>,
+    #[command(flatten)]
+    pub bookkeeping: BookkeepingDb,
     /// Print the findings as JSON on stdout
     #[arg(long)]
     pub json: bool,

@@ -20,7 +20,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let (source, kafka, target) = tokio::join!(
         passerelle_pg::preflight::run(&endpoints.source, &args.schemas),
         passerelle_kafka::preflight::run(&endpoints.kafka),
-        passerelle_mysql::preflight::run(&endpoints.target, &[], BOOKKEEPING_DB),
+        passerelle_mysql::preflight::run(&endpoints.target, &[], &args.bookkeeping.name),
     );
     let findings: Vec<Finding> = [source, kafka, target].into_iter().flatten().collect();
     let ready = findings.iter().all(|finding| finding.outcome != Outcome::Fail);
@@ -32,9 +32,6 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(if ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
-
-/// Where the bookkeeping lives on the target server.
-pub const BOOKKEEPING_DB: &str = "passerelle";
 
 /// Refuses a run up front when a preflight check it depends on fails (a missing privilege, a source
 /// that cannot stream): found now, before a slot, a topic or a table exists, rather than midway.

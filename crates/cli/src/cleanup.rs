@@ -8,7 +8,7 @@ use passerelle_kafka::topic::{delete_topics, list_topics};
 use passerelle_mysql::bookkeeping;
 use serde::Serialize;
 
-use crate::args::EndpointArgs;
+use crate::args::{BookkeepingDb, EndpointArgs};
 use crate::config::{Endpoints, Names, NamingArgs};
 
 #[derive(Debug, clap::Args)]
@@ -17,6 +17,8 @@ pub struct CleanupArgs {
     pub endpoints: EndpointArgs,
     #[command(flatten)]
     pub naming: NamingArgs,
+    #[command(flatten)]
+    pub bookkeeping: BookkeepingDb,
     /// Print what was removed as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -41,12 +43,11 @@ pub async fn run(args: CleanupArgs) -> anyhow::Result<ExitCode> {
     let topics = list_topics(&endpoints.kafka, &format!("{}.", names.migration)).await?;
     delete_topics(&endpoints.kafka, &topics).await?;
     let target = &endpoints.target;
-    if let Some(database) = &target.database {
-        let mut conn = passerelle_mysql::connect(target).await?;
-        bookkeeping::ensure_tables(&mut conn, target, database).await?;
-        bookkeeping::forget(&mut conn, target, database, &names.migration, &topics).await?;
-        let _ = conn.disconnect().await;
-    }
+    let database = &args.bookkeeping.name;
+    let mut conn = passerelle_mysql::connect(target).await?;
+    bookkeeping::ensure_tables(&mut conn, target, database).await?;
+    bookkeeping::forget(&mut conn, target, database, &names.migration, &topics).await?;
+    let _ = conn.disconnect().await;
     let removed = Removed { migration: names.migration, slot, publication, topics };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&removed)?);

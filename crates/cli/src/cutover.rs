@@ -14,7 +14,7 @@ use passerelle_model::event::Lsn;
 use passerelle_mysql::bookkeeping::{self, Phase};
 use serde::Serialize;
 
-use crate::args::{KafkaBrokers, SourceUrl, TargetUrl};
+use crate::args::{BookkeepingDb, KafkaBrokers, SourceUrl, TargetUrl};
 use crate::config::{Names, NamingArgs};
 use crate::mapping::{self, TargetMappingArgs};
 use crate::retry;
@@ -34,6 +34,8 @@ pub struct CutoverArgs {
     pub mapping: TargetMappingArgs,
     #[command(flatten)]
     pub naming: NamingArgs,
+    #[command(flatten)]
+    pub bookkeeping: BookkeepingDb,
     /// Connections per database for the verification
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
@@ -82,7 +84,7 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
         None => {
             let client = passerelle_pg::connect(&source).await?;
             let lsn = passerelle_pg::slot::current_wal_lsn(&client, &source).await?;
-            let producer = Producer::new(&kafka, retry::bound())?;
+            let producer = Producer::new(&kafka, retry::bound())?.for_run(&run.run_id);
             control::request_cutover(&producer, &topic, &Cutover { run_id: run.run_id.clone(), lsn: lsn.0 }).await?;
             lsn
         }
@@ -98,10 +100,10 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     }
     let stream_drained_seconds = started.elapsed().as_secs_f64();
     eprintln!("passerelle: every change is in Kafka; waiting for the target to apply it and finish its keys");
-    let database = crate::sink::bookkeeping_database(&target)?;
+    let database = &args.bookkeeping.name;
     let mut conn = passerelle_mysql::connect(&target).await?;
     loop {
-        let state = bookkeeping::run_state(&mut conn, &target, &database, &names.migration).await?;
+        let state = bookkeeping::run_state(&mut conn, &target, database, &names.migration).await?;
         if state.is_some_and(|state| state.run_id == run.run_id && state.phase == Phase::PostData) {
             break;
         }

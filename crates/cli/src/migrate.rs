@@ -12,14 +12,14 @@ use std::process::ExitCode;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::args::{EndpointArgs, LoadPathArg};
+use crate::args::{BookkeepingDb, EndpointArgs, LoadPathArg};
 use crate::check::refuse_failures;
 use crate::config::{Endpoints, Names, NamingArgs};
 use crate::mapping::MappingArgs;
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary};
 use crate::retry::{self, Backoff};
-use crate::sink::{self, SinkSide, WantedRun};
+use crate::sink::{self, SinkSide, TargetGuard, WantedRun};
 use crate::source::{self, SourceSide, TopicArgs};
 
 #[derive(Debug, clap::Args)]
@@ -41,9 +41,10 @@ pub struct MigrateArgs {
     /// After the snapshot, stream every change until `passerelle cutover`, then verify
     #[arg(long)]
     pub online: bool,
-    /// Migrate even if the target databases already hold tables that this migration did not create
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub bookkeeping: BookkeepingDb,
+    #[command(flatten)]
+    pub guard: TargetGuard,
     /// Print the summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -62,7 +63,6 @@ struct Summary {
 pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let clock = PhaseClock::new();
     let endpoints = Endpoints::from_args(&args.endpoints)?;
-    let bookkeeping_db = sink::bookkeeping_database(&endpoints.target)?;
     let names = Names::new(args.naming.prefix_or_default(&endpoints.source));
     let jobs = usize::from(args.jobs);
     let schemas = args.mapping.selection.schemas();
@@ -70,7 +70,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         crate::mapping::databases(&schemas, &args.mapping.target, &endpoints.target)?.into_values().collect();
     let (source_findings, target_findings) = tokio::join!(
         passerelle_pg::preflight::run(&endpoints.source, &schemas),
-        passerelle_mysql::preflight::run(&endpoints.target, &databases, &bookkeeping_db),
+        passerelle_mysql::preflight::run(&endpoints.target, &databases, &args.bookkeeping.name),
     );
     refuse_failures(&[source_findings, target_findings].concat())?;
     let source_side = SourceSide {
@@ -86,12 +86,12 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let sink_side = SinkSide {
         kafka: &endpoints.kafka,
         target: &endpoints.target,
-        bookkeeping_db: &bookkeeping_db,
+        bookkeeping_db: &args.bookkeeping.name,
         migration: &names.migration,
         mapping: &args.mapping.target,
         jobs,
         load_path: args.load_path.forced(),
-        force: args.force,
+        guard: args.guard,
     };
     let progress = Progress::new(Track::Applied);
     // A snapshot whose PostgreSQL session ended (a COPY session terminated, the server restarted)

@@ -79,13 +79,13 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
 
     if let (Some(phase), Some(conn)) = (args.apply, conn.as_mut()) {
         if phase != Phase::Post && !args.force {
-            let existing = passerelle_mysql::schema_apply::existing_objects(conn, &target, &plan.databases).await?;
+            let existing = passerelle_mysql::schema_apply::objects(conn, &target, &plan.databases).await?;
             if !existing.is_empty() {
                 eprintln!(
                     "passerelle: not applied: the target already holds {} table(s) or view(s) ({}); apply into empty \
                      databases, or pass --force to apply anyway",
                     existing.len(),
-                    existing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                    existing.iter().take(5).map(ToString::to_string).collect::<Vec<_>>().join(", ")
                 );
                 return Ok(ExitCode::from(1));
             }

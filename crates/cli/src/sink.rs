@@ -17,12 +17,12 @@ use passerelle_kafka::control::{self, RunAnnouncement};
 use passerelle_kafka::topic::{control_topic, table_topic};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::schema::Schema;
-use passerelle_mysql::bookkeeping::{self, Phase, RunState};
+use passerelle_mysql::bookkeeping::{self, Phase, RunState, TargetObject};
 use passerelle_mysql::sink::LoadPath;
 use tokio::sync::oneshot;
 
 use crate::apply::{self, ApplyConfig, SinkTable};
-use crate::args::{KafkaBrokers, LoadPathArg, TargetUrl};
+use crate::args::{BookkeepingDb, KafkaBrokers, LoadPathArg, TargetUrl};
 use crate::check::refuse_failures;
 use crate::config::{run_encoding, table_layouts, NamingArgs};
 use crate::mapping::{self, TargetMappingArgs};
@@ -50,19 +50,32 @@ pub struct SinkArgs {
     /// How snapshot rows enter the target
     #[arg(long, value_enum, default_value = "auto")]
     pub load_path: LoadPathArg,
-    /// Migrate even if the target databases already hold tables that this migration did not create
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub bookkeeping: BookkeepingDb,
+    #[command(flatten)]
+    pub guard: TargetGuard,
     /// Print the summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+/// What a migration may do to target databases that already hold objects.
+#[derive(Clone, Copy, Debug, clap::Args)]
+pub struct TargetGuard {
+    /// Migrate into target databases that hold other tables too; they stay untouched
+    #[arg(long)]
+    pub force: bool,
+    /// Drop and recreate a table or view of the plan that exists already but was not created by this
+    /// migration (its rows are lost)
+    #[arg(long)]
+    pub replace: bool,
 }
 
 /// What the sink side needs to know.
 pub struct SinkSide<'a> {
     pub kafka: &'a KafkaEndpoint,
     pub target: &'a DbEndpoint,
-    /// The target URL's database: it holds the bookkeeping tables.
+    /// The database that holds the bookkeeping tables.
     pub bookkeeping_db: &'a str,
     /// The topic prefix.
     pub migration: &'a str,
@@ -70,7 +83,7 @@ pub struct SinkSide<'a> {
     pub jobs: usize,
     /// Forces a load path; `None` takes the server's.
     pub load_path: Option<LoadPath>,
-    pub force: bool,
+    pub guard: TargetGuard,
 }
 
 /// The run a sink follows.
@@ -96,19 +109,18 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<ExitCode> {
     let target = args.target.endpoint()?;
     let kafka = args.kafka.endpoint()?;
     let migration = args.naming.required_prefix()?;
-    let bookkeeping_db = bookkeeping_database(&target)?;
     let side = SinkSide {
         kafka: &kafka,
         target: &target,
-        bookkeeping_db: &bookkeeping_db,
+        bookkeeping_db: &args.bookkeeping.name,
         migration: &migration,
         mapping: &args.mapping,
         jobs: usize::from(args.jobs),
         load_path: args.load_path.forced(),
-        force: args.force,
+        guard: args.guard,
     };
     // The run's databases are known once it is announced; the URL's and the bookkeeping's now.
-    refuse_failures(&passerelle_mysql::preflight::run(&target, &[], &bookkeeping_db).await)?;
+    refuse_failures(&passerelle_mysql::preflight::run(&target, &[], &args.bookkeeping.name).await)?;
     let clock = PhaseClock::new();
     let progress = Progress::new(Track::Applied);
     let applied = apply_run(&side, WantedRun::Newest, &progress, &clock).await?;
@@ -123,13 +135,6 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<ExitCode> {
         println!("the snapshot is in the target with its keys, indexes and views; check it with passerelle verify");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-pub fn bookkeeping_database(target: &DbEndpoint) -> anyhow::Result<String> {
-    target
-        .database
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("the target URL names no database; add it: mysql://user@host:3306/database"))
 }
 
 /// Each table's rows as this process applied them.
@@ -172,15 +177,10 @@ pub async fn apply_run(
     let phase = match state {
         Some(state) if state.run_id == run.run_id => state.phase,
         earlier => {
-            let topics = topics(side, &run);
             if earlier.is_some() {
                 eprintln!("passerelle: the source started {} over; clearing what the last run applied", side.migration);
-            } else {
-                refuse_foreign_tables(&mut conn, target, &plan.databases, side.force).await?;
             }
-            passerelle_mysql::schema_apply::drop_objects(&mut conn, target, &plan.databases).await?;
-            bookkeeping::forget(&mut conn, target, db, side.migration, &topics).await?;
-            passerelle_mysql::schema_apply::apply(&mut conn, target, &plan.pre_data).await?;
+            start_afresh(&mut conn, side, &run, &plan).await?;
             let state = RunState { run_id: run.run_id.clone(), phase: Phase::Snapshot };
             bookkeeping::set_run_state(&mut conn, target, db, side.migration, &state).await?;
             clock.lap("pre-data");
@@ -201,6 +201,7 @@ pub async fn apply_run(
             bookkeeping_db: db,
             migration: side.migration,
             run_id: &run.run_id,
+            starts: &run.starts,
             online: run.online,
             jobs: side.jobs,
             load_path: side.load_path,
@@ -244,7 +245,9 @@ pub async fn apply_run(
             // the cutover.
             statements.extend(auto_increments_at_cutover(side, &run).await?);
         }
-        passerelle_mysql::schema_apply::apply(&mut conn, target, &statements).await?;
+        let created =
+            passerelle_mysql::schema_apply::apply_creating(&mut conn, target, &plan.databases, &statements).await?;
+        bookkeeping::record_objects(&mut conn, target, db, side.migration, &created).await?;
         let loaded: Vec<(&str, &str)> =
             plan.tables.iter().map(|table| (table.database.as_str(), table.name.as_str())).collect();
         passerelle_mysql::schema_apply::analyze(&mut conn, target, &loaded).await?;
@@ -307,20 +310,44 @@ fn topics(side: &SinkSide<'_>, run: &RunAnnouncement) -> Vec<String> {
     run.schema.tables.iter().map(|table| table_topic(side.migration, &table.name.schema, &table.name.name)).collect()
 }
 
-/// A first run goes only into databases that hold nothing but Passerelle's bookkeeping.
-async fn refuse_foreign_tables(
+/// Clears what an earlier run of this migration created and applied, then creates the plan's
+/// databases and tables. Objects this migration did not create stay untouched: beside the plan's
+/// they need `--force`, and one the plan would create needs `--replace` to be dropped.
+async fn start_afresh(
     conn: &mut passerelle_mysql::Conn,
-    target: &DbEndpoint,
-    databases: &[String],
-    force: bool,
+    side: &SinkSide<'_>,
+    run: &RunAnnouncement,
+    plan: &Plan,
 ) -> anyhow::Result<()> {
-    let existing = passerelle_mysql::schema_apply::existing_objects(conn, target, databases).await?;
-    if existing.is_empty() || force {
-        return Ok(());
+    let (target, db) = (side.target, side.bookkeeping_db);
+    let mut drop = bookkeeping::created_objects(conn, target, db, side.migration).await?;
+    let existing = passerelle_mysql::schema_apply::objects(conn, target, &plan.databases).await?;
+    let (clashing, beside): (Vec<TargetObject>, Vec<TargetObject>) = existing
+        .into_iter()
+        .filter(|object| !drop.contains(object))
+        .partition(|object| plan.tables.iter().any(|t| t.database == object.database && t.name == object.name));
+    let names =
+        |objects: &[TargetObject]| objects.iter().take(5).map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    if !clashing.is_empty() && !side.guard.replace {
+        anyhow::bail!(
+            "the target already holds {} table(s) the plan creates, which this migration did not create ({}); \
+             migrate into other databases (--map), or pass --replace to drop and recreate them",
+            clashing.len(),
+            names(&clashing)
+        );
     }
-    anyhow::bail!(
-        "the target already holds {} table(s) or view(s) ({}); migrate into empty databases, or pass --force",
-        existing.len(),
-        existing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-    )
+    if !beside.is_empty() && !side.guard.force {
+        anyhow::bail!(
+            "the target databases already hold {} other table(s) or view(s) ({}); migrate into empty databases, or \
+             pass --force to migrate beside them (they stay untouched)",
+            beside.len(),
+            names(&beside)
+        );
+    }
+    drop.extend(clashing);
+    passerelle_mysql::schema_apply::drop_objects(conn, target, &drop).await?;
+    bookkeeping::forget(conn, target, db, side.migration, &topics(side, run)).await?;
+    let created = passerelle_mysql::schema_apply::apply_creating(conn, target, &plan.databases, &plan.pre_data).await?;
+    bookkeeping::record_objects(conn, target, db, side.migration, &created).await?;
+    Ok(())
 }

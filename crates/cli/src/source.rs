@@ -12,9 +12,7 @@ use anyhow::Context;
 use passerelle_kafka::control::{self, ControlState, RunAnnouncement, SnapshotDone};
 use passerelle_kafka::envelope::{Encoding, FORMAT_VERSION};
 use passerelle_kafka::producer::Producer;
-use passerelle_kafka::topic::{
-    create_control_topic, create_topics, delete_topics, end_offsets, table_topic, TopicLayout,
-};
+use passerelle_kafka::topic::{create_control_topic, end_offsets, recreate_topics, table_topic, TopicLayout};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
 use passerelle_model::schema::TableKind;
@@ -210,13 +208,13 @@ pub async fn copy_snapshot(
     }
     stale.sort();
     stale.dedup();
-    retry::retry("deleting the old run's topics", || delete_topics(side.kafka, &stale)).await?;
+    retry::retry("recreating the run's topics", || recreate_topics(side.kafka, &side.layout, &stale, &topics)).await?;
 
     let run_id = snapshot::now_ms().to_string();
     let estimated_rows = passerelle_pg::snapshot::estimate_rows(&client, source, &tables).await?;
     retry::retry("creating the topics", || create_control_topic(side.kafka, &side.layout)).await?;
-    retry::retry("creating the topics", || create_topics(side.kafka, &side.layout, &topics)).await?;
-    let producer = Producer::new(side.kafka, retry::bound())?;
+    let starts = retry::retry("reading where the topics begin", || end_offsets(side.kafka, &topics)).await?;
+    let producer = Producer::new(side.kafka, retry::bound())?.for_run(&run_id);
     let announcement = RunAnnouncement {
         run_id: run_id.clone(),
         version: FORMAT_VERSION.to_string(),
@@ -226,6 +224,7 @@ pub async fn copy_snapshot(
         schema,
         estimated_rows,
         online: side.online,
+        starts,
     };
     control::announce_run(&producer, &control_topic, &announcement).await?;
     let names: Vec<String> = tables.iter().map(|table| table.name.to_string()).collect();
@@ -282,7 +281,7 @@ pub async fn stream_changes(side: &SourceSide<'_>) -> anyhow::Result<Option<u64>
         return Ok(None);
     }
     let layouts = table_layouts(&side.layout.prefix, &run.schema, run_encoding(&run)?);
-    let producer = Producer::new(side.kafka, retry::bound())?;
+    let producer = Producer::new(side.kafka, retry::bound())?.for_run(&run.run_id);
     let streaming = Streaming {
         endpoint: side.endpoint,
         kafka: side.kafka,

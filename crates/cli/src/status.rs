@@ -12,7 +12,7 @@ use passerelle_model::event::Lsn;
 use passerelle_mysql::bookkeeping;
 use serde::Serialize;
 
-use crate::args::{KafkaBrokers, TargetUrl};
+use crate::args::{BookkeepingDb, KafkaBrokers, TargetUrl};
 use crate::config::{Names, NamingArgs};
 
 #[derive(Debug, clap::Args)]
@@ -26,6 +26,8 @@ pub struct StatusArgs {
     pub source: Option<String>,
     #[command(flatten)]
     pub naming: NamingArgs,
+    #[command(flatten)]
+    pub bookkeeping: BookkeepingDb,
     /// Print the status as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -78,10 +80,10 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
     let names = Names::new(prefix);
     let state = control::read(&kafka, &control_topic(&names.migration)).await?;
 
-    let database = crate::sink::bookkeeping_database(&target)?;
+    let database = &args.bookkeeping.name;
     let mut conn = passerelle_mysql::connect(&target).await?;
-    bookkeeping::ensure_tables(&mut conn, &target, &database).await?;
-    let run_state = bookkeeping::run_state(&mut conn, &target, &database, &names.migration).await?;
+    bookkeeping::ensure_tables(&mut conn, &target, database).await?;
+    let run_state = bookkeeping::run_state(&mut conn, &target, database, &names.migration).await?;
     let mut tables = Vec::new();
     if let Some(run) = &state.run {
         let topics: Vec<String> = run
@@ -90,7 +92,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|table| table_topic(&names.migration, &table.name.schema, &table.name.name))
             .collect();
-        let applied = bookkeeping::offsets(&mut conn, &target, &database, &topics).await?;
+        let applied = bookkeeping::offsets(&mut conn, &target, database, &topics).await?;
         let mut in_kafka: HashMap<String, i64> = HashMap::new();
         for end in end_offsets(&kafka, &topics).await? {
             *in_kafka.entry(end.topic).or_default() += end.end;

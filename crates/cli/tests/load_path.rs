@@ -41,7 +41,9 @@ async fn the_load_path_follows_the_servers_local_infile(server: Target) {
     let password = format!("Pa55-{user}");
     let mut admin = target.conn().await;
     admin.query_drop(format!("CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'")).await.unwrap();
-    admin.query_drop(format!("GRANT ALL PRIVILEGES ON `{}`.* TO '{user}'@'127.0.0.1'", target.name)).await.unwrap();
+    for database in [target.name.as_str(), "passerelle"] {
+        admin.query_drop(format!("GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'127.0.0.1'")).await.unwrap();
+    }
     let performance_schema: bool = admin.query_first("SELECT @@performance_schema").await.unwrap().unwrap();
     assert_eq!(performance_schema, server == Target::MySql, "performance_schema on {server:?}");
     let before = local_infile(&mut admin, performance_schema).await;

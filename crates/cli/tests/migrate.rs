@@ -59,8 +59,9 @@ impl Setup {
     pub async fn applied_offsets(&self) -> u64 {
         let mut conn = self.target.conn().await;
         let sql = format!(
-            "SELECT CAST(COALESCE(SUM(next_offset), 0) AS UNSIGNED) FROM `{}`.passerelle_offsets",
-            self.target.name
+            "SELECT CAST(COALESCE(SUM(next_offset), 0) AS UNSIGNED) FROM passerelle.passerelle_offsets \
+             WHERE topic LIKE '{}.%'",
+            self.prefix
         );
         conn.query_first::<u64, _>(sql).await.ok().flatten().unwrap_or(0)
     }
@@ -328,3 +329,43 @@ async fn a_value_the_target_cannot_hold_stops_the_load(target: Target, extra: &[
     assert!(run.stderr.contains("cannot be converted: offset "), "{}", run.stderr);
     setup.cleanup();
 }
+
+async fn a_plan_table_that_exists_is_refused_unless_replace_and_other_tables_stay(target: Target) {
+    let setup =
+        Setup::new(target, "create table t (id integer primary key, v text); insert into t values (1, 'a'), (2, 'b');")
+            .await;
+    let mut conn = setup.target.conn().await;
+    let db = &setup.target.name;
+    conn.query_drop(format!(
+        "CREATE TABLE `{db}`.t (x INT PRIMARY KEY); INSERT INTO `{db}`.t VALUES (7);
+         CREATE TABLE `{db}`.other (x INT PRIMARY KEY); INSERT INTO `{db}`.other VALUES (8);"
+    ))
+    .await
+    .unwrap();
+    let refused = setup.migrate();
+    assert_eq!(refused.code, 2, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("({db}.t); migrate into other databases (--map), or pass --replace")),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(setup.target_rows("SELECT x FROM t").await, vec![vec![s("7")]], "a refused run changes nothing");
+    let refused = setup.migrate_with(&["--replace"]);
+    assert_eq!(refused.code, 2, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains(&format!("({db}.other); migrate into empty databases, or pass --force")),
+        "{}",
+        refused.stderr
+    );
+
+    let run = setup.migrate_with(&["--replace", "--force"]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert_eq!(setup.target_rows("SELECT COUNT(*) FROM t").await, vec![vec![s("2")]]);
+    assert_eq!(setup.target_rows("SELECT x FROM other").await, vec![vec![s("8")]], "--force harms nothing");
+    let tables = setup
+        .target_rows("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY 1")
+        .await;
+    assert_eq!(tables, vec![vec![s("other")], vec![s("t")]], "no bookkeeping among the user's tables");
+    setup.cleanup();
+}
+on_both_targets!(a_plan_table_that_exists_is_refused_unless_replace_and_other_tables_stay, flavor = "multi_thread");

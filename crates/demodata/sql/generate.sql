@@ -1,7 +1,7 @@
 -- The deterministic generator of the demo bookings data (issue 6), run inside PostgreSQL after the
 -- pre-data part of schema.sql and before its post-data part.
 --
--- Parameters are two settings of the session: `demodata.scale` (small, medium or big) and
+-- Parameters are two settings of the session: `demodata.scale` (tiny, small, medium or big) and
 -- `demodata.seed` (a bigint). With psql:
 --   PGOPTIONS='-c demodata.scale=small -c demodata.seed=1' psql -f generate.sql
 -- Every random choice is a hash of a row key and the seed (hashint8extended), never random(), so the
@@ -49,6 +49,7 @@ select v.*,
        bookings.now() as now_ts,
        (bookings.now() at time zone 'UTC')::date - v.booking_days as first_day
 from (values
+    ('tiny', 30, 33121, 26279, 36673, 104573, 57969),
     ('small', 30, 33121, 262788, 366733, 1045726, 579686),
     ('medium', 90, 65664, 593433, 829071, 2360335, 1894295),
     ('big', 365, 214867, 2111110, 2949857, 8391852, 7925812)
@@ -59,7 +60,7 @@ analyze bookings_gen.param;
 do $$
 begin
     if (select count(*) from bookings_gen.param) <> 1 then
-        raise exception 'unknown scale "%": expected small, medium or big', current_setting('demodata.scale');
+        raise exception 'unknown scale "%": expected tiny, small, medium or big', current_setting('demodata.scale');
     end if;
 end
 $$;

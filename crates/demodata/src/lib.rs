@@ -1,6 +1,7 @@
 //! The airline demo dataset Passerelle is measured on (issue 6): the schema of the Postgres Pro
 //! "demo" bookings database and a deterministic generator that fills it, inside PostgreSQL, with
-//! exactly the row counts of the published small, medium and big dumps.
+//! exactly the row counts of the published small, medium and big dumps (and `tiny`, a tenth of small's
+//! bookings, for quick tests).
 //!
 //! The SQL is the product; this crate only runs it. `sql/schema.sql` creates schema `bookings`, and
 //! `sql/generate.sql` fills it from two session settings, `demodata.scale` and `demodata.seed`. Both
@@ -40,6 +41,9 @@ pub const TABLES: [&str; 8] =
 /// One of the three published sizes of the demo database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scale {
+    /// A tenth of small's bookings over small's flights, 260 k rows: not a published size, for
+    /// tests that need the airline's shape quickly (the fault tests)
+    Tiny,
     /// One month of bookings, 2.3 M rows
     Small,
     /// Three months of bookings, 5.8 M rows
@@ -50,11 +54,12 @@ pub enum Scale {
 
 impl Scale {
     /// All scales, smallest first.
-    pub const ALL: [Scale; 3] = [Scale::Small, Scale::Medium, Scale::Big];
+    pub const ALL: [Scale; 4] = [Scale::Tiny, Scale::Small, Scale::Medium, Scale::Big];
 
     /// The name used by the command line and by `generate.sql`.
     pub fn name(&self) -> &'static str {
         match self {
+            Scale::Tiny => "tiny",
             Scale::Small => "small",
             Scale::Medium => "medium",
             Scale::Big => "big",
@@ -64,6 +69,7 @@ impl Scale {
     /// The row count of every table of the published dump at this scale, in [`TABLES`] order.
     pub fn expected_rows(&self) -> [(&'static str, u64); 8] {
         let (flights, bookings, tickets, ticket_flights, boarding_passes) = match self {
+            Scale::Tiny => (33_121, 26_279, 36_673, 104_573, 57_969),
             Scale::Small => (33_121, 262_788, 366_733, 1_045_726, 579_686),
             Scale::Medium => (65_664, 593_433, 829_071, 2_360_335, 1_894_295),
             Scale::Big => (214_867, 2_111_110, 2_949_857, 8_391_852, 7_925_812),
@@ -98,7 +104,7 @@ impl FromStr for Scale {
     fn from_str(s: &str) -> anyhow::Result<Scale> {
         match Scale::ALL.into_iter().find(|scale| scale.name() == s) {
             Some(scale) => Ok(scale),
-            None => Err(anyhow::anyhow!("unknown scale \"{s}\": expected small, medium or big")),
+            None => Err(anyhow::anyhow!("unknown scale \"{s}\": expected tiny, small, medium or big")),
         }
     }
 }
@@ -233,6 +239,7 @@ mod tests {
             let tables: Vec<&str> = scale.expected_rows().iter().map(|(table, _)| *table).collect();
             assert_eq!(tables, TABLES);
         }
+        assert_eq!(Scale::Tiny.total_rows(), 260_067);
         assert_eq!(Scale::Small.total_rows(), 2_289_506);
         assert_eq!(Scale::Big.total_rows(), 21_594_950);
     }
@@ -244,7 +251,7 @@ mod tests {
         }
         assert_eq!(
             "huge".parse::<Scale>().unwrap_err().to_string(),
-            "unknown scale \"huge\": expected small, medium or big"
+            "unknown scale \"huge\": expected tiny, small, medium or big"
         );
     }
 }

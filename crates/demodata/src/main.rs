@@ -19,7 +19,8 @@ use passerelle_demodata::{Scale, Step};
     about = "Drop and recreate schema bookings with the airline demo dataset, generated inside PostgreSQL"
 )]
 struct Args {
-    /// The published size to reproduce: small (2.3 M rows), medium (5.8 M) or big (21.6 M)
+    /// The published size to reproduce: small (2.3 M rows), medium (5.8 M) or big (21.6 M); or tiny
+    /// (260 k rows, a tenth of small's bookings) for quick tests
     #[arg(long, value_parser = scale_parser())]
     scale: Scale,
     /// The seed: the same seed gives the same content

@@ -1,18 +1,21 @@
 //! The consumer group side: records in batches, in partition order, with the topic as an index into
-//! the caller's table list. Offsets are the caller's to keep (in the target, with the rows); the
-//! group's own commit is advisory, so a new member starts near where the last one stopped.
+//! the caller's table list. Offsets are the caller's to keep (in the target, with the rows): a
+//! partition given to this member is read from the position the caller set for it
+//! ([`Consumer::set_position`]), never from the group's committed offset, which is only advisory.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use passerelle_model::endpoint::KafkaEndpoint;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
-use rdkafka::message::Message;
-use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::client;
 use crate::error::{describe, KafkaError};
+use crate::producer::RUN_HEADER;
 
 /// One consumed message, its payload copied out of librdkafka's buffer.
 pub struct Record {
@@ -20,21 +23,67 @@ pub struct Record {
     pub topic_idx: usize,
     pub partition: i32,
     pub offset: i64,
+    /// The run that produced it ([`crate::producer::RUN_HEADER`]); `None` when it carries none.
+    pub run: Option<String>,
     pub value: Vec<u8>,
 }
 
+/// Assigns each partition at the position the caller set for it, and notes the assignments.
+#[derive(Default)]
+struct Positioning {
+    /// The next offset to read, per topic partition.
+    positions: Mutex<HashMap<(String, i32), i64>>,
+    /// Partitions assigned since [`Consumer::take_assigned`] last asked, and where they start.
+    assigned: Mutex<Vec<(String, i32, i64)>>,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl ClientContext for Positioning {}
+
+impl ConsumerContext for Positioning {
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        if err != RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS {
+            // A revocation, or a failed rebalance: this member reads nothing until the next assignment.
+            if let Err(error) = consumer.unassign() {
+                tracing::warn!("consumer: cannot give the partitions up: {}", describe(&error));
+            }
+            return;
+        }
+        let partitions: Vec<(String, i32)> =
+            tpl.elements().iter().map(|elem| (elem.topic().to_string(), elem.partition())).collect();
+        let positions = locked(&self.positions);
+        let mut assigned = Vec::new();
+        for (topic, partition) in partitions {
+            if let Some(&next) = positions.get(&(topic.clone(), partition)) {
+                if tpl.set_partition_offset(&topic, partition, Offset::Offset(next)).is_ok() {
+                    assigned.push((topic, partition, next));
+                }
+            }
+        }
+        drop(positions);
+        if let Err(error) = consumer.assign(tpl) {
+            tracing::warn!("consumer: cannot take the assigned partitions: {}", describe(&error));
+            return;
+        }
+        locked(&self.assigned).extend(assigned);
+    }
+}
+
 pub struct Consumer {
-    inner: StreamConsumer,
+    inner: StreamConsumer<Positioning>,
     topics: Vec<String>,
     topic_idx: HashMap<String, usize>,
 }
 
 impl Consumer {
-    /// Joins `group` and subscribes to `topics`; with no committed offset a partition starts at the
-    /// beginning.
+    /// Joins `group` and subscribes to `topics`. A partition this member is given starts at the
+    /// position set by [`Consumer::set_position`], else at the committed offset, else at the beginning.
     pub fn subscribe(endpoint: &KafkaEndpoint, group: &str, topics: Vec<String>) -> Result<Consumer, KafkaError> {
         let brokers = endpoint.to_string();
-        let inner: StreamConsumer = client::config(endpoint)
+        let inner: StreamConsumer<Positioning> = client::config(endpoint)
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
@@ -51,7 +100,7 @@ impl Consumer {
             // A partition whose queue is full waits this long before fetching again: librdkafka's
             // default second stalls the sink once the queue is small.
             .set("fetch.queue.backoff.ms", "5")
-            .create()
+            .create_with_context(Positioning::default())
             .map_err(|error| KafkaError::Unreachable { brokers, cause: describe(&error) })?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         inner.subscribe(&names).map_err(|error| KafkaError::Consume { cause: describe(&error) })?;
@@ -61,6 +110,30 @@ impl Consumer {
 
     pub fn topic(&self, topic_idx: usize) -> &str {
         &self.topics[topic_idx]
+    }
+
+    /// Where a partition is read from when this member is next given it: the position only moves
+    /// forward, so a stale lower value from the caller never takes it back.
+    pub fn set_position(&self, topic_idx: usize, partition: i32, next: i64) {
+        let mut positions = locked(&self.inner.context().positions);
+        let position = positions.entry((self.topics[topic_idx].clone(), partition)).or_insert(next);
+        *position = (*position).max(next);
+    }
+
+    /// The partitions assigned to this member since the last call, each with the offset it was
+    /// positioned at.
+    pub fn take_assigned(&self) -> Vec<(usize, i32, i64)> {
+        std::mem::take(&mut *locked(&self.inner.context().assigned))
+            .into_iter()
+            .filter_map(|(topic, partition, next)| Some((*self.topic_idx.get(&topic)?, partition, next)))
+            .collect()
+    }
+
+    /// The first offset Kafka still holds in a partition, and the offset its next record will get.
+    pub fn watermarks(&self, topic_idx: usize, partition: i32) -> Result<(i64, i64), KafkaError> {
+        let topic = &self.topics[topic_idx];
+        tokio::task::block_in_place(|| self.inner.fetch_watermarks(topic, partition, Duration::from_secs(30)))
+            .map_err(|error| KafkaError::Topic { topic: topic.clone(), cause: describe(&error) })
     }
 
     /// Up to `max` records; returns early, possibly empty, when none arrives within `wait`.
@@ -84,6 +157,13 @@ impl Consumer {
                 topic_idx,
                 partition: message.partition(),
                 offset: message.offset(),
+                run: message.headers().and_then(|headers| {
+                    headers
+                        .iter()
+                        .find(|header| header.key == RUN_HEADER)
+                        .and_then(|header| header.value)
+                        .map(|value| String::from_utf8_lossy(value).into_owned())
+                }),
                 value: message.payload().unwrap_or_default().to_vec(),
             });
         }

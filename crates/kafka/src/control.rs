@@ -53,6 +53,10 @@ pub struct RunAnnouncement {
     /// After the snapshot, the source streams changes until a cutover.
     #[serde(default)]
     pub online: bool,
+    /// Where the run's records begin in each partition of each table topic: a sink reads and claims
+    /// a partition from here, never from before, where an abandoned run's records could be.
+    #[serde(default)]
+    pub starts: Vec<PartitionEnd>,
 }
 
 /// Every snapshot row of a run is in Kafka.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use passerelle_model::endpoint::KafkaEndpoint;
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
@@ -43,8 +43,14 @@ impl ProducerContext for DeliveryTracker {
     }
 }
 
+/// The header every record of a run carries, its value the run id: a sink applies only records of
+/// the run it follows, whatever an abandoned run left in a topic.
+pub const RUN_HEADER: &str = "passerelle-run";
+
 pub struct Producer {
     inner: ThreadedProducer<DeliveryTracker>,
+    /// The [`RUN_HEADER`] put on every record, once [`Producer::for_run`] names the run.
+    run: Option<OwnedHeaders>,
 }
 
 impl Producer {
@@ -67,7 +73,13 @@ impl Producer {
             .set("queue.buffering.max.messages", "20000")
             .create_with_context(DeliveryTracker::default())
             .map_err(|error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) })?;
-        Ok(Producer { inner })
+        Ok(Producer { inner, run: None })
+    }
+
+    /// Every record sent from now on carries `run_id` in its [`RUN_HEADER`].
+    pub fn for_run(mut self, run_id: &str) -> Producer {
+        self.run = Some(OwnedHeaders::new().insert(Header { key: RUN_HEADER, value: Some(run_id) }));
+        self
     }
 
     /// Queues one message, waiting while the local queue is full. `partition: None` lets the key
@@ -86,6 +98,9 @@ impl Producer {
         }
         if let Some(partition) = partition {
             record = record.partition(partition);
+        }
+        if let Some(run) = &self.run {
+            record = record.headers(run.clone());
         }
         loop {
             match self.inner.send(record) {

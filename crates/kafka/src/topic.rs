@@ -68,18 +68,101 @@ pub async fn broker_count(endpoint: &KafkaEndpoint) -> Result<usize, KafkaError>
 
 /// Creates the table topics that do not exist yet; existing ones are kept as they are.
 pub async fn create_topics(endpoint: &KafkaEndpoint, layout: &TopicLayout, names: &[String]) -> Result<(), KafkaError> {
-    let retention = layout.retention_ms.map(|ms| ms.to_string());
-    let topics: Vec<NewTopic> = names
+    create_new(endpoint, layout, names).await.map(|_| ())
+}
+
+/// How long a deletion or a creation may take to show in the cluster's metadata.
+const SETTLE: Duration = Duration::from_secs(60);
+
+/// Deletes `stale` and creates `fresh` anew, empty: a run's topics never hold an abandoned run's
+/// records. Kafka deletes asynchronously, so this waits until the metadata no longer lists the
+/// deleted topics, and takes "already exists" as "not deleted yet" rather than as success; after
+/// [`SETTLE`] it gives up with the topic named.
+pub async fn recreate_topics(
+    endpoint: &KafkaEndpoint,
+    layout: &TopicLayout,
+    stale: &[String],
+    fresh: &[String],
+) -> Result<(), KafkaError> {
+    delete_topics(endpoint, stale).await?;
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    let still_there = |metadata: &Metadata| {
+        metadata.topics().iter().map(|topic| topic.name().to_string()).find(|name| stale.contains(name))
+    };
+    loop {
+        let (_, metadata) = admin(endpoint)?;
+        match still_there(&metadata) {
+            None => break,
+            Some(topic) if tokio::time::Instant::now() > deadline => {
+                return Err(KafkaError::Topic {
+                    topic,
+                    cause: format!(
+                        "still listed {} s after its deletion (is delete.topic.enable off?)",
+                        SETTLE.as_secs()
+                    ),
+                })
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let mut pending: Vec<String> = fresh.to_vec();
+    loop {
+        let existing = create_new(endpoint, layout, &pending).await?;
+        if existing.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(KafkaError::Topic {
+                topic: existing[0].clone(),
+                cause: format!("still exists {} s after its deletion", SETTLE.as_secs()),
+            });
+        }
+        pending = existing;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A consumer or a watermark query right after the creation must find every partition.
+    loop {
+        let (_, metadata) = admin(endpoint)?;
+        let missing = fresh.iter().find(|name| {
+            !metadata
+                .topics()
+                .iter()
+                .any(|topic| &topic.name() == name && topic.partitions().len() == layout.partitions as usize)
+        });
+        match missing {
+            None => return Ok(()),
+            Some(topic) if tokio::time::Instant::now() > deadline => {
+                return Err(KafkaError::Topic {
+                    topic: topic.clone(),
+                    cause: format!("not listed with its partitions {} s after its creation", SETTLE.as_secs()),
+                })
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+fn new_topics<'a>(layout: &TopicLayout, names: &'a [String], retention: &'a Option<String>) -> Vec<NewTopic<'a>> {
+    names
         .iter()
         .map(|name| {
             let topic = NewTopic::new(name, layout.partitions, TopicReplication::Fixed(layout.replication));
-            match &retention {
+            match retention {
                 Some(ms) => topic.set("retention.ms", ms),
                 None => topic,
             }
         })
-        .collect();
-    create(endpoint, &topics).await
+        .collect()
+}
+
+/// Creates the table topics; returns those that already existed.
+async fn create_new(
+    endpoint: &KafkaEndpoint,
+    layout: &TopicLayout,
+    names: &[String],
+) -> Result<Vec<String>, KafkaError> {
+    let retention = layout.retention_ms.map(|ms| ms.to_string());
+    create(endpoint, &new_topics(layout, names, &retention)).await
 }
 
 /// Creates the control topic if it does not exist: one partition, so its records keep their order,
@@ -89,24 +172,27 @@ pub async fn create_control_topic(endpoint: &KafkaEndpoint, layout: &TopicLayout
     let topic = NewTopic::new(&name, 1, TopicReplication::Fixed(layout.replication))
         .set("cleanup.policy", "compact")
         .set("retention.ms", "-1");
-    create(endpoint, &[topic]).await
+    create(endpoint, &[topic]).await.map(|_| ())
 }
 
-async fn create(endpoint: &KafkaEndpoint, topics: &[NewTopic<'_>]) -> Result<(), KafkaError> {
+/// Creates topics; returns those that already existed.
+async fn create(endpoint: &KafkaEndpoint, topics: &[NewTopic<'_>]) -> Result<Vec<String>, KafkaError> {
     let (admin, _) = admin(endpoint)?;
     let results = admin
         .create_topics(topics, &options())
         .await
         .map_err(|error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) })?;
+    let mut existing = Vec::new();
     for result in results {
         match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(_) => {}
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => existing.push(topic),
             Err((topic, code)) => {
                 return Err(KafkaError::Topic { topic, cause: format!("{} (creating it)", describe_code(code)) })
             }
         }
     }
-    Ok(())
+    Ok(existing)
 }
 
 /// Deletes topics; those already gone are fine.

@@ -1,6 +1,9 @@
-//! Passerelle's own tables in the target database: how far each migration got, and each Kafka
-//! partition's next offset to apply (written in the same transaction as the rows, see `sink`).
-//! Keeping them beside the data means one backup, one failover and one source of truth.
+//! Passerelle's own tables, in a database of their own on the target server (`passerelle` unless
+//! the user names another): how far each migration got, each Kafka partition's next offset to apply
+//! (written in the same transaction as the rows, see `sink`: InnoDB transactions span the databases
+//! of one server), and the objects each migration created, which are the only ones it ever drops.
+//! The user's databases hold only migrated tables. Every table here has a primary key, as MySQL's
+//! `sql_require_primary_key` demands.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,6 +18,23 @@ use crate::MysqlError;
 pub const OFFSETS_TABLE: &str = "passerelle_offsets";
 /// One row per migration: its phase and the run that owns its topics.
 pub const RUNS_TABLE: &str = "passerelle_runs";
+/// The tables, views and sequences each migration created in the target.
+pub const OBJECTS_TABLE: &str = "passerelle_objects";
+
+/// An object in a target database: a table, a view or a sequence.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TargetObject {
+    pub database: String,
+    pub name: String,
+    /// `TABLE`, `VIEW` or `SEQUENCE`: what DROP takes.
+    pub kind: String,
+}
+
+impl fmt::Display for TargetObject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.database, self.name)
+    }
+}
 
 /// How far a migration got. Each phase is recorded when it has completed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +90,15 @@ pub async fn ensure_tables(conn: &mut Conn, endpoint: &impl fmt::Display, databa
                updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
              ) ENGINE=InnoDB COMMENT 'Passerelle: how far each migration got'"
         ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{OBJECTS_TABLE} (
+               migration VARCHAR(200) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+               database_name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+               object_name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+               kind VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+               PRIMARY KEY (migration, database_name, object_name)
+             ) ENGINE=InnoDB COMMENT 'Passerelle: what each migration created, the only objects it drops'"
+        ),
     ];
     for statement in statements {
         conn.query_drop(statement)
@@ -114,7 +143,50 @@ pub async fn set_run_state(
     .map_err(|error| MysqlError::query(endpoint, "recording the migration's state", error))
 }
 
-/// Forgets a migration: its run and the offsets of its topics.
+/// Records objects as created by `migration`.
+pub async fn record_objects(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    database: &str,
+    migration: &str,
+    objects: &[TargetObject],
+) -> Result<(), MysqlError> {
+    for object in objects {
+        conn.exec_drop(
+            format!(
+                "INSERT IGNORE INTO {}.{OBJECTS_TABLE} (migration, database_name, object_name, kind) VALUES (?, ?, ?, ?)",
+                quote(database)
+            ),
+            (migration, &object.database, &object.name, &object.kind),
+        )
+        .await
+        .map_err(|error| MysqlError::query(endpoint, "recording what the migration created", error))?;
+    }
+    Ok(())
+}
+
+/// The objects `migration` created.
+pub async fn created_objects(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    database: &str,
+    migration: &str,
+) -> Result<Vec<TargetObject>, MysqlError> {
+    let rows: Vec<(String, String, String)> = conn
+        .exec(
+            format!(
+                "SELECT database_name, object_name, kind FROM {}.{OBJECTS_TABLE} WHERE migration = ?
+                 ORDER BY database_name, object_name",
+                quote(database)
+            ),
+            (migration,),
+        )
+        .await
+        .map_err(|error| MysqlError::query(endpoint, "reading what the migration created", error))?;
+    Ok(rows.into_iter().map(|(database, name, kind)| TargetObject { database, name, kind }).collect())
+}
+
+/// Forgets a migration: its run, the offsets of its topics and the objects it created (which stay).
 pub async fn forget(
     conn: &mut Conn,
     endpoint: &impl fmt::Display,
@@ -124,9 +196,9 @@ pub async fn forget(
 ) -> Result<(), MysqlError> {
     let db = quote(database);
     let context = |error| MysqlError::query(endpoint, "clearing the migration's bookkeeping", error);
-    conn.exec_drop(format!("DELETE FROM {db}.{RUNS_TABLE} WHERE migration = ?"), (migration,))
-        .await
-        .map_err(context)?;
+    for table in [RUNS_TABLE, OBJECTS_TABLE] {
+        conn.exec_drop(format!("DELETE FROM {db}.{table} WHERE migration = ?"), (migration,)).await.map_err(context)?;
+    }
     for topic in topics {
         conn.exec_drop(format!("DELETE FROM {db}.{OFFSETS_TABLE} WHERE topic = ?"), (topic,)).await.map_err(context)?;
     }

@@ -11,7 +11,7 @@ use mysql_async::Conn;
 
 use passerelle_ddl::ident::quote;
 
-use crate::bookkeeping::{OFFSETS_TABLE, RUNS_TABLE};
+use crate::bookkeeping::TargetObject;
 use crate::preflight::ServerVersion;
 use crate::MysqlError;
 
@@ -57,26 +57,49 @@ pub async fn requires_primary_key(conn: &mut Conn, endpoint: &impl fmt::Display)
     Ok(setting.is_some_and(|(_, value)| value.eq_ignore_ascii_case("on") || value == "1"))
 }
 
-/// Tables, views and sequences already in `databases`, as `database.name`, Passerelle's own
-/// bookkeeping tables left out: applying into them would mix two schemas.
-pub async fn existing_objects(
+/// Tables, views and sequences in `databases`.
+pub async fn objects(
     conn: &mut Conn,
     endpoint: &impl fmt::Display,
     databases: &[String],
-) -> Result<Vec<String>, MysqlError> {
+) -> Result<Vec<TargetObject>, MysqlError> {
     let mut found = Vec::new();
     for database in databases {
-        let names: Vec<String> = conn
+        let rows: Vec<(String, String)> = conn
             .exec(
-                "SELECT CONCAT(table_schema, '.', table_name) FROM information_schema.tables
-                 WHERE table_schema = ? AND table_name NOT IN (?, ?) ORDER BY table_name",
-                (database, OFFSETS_TABLE, RUNS_TABLE),
+                "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = ? ORDER BY table_name",
+                (database,),
             )
             .await
             .map_err(|error| MysqlError::query(endpoint, "listing the target's tables", error))?;
-        found.extend(names);
+        found.extend(rows.into_iter().map(|(name, kind)| {
+            TargetObject {
+                database: database.clone(),
+                name,
+                kind: match kind.as_str() {
+                    "VIEW" => "VIEW",
+                    "SEQUENCE" => "SEQUENCE",
+                    _ => "TABLE",
+                }
+                .to_string(),
+            }
+        }));
     }
     Ok(found)
+}
+
+/// Runs `statements` in order, and returns the objects in `databases` that they created.
+pub async fn apply_creating(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    databases: &[String],
+    statements: &[String],
+) -> Result<Vec<TargetObject>, ApplyError> {
+    let listing = |error| ApplyError { statement: "listing the target's tables".to_string(), error };
+    let before = objects(conn, endpoint, databases).await.map_err(listing)?;
+    apply(conn, endpoint, statements).await?;
+    let after = objects(conn, endpoint, databases).await.map_err(listing)?;
+    Ok(after.into_iter().filter(|object| !before.contains(object)).collect())
 }
 
 /// Runs `statements` in order.
@@ -106,33 +129,20 @@ pub async fn analyze(conn: &mut Conn, endpoint: &impl fmt::Display, tables: &[(&
         .map_err(|error| MysqlError::query(endpoint, "analyzing the loaded tables", error))
 }
 
-/// Drops every table, view and sequence in `databases` but Passerelle's bookkeeping tables: what an
-/// interrupted migration created, before it starts over. Foreign keys are not checked while dropping,
-/// so the order does not matter.
+/// Drops `objects`, in any order: foreign keys are not checked while dropping.
 pub async fn drop_objects(
     conn: &mut Conn,
     endpoint: &impl fmt::Display,
-    databases: &[String],
+    objects: &[TargetObject],
 ) -> Result<(), MysqlError> {
-    let context = |error| MysqlError::query(endpoint, "dropping what an interrupted run created", error);
+    let context = |error| MysqlError::query(endpoint, "dropping what the migration created", error);
     conn.query_drop("SET SESSION foreign_key_checks = 0").await.map_err(context)?;
-    for database in databases {
-        let objects: Vec<(String, String)> = conn
-            .exec("SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = ?", (database,))
+    for object in objects {
+        // Only a keyword DROP takes reaches the statement, whatever the bookkeeping row holds.
+        let kind = if ["VIEW", "SEQUENCE"].contains(&object.kind.as_str()) { object.kind.as_str() } else { "TABLE" };
+        conn.query_drop(format!("DROP {kind} IF EXISTS {}.{}", quote(&object.database), quote(&object.name)))
             .await
             .map_err(context)?;
-        for (name, kind) in
-            objects.into_iter().filter(|(name, _)| ![OFFSETS_TABLE, RUNS_TABLE].contains(&name.as_str()))
-        {
-            let kind = match kind.as_str() {
-                "VIEW" => "VIEW",
-                "SEQUENCE" => "SEQUENCE",
-                _ => "TABLE",
-            };
-            conn.query_drop(format!("DROP {kind} IF EXISTS {}.{}", quote(database), quote(&name)))
-                .await
-                .map_err(context)?;
-        }
     }
     conn.query_drop("SET SESSION foreign_key_checks = 1").await.map_err(context)
 }

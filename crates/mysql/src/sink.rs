@@ -78,6 +78,9 @@ impl LoadPath {
 pub struct BatchOrigin<'a> {
     pub topic: &'a str,
     pub partition: i32,
+    /// Where the run's records begin in this partition: its first claim starts there, so whatever
+    /// lies before (an abandoned run's records) is never applied.
+    pub start: i64,
 }
 
 impl Sink {
@@ -172,8 +175,8 @@ impl Sink {
         let offsets = format!("{}.{OFFSETS_TABLE}", quote(&self.bookkeeping_db));
         self.conn
             .exec_drop(
-                format!("INSERT IGNORE INTO {offsets} (topic, kafka_partition, next_offset) VALUES (?, ?, 0)"),
-                (origin.topic, origin.partition),
+                format!("INSERT IGNORE INTO {offsets} (topic, kafka_partition, next_offset) VALUES (?, ?, ?)"),
+                (origin.topic, origin.partition, origin.start),
             )
             .await
             .map_err(context("registering the partition"))?;
@@ -186,7 +189,7 @@ impl Sink {
             )
             .await
             .map_err(context("reading the partition's offset"))?;
-        Ok(next_offset.unwrap_or(0))
+        Ok(next_offset.unwrap_or(origin.start))
     }
 
     /// In the batch's transaction: records that everything below `next_offset` is applied.

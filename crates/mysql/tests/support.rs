@@ -76,7 +76,7 @@ impl TestDb {
     }
 }
 
-pub const ORIGIN: BatchOrigin<'static> = BatchOrigin { topic: "test.public.t", partition: 3 };
+pub const ORIGIN: BatchOrigin<'static> = BatchOrigin { topic: "test.public.t", partition: 3, start: 0 };
 
 pub fn row(values: &[Option<&str>]) -> Row {
     values.iter().map(|value| value.map(str::to_string)).collect()

@@ -100,7 +100,7 @@ async fn copy(source: &DbEndpoint, sink: &mut Sink, table: &TargetTable) {
         columns.join(", ")
     );
     let topic = format!("test.{}", schema_table.name);
-    let origin = BatchOrigin { topic: &topic, partition: 0 };
+    let origin = BatchOrigin { topic: &topic, partition: 0, start: 0 };
     let rows = client.query_raw(&sql, std::iter::empty::<&str>()).await.unwrap();
     futures::pin_mut!(rows);
     let mut batch = Vec::new();
