@@ -174,10 +174,23 @@ pub async fn apply_run(
     bookkeeping::ensure_tables(&mut conn, target, db).await?;
     bookkeeping::lock(&mut conn, target, side.migration).await?;
     let state = bookkeeping::run_state(&mut conn, target, db, side.migration).await?;
+    let missing = match &state {
+        Some(state) if state.run_id == run.run_id => missing_tables(&mut conn, target, &plan).await?,
+        _ => Vec::new(),
+    };
     let phase = match state {
-        Some(state) if state.run_id == run.run_id => state.phase,
+        Some(state) if state.run_id == run.run_id && missing.is_empty() => state.phase,
         earlier => {
-            if earlier.is_some() {
+            if !missing.is_empty() {
+                // Offsets that claim rows the target no longer has are not to be trusted.
+                eprintln!(
+                    "passerelle: the target lost {} table(s) of run {} ({}); rebuilding the run's tables and \
+                     reloading them from the run's first records",
+                    missing.len(),
+                    run.run_id,
+                    missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+                );
+            } else if earlier.is_some() {
                 eprintln!("passerelle: the source started {} over; clearing what the last run applied", side.migration);
             }
             start_afresh(&mut conn, side, &run, &plan).await?;
@@ -308,6 +321,21 @@ async fn announced_run(side: &SinkSide<'_>, wanted: WantedRun) -> anyhow::Result
 
 fn topics(side: &SinkSide<'_>, run: &RunAnnouncement) -> Vec<String> {
     run.schema.tables.iter().map(|table| table_topic(side.migration, &table.name.schema, &table.name.name)).collect()
+}
+
+/// The plan's tables the target does not hold (its database was dropped, say), as `database.name`.
+async fn missing_tables(
+    conn: &mut passerelle_mysql::Conn,
+    target: &DbEndpoint,
+    plan: &Plan,
+) -> anyhow::Result<Vec<String>> {
+    let existing = passerelle_mysql::schema_apply::objects(conn, target, &plan.databases).await?;
+    Ok(plan
+        .tables
+        .iter()
+        .filter(|table| !existing.iter().any(|object| object.database == table.database && object.name == table.name))
+        .map(|table| format!("{}.{}", table.database, table.name))
+        .collect())
 }
 
 /// Clears what an earlier run of this migration created and applied, then creates the plan's

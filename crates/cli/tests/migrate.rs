@@ -369,3 +369,26 @@ async fn a_plan_table_that_exists_is_refused_unless_replace_and_other_tables_sta
     setup.cleanup();
 }
 on_both_targets!(a_plan_table_that_exists_is_refused_unless_replace_and_other_tables_stay, flavor = "multi_thread");
+
+async fn a_target_database_dropped_and_recreated_is_rebuilt_by_the_same_migrate(target: Target) {
+    let setup = Setup::new(
+        target,
+        "create table t (id integer primary key, v text); insert into t select i, md5(i::text) from generate_series(1, 3000) i;
+         create table u (id integer primary key); insert into u select generate_series(1, 500);",
+    )
+    .await;
+    let first = setup.migrate();
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    let mut conn = setup.target.conn().await;
+    let db = &setup.target.name;
+    conn.query_drop(format!("DROP DATABASE `{db}`; CREATE DATABASE `{db}`")).await.unwrap();
+
+    let again = setup.migrate();
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert!(again.stderr.contains("the target lost 2 table(s) of run"), "{}", again.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(summary["verified"], true, "{summary}");
+    assert_eq!(setup.target_rows("SELECT COUNT(*) FROM t").await, vec![vec![s("3000")]]);
+    setup.cleanup();
+}
+on_both_targets!(a_target_database_dropped_and_recreated_is_rebuilt_by_the_same_migrate, flavor = "multi_thread");
