@@ -1,7 +1,7 @@
 //! The command line, second stage: validated endpoints built from the raw flags. Stages receive these,
 //! never the flags or the environment.
 
-use passerelle_kafka::control::RunAnnouncement;
+use passerelle_kafka::control::{RunAnnouncement, CONTROL_FORMAT};
 use passerelle_kafka::envelope::{Encoding, TableLayout};
 use passerelle_kafka::topic::table_topic;
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
@@ -89,8 +89,18 @@ pub fn table_layouts(prefix: &str, schema: &Schema, encoding: Encoding) -> Vec<T
         .collect()
 }
 
-/// How the run's events are encoded, as its announcement says.
+/// How the run's events are encoded, as its announcement says; an error for a run whose control
+/// records are of a format this Passerelle cannot read.
 pub fn run_encoding(run: &RunAnnouncement) -> anyhow::Result<Encoding> {
+    if run.format > CONTROL_FORMAT {
+        anyhow::bail!(
+            "run {} was announced in control format {} by {}; this Passerelle reads formats up to {CONTROL_FORMAT}: \
+             upgrade it",
+            run.run_id,
+            run.format,
+            run.version
+        );
+    }
     run.encoding.parse().map_err(|_| {
         anyhow::anyhow!(
             "the run's events are encoded as {:?}, which this Passerelle cannot read; upgrade it",

@@ -65,9 +65,10 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let endpoints = Endpoints::from_args(&args.endpoints)?;
     let names = Names::new(args.naming.prefix_or_default(&endpoints.source));
     let jobs = usize::from(args.jobs);
-    let schemas = args.mapping.selection.schemas();
-    let databases: Vec<String> =
-        crate::mapping::databases(&schemas, &args.mapping.target, &endpoints.target)?.into_values().collect();
+    let target = Some((&args.mapping.target, &endpoints.target));
+    let (schemas, target_databases) =
+        source::settle(&endpoints.kafka, &names.migration, &args.mapping.selection, target).await?;
+    let databases: Vec<String> = target_databases.values().cloned().collect();
     let (source_findings, target_findings) = tokio::join!(
         passerelle_pg::preflight::run(&endpoints.source, &schemas),
         passerelle_mysql::preflight::run(&endpoints.target, &databases, &args.bookkeeping.name),
@@ -82,6 +83,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         encoding: args.topics.encoding,
         jobs,
         online: args.online,
+        target_databases,
     };
     let sink_side = SinkSide {
         kafka: &endpoints.kafka,

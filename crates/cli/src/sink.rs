@@ -160,6 +160,8 @@ pub async fn apply_run(
     clock: &PhaseClock,
 ) -> anyhow::Result<Applied> {
     let run = announced_run(side, wanted).await?;
+    let databases = mapping::databases(&run.schemas, side.mapping, side.target)?;
+    crate::source::check_target_databases(side.migration, &run, &databases)?;
     let mut changes = 0;
     let mut load_path = None;
     let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, side.mapping, side.target).await?;

@@ -6,13 +6,16 @@
 //! again. An interrupted one starts over with a new run id, slot, snapshot and topics: the old
 //! snapshot died with its connection, so nothing copied under it can be continued consistently.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use passerelle_kafka::control::{self, ControlState, RunAnnouncement, SnapshotDone};
 use passerelle_kafka::envelope::{Encoding, FORMAT_VERSION};
 use passerelle_kafka::producer::Producer;
-use passerelle_kafka::topic::{create_control_topic, end_offsets, recreate_topics, table_topic, TopicLayout};
+use passerelle_kafka::topic::{
+    control_topic, create_control_topic, end_offsets, recreate_topics, table_topic, TopicLayout,
+};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
 use passerelle_model::schema::TableKind;
@@ -21,7 +24,7 @@ use tokio::sync::oneshot;
 use crate::args::{KafkaBrokers, SourceUrl};
 use crate::check::refuse_failures;
 use crate::config::{run_encoding, table_layouts, Names, NamingArgs};
-use crate::mapping::SelectionArgs;
+use crate::mapping::{SelectionArgs, TargetMappingArgs};
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary, TableSummary};
 use crate::retry;
@@ -80,6 +83,58 @@ impl TopicArgs {
     }
 }
 
+/// The settings a run began with are fixed: a command that asks for others is refused, naming the
+/// difference and the way out; one that names no schema takes the run's. Returns the schemas to
+/// copy and, given the target, each one's target database.
+pub async fn settle(
+    kafka: &KafkaEndpoint,
+    migration: &str,
+    selection: &SelectionArgs,
+    target: Option<(&TargetMappingArgs, &DbEndpoint)>,
+) -> anyhow::Result<(Vec<String>, BTreeMap<String, String>)> {
+    let topic = control_topic(migration);
+    let run = retry::retry("reading the control topic", || control::read(kafka, &topic)).await?.run;
+    let schemas = match &run {
+        Some(run) if selection.schemas.is_empty() => run.schemas.clone(),
+        _ => selection.schemas(),
+    };
+    let databases = match target {
+        Some((mapping, endpoint)) => crate::mapping::databases(&schemas, mapping, endpoint)?,
+        None => BTreeMap::new(),
+    };
+    let Some(run) = run else { return Ok((schemas, databases)) };
+    if run.schemas != schemas {
+        let (fixed, asked) = (run.schemas.join(","), schemas.join(","));
+        anyhow::bail!("{}", settings_differ(migration, &run.run_id, "--schema", &fixed, &asked));
+    }
+    check_target_databases(migration, &run, &databases)?;
+    Ok((schemas, databases))
+}
+
+/// Refuses target databases other than those the run began with, when it began knowing them.
+pub fn check_target_databases(
+    migration: &str,
+    run: &RunAnnouncement,
+    databases: &BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    if run.target_databases.is_empty() || databases.is_empty() || run.target_databases == *databases {
+        return Ok(());
+    }
+    let show = |databases: &BTreeMap<String, String>| {
+        databases.iter().map(|(schema, database)| format!("{schema}={database}")).collect::<Vec<_>>().join(",")
+    };
+    let (fixed, asked) = (show(&run.target_databases), show(databases));
+    anyhow::bail!("{}", settings_differ(migration, &run.run_id, "target databases", &fixed, &asked))
+}
+
+fn settings_differ(migration: &str, run_id: &str, what: &str, fixed: &str, asked: &str) -> String {
+    format!(
+        "migration {migration} (run {run_id}) began with {what} {fixed}, this command asks for {asked}: a run's \
+         settings are fixed when it begins; run it as it began, start it over with passerelle cleanup --topic-prefix \
+         {migration}, or use another --topic-prefix"
+    )
+}
+
 /// What the source side needs to know.
 pub struct SourceSide<'a> {
     pub endpoint: &'a DbEndpoint,
@@ -90,6 +145,8 @@ pub struct SourceSide<'a> {
     pub encoding: Encoding,
     pub jobs: usize,
     pub online: bool,
+    /// Each schema's target database, announced with the run (empty when the target is not known).
+    pub target_databases: BTreeMap<String, String>,
 }
 
 /// The run whose snapshot is now complete in Kafka.
@@ -106,10 +163,12 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
     let endpoint = args.source.endpoint()?;
     let kafka = args.kafka.endpoint()?;
     let names = Names::new(args.naming.prefix_or_default(&endpoint));
+    let (schemas, target_databases) = settle(&kafka, &names.migration, &args.selection, None).await?;
     let side = SourceSide {
         endpoint: &endpoint,
         kafka: &kafka,
-        schemas: args.selection.schemas(),
+        schemas,
+        target_databases,
         names: &names,
         layout: args.topics.layout(&names.migration),
         encoding: args.topics.encoding,
@@ -217,6 +276,8 @@ pub async fn copy_snapshot(
     let producer = Producer::new(side.kafka, retry::bound())?.for_run(&run_id);
     let announcement = RunAnnouncement {
         run_id: run_id.clone(),
+        format: control::CONTROL_FORMAT,
+        target_databases: side.target_databases.clone(),
         version: FORMAT_VERSION.to_string(),
         encoding: side.encoding.to_string(),
         database: source.database.clone().unwrap_or_default(),

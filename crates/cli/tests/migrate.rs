@@ -392,3 +392,25 @@ async fn a_target_database_dropped_and_recreated_is_rebuilt_by_the_same_migrate(
     setup.cleanup();
 }
 on_both_targets!(a_target_database_dropped_and_recreated_is_rebuilt_by_the_same_migrate, flavor = "multi_thread");
+
+async fn a_rerun_with_other_settings_is_refused_up_front(target: Target) {
+    let setup = Setup::new(target, "create table t (id integer primary key); insert into t values (1);").await;
+    let first = setup.migrate();
+    assert_eq!(first.code, 0, "{}\n{}", first.stdout, first.stderr);
+    // The same migration (topic prefix) asked for another schema and another target database.
+    let other = passerelle_testkit::with_database(&setup.target.url, &unique_name("other"));
+    let env = [setup.env()[0], setup.env()[1], ("PASSERELLE_TARGET", other.as_str())];
+    let mut args = setup.args("migrate");
+    args.extend(["--schema", "nosuch"]);
+    let run = passerelle(&args, &env);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("began with --schema public, this command asks for nosuch"), "{}", run.stderr);
+    assert!(run.stderr.contains("passerelle cleanup --topic-prefix"), "{}", run.stderr);
+    let run = passerelle(&setup.args("migrate"), &env);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    let expected =
+        format!("began with target databases public={}, this command asks for public=other_", setup.target.name);
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    setup.cleanup();
+}
+on_both_targets!(a_rerun_with_other_settings_is_refused_up_front, flavor = "multi_thread");

@@ -11,6 +11,7 @@
 //! A reader takes the newest `run`, and the others only when they name that run: one left from an
 //! interrupted earlier attempt says nothing about the current one.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use passerelle_model::endpoint::KafkaEndpoint;
@@ -32,11 +33,23 @@ const CUTOVER_KEY: &[u8] = b"cutover";
 const STREAM_DONE_KEY: &[u8] = b"stream-done";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The format of the control records this Passerelle writes: a Passerelle that changes what they
+/// mean raises it, and one that finds a newer run than it can read refuses it (`config::run_encoding`).
+/// Announcements without it are of the first format.
+pub const CONTROL_FORMAT: u32 = 2;
+
+fn first_format() -> u32 {
+    1
+}
+
 /// A new attempt at a migration, announced before its first row.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunAnnouncement {
     /// Names the attempt: a fresh start gets a new one, and with it a new consumer group.
     pub run_id: String,
+    /// The format of the run's control records ([`CONTROL_FORMAT`] when this Passerelle wrote it).
+    #[serde(default = "first_format")]
+    pub format: u32,
     /// The Passerelle that wrote it (`source.version` of the events).
     pub version: String,
     /// How the table topics' events are encoded.
@@ -57,6 +70,10 @@ pub struct RunAnnouncement {
     /// a partition from here, never from before, where an abandoned run's records could be.
     #[serde(default)]
     pub starts: Vec<PartitionEnd>,
+    /// Each schema's target database, fixed when the run began (by `migrate`, which knows the
+    /// target; empty when `passerelle source` began it).
+    #[serde(default)]
+    pub target_databases: BTreeMap<String, String>,
 }
 
 /// Every snapshot row of a run is in Kafka.
