@@ -75,8 +75,35 @@ impl TlsMode {
         ("verify-full", TlsMode::VerifyFull),
     ];
 
+    /// MySQL's `ssl-mode` names; `allow` has none.
+    const MYSQL_NAMES: [(&'static str, TlsMode); 5] = [
+        ("DISABLED", TlsMode::Disable),
+        ("PREFERRED", TlsMode::Prefer),
+        ("REQUIRED", TlsMode::Require),
+        ("VERIFY_CA", TlsMode::VerifyCa),
+        ("VERIFY_IDENTITY", TlsMode::VerifyFull),
+    ];
+
+    /// libpq's name.
     pub fn name(self) -> &'static str {
         TlsMode::NAMES.iter().find(|(_, mode)| *mode == self).map_or("prefer", |(name, _)| name)
+    }
+
+    /// MySQL's name.
+    pub fn mysql_name(self) -> &'static str {
+        TlsMode::MYSQL_NAMES.iter().find(|(_, mode)| *mode == self).map_or("PREFERRED", |(name, _)| name)
+    }
+
+    fn parse(
+        parameter: &str,
+        value: &str,
+        names: &[(&'static str, TlsMode)],
+        error: impl Fn(String) -> EndpointError,
+    ) -> Result<TlsMode, EndpointError> {
+        names.iter().find(|(name, _)| name.eq_ignore_ascii_case(value)).map(|(_, mode)| *mode).ok_or_else(|| {
+            let names: Vec<&str> = names.iter().map(|(name, _)| *name).collect();
+            error(format!("{parameter} {value:?} is not one of {}", names.join(", ")))
+        })
     }
 }
 
@@ -107,6 +134,9 @@ impl Tls {
     }
 }
 
+/// The query parameters a target URL may carry (MySQL clients' names).
+const MYSQL_PARAMETERS: [&str; 4] = ["ssl-mode", "ssl-ca", "ssl-cert", "ssl-key"];
+
 /// The query parameters a source URL may carry (libpq's names).
 const PG_PARAMETERS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "hostaddr"];
 
@@ -122,15 +152,7 @@ impl DbEndpoint {
         for (name, value) in url.query_pairs() {
             let path = || Some(PathBuf::from(value.as_ref()));
             match name.as_ref() {
-                "sslmode" => {
-                    endpoint.tls.mode =
-                        TlsMode::NAMES.iter().find(|(known, _)| *known == value).map(|(_, mode)| *mode).ok_or_else(
-                            || {
-                                let names: Vec<&str> = TlsMode::NAMES.iter().map(|(name, _)| *name).collect();
-                                error(format!("sslmode {value:?} is not one of {}", names.join(", ")))
-                            },
-                        )?;
-                }
+                "sslmode" => endpoint.tls.mode = TlsMode::parse("sslmode", &value, &TlsMode::NAMES, error)?,
                 "sslrootcert" => endpoint.tls.root_cert = path(),
                 "sslcert" => endpoint.tls.client_cert = path(),
                 "sslkey" => endpoint.tls.client_key = path(),
@@ -147,10 +169,18 @@ impl DbEndpoint {
 
     /// Parses `mysql://` or `mariadb://` URLs.
     pub fn parse_mysql(text: &str) -> Result<DbEndpoint, EndpointError> {
-        let (endpoint, url) = DbEndpoint::parse(text, "target", &["mysql", "mariadb"], 3306, "root", MYSQL_EXPECTED)?;
+        let (mut endpoint, url) =
+            DbEndpoint::parse(text, "target", &["mysql", "mariadb"], 3306, "root", MYSQL_EXPECTED)?;
         let error = |reason: String| EndpointError { what: "target", reason, expected: MYSQL_EXPECTED };
-        if let Some((name, _)) = url.query_pairs().next() {
-            return Err(unknown_parameter(error, &name, &[]));
+        for (name, value) in url.query_pairs() {
+            let path = || Some(PathBuf::from(value.as_ref()));
+            match name.as_ref() {
+                "ssl-mode" => endpoint.tls.mode = TlsMode::parse("ssl-mode", &value, &TlsMode::MYSQL_NAMES, error)?,
+                "ssl-ca" => endpoint.tls.root_cert = path(),
+                "ssl-cert" => endpoint.tls.client_cert = path(),
+                "ssl-key" => endpoint.tls.client_key = path(),
+                other => return Err(unknown_parameter(error, other, &MYSQL_PARAMETERS)),
+            }
         }
         Ok(endpoint)
     }
@@ -186,9 +216,6 @@ impl DbEndpoint {
 
 /// A URL parameter Passerelle does not know: refused, lest the user believe it took effect.
 fn unknown_parameter(error: impl Fn(String) -> EndpointError, name: &str, known: &[&str]) -> EndpointError {
-    if known.is_empty() {
-        return error(format!("unknown parameter {name:?}: this URL takes none"));
-    }
     error(format!("unknown parameter {name:?}: the known ones are {}", known.join(", ")))
 }
 
@@ -283,8 +310,12 @@ mod tests {
         assert!(!error.contains("hunter2"), "{error}");
         let error = DbEndpoint::parse_postgres("postgres://h/db?sslmode=on").unwrap_err().to_string();
         assert!(error.contains("sslmode \"on\" is not one of disable, allow, prefer"), "{error}");
-        let error = DbEndpoint::parse_mysql("mysql://h/db?ssl-mode=REQUIRED").unwrap_err().to_string();
-        assert!(error.contains("unknown parameter \"ssl-mode\""), "{error}");
+        let error = DbEndpoint::parse_mysql("mysql://h/db?sslmode=require").unwrap_err().to_string();
+        assert!(error.contains("unknown parameter \"sslmode\": the known ones are ssl-mode, ssl-ca"), "{error}");
+        let error = DbEndpoint::parse_mysql("mysql://h/db?ssl-mode=verify-full").unwrap_err().to_string();
+        assert!(error.contains("is not one of DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY"), "{error}");
+        let tls = DbEndpoint::parse_mysql("mysql://h/db?ssl-mode=verify_identity&ssl-ca=/ca.pem").unwrap().tls;
+        assert_eq!((tls.mode, tls.root_cert.unwrap()), (TlsMode::VerifyFull, PathBuf::from("/ca.pem")));
     }
 
     #[test]

@@ -26,6 +26,12 @@ pub enum MysqlError {
     AuthFailed {
         endpoint: String,
         user: String,
+        /// Over TLS: else a user who must use TLS (`REQUIRE SSL`) is refused the same way.
+        encrypted: bool,
+    },
+    Tls {
+        endpoint: String,
+        cause: String,
     },
     Query {
         endpoint: String,
@@ -58,10 +64,10 @@ pub enum MysqlError {
 }
 
 impl MysqlError {
-    pub(crate) fn from_connect(endpoint: String, user: &str, error: mysql_async::Error) -> MysqlError {
+    pub(crate) fn from_connect(endpoint: String, user: &str, encrypted: bool, error: mysql_async::Error) -> MysqlError {
         match error {
             mysql_async::Error::Server(server) if server.code == ER_ACCESS_DENIED => {
-                MysqlError::AuthFailed { endpoint, user: user.to_string() }
+                MysqlError::AuthFailed { endpoint, user: user.to_string(), encrypted }
             }
             mysql_async::Error::Server(server) => {
                 MysqlError::Query { endpoint, context: "connecting", code: Some(server.code), message: server.message }
@@ -114,8 +120,12 @@ impl MysqlError {
     pub fn cause(&self) -> String {
         match self {
             MysqlError::Unreachable { endpoint, cause } => format!("cannot reach the target at {endpoint}: {cause}"),
-            MysqlError::AuthFailed { endpoint, user } => {
+            MysqlError::Tls { endpoint, cause } => format!("no TLS session with the target at {endpoint}: {cause}"),
+            MysqlError::AuthFailed { endpoint, user, encrypted: true } => {
                 format!("the target at {endpoint} rejected the password of user {user:?}")
+            }
+            MysqlError::AuthFailed { endpoint, user, encrypted: false } => {
+                format!("the target at {endpoint} rejected user {user:?} on an unencrypted connection")
             }
             MysqlError::Query { endpoint, context, code: Some(code), message } => {
                 format!("the target at {endpoint}: {context}: error {code}: {message}")
@@ -139,7 +149,15 @@ impl MysqlError {
     pub fn hint(&self) -> &'static str {
         match self {
             MysqlError::Unreachable { .. } => "check the host and port in the target URL and that the server is up",
-            MysqlError::AuthFailed { .. } => "check the user and password in the target URL",
+            MysqlError::AuthFailed { encrypted: true, .. } => "check the user and password in the target URL",
+            MysqlError::AuthFailed { encrypted: false, .. } => {
+                "check the user and password in the target URL; a user that must use TLS (REQUIRE SSL) needs \
+                 ssl-mode=REQUIRED or stronger"
+            }
+            MysqlError::Tls { .. } => {
+                "check ssl-mode, and that ssl-ca is the CA that signed the server's certificate and the URL's \
+                 host one that the certificate names"
+            }
             MysqlError::Query { .. } => "see the target server's error log for details",
             MysqlError::Data { .. } => {
                 "see the mapping report for this column's type; change the source value or the mapping option"
@@ -166,6 +184,7 @@ impl MysqlError {
             // No server code: the connection broke (IO), which a new connection may not.
             MysqlError::Query { code: None, .. } => true,
             MysqlError::AuthFailed { .. }
+            | MysqlError::Tls { .. }
             | MysqlError::Data { .. }
             | MysqlError::Unappliable { .. }
             | MysqlError::Rejected { .. } => false,
@@ -199,7 +218,7 @@ pub(crate) fn without_value(message: &str) -> String {
 }
 
 /// The driver wraps an IO error in two layers that repeat each other; the innermost one says it all.
-fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
     let mut current = error;
     while let Some(source) = current.source() {
         current = source;

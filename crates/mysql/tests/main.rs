@@ -4,3 +4,4 @@
 mod changes;
 mod load;
 mod support;
+mod tls;

@@ -1,0 +1,73 @@
+//! TLS to the stack's MySQL and MariaDB, as their `REQUIRE SSL` user: encryption is checked on the
+//! server's side, in the session's `Ssl_cipher`.
+
+use mysql_async::prelude::Queryable;
+use passerelle_model::endpoint::DbEndpoint;
+use passerelle_mysql::MysqlError;
+use passerelle_testkit::{on_both_targets, Target};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: eval \"$(stack/stack.sh env)\""))
+}
+
+/// The server's `REQUIRE SSL` user (`VERIFY_IDENTITY` with the stack's CA), with `query` replacing
+/// the URL's parameters when given.
+fn tls_url(target: Target, query: Option<&str>) -> url::Url {
+    let variable =
+        if target == Target::MySql { "PASSERELLE_TARGET_MYSQL_TLS" } else { "PASSERELLE_TARGET_MARIADB_TLS" };
+    let mut url = url::Url::parse(&env(variable)).unwrap();
+    if let Some(query) = query {
+        url.set_query(Some(query));
+    }
+    url
+}
+
+async fn connect(url: &url::Url) -> Result<mysql_async::Conn, MysqlError> {
+    passerelle_mysql::connect(&DbEndpoint::parse_mysql(url.as_str()).unwrap()).await
+}
+
+async fn cipher(conn: &mut mysql_async::Conn) -> String {
+    let row: Option<(String, String)> = conn.query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'").await.unwrap();
+    row.map(|(_, cipher)| cipher).unwrap_or_default()
+}
+
+fn assert_one_line(error: &MysqlError, expected: &str) {
+    let text = error.to_string();
+    assert!(text.contains(expected), "{text}");
+    assert!(!text.contains('\n') && !text.contains("tls-secret-my"), "{text}");
+    assert!(!error.retryable(), "{text}");
+}
+
+async fn every_mode_encrypts_or_fails_with_its_cause(target: Target) {
+    let ca = env("PASSERELLE_TLS_CA");
+    // VERIFY_IDENTITY (the stack's URL), VERIFY_CA, REQUIRED without a CA, and the default, PREFERRED.
+    let verify_ca = format!("ssl-mode=VERIFY_CA&ssl-ca={ca}");
+    for query in [None, Some(verify_ca.as_str()), Some("ssl-mode=REQUIRED"), Some("")] {
+        let mut conn = connect(&tls_url(target, query)).await.unwrap_or_else(|error| panic!("{query:?}: {error}"));
+        assert!(!cipher(&mut conn).await.is_empty(), "{query:?}: the session is not encrypted");
+    }
+
+    let wrong_ca = format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={}", env("PASSERELLE_TLS_OTHER_CA"));
+    let error = connect(&tls_url(target, Some(&wrong_ca))).await.unwrap_err();
+    assert!(matches!(error, MysqlError::Tls { .. }), "{error}");
+    assert_one_line(&error, "certificate verify failed");
+
+    // "127.1" reaches 127.0.0.1 (inet_aton's short form) under a name the certificate does not carry.
+    let mut wrong_host = tls_url(target, None);
+    wrong_host.set_host(Some("127.1")).unwrap();
+    let error = connect(&wrong_host).await.unwrap_err();
+    assert!(matches!(error, MysqlError::Tls { .. }), "{error}");
+    assert_one_line(&error, "certificate verify failed");
+    // VERIFY_CA checks the signature, not the name.
+    wrong_host.set_query(Some(&verify_ca));
+    connect(&wrong_host).await.unwrap();
+
+    let error = connect(&tls_url(target, Some("ssl-mode=DISABLED"))).await.unwrap_err();
+    assert!(matches!(error, MysqlError::AuthFailed { encrypted: false, .. }), "{error}");
+    assert_one_line(&error, "rejected user \"passerelle_tls\" on an unencrypted connection");
+    assert_one_line(&error, "REQUIRE SSL");
+
+    let error = connect(&tls_url(target, Some("ssl-mode=VERIFY_CA"))).await.unwrap_err();
+    assert_one_line(&error, "ssl-mode=VERIFY_CA needs ssl-ca");
+}
+on_both_targets!(every_mode_encrypts_or_fails_with_its_cause);
