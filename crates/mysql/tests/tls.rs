@@ -10,12 +10,32 @@ fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: eval \"$(stack/stack.sh env)\""))
 }
 
+/// A MariaDB of this test's own, on the stack's CA: MariaDB reads its certificate only when it starts,
+/// and the shared one may have started before the stack served TLS.
+const PRIVATE_MARIADB_PORT: u16 = 53396;
+
+fn start_private_mariadb() {
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../stack/stack.sh");
+    let ca = std::path::PathBuf::from(env("PASSERELLE_TLS_CA"));
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .args(["service-up", "mariadb"])
+        .env("PASSERELLE_STACK_DIR", "/var/tmp/passerelle-stack/tls-mariadb")
+        .env("PASSERELLE_TLS_DIR", ca.parent().unwrap())
+        .env("PASSERELLE_MARIADB_PORT", PRIVATE_MARIADB_PORT.to_string())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "stack.sh service-up mariadb: {}", String::from_utf8_lossy(&output.stderr));
+}
+
 /// The server's `REQUIRE SSL` user (`VERIFY_IDENTITY` with the stack's CA), with `query` replacing
 /// the URL's parameters when given.
 fn tls_url(target: Target, query: Option<&str>) -> url::Url {
-    let variable =
-        if target == Target::MySql { "PASSERELLE_TARGET_MYSQL_TLS" } else { "PASSERELLE_TARGET_MARIADB_TLS" };
-    let mut url = url::Url::parse(&env(variable)).unwrap();
+    let mut url = url::Url::parse(&env("PASSERELLE_TARGET_MYSQL_TLS")).unwrap();
+    if target == Target::MariaDb {
+        url = url::Url::parse(&env("PASSERELLE_TARGET_MARIADB_TLS")).unwrap();
+        url.set_port(Some(PRIVATE_MARIADB_PORT)).unwrap();
+    }
     if let Some(query) = query {
         url.set_query(Some(query));
     }
@@ -39,6 +59,9 @@ fn assert_one_line(error: &MysqlError, expected: &str) {
 }
 
 async fn every_mode_encrypts_or_fails_with_its_cause(target: Target) {
+    if target == Target::MariaDb {
+        start_private_mariadb();
+    }
     let ca = env("PASSERELLE_TLS_CA");
     // VERIFY_IDENTITY (the stack's URL), VERIFY_CA, REQUIRED without a CA, and the default, PREFERRED.
     let verify_ca = format!("ssl-mode=VERIFY_CA&ssl-ca={ca}");
