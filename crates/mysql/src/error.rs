@@ -125,7 +125,7 @@ impl MysqlError {
                 format!("the target at {endpoint} rejected the password of user {user:?}")
             }
             MysqlError::AuthFailed { endpoint, user, encrypted: false } => {
-                format!("the target at {endpoint} rejected user {user:?} on an unencrypted connection")
+                format!("the target at {endpoint} rejected the password of user {user:?} on an unencrypted connection")
             }
             MysqlError::Query { endpoint, context, code: Some(code), message } => {
                 format!("the target at {endpoint}: {context}: error {code}: {message}")

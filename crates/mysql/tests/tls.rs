@@ -87,7 +87,7 @@ async fn every_mode_encrypts_or_fails_with_its_cause(target: Target) {
 
     let error = connect(&tls_url(target, Some("ssl-mode=DISABLED"))).await.unwrap_err();
     assert!(matches!(error, MysqlError::AuthFailed { encrypted: false, .. }), "{error}");
-    assert_one_line(&error, "rejected user \"passerelle_tls\" on an unencrypted connection");
+    assert_one_line(&error, "rejected the password of user \"passerelle_tls\" on an unencrypted connection");
     assert_one_line(&error, "REQUIRE SSL");
 
     let error = connect(&tls_url(target, Some("ssl-mode=VERIFY_CA"))).await.unwrap_err();
