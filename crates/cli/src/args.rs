@@ -6,7 +6,7 @@
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
+use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint, Secret};
 use passerelle_mysql::sink::LoadPath;
 
 #[derive(Debug, Parser)]
@@ -97,11 +97,39 @@ pub struct KafkaBrokers {
     /// The Kafka bootstrap brokers: host:9092[,host:9092...]
     #[arg(id = "kafka", long = "kafka", env = "PASSERELLE_KAFKA", value_name = "BROKERS")]
     pub brokers: String,
+    /// A librdkafka client properties file (key=value lines), like Kafka's --command-config:
+    /// security.protocol, sasl.mechanism, sasl.username, ssl.ca.location, ...
+    #[arg(long = "kafka-config", env = "PASSERELLE_KAFKA_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+    /// A librdkafka client property, after those of --kafka-config; repeatable. Put secrets in
+    /// the file or PASSERELLE_KAFKA_SASL_PASSWORD, not here
+    #[arg(long = "kafka-option", value_name = "KEY=VALUE")]
+    pub options: Vec<String>,
 }
 
 impl KafkaBrokers {
+    /// The brokers with the properties of --kafka-config, then --kafka-option, then the SASL
+    /// password from PASSERELLE_KAFKA_SASL_PASSWORD.
     pub fn endpoint(&self) -> anyhow::Result<KafkaEndpoint> {
-        Ok(KafkaEndpoint::parse(&self.brokers)?)
+        let mut endpoint = KafkaEndpoint::parse(&self.brokers)?;
+        if let Some(path) = &self.config {
+            let text = std::fs::read_to_string(path)
+                .map_err(|error| anyhow::anyhow!("cannot read --kafka-config {}: {error}", path.display()))?;
+            endpoint.set_from_properties(&text)?;
+        }
+        for option in &self.options {
+            let Some((key, value)) = option.split_once('=') else {
+                anyhow::bail!("--kafka-option {:?} is not KEY=VALUE", option.split('=').next().unwrap_or_default());
+            };
+            if key.contains("password") || key.contains("secret") {
+                tracing::warn!("--kafka-option {key} puts a secret on the command line, which every user of this machine can read: use --kafka-config or PASSERELLE_KAFKA_SASL_PASSWORD");
+            }
+            endpoint.set(key.trim(), Secret::new(value.to_string()));
+        }
+        if let Ok(password) = std::env::var("PASSERELLE_KAFKA_SASL_PASSWORD") {
+            endpoint.set("sasl.password", Secret::new(password));
+        }
+        Ok(endpoint)
     }
 }
 

@@ -230,10 +230,13 @@ impl fmt::Display for DbEndpoint {
     }
 }
 
-/// The Kafka cluster: a comma-separated bootstrap list, `host:port[,host:port...]`.
+/// The Kafka cluster: a comma-separated bootstrap list, `host:port[,host:port...]`, and the client
+/// properties the user gives (`security.protocol`, `sasl.*`, `ssl.*`, ...), every value a [`Secret`]
+/// since any may be one (`sasl.password`, `ssl.key.password`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KafkaEndpoint {
     pub bootstrap_servers: String,
+    pub properties: Vec<(String, Secret)>,
 }
 
 impl KafkaEndpoint {
@@ -248,7 +251,33 @@ impl KafkaEndpoint {
                 return Err(error(format!("broker {broker:?} is not host:port")));
             }
         }
-        Ok(KafkaEndpoint { bootstrap_servers: list.to_string() })
+        Ok(KafkaEndpoint { bootstrap_servers: list.to_string(), properties: Vec::new() })
+    }
+
+    /// Sets a librdkafka property, replacing an earlier value of the same key.
+    pub fn set(&mut self, key: &str, value: Secret) {
+        self.properties.retain(|(known, _)| known != key);
+        self.properties.push((key.to_string(), value));
+    }
+
+    /// Sets the properties of a Java-style properties file (`key=value` lines, `#` comments), as
+    /// Kafka's tools take with `--command-config`.
+    pub fn set_from_properties(&mut self, text: &str) -> Result<(), EndpointError> {
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=').or_else(|| line.split_once(':')) else {
+                return Err(EndpointError {
+                    what: "kafka",
+                    reason: format!("line {} of the properties is not key=value", number + 1),
+                    expected: "security.protocol=SASL_SSL",
+                });
+            };
+            self.set(key.trim(), Secret::new(value.trim().to_string()));
+        }
+        Ok(())
     }
 }
 
@@ -322,5 +351,13 @@ mod tests {
     fn kafka_bootstrap_list() {
         assert_eq!(KafkaEndpoint::parse("kafka://a:1,b:2").unwrap().bootstrap_servers, "a:1,b:2");
         assert!(KafkaEndpoint::parse("a").is_err());
+        let mut endpoint = KafkaEndpoint::parse("a:1").unwrap();
+        endpoint.set_from_properties("# hosted\nsecurity.protocol=SASL_SSL\nsasl.password = hunter2\n").unwrap();
+        endpoint.set("security.protocol", Secret::new("SSL".to_string()));
+        let keys: Vec<&str> = endpoint.properties.iter().map(|(key, _)| key.as_str()).collect();
+        assert_eq!(keys, ["sasl.password", "security.protocol"]);
+        assert_eq!(endpoint.properties[0].1.expose(), "hunter2");
+        assert!(!format!("{endpoint:?}").contains("hunter2"));
+        assert!(endpoint.set_from_properties("no separator here").unwrap_err().to_string().contains("line 1"));
     }
 }
