@@ -128,6 +128,18 @@ impl Tls {
         }
     }
 
+    /// How `check` describes a session, given the TLS version the server reports for it (`None`: plain).
+    pub fn describe_session(&self, tls_version: Option<&str>) -> String {
+        match tls_version {
+            None => "unencrypted".to_string(),
+            Some(version) if self.mode == TlsMode::VerifyFull => {
+                format!("encrypted ({version}), certificate and host name verified")
+            }
+            Some(version) if self.verifies_certificate() => format!("encrypted ({version}), certificate verified"),
+            Some(version) => format!("encrypted ({version}), certificate not verified"),
+        }
+    }
+
     /// The connection fails rather than go unencrypted.
     pub fn required(&self) -> bool {
         matches!(self.mode, TlsMode::Require | TlsMode::VerifyCa | TlsMode::VerifyFull)

@@ -68,7 +68,16 @@ pub async fn run(endpoint: &DbEndpoint, databases: &[String], bookkeeping_db: &s
         Ok(conn) => conn,
         Err(error) => return vec![Finding::fail(TARGET, "connection", error.cause(), error.hint())],
     };
-    let mut findings = vec![Finding::pass(TARGET, "connection", format!("connected to {endpoint}"))];
+    let version: Option<(String, String)> = match conn.query_first("SHOW SESSION STATUS LIKE 'Ssl_version'").await {
+        Ok(row) => row,
+        Err(error) => {
+            let error = MysqlError::query(endpoint, "reading Ssl_version", error);
+            return vec![Finding::fail(TARGET, "connection", error.cause(), error.hint())];
+        }
+    };
+    let version = version.map(|(_, version)| version).filter(|version| !version.is_empty());
+    let session = endpoint.tls.describe_session(version.as_deref());
+    let mut findings = vec![Finding::pass(TARGET, "connection", format!("connected to {endpoint}, {session}"))];
     if let Err(error) = checks(endpoint, &mut conn, databases, bookkeeping_db, &mut findings).await {
         findings.push(Finding::fail(TARGET, "server query", error.cause(), error.hint()));
     }

@@ -70,6 +70,10 @@ async fn every_mode_encrypts_or_fails_with_its_cause(target: Target) {
         assert!(!cipher(&mut conn).await.is_empty(), "{query:?}: the session is not encrypted");
     }
 
+    let endpoint = DbEndpoint::parse_mysql(tls_url(target, None).as_str()).unwrap();
+    let findings = passerelle_mysql::preflight::run(&endpoint, &[], "passerelle").await;
+    assert!(findings[0].detail.ends_with("), certificate and host name verified"), "{:?}", findings[0]);
+
     let wrong_ca = format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={}", env("PASSERELLE_TLS_OTHER_CA"));
     let error = connect(&tls_url(target, Some(&wrong_ca))).await.unwrap_err();
     assert!(matches!(error, MysqlError::Tls { .. }), "{error}");

@@ -20,7 +20,16 @@ pub async fn run(endpoint: &DbEndpoint, schemas: &[String]) -> Vec<Finding> {
         Ok(client) => client,
         Err(error) => return vec![Finding::fail(SOURCE, "connection", error.cause(), error.hint())],
     };
-    let mut findings = vec![Finding::pass(SOURCE, "connection", format!("connected to {endpoint}"))];
+    let version: Option<String> =
+        match client.query_opt("select version from pg_stat_ssl where pid = pg_backend_pid() and ssl", &[]).await {
+            Ok(row) => row.map(|row| row.get(0)),
+            Err(error) => {
+                let error = PgError::query(endpoint, "reading pg_stat_ssl", error);
+                return vec![Finding::fail(SOURCE, "connection", error.cause(), error.hint())];
+            }
+        };
+    let session = endpoint.tls.describe_session(version.as_deref());
+    let mut findings = vec![Finding::pass(SOURCE, "connection", format!("connected to {endpoint}, {session}"))];
     if let Err(error) = checks(endpoint, &client, schemas, &mut findings).await {
         findings.push(Finding::fail(SOURCE, "catalog query", error.cause(), error.hint()));
     }

@@ -27,6 +27,9 @@ async fn verify_full_encrypts_the_session_and_the_walsender() {
     let row = client.query_one("select ssl, version from pg_stat_ssl where pid = pg_backend_pid()", &[]).await.unwrap();
     assert!(row.get::<_, bool>(0), "the session is not encrypted");
     assert!(row.get::<_, String>(1).starts_with("TLSv1."), "{row:?}");
+    let findings = passerelle_pg::preflight::run(&endpoint, &[]).await;
+    assert!(findings[0].detail.contains(", encrypted (TLSv1."), "{:?}", findings[0]);
+    assert!(findings[0].detail.ends_with("), certificate and host name verified"), "{:?}", findings[0]);
 
     let slot_name = unique_name("tls");
     let exported = slot::create_slot(&endpoint, &slot_name).await.unwrap();
