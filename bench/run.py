@@ -45,6 +45,8 @@ def stack_env():
     exports = subprocess.run([ROOT / "stack/stack.sh", "env"], check=True, capture_output=True, text=True).stdout
     env = dict(os.environ)
     for line in exports.splitlines():
+        if not line.startswith("export "):
+            continue  # `unset PASSERELLE_MYSQL_UNAVAILABLE` when MySQL is there
         name, value = line.removeprefix("export ").split("=", 1)
         env[name] = value.strip("'")
     return env

@@ -122,7 +122,7 @@ async fn checks(
         Finding::warn(
             TARGET,
             "local_infile",
-            "local_infile is OFF: the snapshot loads with multi-row INSERT, several times slower",
+            "local_infile is OFF: the snapshot loads with multi-row INSERT instead of LOAD DATA LOCAL",
             "SET GLOBAL local_infile = ON (or local-infile=1 in the server configuration)",
         )
     });
