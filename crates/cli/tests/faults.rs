@@ -104,6 +104,15 @@ impl Fault {
         std::fs::remove_file(&self.pause_file).expect("the pause file exists");
     }
 
+    /// `migrate --online` SIGKILLed once its first change is applied, writes going on meanwhile.
+    async fn kill_while_streaming(&self) {
+        let mut first = self.migrate_paused("changes-applied:1", &["--online"]);
+        self.wait_paused(&mut first, Some(WRITES)).await;
+        first.kill().unwrap();
+        first.wait().unwrap();
+        self.resume();
+    }
+
     async fn target_rows(&self) -> u64 {
         let mut conn = self.target.conn().await;
         let db = &self.target.name;
@@ -254,11 +263,7 @@ async fn the_change_streams_session_terminated_is_resumed_from_the_slot() {
 async fn migrate_online_killed_while_streaming_and_restarted_at_once_takes_its_slot_back() {
     let _serial = SERIAL.lock().await;
     let fault = Fault::new(Stack::from_env()).await;
-    let mut first = fault.migrate_paused("changes-applied:1", &["--online"]);
-    fault.wait_paused(&mut first, Some(WRITES)).await;
-    first.kill().unwrap();
-    first.wait().unwrap();
-    fault.resume();
+    fault.kill_while_streaming().await;
     // Well within wal_sender_timeout (60 s): only ending the dead process's walsender frees the slot in time.
     let mut args = fault.args("migrate", &["--online", "--retry-for", "20s"]);
     args.extend(["--jobs", "2", "--partitions", "3"]);
@@ -324,11 +329,7 @@ async fn wait_until_held(fault: &Fault, application_name: &str) {
 async fn a_slot_held_by_a_live_reader_is_named_and_one_left_by_a_dead_passerelle_is_taken_back() {
     let _serial = SERIAL.lock().await;
     let fault = Fault::new(Stack::from_env()).await;
-    let mut first = fault.migrate_paused("changes-applied:1", &["--online"]);
-    fault.wait_paused(&mut first, Some(WRITES)).await;
-    first.kill().unwrap();
-    first.wait().unwrap();
-    fault.resume();
+    fault.kill_while_streaming().await;
     let mut args = fault.args("migrate", &["--online", "--jobs", "2", "--partitions", "3"]);
 
     // A live reader of the slot is never taken for dead: named, waited for, then given up on.
