@@ -177,6 +177,18 @@ pg_down() {
 mariadb_dir=$STACK_DIR/mariadb
 mariadb_socket=$mariadb_dir/mysqld.sock
 
+# The target user a deployment would use, over TCP and the socket, and the demo's database: the same
+# statements on MariaDB and MySQL.
+target_user_sql() { # target_user_sql USER PASSWORD
+  cat <<EOF
+create user if not exists '$1'@'127.0.0.1' identified by '$2';
+create user if not exists '$1'@'localhost' identified by '$2';
+grant all privileges on *.* to '$1'@'127.0.0.1' with grant option;
+grant all privileges on *.* to '$1'@'localhost' with grant option;
+create database if not exists demo;
+EOF
+}
+
 mariadb_running() { mariadb-admin --no-defaults -S "$mariadb_socket" -uroot ping >/dev/null 2>&1; }
 
 mariadb_up() {
@@ -201,13 +213,7 @@ mariadb_up() {
     --max-allowed-packet=256M --max-connections=300 --innodb-buffer-pool-size=1G \
     --innodb-log-file-size=512M --skip-name-resolve --log-error="$logfile" >/dev/null 2>&1 &
   wait_for 60 MariaDB "$logfile" mariadb_running
-  mariadb --no-defaults -S "$mariadb_socket" -uroot <<EOF
-create user if not exists '$MARIADB_USER'@'127.0.0.1' identified by '$MARIADB_PASSWORD';
-create user if not exists '$MARIADB_USER'@'localhost' identified by '$MARIADB_PASSWORD';
-grant all privileges on *.* to '$MARIADB_USER'@'127.0.0.1' with grant option;
-grant all privileges on *.* to '$MARIADB_USER'@'localhost' with grant option;
-create database if not exists demo;
-EOF
+  target_user_sql "$MARIADB_USER" "$MARIADB_PASSWORD" | mariadb --no-defaults -S "$mariadb_socket" -uroot
 }
 
 mariadb_down() {
@@ -304,13 +310,8 @@ mysql_up() {
     --innodb-redo-log-capacity=1G --binlog-expire-logs-seconds=3600 --skip-name-resolve >/dev/null 2>&1 &
   for _ in $(seq 1 300); do mysql_running && break; sleep 0.2; done
   mysql_running || { tail -n 30 "$logfile" >&2; mysql_give_up "mysqld did not come up within 60s; its log is $logfile"; return 1; }
-  mysql_client <<EOF || { mysql_give_up "creating the $MYSQL_USER user failed"; return 1; }
-create user if not exists '$MYSQL_USER'@'127.0.0.1' identified by '$MYSQL_PASSWORD';
-create user if not exists '$MYSQL_USER'@'localhost' identified by '$MYSQL_PASSWORD';
-grant all privileges on *.* to '$MYSQL_USER'@'127.0.0.1' with grant option;
-grant all privileges on *.* to '$MYSQL_USER'@'localhost' with grant option;
-create database if not exists demo;
-EOF
+  target_user_sql "$MYSQL_USER" "$MYSQL_PASSWORD" | mysql_client ||
+    { mysql_give_up "creating the $MYSQL_USER user failed"; return 1; }
 }
 
 mysql_down() {
