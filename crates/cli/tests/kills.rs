@@ -2,8 +2,6 @@
 //! MySQL and MariaDB: the one rerun finishes and verifies. Each kill waits at a pause point (`PASSERELLE_PAUSE_AT`), never
 //! for a sleep that may miss its window, and asserts where it struck.
 
-use std::path::PathBuf;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use passerelle_kafka::producer::Producer;
@@ -11,10 +9,10 @@ use passerelle_model::endpoint::KafkaEndpoint;
 
 use mysql_async::prelude::Queryable;
 use passerelle_demodata::{Scale, TABLES};
-use passerelle_testkit::{on_both_targets, unique_name, Target};
+use passerelle_testkit::{on_both_targets, Target};
 
 use crate::migrate::Setup;
-use crate::support::{finished, passerelle_child, passerelle_spawn, Run};
+use crate::support::{finished, passerelle_child, passerelle_spawn, Pause, Run};
 
 /// A source holding the airline at the tiny scale, and an empty target.
 async fn airline(target: Target) -> Setup {
@@ -37,42 +35,6 @@ async fn target_rows(setup: &Setup) -> u64 {
         }
     }
     total
-}
-
-/// A pause point to stop a process at, and the file that holds it there.
-struct Pause {
-    point: String,
-    file: PathBuf,
-    file_text: String,
-}
-
-impl Pause {
-    fn at(point: &str) -> Pause {
-        let file = std::env::temp_dir().join(unique_name("pause"));
-        Pause { point: point.to_string(), file_text: file.display().to_string(), file }
-    }
-
-    /// `env` with the variables that pause a process here.
-    fn env<'a>(&'a self, env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-        let mut env = env.to_vec();
-        env.extend([("PASSERELLE_PAUSE_AT", self.point.as_str()), ("PASSERELLE_PAUSE_FILE", self.file_text.as_str())]);
-        env
-    }
-
-    /// Waits until `child` pauses here.
-    async fn reached(&self, child: &mut Child) {
-        let deadline = Instant::now() + Duration::from_secs(300);
-        while !self.file.exists() {
-            assert!(Instant::now() < deadline, "passerelle never reached {}", self.point);
-            assert!(child.try_wait().unwrap().is_none(), "passerelle ended before it reached {}", self.point);
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Lets the paused process go on.
-    fn release(&self) {
-        std::fs::remove_file(&self.file).unwrap();
-    }
 }
 
 /// Runs `migrate` until it pauses at `point`, waits until the target holds some rows, and kills

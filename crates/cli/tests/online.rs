@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use passerelle_testkit::{on_both_targets, Target};
 
 use crate::migrate::{s, Setup};
-use crate::support::{finished, passerelle, passerelle_child, passerelle_spawn};
+use crate::support::{finished, passerelle, passerelle_child, passerelle_spawn, Pause};
 
 const SHOP: &str = "
 create table customers (id serial primary key, name text not null, note text);
@@ -97,14 +97,17 @@ async fn killed_while_streaming_a_restarted_migration_loses_and_repeats_nothing(
     let setup = Setup::new(target, SHOP).await;
     let mut args = setup.args("migrate");
     args.extend(["--online", "--json", "--partitions", "3"]);
-    let mut first = passerelle_child(&args, &setup.env());
+    // Killed once the first change is in Kafka: the slot is behind it, the sink may or may not
+    // have applied it.
+    let pause = Pause::at("changes-produced:1");
+    let mut first = passerelle_child(&args, &pause.env(&setup.env()));
     wait_for_the_snapshot_in_kafka(&setup).await;
     let source = setup.source.client().await;
     source.batch_execute(WRITES).await.unwrap();
-    // Killed while the changes are on their way: some in Kafka, some applied, the slot behind both.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pause.reached(&mut first).await;
     first.kill().unwrap();
     first.wait().unwrap();
+    pause.release();
     source.batch_execute(WRITES).await.unwrap();
 
     let second = passerelle_spawn(&args, &setup.env());

@@ -1,6 +1,10 @@
 //! Running the built binary with a controlled environment.
 
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use passerelle_testkit::unique_name;
 
 /// What one run of `passerelle` printed, and how it ended.
 pub struct Run {
@@ -50,4 +54,40 @@ pub fn finished(child: Child) -> Run {
 /// Runs `passerelle ARGS` to the end.
 pub fn passerelle(args: &[&str], env: &[(&str, &str)]) -> Run {
     finished(passerelle_spawn(args, env))
+}
+
+/// A pause point to stop a process at, and the file that holds it there.
+pub struct Pause {
+    point: String,
+    file: PathBuf,
+    file_text: String,
+}
+
+impl Pause {
+    pub fn at(point: &str) -> Pause {
+        let file = std::env::temp_dir().join(unique_name("pause"));
+        Pause { point: point.to_string(), file_text: file.display().to_string(), file }
+    }
+
+    /// `env` with the variables that pause a process here.
+    pub fn env<'a>(&'a self, env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut env = env.to_vec();
+        env.extend([("PASSERELLE_PAUSE_AT", self.point.as_str()), ("PASSERELLE_PAUSE_FILE", self.file_text.as_str())]);
+        env
+    }
+
+    /// Waits until `child` pauses here.
+    pub async fn reached(&self, child: &mut Child) {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        while !self.file.exists() {
+            assert!(Instant::now() < deadline, "passerelle never reached {}", self.point);
+            assert!(child.try_wait().unwrap().is_none(), "passerelle ended before it reached {}", self.point);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Lets the paused process go on.
+    pub fn release(&self) {
+        std::fs::remove_file(&self.file).unwrap();
+    }
 }
