@@ -113,7 +113,7 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     let _ = conn.disconnect().await;
     let target_ready_seconds = started.elapsed().as_secs_f64();
 
-    let mapping = mapping::plan_for(run.schema, &run.schemas, &args.mapping, &target).await?;
+    let mapping = mapping::plan_for(run.schema, &run.schemas, &args.mapping, &target, None).await?;
     let config = passerelle_verify::Config { source, target, jobs: usize::from(args.jobs) };
     let verification = crate::verify::compare(&config, &mapping.schema, &mapping.plan).await?;
     let report = CutoverReport {

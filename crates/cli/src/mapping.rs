@@ -3,10 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use passerelle_ddl::{Config, Dialect, IntervalAs, Plan, TypeOptions, UuidAs};
+use passerelle_ddl::{Config, IntervalAs, Plan, Server, TypeOptions, UuidAs};
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::schema::Schema;
-use passerelle_mysql::preflight::Flavour;
 
 /// Which schemas to migrate and how they land in the target.
 #[derive(Debug, clap::Args)]
@@ -41,9 +40,6 @@ pub struct TargetMappingArgs {
     /// Put a schema into a target database other than the target URL's
     #[arg(long = "map", value_name = "SCHEMA=DATABASE")]
     pub maps: Vec<String>,
-    /// The target's dialect; auto asks the target server
-    #[arg(long, value_enum, default_value = "auto")]
-    pub dialect: DialectArg,
     /// How uuid columns are held (native is MariaDB's UUID type; on MySQL it means char36)
     #[arg(long, value_enum, default_value = "native")]
     pub uuid: UuidArg,
@@ -53,13 +49,6 @@ pub struct TargetMappingArgs {
     /// The collation of text columns [default: the dialect's binary NO PAD collation, as PostgreSQL compares]
     #[arg(long, value_name = "COLLATION")]
     pub collation: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum DialectArg {
-    Auto,
-    Mysql8,
-    Mariadb,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -111,42 +100,44 @@ pub struct Mapping {
     pub plan: Plan,
 }
 
-/// Reads the source catalog and plans the target; asks the target its flavour when `--dialect auto`.
-pub async fn prepare(args: &MappingArgs, source: &DbEndpoint, target: &DbEndpoint) -> anyhow::Result<Mapping> {
+/// Reads the source catalog and plans the target, for `server` when given, else for the target's own.
+pub async fn prepare(
+    args: &MappingArgs,
+    source: &DbEndpoint,
+    target: &DbEndpoint,
+    server: Option<Server>,
+) -> anyhow::Result<Mapping> {
     let schemas = args.selection.schemas();
     // Checked before reading the catalog: a bad --map is the user's to fix at once.
     databases(&schemas, &args.target, target)?;
     let mut client = passerelle_pg::connect(source).await?;
     let schema = passerelle_pg::catalog::read(&mut client, source, &schemas).await?;
-    plan_for(schema, &schemas, &args.target, target).await
+    plan_for(schema, &schemas, &args.target, target, server).await
 }
 
-/// Plans the target for a source schema read earlier (by this process or, through Kafka, another).
+/// Plans the target for a source schema read earlier (by this process or, through Kafka, another):
+/// for `server` when given (`plan --target-version`), else for the server the target runs.
 pub async fn plan_for(
     schema: Schema,
     schemas: &[String],
     args: &TargetMappingArgs,
     target: &DbEndpoint,
+    server: Option<Server>,
 ) -> anyhow::Result<Mapping> {
     let databases = databases(schemas, args, target)?;
-    // A dialect given by hand plans without asking the target, so it cannot know its settings either.
-    let (dialect, require_primary_key) = match args.dialect {
-        DialectArg::Mysql8 => (Dialect::Mysql8, false),
-        DialectArg::Mariadb => (Dialect::Mariadb, false),
-        DialectArg::Auto => {
+    // A version given by hand plans without asking the target, so it cannot know its settings either.
+    let (server, require_primary_key) = match server {
+        Some(server) => (server, false),
+        None => {
             let mut conn = passerelle_mysql::connect(target).await?;
-            let version = passerelle_mysql::schema_apply::server_version(&mut conn, target).await?;
+            let server = passerelle_mysql::schema_apply::server_version(&mut conn, target).await?;
             let require_primary_key = passerelle_mysql::schema_apply::requires_primary_key(&mut conn, target).await?;
             let _ = conn.disconnect().await;
-            let dialect = match version.flavour {
-                Flavour::Mysql => Dialect::Mysql8,
-                Flavour::Mariadb => Dialect::Mariadb,
-            };
-            (dialect, require_primary_key)
+            (server, require_primary_key)
         }
     };
     let config = Config {
-        dialect,
+        server,
         databases,
         types: TypeOptions {
             uuid: match args.uuid {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use passerelle_ddl::report::Report;
-use passerelle_ddl::Dialect;
+use passerelle_ddl::Server;
 use serde::Serialize;
 
 use crate::args::DatabaseArgs;
@@ -31,6 +31,11 @@ pub struct PlanArgs {
     /// Apply even when the target databases already hold tables
     #[arg(long)]
     pub force: bool,
+    /// Write the DDL for this server instead of the target's own version, without asking the target:
+    /// mysql-8.0, mysql-8.4, mysql-9.7, mariadb-10.11, ... (a line without its patch level stands
+    /// for its newest release). Not with --apply, which writes for the server it applies to
+    #[arg(long, value_name = "SERVER", conflicts_with = "apply")]
+    pub target_version: Option<Server>,
     /// Also read every source value whose conversion can fail (NaN, BC dates, infinities) and name
     /// the rows the target would refuse; exits 1 when there are any
     #[arg(long)]
@@ -61,13 +66,17 @@ struct Output<'a> {
 pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let source = args.databases.source.endpoint()?;
     let target = args.databases.target.endpoint()?;
-    let Mapping { config, plan, schema } = mapping::prepare(&args.mapping, &source, &target).await?;
-    let dialect = config.dialect;
+    let Mapping { config, plan, schema } =
+        mapping::prepare(&args.mapping, &source, &target, args.target_version).await?;
+    let written_for = match args.target_version {
+        Some(_) => format!("{} (--target-version)", config.server),
+        None => format!("{} (the target's version)", config.server),
+    };
     let mut conn = match args.apply {
         Some(_) => Some(passerelle_mysql::connect(&target).await?),
         None => None,
     };
-    write_files(&args.out, &plan, dialect)?;
+    write_files(&args.out, &plan, &written_for)?;
     let refused = match args.check_values {
         true => Some(values::check(&source, &schema, &plan).await?),
         false => None,
@@ -104,7 +113,8 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&output)?);
     } else {
         let rendered = plan.report.render();
-        print!("{}", rendered.lines().take(3).map(|line| format!("{line}\n")).collect::<String>());
+        println!("DDL written for {written_for}");
+        print!("{}", rendered.lines().skip(1).take(2).map(|line| format!("{line}\n")).collect::<String>());
         println!("wrote {} (pre-data.sql, post-data.sql, report.txt, report.json)", args.out.display());
         if let Some(refused) = &refused {
             print!("{}", values::render(refused));
@@ -124,10 +134,10 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn write_files(out: &Path, plan: &passerelle_ddl::Plan, dialect: Dialect) -> anyhow::Result<()> {
+fn write_files(out: &Path, plan: &passerelle_ddl::Plan, written_for: &str) -> anyhow::Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create the output directory {}", out.display()))?;
     let script = |phase: &str, statements: &[String]| {
-        let mut text = format!("-- passerelle plan: {phase} DDL for {dialect}\n\n");
+        let mut text = format!("-- passerelle plan: {phase} DDL written for {written_for}\n\n");
         for statement in statements {
             text.push_str(statement);
             text.push_str(";\n\n");

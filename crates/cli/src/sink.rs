@@ -164,7 +164,7 @@ pub async fn apply_run(
     crate::source::check_target_databases(side.migration, &run, &databases)?;
     let mut changes = 0;
     let mut load_path = None;
-    let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, side.mapping, side.target).await?;
+    let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, side.mapping, side.target, None).await?;
     let plan = mapping.plan;
     let tables: Vec<String> = run.schema.tables.iter().map(|table| table.name.to_string()).collect();
     progress.tables(&tables, &run.estimated_rows);
@@ -294,7 +294,7 @@ async fn auto_increments_at_cutover(side: &SinkSide<'_>, run: &RunAnnouncement) 
             sequence.last_value = *last_value;
         }
     }
-    Ok(mapping::plan_for(schema, &run.schemas, side.mapping, side.target).await?.plan.auto_increments)
+    Ok(mapping::plan_for(schema, &run.schemas, side.mapping, side.target, None).await?.plan.auto_increments)
 }
 
 /// The run to follow, once the control topic announces it.

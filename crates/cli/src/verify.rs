@@ -37,7 +37,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     let source = args.databases.source.endpoint()?;
     let target = args.databases.target.endpoint()?;
-    let Mapping { schema, plan, .. } = mapping::prepare(&args.mapping, &source, &target).await?;
+    let Mapping { schema, plan, .. } = mapping::prepare(&args.mapping, &source, &target, None).await?;
     let config = passerelle_verify::Config { source, target, jobs: args.jobs };
     let report = compare(&config, &schema, &plan).await?;
     if args.json {

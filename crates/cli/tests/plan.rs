@@ -74,7 +74,9 @@ async fn every_type_applies_and_every_object_is_reported(server: Target) {
     let out = out_dir();
     let report = report(&plan(&source, &target, &out, "kitchen", &["--apply", "all"]));
     let mysql = server == Target::MySql;
-    assert_eq!(report["dialect"], if mysql { "mysql8" } else { "mariadb" });
+    assert_eq!(report["dialect"], if mysql { "mysql9" } else { "mariadb" });
+    let version = server.assert_version().await;
+    assert_eq!(report["server"], passerelle_ddl::Server::from_version(&version).unwrap().to_string());
     for file in ["pre-data.sql", "post-data.sql", "report.txt", "report.json"] {
         assert!(out.join(file).is_file(), "{file} was not written");
     }
@@ -418,7 +420,7 @@ async fn a_keyless_table_gets_an_invisible_key_where_mysql_requires_one() {
     let target_endpoint = DbEndpoint::parse_mysql(&target.url).unwrap();
     let plan = |require_primary_key| {
         let config = passerelle_ddl::Config {
-            dialect: passerelle_ddl::Dialect::Mysql8,
+            server: passerelle_ddl::Server::from_version("9.7.4").unwrap(),
             databases: [("public".to_string(), target.name.clone())].into(),
             types: passerelle_ddl::TypeOptions {
                 uuid: passerelle_ddl::UuidAs::Native,
@@ -452,4 +454,129 @@ async fn a_keyless_table_gets_an_invisible_key_where_mysql_requires_one() {
         conn.query(format!("SELECT passerelle_row_id FROM `{}`.log ORDER BY 1", target.name)).await.unwrap();
     assert_eq!(ids, vec![1, 2]);
     let _ = conn.disconnect().await;
+}
+
+/// The DDL is written for the target's version, and every statement of it applies. MySQL 9.7 has no
+/// `MD5()`: each md5() object is reported as not migrated there, with the reason. MariaDB has it, and
+/// its `MD5()` gives PostgreSQL's md5(), as MySQL 8's does (whose DDL only the golden files of
+/// crates/ddl check: no MySQL 8.0 can be installed here). A CHECK on the current time applies
+/// nowhere, and names that are reserved words in MySQL 8.4 and 9 apply everywhere.
+async fn the_ddl_is_written_for_the_targets_version(server: Target) {
+    let stack = Stack::for_target(server);
+    let source = source_with(&stack, "", include_str!("fixtures/versions.sql")).await;
+    let target = TargetDb::reserve(&stack);
+    let out = out_dir();
+    let report = report(&plan(&source, &target, &out, "vault", &["--apply", "all"]));
+    let written_for = passerelle_ddl::Server::from_version(&server.assert_version().await).unwrap();
+    assert_eq!(report["server"], written_for.to_string());
+    let pre_data = std::fs::read_to_string(out.join("pre-data.sql")).unwrap();
+    let header = format!("-- passerelle plan: pre-data DDL written for {written_for} (the target's version)");
+    assert!(pre_data.starts_with(&header), "{pre_data}");
+    let mysql = server == Target::MySql;
+    // A default translated as is has no line of its own in the report.
+    let md5_default = if mysql { [("default", "vault.secrets.token")].as_slice() } else { &[] };
+    for &(kind, name) in md5_default.iter().chain(&[
+        ("generated column", "vault.secrets.digest"),
+        ("check", "vault.secrets.secrets_qualify_check"),
+        ("index", "vault.secrets.secrets_md5_library"),
+        ("view", "vault.secret_digests"),
+    ]) {
+        let (outcome, detail) = object(&report, kind, name);
+        match mysql {
+            true => {
+                assert!(outcome == "not_migrated" && detail.contains("MySQL 9.6 removed MD5()"), "{name}: {detail}")
+            }
+            false => assert_ne!(outcome, "not_migrated", "{kind} {name}: {detail}"),
+        }
+    }
+    let (outcome, detail) = object(&report, "check", "vault.secrets.secrets_external_check");
+    assert!(outcome == "not_migrated" && detail.contains("now() changes"), "{detail}");
+    for (kind, name) in [
+        ("table", "vault.secrets"),
+        ("check", "vault.secrets.secrets_parallel_check"),
+        ("index", "vault.secrets.secrets_lower_manual"),
+        ("view", "vault.secret_manuals"),
+    ] {
+        assert_ne!(object(&report, kind, name).0, "not_migrated", "{kind} {name}");
+    }
+
+    // The source's row, written on the target: where the target computes a value, it is PostgreSQL's.
+    let row = source.client().await.query_one("select digest, md5(library) from vault.secrets", &[]).await.unwrap();
+    let (digest, library_md5): (String, String) = (row.get(0), row.get(1));
+    let mut conn = target.conn().await;
+    let db = target.name.as_str();
+    conn.query_drop(format!(
+        "INSERT INTO `{db}`.secrets (id, manual, parallel, `qualify`, `tablesample`, `library`, `external`)
+         VALUES (1, 'Handbuch 𝄞', 2, 'q', 3, 'bibliothèque', '2020-01-01')"
+    ))
+    .await
+    .unwrap();
+    if mysql {
+        // A plain column there: the sink writes the source's values into it.
+        conn.exec_drop(format!("UPDATE `{db}`.secrets SET digest = ?"), (&digest,)).await.unwrap();
+    }
+    let (stored, token): (String, Option<String>) =
+        conn.query_first(format!("SELECT digest, token FROM `{db}`.secrets")).await.unwrap().unwrap();
+    assert_eq!(stored, digest);
+    assert_eq!(token.map(|token| token.len()), if mysql { None } else { Some(32) }, "the default draws an md5");
+    let qualify: Option<String> =
+        conn.query_first(format!("SELECT `qualify` FROM `{db}`.secret_manuals")).await.unwrap();
+    assert_eq!(qualify.as_deref(), Some("Handbuch 𝄞"));
+    let views =
+        strings(&mut conn, "SELECT table_name FROM information_schema.views WHERE table_schema = ? ORDER BY 1", db)
+            .await;
+    let indexes = strings(
+        &mut conn,
+        "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = ? ORDER BY 1",
+        db,
+    )
+    .await;
+    // md5(''), which the check refuses where it holds.
+    let empty_md5 = "d41d8cd98f00b204e9800998ecf8427e";
+    let refused =
+        conn.query_drop(format!("INSERT INTO `{db}`.secrets (id, `qualify`) VALUES (2, '{empty_md5}')")).await;
+    if mysql {
+        assert_eq!(views, ["secret_manuals"]);
+        assert_eq!(indexes, ["PRIMARY", "secrets_lower_manual"]);
+        refused.expect("no check on md5 there");
+    } else {
+        assert_eq!(views, ["secret_digests", "secret_manuals"]);
+        assert_eq!(indexes, ["PRIMARY", "secrets_lower_manual", "secrets_md5_library"]);
+        let tablesample: Option<String> =
+            conn.query_first(format!("SELECT `tablesample` FROM `{db}`.secret_digests")).await.unwrap();
+        assert_eq!(tablesample, Some(library_md5));
+        assert!(refused.unwrap_err().to_string().contains("secrets_qualify_check"), "the check holds there");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+on_both_targets!(the_ddl_is_written_for_the_targets_version);
+
+/// `--target-version` plans for a server without asking the target (which need not be reachable), and
+/// is refused with `--apply`, which writes for the server it applies to.
+#[tokio::test]
+async fn a_target_version_plans_without_a_target() {
+    let stack = Stack::from_env();
+    let source = source_with(&stack, "", include_str!("fixtures/versions.sql")).await;
+    let out = out_dir();
+    let unreachable = "mysql://nobody@127.0.0.1:9/vault";
+    let env = [("PASSERELLE_SOURCE", source.url.as_str()), ("PASSERELLE_TARGET", unreachable)];
+    let dir = out.to_str().unwrap();
+    let run = passerelle(&["plan", "--schema", "vault", "--out", dir, "--target-version", "mysql-8.4"], &env);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with("DDL written for MySQL 8.4 (--target-version)\n"), "{}", run.stdout);
+    let pre_data = std::fs::read_to_string(out.join("pre-data.sql")).unwrap();
+    assert!(pre_data.contains("GENERATED ALWAYS AS (MD5(`manual`)) STORED"), "{pre_data}");
+    let report = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    assert!(report.starts_with("written for: MySQL 8.4 (dialect mysql8)\n"), "{report}");
+
+    let nine = passerelle(&["plan", "--schema", "vault", "--out", dir, "--target-version", "mysql-9.7"], &env);
+    assert_eq!(nine.code, 0, "{}\n{}", nine.stdout, nine.stderr);
+    assert!(!std::fs::read_to_string(out.join("pre-data.sql")).unwrap().contains("MD5("));
+
+    let apply = passerelle(&["plan", "--schema", "vault", "--target-version", "mysql-8.4", "--apply", "all"], &env);
+    assert_eq!(apply.code, 2, "{}\n{}", apply.stdout, apply.stderr);
+    assert!(apply.stderr.contains("--apply"), "{}", apply.stderr);
+    let old = passerelle(&["plan", "--schema", "vault", "--target-version", "mysql-5.7"], &env);
+    assert!(old.code == 2 && old.stderr.contains("older than Passerelle supports"), "{}", old.stderr);
+    std::fs::remove_dir_all(&out).unwrap();
 }

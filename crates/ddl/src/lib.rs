@@ -1,4 +1,5 @@
-//! PostgreSQL schema → MySQL 8 / MariaDB DDL, and the report of what changed on the way.
+//! PostgreSQL schema → MySQL / MariaDB DDL written for the target's version, and the report of what
+//! changed on the way.
 //!
 //! Architecture invariant: no IO. [`plan`] takes the [`Schema`](passerelle_model::schema::Schema)
 //! that `pg::catalog` read and a [`Config`], and returns statements and a report; `mysql` applies
@@ -12,45 +13,18 @@
 mod expr;
 pub mod ident;
 mod plan;
+mod print;
 pub mod report;
+mod server;
 mod target;
 pub mod types;
 mod view;
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 pub use plan::{plan, Plan};
+pub use server::{Dialect, Server};
 pub use target::conversion;
-
-/// The target's SQL dialect. The two differ in sequences, collations, JSON and UUID.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dialect {
-    Mysql8,
-    Mariadb,
-}
-
-impl FromStr for Dialect {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Dialect, String> {
-        match text {
-            "mysql8" => Ok(Dialect::Mysql8),
-            "mariadb" => Ok(Dialect::Mariadb),
-            other => Err(format!("unknown dialect {other:?}; use mysql8 or mariadb")),
-        }
-    }
-}
-
-impl fmt::Display for Dialect {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Dialect::Mysql8 => "mysql8",
-            Dialect::Mariadb => "mariadb",
-        })
-    }
-}
 
 /// How `uuid` columns are held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,7 +53,8 @@ pub struct TypeOptions {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
-    pub dialect: Dialect,
+    /// The server the DDL is written for: the target's own, or the one `plan --target-version` names.
+    pub server: Server,
     /// Each migrated PostgreSQL schema and the target database that receives it.
     pub databases: BTreeMap<String, String>,
     pub types: TypeOptions,

@@ -11,8 +11,9 @@ use passerelle_model::schema::{
 };
 use passerelle_model::target::TargetTable;
 
-use crate::expr::{self, Printer, Scope, Untranslatable};
+use crate::expr::{self, Untranslatable};
 use crate::ident::{quote, shorten, MAX_CHARS};
+use crate::print::{Printer, Scope};
 use crate::report::{ColumnReport, ObjectReport, Outcome, Report};
 use crate::target::target_tables;
 use crate::types::{Class, Fidelity, Mapped, TypeMapper, KEY_CHARS};
@@ -49,7 +50,7 @@ pub fn plan(schema: &Schema, config: &Config) -> Plan {
     let mut planner = Planner {
         schema,
         config,
-        types: TypeMapper { dialect: config.dialect, options: &config.types, schema },
+        types: TypeMapper { dialect: config.server.dialect, options: &config.types, schema },
         pre: Vec::new(),
         post_keys: Vec::new(),
         post_fks: Vec::new(),
@@ -71,7 +72,12 @@ pub fn plan(schema: &Schema, config: &Config) -> Plan {
     Plan {
         pre_data: planner.pre,
         post_data,
-        report: Report { dialect: config.dialect.to_string(), columns: planner.columns, objects: planner.objects },
+        report: Report {
+            dialect: config.server.label(),
+            server: config.server.to_string(),
+            columns: planner.columns,
+            objects: planner.objects,
+        },
         databases,
         tables,
         auto_increments: planner.post_positions,
@@ -171,10 +177,17 @@ impl Planner<'_> {
         self.database(&name.schema).map(|database| format!("{}.{}", quote(database), quote(&name.name)))
     }
 
-    fn print(&self, text: &str, value: Option<&str>) -> Result<(String, Vec<String>), Untranslatable> {
+    /// `text` printed for the target, with its caveats. `deterministic`: a CHECK, generated column or
+    /// index key, where the expression must give the same value every time (a default need not).
+    fn print(
+        &self,
+        text: &str,
+        value: Option<&str>,
+        deterministic: bool,
+    ) -> Result<(String, Vec<String>), Untranslatable> {
         let parsed = expr::parse(text)?;
         let scope = TableScope { value };
-        let mut printer = Printer { dialect: self.config.dialect, scope: &scope, caveats: Vec::new() };
+        let mut printer = Printer::new(self.config.server, &scope, deterministic);
         let sql = printer.print(&parsed)?;
         Ok((sql, printer.caveats))
     }
@@ -273,7 +286,7 @@ impl Planner<'_> {
             Some((table, column)) => format!(" (owned by {table}.{column}, which cannot be AUTO_INCREMENT)"),
             None => String::new(),
         };
-        match self.config.dialect {
+        match self.config.server.dialect {
             Dialect::Mariadb => {
                 // MariaDB's sequences stop one short of PostgreSQL's bigint maximum.
                 let clamp = |v: i64| v.clamp(-9_223_372_036_854_775_807, 9_223_372_036_854_775_806);
@@ -291,8 +304,8 @@ impl Planner<'_> {
                 let detail = format!("MariaDB SEQUENCE, next value {next}{owner}");
                 self.objects.push(object("sequence", name, Outcome::Migrated, detail));
             }
-            Dialect::Mysql8 => {
-                // MySQL 8 has no sequences: a one-row table whose counter advances atomically through
+            Dialect::Mysql => {
+                // MySQL has no sequences: a one-row table whose counter advances atomically through
                 // LAST_INSERT_ID, the emulation the MySQL manual documents for it. LAST_VALUE is a
                 // reserved word since 8.0.2, hence the quotes in the statement the report shows.
                 self.pre.push(format!(
@@ -401,7 +414,10 @@ impl Planner<'_> {
         for (column, mapped) in table.columns.iter().zip(mapped) {
             lines.push(self.column(table, column, mapped, &mut checks));
         }
-        if table.primary_key.is_none() && self.config.require_primary_key && self.config.dialect == Dialect::Mysql8 {
+        if table.primary_key.is_none()
+            && self.config.require_primary_key
+            && self.config.server.dialect == Dialect::Mysql
+        {
             let row_id = quote(crate::ROW_ID_COLUMN);
             lines.push(format!("{row_id} BIGINT UNSIGNED NOT NULL AUTO_INCREMENT INVISIBLE"));
             lines.push(format!("PRIMARY KEY ({row_id})"));
@@ -438,7 +454,7 @@ impl Planner<'_> {
             checks.push((check.name.clone(), check.expression.clone(), None, check_name));
         }
         for (constraint, expression, value, report_name) in checks {
-            match self.print(&expression, value.as_deref()) {
+            match self.print(&expression, value.as_deref(), true) {
                 Ok((sql, caveats)) => {
                     let constraint = self.constraint_name(&database, &table.name, &constraint);
                     lines.push(format!("CONSTRAINT {} CHECK ({sql})", quote(&constraint)));
@@ -549,8 +565,8 @@ impl Planner<'_> {
         }
         if let Some(collation) = &column.collation {
             if !["C", "POSIX", "default"].contains(&collation.as_str()) && mapped.sql.contains(" COLLATE ") {
-                let linguistic = match self.config.dialect {
-                    Dialect::Mysql8 => "utf8mb4_0900_as_cs",
+                let linguistic = match self.config.server.dialect {
+                    Dialect::Mysql => "utf8mb4_0900_as_cs",
                     Dialect::Mariadb => "utf8mb4_uca1400_nopad_as_cs",
                 };
                 let base = mapped.sql.split(" COLLATE ").next().unwrap_or_default().to_string();
@@ -561,7 +577,7 @@ impl Planner<'_> {
         }
         let mut sql = format!("{} {}", quote(&column.name), mapped.sql);
         if let Some(generated) = &column.generated {
-            match self.print(generated, None) {
+            match self.print(generated, None, true) {
                 Ok((expression, caveats)) => {
                     sql.push_str(&format!(" GENERATED ALWAYS AS ({expression}) STORED"));
                     self.generated.insert((table.name.clone(), column.name.clone()));
@@ -599,14 +615,14 @@ impl Planner<'_> {
                     self.objects.push(object("identity", qualified.clone(), Outcome::Translated, detail));
                 }
             }
-            Some(sequence) => match (self.config.dialect, self.target(&sequence)) {
+            Some(sequence) => match (self.config.server.dialect, self.target(&sequence)) {
                 (Dialect::Mariadb, Some(target)) => sql.push_str(&format!(" DEFAULT NEXTVAL({target})")),
                 _ => {
                     let mut report = object(
                         "default",
                         qualified.clone(),
                         Outcome::NotMigrated,
-                        format!("MySQL 8 cannot draw a default from a sequence: the writer supplies {sequence} values"),
+                        format!("MySQL cannot draw a default from a sequence: the writer supplies {sequence} values"),
                     );
                     report.source = column.default.clone();
                     self.objects.push(report);
@@ -633,7 +649,7 @@ impl Planner<'_> {
     }
 
     fn default(&mut self, qualified: &str, default: &str, mapped: &Mapped, sql: &mut String) {
-        match self.print(default, None) {
+        match self.print(default, None, false) {
             Ok((expression, caveats)) => {
                 let literal = expression.starts_with('\'')
                     || expression.parse::<f64>().is_ok()
@@ -702,7 +718,7 @@ impl Planner<'_> {
         }
         let predicate = match &index.predicate {
             None => None,
-            Some(predicate) => match self.print(predicate, None) {
+            Some(predicate) => match self.print(predicate, None, true) {
                 Ok((sql, caveats)) => {
                     changes.extend(caveats);
                     Some(sql)
@@ -724,7 +740,7 @@ impl Planner<'_> {
             let expression = match (&key.target, &predicate) {
                 (IndexTarget::Column(_), None) => None,
                 (IndexTarget::Column(column), Some(_)) => Some(quote(column)),
-                (IndexTarget::Expression(text), _) => match self.print(text, None) {
+                (IndexTarget::Expression(text), _) => match self.print(text, None, true) {
                     Ok((sql, caveats)) => {
                         changes.extend(caveats);
                         Some(sql)
@@ -863,7 +879,7 @@ impl Planner<'_> {
                 continue;
             }
             let scope = ViewScope { databases: &self.config.databases };
-            let mut printer = Printer { dialect: self.config.dialect, scope: &scope, caveats: Vec::new() };
+            let mut printer = Printer::new(self.config.server, &scope, false);
             match view::translate(&view.definition, &mut printer, &scope) {
                 Ok(result) => {
                     let mut caveats = printer.caveats;

@@ -11,7 +11,11 @@ use crate::types::Fidelity;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
+    /// `mysql8`, `mysql9` or `mariadb`.
     pub dialect: String,
+    /// The server the DDL was written for: `MySQL 9.7.4`, `MySQL 8.4` (given without its patch level:
+    /// the newest 8.4), `MariaDB 10.11.19`.
+    pub server: String,
     pub columns: Vec<ColumnReport>,
     pub objects: Vec<ObjectReport>,
 }
@@ -66,8 +70,9 @@ impl Report {
         let mut out = String::new();
         writeln!(
             out,
-            "target dialect: {}\ncolumns: {} exact, {} lossy, {} unsupported\nobjects: {} migrated, {} translated \
+            "written for: {} (dialect {})\ncolumns: {} exact, {} lossy, {} unsupported\nobjects: {} migrated, {} translated \
              with changes, {} not migrated",
+            self.server,
             self.dialect,
             self.count_fidelity(Fidelity::Exact),
             self.count_fidelity(Fidelity::Lossy),

@@ -74,7 +74,7 @@ impl TypeMapper<'_> {
             return collation.clone();
         }
         match self.dialect {
-            Dialect::Mysql8 => "utf8mb4_0900_bin".into(),
+            Dialect::Mysql => "utf8mb4_0900_bin".into(),
             Dialect::Mariadb => "utf8mb4_nopad_bin".into(),
         }
     }
@@ -194,7 +194,7 @@ impl TypeMapper<'_> {
                 ),
             },
             PgType::Json => match self.dialect {
-                Dialect::Mysql8 => mapped(
+                Dialect::Mysql => mapped(
                     "JSON",
                     Fidelity::Lossy,
                     "MySQL normalises JSON: key order, duplicate keys and whitespace of json text are not kept",
@@ -302,7 +302,7 @@ impl TypeMapper<'_> {
             ),
             PgType::Citext => {
                 let collation = match self.dialect {
-                    Dialect::Mysql8 => "utf8mb4_0900_as_ci",
+                    Dialect::Mysql => "utf8mb4_0900_as_ci",
                     Dialect::Mariadb => "utf8mb4_uca1400_nopad_as_ci",
                 };
                 let mut text = self.unbounded_text(key_chars, Some(collation));

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 
 use passerelle_model::schema::QualifiedName;
 
-use crate::expr::{Parser, Printer, Result, Scope, Untranslatable};
+use crate::expr::{Parser, Result, Untranslatable};
 use crate::ident::quote;
+use crate::print::{Printer, Scope};
 
 /// Names in a view: `alias.column` stays as is, `schema.table` moves to the schema's database.
 pub(crate) struct ViewScope<'a> {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use passerelle_ddl::{plan, Config, Dialect, IntervalAs, TypeOptions, UuidAs};
+use passerelle_ddl::{plan, Config, IntervalAs, Server, TypeOptions, UuidAs};
 use passerelle_model::schema::{
     Check, Column, ColumnType, CompositeType, Deferrable, Domain, EnumType, FkAction, FkMatch, ForeignKey, Identity,
     Index, IndexKey, IndexTarget, Key, PgType, QualifiedName, Routine, Schema, Sequence, Table, TableKind, Trigger,
@@ -467,9 +467,71 @@ fn features() -> Schema {
     }
 }
 
-fn config(dialect: Dialect, schema: &str, database: &str) -> Config {
+/// What the versions differ in: `md5()` in a default, a check, a generated column, an index key and
+/// a view (MySQL 9.6 removed `MD5()`), a check on the current time (no server allows one), and
+/// names that are reserved words in MySQL 8.4 or 9 (`qualify`, `tablesample`, `library`, `external`)
+/// or keywords (`manual`, `parallel`).
+fn versions() -> Schema {
+    let schema = "vault";
+    let text = || ty(PgType::Text, "text");
+    let mut token = column("token", text(), false);
+    token.default = Some("md5((random())::text)".into());
+    let mut digest = column("digest", text(), false);
+    digest.generated = Some("md5(manual)".into());
+    let mut secrets = table(
+        "secrets",
+        vec![
+            column("id", ty(PgType::BigInt, "bigint"), true),
+            column("manual", text(), false),
+            column("parallel", int(), false),
+            column("qualify", varchar(32), false),
+            column("tablesample", int(), false),
+            column("library", text(), false),
+            column("external", tstz(), false),
+            token,
+            digest,
+        ],
+        key("secrets_pkey", &["id"]),
+    );
+    secrets.name = name(schema, "secrets");
+    secrets.checks = vec![
+        check("secrets_qualify_check", "(qualify <> md5(''::text))"),
+        check("secrets_parallel_check", "(parallel > 0)"),
+        check("secrets_external_check", "(external <= now())"),
+    ];
+    let index = |name: &str, key: &str| Index {
+        name: name.into(),
+        unique: false,
+        method: "btree".into(),
+        keys: vec![IndexKey {
+            target: IndexTarget::Expression(key.into()),
+            data_type: ty(PgType::Text, "text"),
+            descending: false,
+        }],
+        predicate: None,
+        definition: format!("CREATE INDEX {name} ON vault.secrets USING btree ({key})"),
+    };
+    secrets.indexes =
+        vec![index("secrets_md5_library", "md5(library)"), index("secrets_lower_manual", "lower(manual)")];
+    let view = |name: &str, definition: &str| View {
+        name: self::name(schema, name),
+        materialized: false,
+        definition: definition.into(),
+        comment: None,
+    };
+    Schema {
+        tables: vec![secrets],
+        views: vec![
+            view("secret_digests", "SELECT s.id, md5(s.library) AS tablesample FROM vault.secrets s"),
+            view("secret_manuals", "SELECT s.manual AS qualify, s.parallel FROM vault.secrets s"),
+        ],
+        ..Schema::default()
+    }
+}
+
+fn config(server: &str, schema: &str, database: &str) -> Config {
     Config {
-        dialect,
+        server: server.parse::<Server>().unwrap(),
         databases: BTreeMap::from([(schema.to_string(), database.to_string())]),
         types: TypeOptions { uuid: UuidAs::Native, interval: IntervalAs::Text, text_collation: None },
         require_primary_key: false,
@@ -492,7 +554,7 @@ fn golden(file: &str, actual: &str) {
 fn check_golden(case: &str, schema: &Schema, config: &Config) {
     let plan = plan(schema, config);
     let script = |statements: &[String]| statements.iter().map(|s| format!("{s};\n\n")).collect::<String>();
-    let dialect = config.dialect;
+    let dialect = config.server.label();
     golden(&format!("{case}.{dialect}.pre-data.sql"), &script(&plan.pre_data));
     golden(&format!("{case}.{dialect}.post-data.sql"), &script(&plan.post_data));
     golden(&format!("{case}.{dialect}.report.txt"), &plan.report.render());
@@ -500,28 +562,28 @@ fn check_golden(case: &str, schema: &Schema, config: &Config) {
 
 #[test]
 fn airline_mariadb() {
-    check_golden("airline", &airline(), &config(Dialect::Mariadb, "bookings", "demo"));
+    check_golden("airline", &airline(), &config("mariadb-10.11", "bookings", "demo"));
 }
 
 #[test]
 fn airline_mysql8() {
-    check_golden("airline", &airline(), &config(Dialect::Mysql8, "bookings", "demo"));
+    check_golden("airline", &airline(), &config("mysql-8.0", "bookings", "demo"));
 }
 
 #[test]
 fn features_mariadb() {
-    check_golden("features", &features(), &config(Dialect::Mariadb, "kitchen", "shop"));
+    check_golden("features", &features(), &config("mariadb-10.11", "kitchen", "shop"));
 }
 
 #[test]
 fn features_mysql8() {
-    check_golden("features", &features(), &config(Dialect::Mysql8, "kitchen", "shop"));
+    check_golden("features", &features(), &config("mysql-8.0", "kitchen", "shop"));
 }
 
 #[test]
 fn every_object_is_reported() {
     let schema = airline();
-    let plan = plan(&schema, &config(Dialect::Mariadb, "bookings", "demo"));
+    let plan = plan(&schema, &config("mariadb-10.11", "bookings", "demo"));
     let n_columns: usize = schema.tables.iter().map(|t| t.columns.len()).sum();
     assert_eq!(plan.report.columns.len(), n_columns);
     let n_objects = |kind: &str| plan.report.objects.iter().filter(|o| o.kind == kind).count();
@@ -532,4 +594,57 @@ fn every_object_is_reported() {
     assert_eq!(n_objects("check"), 7);
     assert_eq!(n_objects("view"), 2);
     assert_eq!(n_objects("sequence"), 1);
+}
+
+#[test]
+fn versions_mariadb() {
+    check_golden("versions", &versions(), &config("mariadb-10.11", "vault", "vault"));
+}
+
+/// MySQL 8.0, whose DDL is checked by this file only: no 8.0 server can be installed here.
+#[test]
+fn versions_mysql8() {
+    check_golden("versions", &versions(), &config("mysql-8.0", "vault", "vault"));
+}
+
+/// MySQL 9.7, the stack's: `crates/cli/tests/versions.rs` applies the same expressions there.
+#[test]
+fn versions_mysql9() {
+    check_golden("versions", &versions(), &config("mysql-9.7", "vault", "vault"));
+}
+
+/// 8.0 and 8.4 get the same DDL (every name is quoted, so 8.4's new reserved words need nothing),
+/// 9.7 does not: each md5() object is reported as not migrated there, and nothing else changes.
+#[test]
+fn the_ddl_differs_where_the_versions_do() {
+    let schema = versions();
+    let plan_for = |server: &str| plan(&schema, &config(server, "vault", "vault"));
+    let (mysql80, mysql84, mysql95, mysql97) =
+        (plan_for("mysql-8.0"), plan_for("mysql-8.4.6"), plan_for("mysql-9.5"), plan_for("mysql-9.7"));
+    assert_eq!((&mysql80.pre_data, &mysql80.post_data), (&mysql84.pre_data, &mysql84.post_data));
+    assert_eq!((&mysql80.pre_data, &mysql80.post_data), (&mysql95.pre_data, &mysql95.post_data));
+    assert_eq!(mysql97.report.server, "MySQL 9.7");
+    let ddl = |plan: &passerelle_ddl::Plan| [plan.pre_data.clone(), plan.post_data.clone()].concat().join("\n");
+    assert!(ddl(&mysql80).contains("MD5("));
+    assert!(!ddl(&mysql97).contains("MD5("));
+    let not_migrated = |plan: &passerelle_ddl::Plan| -> Vec<String> {
+        plan.report
+            .objects
+            .iter()
+            .filter(|o| o.outcome == passerelle_ddl::report::Outcome::NotMigrated)
+            .map(|o| format!("{} {}", o.kind, o.name))
+            .collect()
+    };
+    assert_eq!(not_migrated(&mysql80), ["check vault.secrets.secrets_external_check"]);
+    assert_eq!(
+        not_migrated(&mysql97),
+        [
+            "default vault.secrets.token",
+            "generated column vault.secrets.digest",
+            "check vault.secrets.secrets_qualify_check",
+            "check vault.secrets.secrets_external_check",
+            "index vault.secrets.secrets_md5_library",
+            "view vault.secret_digests",
+        ]
+    );
 }

@@ -4,6 +4,7 @@
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
+use passerelle_ddl::Server;
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::preflight::{Finding, System};
 
@@ -11,48 +12,6 @@ use crate::privileges::{shortfall, BOOKKEEPING_PRIVILEGES, TARGET_PRIVILEGES};
 use crate::{connect, MysqlError};
 
 const TARGET: System = System::Target;
-
-/// The target's server family, told apart by its version string.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavour {
-    Mysql,
-    Mariadb,
-}
-
-/// A parsed `SELECT VERSION()`: `8.0.36`, `10.11.19-MariaDB-0+deb12u1`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerVersion {
-    pub flavour: Flavour,
-    pub major: u32,
-    pub minor: u32,
-    pub text: String,
-}
-
-impl ServerVersion {
-    pub fn parse(text: &str) -> Option<ServerVersion> {
-        let flavour = if text.to_ascii_lowercase().contains("mariadb") { Flavour::Mariadb } else { Flavour::Mysql };
-        let mut numbers = text.split(|c: char| !c.is_ascii_digit()).filter(|part| !part.is_empty());
-        let major = numbers.next()?.parse().ok()?;
-        let minor = numbers.next()?.parse().ok()?;
-        Some(ServerVersion { flavour, major, minor, text: text.to_string() })
-    }
-
-    /// MySQL 8.0 brought CHECK constraints, functional indexes and JSON_TABLE; MariaDB 10.6 is the
-    /// oldest maintained release with CHECK constraints, SEQUENCEs and JSON functions.
-    pub fn supported(&self) -> bool {
-        match self.flavour {
-            Flavour::Mysql => self.major >= 8,
-            Flavour::Mariadb => (self.major, self.minor) >= (10, 6),
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        match self.flavour {
-            Flavour::Mysql => format!("MySQL {}", self.text),
-            Flavour::Mariadb => format!("MariaDB {}", self.text),
-        }
-    }
-}
 
 /// Whether `@@GLOBAL.local_infile` lets clients `LOAD DATA LOCAL`: the sink loads that way then,
 /// and by multi-row INSERT otherwise.
@@ -101,19 +60,19 @@ async fn checks(
         return Ok(());
     };
 
-    findings.push(match ServerVersion::parse(&version_text) {
-        Some(version) if version.supported() => Finding::pass(TARGET, "version", version.describe()),
-        Some(version) => Finding::fail(
+    findings.push(match Server::from_version(&version_text) {
+        Some(server) if server.supported() => Finding::pass(TARGET, "version", server.to_string()),
+        Some(server) => Finding::fail(
             TARGET,
             "version",
-            format!("{} is older than Passerelle supports", version.describe()),
-            "use MySQL 8.0 or later, or MariaDB 10.6 or later",
+            format!("{server} is older than Passerelle supports"),
+            format!("use {}", Server::oldest_supported()),
         ),
         None => Finding::fail(
             TARGET,
             "version",
             format!("unrecognised server version {version_text:?}"),
-            "use MySQL 8.0 or later, or MariaDB 10.6 or later",
+            format!("use {}", Server::oldest_supported()),
         ),
     });
     findings.push(if local_infile_allowed(&local_infile) {
@@ -185,22 +144,4 @@ async fn checks(
         Finding::fail(TARGET, "privileges", shortfall.to_string(), shortfall.fix())
     });
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions() {
-        let mariadb = ServerVersion::parse("10.11.19-MariaDB-0+deb12u1").unwrap();
-        assert_eq!((mariadb.flavour, mariadb.major, mariadb.minor), (Flavour::Mariadb, 10, 11));
-        assert!(mariadb.supported());
-        let mysql = ServerVersion::parse("8.0.36").unwrap();
-        assert_eq!((mysql.flavour, mysql.major), (Flavour::Mysql, 8));
-        assert!(mysql.supported());
-        assert!(!ServerVersion::parse("5.7.44-log").unwrap().supported());
-        assert!(!ServerVersion::parse("10.5.2-MariaDB").unwrap().supported());
-        assert_eq!(ServerVersion::parse("garbage"), None);
-    }
 }

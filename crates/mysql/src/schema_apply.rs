@@ -10,9 +10,9 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use passerelle_ddl::ident::quote;
+use passerelle_ddl::Server;
 
 use crate::bookkeeping::TargetObject;
-use crate::preflight::ServerVersion;
 use crate::MysqlError;
 
 /// A statement the target refused.
@@ -32,14 +32,14 @@ impl fmt::Display for ApplyError {
 
 impl std::error::Error for ApplyError {}
 
-/// The target's server version: which dialect to plan for.
-pub async fn server_version(conn: &mut Conn, endpoint: &impl fmt::Display) -> Result<ServerVersion, MysqlError> {
+/// The target server and its version: what the DDL is written for.
+pub async fn server_version(conn: &mut Conn, endpoint: &impl fmt::Display) -> Result<Server, MysqlError> {
     let text: Option<String> = conn
         .query_first("SELECT VERSION()")
         .await
         .map_err(|error| MysqlError::query(endpoint, "reading the server version", error))?;
     let text = text.unwrap_or_default();
-    ServerVersion::parse(&text).ok_or(MysqlError::Query {
+    Server::from_version(&text).ok_or(MysqlError::Query {
         endpoint: endpoint.to_string(),
         context: "reading the server version",
         code: None,

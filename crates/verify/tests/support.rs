@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use futures::TryStreamExt;
-use passerelle_ddl::{Config, Dialect, IntervalAs, Plan, TypeOptions, UuidAs};
+use passerelle_ddl::{Config, IntervalAs, Plan, Server, TypeOptions, UuidAs};
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::schema::Schema;
 use passerelle_model::target::TargetTable;
@@ -29,10 +29,7 @@ impl Migrated {
     /// into a new database on `target`.
     pub async fn new(target: Target, setup: &str) -> Migrated {
         let stack = Stack::for_target(target);
-        let dialect = match target {
-            Target::MySql => Dialect::Mysql8,
-            Target::MariaDb => Dialect::Mariadb,
-        };
+        let server = Server::from_version(&target.assert_version().await).expect("the target's version parses");
         let source = SourceDb::create(&stack).await;
         source.client().await.batch_execute(setup).await.expect("the test's source setup runs");
         let target = TargetDb::reserve(&stack);
@@ -43,7 +40,7 @@ impl Migrated {
         let schema =
             passerelle_pg::catalog::read(&mut client, &source_endpoint, &["public".to_string()]).await.unwrap();
         let config = Config {
-            dialect,
+            server,
             databases: BTreeMap::from([("public".to_string(), target.name.clone())]),
             types: TypeOptions { uuid: UuidAs::Native, interval: IntervalAs::Text, text_collation: None },
             require_primary_key: false,

@@ -1,0 +1,6 @@
+ALTER TABLE `vault`.`secrets`
+  ADD COLUMN `secrets_lower_manual_k1` VARCHAR(768) CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_bin GENERATED ALWAYS AS (LOWER(`manual`)) VIRTUAL INVISIBLE,
+  ADD INDEX `secrets_lower_manual` (`secrets_lower_manual_k1`);
+
+CREATE OR REPLACE VIEW `vault`.`secret_manuals` AS SELECT `s`.`manual` AS `qualify`, `s`.`parallel` FROM `vault`.`secrets` `s`;
+
