@@ -63,10 +63,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Logs go to stderr, at `warn` unless `-v` or `RUST_LOG` say otherwise. They never hold row values
-/// or secrets.
+/// or secrets. librdkafka's log arrives under the target `librdkafka` (`kafka::client`): its errors
+/// and notices at debug, the lines of its `debug` property's contexts at trace.
 fn init_tracing(verbose: u8) {
-    // librdkafka's own error callback repeats every reconnect attempt; Passerelle reports outages
-    // itself, once per retry, and -vv shows them all.
+    // rdkafka's own messages repeat what librdkafka's log says; Passerelle reports outages itself,
+    // once per retry, and -vv shows librdkafka's view of them.
     let default = match verbose {
         0 => "warn,rdkafka=off",
         1 => "info,rdkafka=off",

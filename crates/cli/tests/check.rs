@@ -126,6 +126,33 @@ async fn correct_passwords_never_appear_in_output_logs_or_help(server: Target) {
 }
 on_both_targets!(correct_passwords_never_appear_in_output_logs_or_help);
 
+/// Unencrypted sessions to the loopback: `check` says they are unencrypted, and does not warn about
+/// the passwords, which never leave this machine. The warning for another machine's address is
+/// tested where it is decided (`DbEndpoint::password_in_clear`, and Kafka's in `kafka::preflight`):
+/// the tests talk to this machine only.
+async fn unencrypted_sessions_to_the_loopback_draw_no_clear_text_warning(server: Target) {
+    let stack = Stack::for_target(server);
+    let source = SourceDb::create(&stack).await;
+    let target = TargetDb::reserve(&stack);
+    let run = check(
+        &format!("{}?sslmode=disable", source.url),
+        &stack.kafka,
+        &format!("{}?ssl-mode=DISABLED", target.url),
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    for system in ["source", "target"] {
+        assert!(finding(&run, system, "connection").1.ends_with(", unencrypted"), "{}", run.stdout);
+    }
+    assert!(
+        finding(&run, "kafka", "connection").1.ends_with(", PLAINTEXT, unencrypted, unauthenticated"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("clear-text password"), "{}", run.stdout);
+}
+on_both_targets!(unencrypted_sessions_to_the_loopback_draw_no_clear_text_warning);
+
 #[tokio::test]
 async fn unreachable_ports_are_reported_per_system() {
     let stack = Stack::from_env();

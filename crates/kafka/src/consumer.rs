@@ -11,10 +11,10 @@ use passerelle_model::endpoint::KafkaEndpoint;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
-use crate::client;
-use crate::error::{describe, KafkaError};
+use crate::client::{self, Observer};
+use crate::error::{configuration, describe, KafkaError};
 use crate::producer::RUN_HEADER;
 
 /// One consumed message, its payload copied out of librdkafka's buffer.
@@ -29,8 +29,8 @@ pub struct Record {
 }
 
 /// Assigns each partition at the position the caller set for it, and notes the assignments.
-#[derive(Default)]
 struct Positioning {
+    observer: Observer,
     /// The next offset to read, per topic partition.
     positions: Mutex<HashMap<(String, i32), i64>>,
     /// Partitions assigned since [`Consumer::take_assigned`] last asked, and where they start.
@@ -41,7 +41,7 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl ClientContext for Positioning {}
+client::observed_client_context!(Positioning);
 
 impl ConsumerContext for Positioning {
     fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
@@ -100,8 +100,12 @@ impl Consumer {
             // A partition whose queue is full waits this long before fetching again: librdkafka's
             // default second stalls the sink once the queue is small.
             .set("fetch.queue.backoff.ms", "5")
-            .create_with_context(Positioning::default())
-            .map_err(|error| KafkaError::Unreachable { brokers, cause: describe(&error) })?;
+            .create_with_context(Positioning {
+                observer: Observer::new(endpoint),
+                positions: Mutex::default(),
+                assigned: Mutex::default(),
+            })
+            .map_err(|error| configuration(&brokers, &error))?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         inner.subscribe(&names).map_err(|error| KafkaError::Consume { cause: describe(&error) })?;
         let topic_idx = topics.iter().enumerate().map(|(i, topic)| (topic.clone(), i)).collect();
@@ -149,7 +153,10 @@ impl Consumer {
                     tracing::debug!("consumer: {}", describe(&error));
                     continue;
                 }
-                Ok(Err(error)) => return Err(KafkaError::Consume { cause: describe(&error) }),
+                Ok(Err(error)) => {
+                    let refusal = self.inner.context().observer.refusal();
+                    return Err(refusal.unwrap_or_else(|| KafkaError::Consume { cause: describe(&error) }));
+                }
                 Ok(Ok(message)) => message,
             };
             let Some(&topic_idx) = self.topic_idx.get(message.topic()) else { continue };

@@ -21,8 +21,8 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::client;
-use crate::error::{describe, describe_code, KafkaError};
+use crate::client::{self, Observer};
+use crate::error::{configuration, describe, describe_code, KafkaError};
 use crate::producer::Producer;
 use crate::topic::PartitionEnd;
 use rdkafka::types::RDKafkaErrorCode;
@@ -143,15 +143,16 @@ async fn publish(producer: &Producer, topic: &str, key: &[u8], record: &impl Ser
 /// Reads the control topic from its start to its current end. A topic that does not exist reads as
 /// empty: no run has begun.
 pub async fn read(endpoint: &KafkaEndpoint, topic: &str) -> Result<ControlState, KafkaError> {
-    let unreachable = |error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) };
     let topic_error = |error| KafkaError::Topic { topic: topic.to_string(), cause: describe(&error) };
-    let consumer: BaseConsumer = client::config(endpoint)
+    let consumer: BaseConsumer<Observer> = client::config(endpoint)
         .set("group.id", "passerelle-control-reader")
         .set("enable.auto.commit", "false")
-        .create()
-        .map_err(unreachable)?;
+        .create_with_context(Observer::new(endpoint))
+        .map_err(|error| configuration(&endpoint.to_string(), &error))?;
+    // Nothing is assigned yet: polling serves only librdkafka's log and error events.
+    let serve = || while consumer.poll(Duration::ZERO).is_some() {};
+    let metadata = client::metadata(consumer.client(), consumer.context(), Some(topic), TIMEOUT, serve)?;
     tokio::task::block_in_place(|| {
-        let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT).map_err(unreachable)?;
         let exists = metadata.topics().iter().any(|t| t.name() == topic && !t.partitions().is_empty());
         if !exists {
             return Ok(ControlState::default());

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use rdkafka::error::KafkaError as RdKafkaError;
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::{RDKafkaConfRes, RDKafkaErrorCode};
 
 /// librdkafka's codes for conditions that pass: a broker down or restarting, a leader or coordinator
 /// moving, a request that timed out. Anything else (authorization, configuration, a message too
@@ -43,6 +43,12 @@ pub enum KafkaError {
     Consume { cause: String },
     /// A message that is not a Passerelle envelope, or does not fit its table.
     Decode { topic: String, partition: i32, offset: i64, cause: String },
+    /// librdkafka refused the client properties (an unknown key, a bad value, an unreadable file).
+    Configuration { brokers: String, cause: String },
+    /// The brokers refused the SASL credentials.
+    Credentials { brokers: String, user: String, cause: String },
+    /// The TLS handshake failed: most often the brokers' certificate was not verified.
+    Tls { brokers: String, cause: String },
 }
 
 impl KafkaError {
@@ -55,6 +61,13 @@ impl KafkaError {
             KafkaError::Decode { topic, partition, offset, cause } => {
                 format!("message {topic}/{partition}@{offset} cannot be decoded: {cause}")
             }
+            KafkaError::Configuration { brokers, cause } => {
+                format!("the Kafka client for {brokers} cannot be configured: {cause}")
+            }
+            KafkaError::Credentials { brokers, user, cause } => {
+                format!("Kafka at {brokers} refused the SASL credentials of {user}: {cause}")
+            }
+            KafkaError::Tls { brokers, cause } => format!("no TLS connection to Kafka at {brokers}: {cause}"),
         }
     }
 
@@ -65,19 +78,32 @@ impl KafkaError {
             KafkaError::Delivery { .. } => "check the broker log and free disk space on the brokers, then run again",
             KafkaError::Consume { .. } => "check the broker log, then run again: the sink resumes where it stopped",
             KafkaError::Decode { .. } => "the topic holds messages Passerelle did not write; use another topic prefix",
+            KafkaError::Configuration { .. } => {
+                "check the client properties of --kafka-config and --kafka-option (librdkafka's names)"
+            }
+            KafkaError::Credentials { .. } => {
+                "check sasl.username, sasl.mechanism and the password (PASSERELLE_KAFKA_SASL_PASSWORD, or sasl.password in --kafka-config)"
+            }
+            KafkaError::Tls { .. } => {
+                "check ssl.ca.location: the CA certificate (PEM) that signed the brokers' certificate, and security.protocol"
+            }
         }
     }
 
     /// True when trying again may succeed (Vector's `RetryLogic`): the brokers could not be reached,
     /// or a step failed with one of librdkafka's transient codes (a broker down or restarting, a
-    /// leader change, a timeout). A message that cannot be decoded, or a refusal, is not.
+    /// leader change, a timeout). A message that cannot be decoded, or a refusal (credentials, a
+    /// certificate, an ACL), is not.
     pub fn retryable(&self) -> bool {
         match self {
             KafkaError::Unreachable { .. } => true,
             KafkaError::Topic { cause, .. } | KafkaError::Delivery { cause, .. } | KafkaError::Consume { cause } => {
                 transient(cause)
             }
-            KafkaError::Decode { .. } => false,
+            KafkaError::Decode { .. }
+            | KafkaError::Configuration { .. }
+            | KafkaError::Credentials { .. }
+            | KafkaError::Tls { .. } => false,
         }
     }
 }
@@ -85,10 +111,21 @@ impl KafkaError {
 /// librdkafka's code name says more than its prose: `BrokerTransportFailure`, `TopicAuthorizationFailed`.
 /// Causes begin with it, which is how [`KafkaError::retryable`] tells a passing condition.
 pub(crate) fn describe(error: &RdKafkaError) -> String {
-    match error.rdkafka_error_code() {
-        Some(code) => describe_code(code),
-        None => error.to_string(),
+    match (error.rdkafka_error_code(), error) {
+        (Some(code), _) => describe_code(code),
+        // rdkafka's text of a refused property repeats its value, which may be a secret.
+        (None, RdKafkaError::ClientConfig(RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN, _, key, _)) => {
+            format!("librdkafka has no property {key}")
+        }
+        (None, RdKafkaError::ClientConfig(_, _, key, _)) => format!("the value of {key} is not one librdkafka takes"),
+        (None, RdKafkaError::ClientCreation(cause)) => cause.clone(),
+        (None, _) => error.to_string(),
     }
+}
+
+/// The client could not be made from its properties.
+pub(crate) fn configuration(brokers: &str, error: &RdKafkaError) -> KafkaError {
+    KafkaError::Configuration { brokers: brokers.to_string(), cause: describe(error) }
 }
 
 pub(crate) fn describe_code(code: RDKafkaErrorCode) -> String {

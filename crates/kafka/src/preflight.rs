@@ -1,7 +1,8 @@
-//! Kafka's part of `passerelle check`: are the brokers reachable, and may Passerelle create and
-//! delete topics (it creates one per table)? Asks through `topic`, as a migration would.
+//! Kafka's part of `passerelle check`: are the brokers reachable, how is the connection secured, and
+//! may Passerelle create and delete topics (it creates one per table)? Asks through `topic`, as a
+//! migration would.
 
-use passerelle_model::endpoint::KafkaEndpoint;
+use passerelle_model::endpoint::{is_loopback, KafkaEndpoint, Secret};
 use passerelle_model::preflight::{Finding, System};
 
 use crate::topic::{broker_count, create_topics, delete_topics, TopicLayout};
@@ -14,9 +15,98 @@ pub async fn run(endpoint: &KafkaEndpoint) -> Vec<Finding> {
         Ok(n_brokers) => n_brokers,
         Err(error) => return vec![Finding::fail(KAFKA, "connection", error.cause(), error.hint())],
     };
-    let mut findings = vec![Finding::pass(KAFKA, "connection", format!("{n_brokers} broker(s) at {endpoint}"))];
+    let security = Security::of(endpoint);
+    let detail = format!("{n_brokers} broker(s) at {endpoint}, {}", security.describe());
+    let mut findings = vec![Finding::pass(KAFKA, "connection", detail)];
+    if security.password_in_clear(endpoint) {
+        findings.push(Finding::warn(
+            KAFKA,
+            "clear-text password",
+            format!(
+                "the SASL password of {} crosses the network to {endpoint}, which is not this machine, as it is \
+                 (SASL_PLAINTEXT with PLAIN), and every record unencrypted",
+                security.user
+            ),
+            "use security.protocol=SASL_SSL with ssl.ca.location (the brokers' CA certificate, PEM)",
+        ));
+    }
     findings.push(create_and_delete_topic(endpoint, n_brokers).await);
     findings
+}
+
+/// How the client properties secure the connection, in librdkafka's terms and with its defaults.
+/// The connection succeeded, so whatever verification they ask for passed.
+struct Security {
+    /// `security.protocol`: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.
+    protocol: String,
+    /// `sasl.mechanism` (GSSAPI by default) and `sasl.username`.
+    mechanism: String,
+    user: String,
+    /// Whether the brokers' certificate is verified, and against which CA certificates.
+    verified_against: Option<String>,
+    host_name_verified: bool,
+    client_certificate: bool,
+}
+
+impl Security {
+    fn of(endpoint: &KafkaEndpoint) -> Security {
+        let setting = |keys: &[&str], default: &str| {
+            endpoint.property(keys).map_or_else(|| default.to_string(), |value| value.expose().trim().to_string())
+        };
+        let verify = !setting(&["enable.ssl.certificate.verification"], "true").eq_ignore_ascii_case("false");
+        let ca = match (endpoint.property(&["ssl.ca.location"]), endpoint.property(&["ssl.ca.pem"])) {
+            (Some(location), _) => format!("the CA in {}", location.expose()),
+            (None, Some(_)) => "the CA of ssl.ca.pem".to_string(),
+            (None, None) => "the system's CAs".to_string(),
+        };
+        Security {
+            protocol: setting(&["security.protocol"], "PLAINTEXT").to_ascii_uppercase(),
+            mechanism: setting(&["sasl.mechanism", "sasl.mechanisms"], "GSSAPI").to_ascii_uppercase(),
+            user: setting(&["sasl.username"], "(no sasl.username)"),
+            verified_against: verify.then_some(ca),
+            host_name_verified: !setting(&["ssl.endpoint.identification.algorithm"], "https")
+                .eq_ignore_ascii_case("none"),
+            client_certificate: endpoint.property(&["ssl.certificate.location", "ssl.certificate.pem"]).is_some(),
+        }
+    }
+
+    fn encrypted(&self) -> bool {
+        self.protocol.ends_with("SSL")
+    }
+
+    fn sasl(&self) -> bool {
+        self.protocol.starts_with("SASL_")
+    }
+
+    /// `SASL_SSL, encrypted, certificate and host name verified against the CA in /ca.pem, SASL
+    /// SCRAM-SHA-512 as alice`.
+    fn describe(&self) -> String {
+        let mut parts = vec![self.protocol.clone()];
+        if self.encrypted() {
+            parts.push(match (&self.verified_against, self.host_name_verified) {
+                (None, _) => "encrypted, certificate not verified".to_string(),
+                (Some(ca), true) => format!("encrypted, certificate and host name verified against {ca}"),
+                (Some(ca), false) => format!("encrypted, certificate verified against {ca}, host name not verified"),
+            });
+        } else {
+            parts.push("unencrypted".to_string());
+        }
+        match (self.sasl(), self.client_certificate && self.encrypted()) {
+            (true, _) => parts.push(format!("SASL {} as {}", self.mechanism, self.user)),
+            (false, true) => parts.push("authenticated by a client certificate".to_string()),
+            (false, false) => parts.push("unauthenticated".to_string()),
+        }
+        parts.join(", ")
+    }
+
+    /// SASL PLAIN sends the password as it is: over SASL_PLAINTEXT to another machine, anyone on
+    /// the way reads it.
+    fn password_in_clear(&self, endpoint: &KafkaEndpoint) -> bool {
+        self.protocol == "SASL_PLAINTEXT"
+            && self.mechanism == "PLAIN"
+            && endpoint.property(&["sasl.password"]).is_some_and(|password: &Secret| !password.expose().is_empty())
+            && endpoint.hosts().any(|host| !is_loopback(host))
+    }
 }
 
 /// Creates a uniquely named one-partition topic and deletes it again.
@@ -39,4 +129,47 @@ async fn create_and_delete_topic(endpoint: &KafkaEndpoint, n_brokers: usize) -> 
 /// Enough uniqueness for concurrent checks: the time in nanoseconds.
 fn unique_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(brokers: &str, properties: &str) -> KafkaEndpoint {
+        let mut endpoint = KafkaEndpoint::parse(brokers).unwrap();
+        endpoint.set_from_properties(properties).unwrap();
+        endpoint
+    }
+
+    #[test]
+    fn the_connection_says_how_it_is_secured() {
+        let hosted = endpoint(
+            "broker.example.com:9092",
+            "security.protocol=SASL_SSL\nsasl.mechanism=PLAIN\nsasl.username=KEY\nsasl.password=SECRET\n\
+             ssl.ca.location=/etc/ca.pem",
+        );
+        let security = Security::of(&hosted);
+        assert_eq!(
+            security.describe(),
+            "SASL_SSL, encrypted, certificate and host name verified against the CA in /etc/ca.pem, SASL PLAIN as KEY"
+        );
+        assert!(!security.password_in_clear(&hosted));
+        let plain = endpoint("127.0.0.1:9092", "");
+        assert_eq!(Security::of(&plain).describe(), "PLAINTEXT, unencrypted, unauthenticated");
+        let unverified = endpoint("b:1", "security.protocol=ssl\nenable.ssl.certificate.verification=false");
+        assert_eq!(Security::of(&unverified).describe(), "SSL, encrypted, certificate not verified, unauthenticated");
+    }
+
+    #[test]
+    fn a_plain_password_over_sasl_plaintext_to_another_machine_is_in_clear() {
+        let properties = "security.protocol=SASL_PLAINTEXT\nsasl.mechanisms=PLAIN\nsasl.username=u\nsasl.password=p";
+        let remote = endpoint("127.0.0.1:9092,broker.example.com:9092", properties);
+        assert!(Security::of(&remote).password_in_clear(&remote));
+        let local = endpoint("localhost:9092,127.0.0.1:9093", properties);
+        assert!(!Security::of(&local).password_in_clear(&local), "the loopback");
+        let scram = endpoint("broker.example.com:9092", &properties.replace("PLAIN\n", "SCRAM-SHA-512\n"));
+        assert!(!Security::of(&scram).password_in_clear(&scram), "SCRAM never sends the password");
+        let tls = endpoint("broker.example.com:9092", &properties.replace("SASL_PLAINTEXT", "SASL_SSL"));
+        assert!(!Security::of(&tls).password_in_clear(&tls));
+    }
 }

@@ -10,19 +10,18 @@ use passerelle_model::endpoint::KafkaEndpoint;
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
 
-use crate::client;
-use crate::error::{describe, KafkaError};
+use crate::client::{self, Observer};
+use crate::error::{configuration, describe, KafkaError};
 
 /// Counts deliveries and keeps the first failure, which `send` and `flush` then report.
-#[derive(Default)]
 struct DeliveryTracker {
+    observer: Observer,
     delivered: AtomicU64,
     first_failure: Mutex<Option<KafkaError>>,
 }
 
-impl ClientContext for DeliveryTracker {}
+client::observed_client_context!(DeliveryTracker);
 
 impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
@@ -71,8 +70,12 @@ impl Producer {
             // snapshot's fastest stream, well above a broker's acknowledgement time.
             .set("queue.buffering.max.kbytes", "8192")
             .set("queue.buffering.max.messages", "20000")
-            .create_with_context(DeliveryTracker::default())
-            .map_err(|error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) })?;
+            .create_with_context(DeliveryTracker {
+                observer: Observer::new(endpoint),
+                delivered: AtomicU64::new(0),
+                first_failure: Mutex::new(None),
+            })
+            .map_err(|error| configuration(&endpoint.to_string(), &error))?;
         Ok(Producer { inner, run: None })
     }
 
@@ -125,7 +128,12 @@ impl Producer {
         Ok(self.inner.context().delivered.load(Ordering::Relaxed))
     }
 
+    /// The first failed delivery, or a refusal (credentials, a certificate) that would otherwise
+    /// show only once the deliveries time out.
     fn check_failures(&self) -> Result<(), KafkaError> {
+        if let Some(refusal) = self.inner.context().observer.refusal() {
+            return Err(refusal);
+        }
         let mut first = self.inner.context().first_failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         match first.take() {
             Some(error) => Err(error),

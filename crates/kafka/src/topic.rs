@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use passerelle_model::endpoint::KafkaEndpoint;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::metadata::Metadata;
+use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::client;
-use crate::error::{describe, describe_code, KafkaError};
+use crate::client::{self, Observer};
+use crate::error::{configuration, describe, describe_code, KafkaError};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -46,14 +46,26 @@ pub fn control_topic(prefix: &str) -> String {
     format!("{prefix}.passerelle-control")
 }
 
-/// An admin client whose brokers answered, and what they said about the cluster: a broker that is
-/// down is reported in seconds, not after an admin request's long timeout.
-fn admin(endpoint: &KafkaEndpoint) -> Result<(AdminClient<DefaultClientContext>, Metadata), KafkaError> {
-    let unreachable = |error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) };
-    let admin: AdminClient<DefaultClientContext> = client::config(endpoint).create().map_err(unreachable)?;
-    let metadata = tokio::task::block_in_place(|| admin.inner().fetch_metadata(None, Duration::from_secs(10)))
-        .map_err(unreachable)?;
-    Ok((admin, metadata))
+/// A client whose brokers answered, and what they said about the cluster: a broker that is down is
+/// reported in seconds, not after an admin request's long timeout. A producer, polled here, rather
+/// than the admin client, whose own events nobody serves: its log reaches Passerelle's, and a refusal
+/// (credentials, a certificate) that librdkafka reports only as an event is reported as such.
+fn cluster(endpoint: &KafkaEndpoint) -> Result<(BaseProducer<Observer>, Metadata), KafkaError> {
+    let producer: BaseProducer<Observer> = client::config(endpoint)
+        .create_with_context(Observer::new(endpoint))
+        .map_err(|error| configuration(&endpoint.to_string(), &error))?;
+    // Serving the producer's events hands librdkafka's log and error events to the observer.
+    let serve = || producer.poll(Duration::from_millis(10));
+    let metadata = client::metadata(producer.client(), producer.context(), None, Duration::from_secs(10), serve)?;
+    Ok((producer, metadata))
+}
+
+/// An admin client, once [`cluster`] found the brokers answering.
+fn admin(endpoint: &KafkaEndpoint) -> Result<AdminClient<Observer>, KafkaError> {
+    cluster(endpoint)?;
+    client::config(endpoint)
+        .create_with_context(Observer::new(endpoint))
+        .map_err(|error| configuration(&endpoint.to_string(), &error))
 }
 
 fn options() -> AdminOptions {
@@ -62,7 +74,7 @@ fn options() -> AdminOptions {
 
 /// How many brokers the cluster has; an error when none answers.
 pub async fn broker_count(endpoint: &KafkaEndpoint) -> Result<usize, KafkaError> {
-    let (_, metadata) = admin(endpoint)?;
+    let (_, metadata) = cluster(endpoint)?;
     Ok(metadata.brokers().len())
 }
 
@@ -90,7 +102,7 @@ pub async fn recreate_topics(
         metadata.topics().iter().map(|topic| topic.name().to_string()).find(|name| stale.contains(name))
     };
     loop {
-        let (_, metadata) = admin(endpoint)?;
+        let (_, metadata) = cluster(endpoint)?;
         match still_there(&metadata) {
             None => break,
             Some(topic) if tokio::time::Instant::now() > deadline => {
@@ -122,7 +134,7 @@ pub async fn recreate_topics(
     }
     // A consumer or a watermark query right after the creation must find every partition.
     loop {
-        let (_, metadata) = admin(endpoint)?;
+        let (_, metadata) = cluster(endpoint)?;
         let missing = fresh.iter().find(|name| {
             !metadata
                 .topics()
@@ -177,7 +189,7 @@ pub async fn create_control_topic(endpoint: &KafkaEndpoint, layout: &TopicLayout
 
 /// Creates topics; returns those that already existed.
 async fn create(endpoint: &KafkaEndpoint, topics: &[NewTopic<'_>]) -> Result<Vec<String>, KafkaError> {
-    let (admin, _) = admin(endpoint)?;
+    let admin = admin(endpoint)?;
     let results = admin
         .create_topics(topics, &options())
         .await
@@ -200,7 +212,7 @@ pub async fn delete_topics(endpoint: &KafkaEndpoint, names: &[String]) -> Result
     if names.is_empty() {
         return Ok(());
     }
-    let (admin, _) = admin(endpoint)?;
+    let admin = admin(endpoint)?;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let results = admin
         .delete_topics(&names, &options())
@@ -219,7 +231,7 @@ pub async fn delete_topics(endpoint: &KafkaEndpoint, names: &[String]) -> Result
 
 /// The end of every partition of `topics`: the offset the next message will get.
 pub async fn end_offsets(endpoint: &KafkaEndpoint, topics: &[String]) -> Result<Vec<PartitionEnd>, KafkaError> {
-    let (admin, metadata) = admin(endpoint)?;
+    let (producer, metadata) = cluster(endpoint)?;
     let mut ends = Vec::new();
     for topic in topics {
         let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
@@ -227,7 +239,7 @@ pub async fn end_offsets(endpoint: &KafkaEndpoint, topics: &[String]) -> Result<
         };
         for partition in found.partitions() {
             let (_, end) =
-                tokio::task::block_in_place(|| admin.inner().fetch_watermarks(topic, partition.id(), TIMEOUT))
+                tokio::task::block_in_place(|| producer.client().fetch_watermarks(topic, partition.id(), TIMEOUT))
                     .map_err(|error| KafkaError::Topic { topic: topic.clone(), cause: describe(&error) })?;
             ends.push(PartitionEnd { topic: topic.clone(), partition: partition.id(), end });
         }
@@ -246,7 +258,7 @@ pub struct PartitionEnd {
 
 /// The topics whose names start with `prefix`.
 pub async fn list_topics(endpoint: &KafkaEndpoint, prefix: &str) -> Result<Vec<String>, KafkaError> {
-    let (_, metadata) = admin(endpoint)?;
+    let (_, metadata) = cluster(endpoint)?;
     let mut names: Vec<String> = metadata
         .topics()
         .iter()

@@ -2,6 +2,7 @@
 //! [`Secret`] so that no `Debug`, `Display` or error message can print it.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use url::Url;
@@ -46,7 +47,7 @@ pub struct DbEndpoint {
     pub database: Option<String>,
     pub tls: Tls,
     /// libpq's `hostaddr`: the address to connect to, `host` then only naming the server for TLS.
-    pub host_addr: Option<std::net::IpAddr>,
+    pub host_addr: Option<IpAddr>,
 }
 
 /// How far a connection insists on TLS, in libpq's words (`sslmode`); the default is libpq's, `prefer`.
@@ -226,6 +227,26 @@ impl DbEndpoint {
     }
 }
 
+/// Whether `host` is this machine's loopback: `localhost`, or an address in 127.0.0.0/8 or `::1`.
+/// A name is not resolved (no IO here): any other name counts as another machine.
+pub fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    host == "localhost" || host.ends_with(".localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl DbEndpoint {
+    /// The URL's password would cross the network unencrypted: the session is not encrypted
+    /// (`disable`, or `prefer`/`allow` that fell back to plain) and the server is not this machine
+    /// (`hostaddr`, when given, is where the connection goes).
+    pub fn password_in_clear(&self, encrypted: bool) -> bool {
+        let loopback = match self.host_addr {
+            Some(address) => address.is_loopback(),
+            None => is_loopback(&self.host),
+        };
+        self.password.is_some() && !encrypted && !loopback
+    }
+}
+
 /// A URL parameter Passerelle does not know: refused, lest the user believe it took effect.
 fn unknown_parameter(error: impl Fn(String) -> EndpointError, name: &str, known: &[&str]) -> EndpointError {
     error(format!("unknown parameter {name:?}: the known ones are {}", known.join(", ")))
@@ -264,6 +285,16 @@ impl KafkaEndpoint {
             }
         }
         Ok(KafkaEndpoint { bootstrap_servers: list.to_string(), properties: Vec::new() })
+    }
+
+    /// The value of a property, if set; the first of `keys` that is (librdkafka's aliases).
+    pub fn property(&self, keys: &[&str]) -> Option<&Secret> {
+        keys.iter().find_map(|key| self.properties.iter().find(|(known, _)| known == key).map(|(_, value)| value))
+    }
+
+    /// The brokers' host names or addresses.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.bootstrap_servers.split(',').filter_map(|broker| broker.trim().rsplit_once(':').map(|(host, _)| host))
     }
 
     /// Sets a librdkafka property, replacing an earlier value of the same key.
@@ -360,6 +391,23 @@ mod tests {
     }
 
     #[test]
+    fn a_password_travels_in_clear_only_unencrypted_to_another_machine() {
+        let remote = DbEndpoint::parse_postgres("postgres://u:p@db.example.com/db?sslmode=disable").unwrap();
+        assert!(remote.password_in_clear(false));
+        assert!(!remote.password_in_clear(true), "encrypted");
+        let no_password = DbEndpoint::parse_postgres("postgres://u@db.example.com/db").unwrap();
+        assert!(!no_password.password_in_clear(false));
+        for url in ["postgres://u:p@localhost/db", "postgres://u:p@127.0.0.2/db", "postgres://u:p@[::1]/db"] {
+            assert!(!DbEndpoint::parse_postgres(url).unwrap().password_in_clear(false), "{url}");
+        }
+        let named_loopback = DbEndpoint::parse_postgres("postgres://u:p@db.example.com/db?hostaddr=127.0.0.1").unwrap();
+        assert!(!named_loopback.password_in_clear(false), "hostaddr is where the password goes");
+        let remote_mysql = DbEndpoint::parse_mysql("mysql://u:p@10.1.2.3/db?ssl-mode=PREFERRED").unwrap();
+        assert!(remote_mysql.password_in_clear(false));
+        assert!(is_loopback("LOCALHOST") && is_loopback("a.localhost") && !is_loopback("localhost.example.com"));
+    }
+
+    #[test]
     fn kafka_bootstrap_list() {
         assert_eq!(KafkaEndpoint::parse("kafka://a:1,b:2").unwrap().bootstrap_servers, "a:1,b:2");
         assert!(KafkaEndpoint::parse("a").is_err());
@@ -371,5 +419,10 @@ mod tests {
         assert_eq!(endpoint.properties[0].1.expose(), "hunter2");
         assert!(!format!("{endpoint:?}").contains("hunter2"));
         assert!(endpoint.set_from_properties("no separator here").unwrap_err().to_string().contains("line 1"));
+        endpoint.set("sasl.mechanisms", Secret::new("PLAIN".to_string()));
+        let mechanism = endpoint.property(&["sasl.mechanism", "sasl.mechanisms"]).map(Secret::expose);
+        assert_eq!(mechanism, Some("PLAIN"));
+        let endpoint = KafkaEndpoint::parse("a:1, [::1]:2").unwrap();
+        assert_eq!(endpoint.hosts().collect::<Vec<_>>(), ["a", "[::1]"]);
     }
 }

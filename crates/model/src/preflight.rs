@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use crate::endpoint::DbEndpoint;
+
 /// How a check came out. `Warn` does not block a migration; `Fail` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,4 +46,23 @@ impl Finding {
     pub fn fail(system: System, check: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Finding {
         Finding { system, check, outcome: Outcome::Fail, detail: detail.into(), fix: Some(fix.into()) }
     }
+}
+
+/// The warning of a database session whose password crossed the network to another machine
+/// unencrypted ([`DbEndpoint::password_in_clear`]): `setting` is the URL's TLS mode as the user wrote
+/// it, `fix` the parameters that encrypt it.
+pub fn clear_text_password(
+    system: System,
+    endpoint: &DbEndpoint,
+    encrypted: bool,
+    setting: &str,
+    fix: &str,
+) -> Option<Finding> {
+    endpoint.password_in_clear(encrypted).then(|| {
+        let detail = format!(
+            "the password of {} and every row cross the network to {}, which is not this machine, unencrypted ({setting})",
+            endpoint.user, endpoint.host
+        );
+        Finding::warn(system, "clear-text password", detail, fix)
+    })
 }

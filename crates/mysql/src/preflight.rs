@@ -6,7 +6,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use passerelle_ddl::Server;
 use passerelle_model::endpoint::DbEndpoint;
-use passerelle_model::preflight::{Finding, System};
+use passerelle_model::preflight::{clear_text_password, Finding, System};
 
 use crate::privileges::{shortfall, BOOKKEEPING_PRIVILEGES, TARGET_PRIVILEGES};
 use crate::{connect, MysqlError};
@@ -37,6 +37,14 @@ pub async fn run(endpoint: &DbEndpoint, databases: &[String], bookkeeping_db: &s
     let version = version.map(|(_, version)| version).filter(|version| !version.is_empty());
     let session = endpoint.tls.describe_session(version.as_deref());
     let mut findings = vec![Finding::pass(TARGET, "connection", format!("connected to {endpoint}, {session}"))];
+    let setting = format!("ssl-mode={}", endpoint.tls.mode.mysql_name());
+    findings.extend(clear_text_password(
+        TARGET,
+        endpoint,
+        version.is_some(),
+        &setting,
+        "add ssl-mode=VERIFY_IDENTITY&ssl-ca=CA.pem to the target URL (the server's CA certificate, PEM)",
+    ));
     if let Err(error) = checks(endpoint, &mut conn, databases, bookkeeping_db, &mut findings).await {
         findings.push(Finding::fail(TARGET, "server query", error.cause(), error.hint()));
     }

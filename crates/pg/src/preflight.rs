@@ -3,7 +3,7 @@
 //! Read-only: it creates nothing on the server.
 
 use passerelle_model::endpoint::DbEndpoint;
-use passerelle_model::preflight::{Finding, System};
+use passerelle_model::preflight::{clear_text_password, Finding, System};
 use tokio_postgres::Client;
 
 use crate::{connect, PgError};
@@ -30,6 +30,14 @@ pub async fn run(endpoint: &DbEndpoint, schemas: &[String]) -> Vec<Finding> {
         };
     let session = endpoint.tls.describe_session(version.as_deref());
     let mut findings = vec![Finding::pass(SOURCE, "connection", format!("connected to {endpoint}, {session}"))];
+    let setting = format!("sslmode={}", endpoint.tls.mode.name());
+    findings.extend(clear_text_password(
+        SOURCE,
+        endpoint,
+        version.is_some(),
+        &setting,
+        "add sslmode=verify-full&sslrootcert=CA.pem to the source URL (the server's CA certificate, PEM)",
+    ));
     if let Err(error) = checks(endpoint, &client, schemas, &mut findings).await {
         findings.push(Finding::fail(SOURCE, "catalog query", error.cause(), error.hint()));
     }
