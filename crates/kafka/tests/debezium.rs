@@ -3,9 +3,12 @@
 //! resolves them from Maven Central once).
 //!
 //! One Connect process serves both directions at once: a JDBC sink writes Passerelle's events into
-//! typed MariaDB columns, and `decode` reads what Debezium's PostgreSQL source wrote with its defaults.
-//! Connectors, the slot and the topics are removed also when the test fails; the databases are kept
-//! then, as everywhere in Passerelle's tests.
+//! typed columns of each target, MySQL 9.7 (through MySQL's JDBC driver, `mysql-connector-j`, which
+//! comes with Debezium's JDBC sink) and MariaDB 10.11 (MariaDB's driver), and `decode` reads what
+//! Debezium's PostgreSQL source wrote with its defaults. The two targets share that one Connect
+//! worker, which is why this test runs its sink body once per target itself rather than through
+//! `on_both_targets!` (two tests, two JVMs). Connectors, the slot and the topics are removed also
+//! when the test fails; the databases are kept then, as everywhere in Passerelle's tests.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,7 +23,7 @@ use passerelle_kafka::topic::{create_topics, delete_topics, TopicLayout};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::{Lsn, Op};
 use passerelle_model::schema::{ColumnType, PgType};
-use passerelle_testkit::{pg_client, unique_name, SourceDb, Stack, TargetDb};
+use passerelle_testkit::{pg_client, unique_name, SourceDb, Stack, Target, TargetDb};
 use serde_json::json;
 
 /// How long each direction may take once Connect is up.
@@ -152,10 +155,18 @@ impl Drop for Connect {
 async fn debezium_reads_passerelle_json_and_passerelle_reads_debezium() {
     let stack = Stack::from_env();
     let endpoint = KafkaEndpoint::parse(&stack.kafka).unwrap();
-    let (source, target) = (SourceDb::create(&stack).await, TargetDb::create(&stack).await);
+    let source = SourceDb::create(&stack).await;
+    let targets = [Target::MySql, Target::MariaDb];
+    let mut target_dbs = Vec::new();
+    for target in targets {
+        // VERSION(): each sink writes into the server it names.
+        target.assert_version().await;
+        target_dbs.push(TargetDb::create(&Stack::for_target(target)).await);
+    }
     let run = unique_name("dbz");
     let topics = TopicLayout { prefix: run.clone(), partitions: 1, replication: 1, retention_ms: Some(3_600_000) };
-    let (sink_topic, source_topic) = (topics.topic_name("public", "sunk"), topics.topic_name("public", "origin"));
+    let sink_topic = topics.topic_name("public", "sunk");
+    let source_topic = topics.topic_name("public", "origin");
     create_topics(&endpoint, &topics, &[sink_topic.clone(), source_topic.clone()]).await.unwrap();
     let connect = std::sync::Arc::new(
         tokio::task::spawn_blocking({
@@ -168,11 +179,14 @@ async fn debezium_reads_passerelle_json_and_passerelle_reads_debezium() {
 
     let outcome = tokio::spawn({
         let (connect, endpoint, run) = (connect.clone(), endpoint.clone(), run.clone());
-        let (source_url, source_name, target_url, target_name) =
-            (source.url.clone(), source.name.clone(), target.url.clone(), target.name.clone());
+        let (source_url, source_name) = (source.url.clone(), source.name.clone());
+        let [mysql, mariadb] = [0, 1].map(|i| (targets[i], target_dbs[i].url.clone(), target_dbs[i].name.clone()));
         async move {
+            // Passerelle's events go to the topic once; each target's sink reads all of them.
+            produce_passerelle_json(&endpoint, &run, &sink_topic).await;
             tokio::join!(
-                jdbc_sink_writes_passerelle_json(&connect, &endpoint, &run, &sink_topic, &target_url, &target_name),
+                jdbc_sink_writes_passerelle_json(&connect, &mysql, &run, &sink_topic),
+                jdbc_sink_writes_passerelle_json(&connect, &mariadb, &run, &sink_topic),
                 passerelle_decodes_debezium_source(&connect, &endpoint, &run, &source_topic, &source_url, &source_name),
             )
         }
@@ -180,7 +194,8 @@ async fn debezium_reads_passerelle_json_and_passerelle_reads_debezium() {
     .await;
 
     // Cleanup, also after a failure: connectors, Connect, the slot, the topics.
-    for name in [format!("{run}-sink"), format!("{run}-source")] {
+    let sinks = targets.map(|target| sink_name(&run, target));
+    for name in sinks.into_iter().chain([format!("{run}-source")]) {
         connect.request("DELETE", &format!("/connectors/{name}"), None);
     }
     std::sync::Arc::into_inner(connect).expect("the test holds the last reference").stop(outcome.is_err());
@@ -217,17 +232,18 @@ fn column(base: PgType) -> ColumnType {
 }
 
 /// One column of the sink's table: its types, PostgreSQL's text of rows 1 and 2 (row 3 is NULL),
-/// and what MariaDB holds afterwards, as `SELECT` prints it.
+/// and what the target holds afterwards, as `SELECT` prints it.
 struct SinkColumn {
     name: &'static str,
     pg: PgType,
-    mariadb: &'static str,
+    /// The column's type on the target (`j` is JSON on MySQL, see [`jdbc_sink_writes_passerelle_json`]).
+    sql: &'static str,
     texts: [Option<&'static str>; 2],
     stored: [Option<&'static str>; 2],
 }
 
 fn sink_columns() -> Vec<SinkColumn> {
-    let column = |name, pg, mariadb, texts, stored| SinkColumn { name, pg, mariadb, texts, stored };
+    let column = |name, pg, sql, texts, stored| SinkColumn { name, pg, sql, texts, stored };
     vec![
         column("id", PgType::BigInt, "BIGINT PRIMARY KEY", [Some("1"), Some("2")], [Some("1"), Some("2")]),
         column("i2", PgType::SmallInt, "SMALLINT", [Some("-32768"), Some("0")], [Some("-32768"), Some("0")]),
@@ -324,67 +340,94 @@ fn sink_columns() -> Vec<SinkColumn> {
     ]
 }
 
-/// Direction 1: Passerelle's producer and `json` encoder, Debezium's JDBC sink (upsert by record
-/// key) into a table created here with typed columns.
+/// The sink's table as Passerelle's `json` encoding carries it.
+fn sink_layout(topic: &str, columns: &[SinkColumn]) -> TableLayout {
+    let names = columns.iter().map(|c| c.name.to_string()).collect();
+    TableLayout::new("public".into(), "sunk".into(), topic.into(), names, vec![0])
+        .with_encoding(Encoding::Json, columns.iter().map(|c| column(c.pg.clone())).collect())
+}
+
+/// A row of `columns`: PostgreSQL's text of row `i` (0 or 1), or (2) the row of NULLs but its key.
+fn sink_row(columns: &[SinkColumn], i: usize) -> Vec<Option<&'static str>> {
+    match i {
+        2 => std::iter::once(Some("3")).chain(columns[1..].iter().map(|_| None)).collect(),
+        _ => columns.iter().map(|c| c.texts[i]).collect(),
+    }
+}
+
+/// Direction 1, Passerelle's side: its producer and `json` encoder write three rows, then an update of
+/// row 1 that the sinks upsert by key.
+async fn produce_passerelle_json(endpoint: &KafkaEndpoint, run: &str, topic: &str) {
+    let columns = sink_columns();
+    let layout = sink_layout(topic, &columns);
+    let producer = Producer::new(endpoint, Duration::from_secs(60)).unwrap();
+    let origin = Origin { server: run, database: "db", lsn: Lsn(1), snapshot: true, ts_ms: 0 };
+    for i in 0..3 {
+        let event = try_encode(&layout, Op::Read, None, Some(&sink_row(&columns, i)), &origin).unwrap();
+        producer.send(topic, None, event.key.as_deref(), &event.value).await.unwrap();
+    }
+    let mut updated = sink_row(&columns, 0);
+    updated[layout.columns.iter().position(|c| c == "txt").unwrap()] = Some("changed 𝄞");
+    let origin = Origin { snapshot: false, lsn: Lsn(2), ..origin };
+    let event = try_encode(&layout, Op::Update, Some(&sink_row(&columns, 0)), Some(&updated), &origin).unwrap();
+    producer.send(topic, None, event.key.as_deref(), &event.value).await.unwrap();
+    producer.flush().await.unwrap();
+}
+
+fn sink_name(run: &str, target: Target) -> String {
+    match target {
+        Target::MySql => format!("{run}-sink-mysql"),
+        Target::MariaDb => format!("{run}-sink-mariadb"),
+    }
+}
+
+/// Direction 1, Debezium's side: its JDBC sink (upsert by record key) writes the topic into a table
+/// of `target` (server, URL, database) created here with typed columns, through the server's own
+/// JDBC driver.
 async fn jdbc_sink_writes_passerelle_json(
     connect: &Connect,
-    endpoint: &KafkaEndpoint,
+    (server, target_url, target_name): &(Target, String, String),
     run: &str,
     topic: &str,
-    target_url: &str,
-    target_name: &str,
 ) {
     let columns = sink_columns();
     let mut conn = passerelle_testkit::mysql_conn(target_url).await;
-    let definitions: Vec<String> = columns.iter().map(|c| format!("{} {}", c.name, c.mariadb)).collect();
+    // The sink's MySQL dialect writes io.debezium.data.Json as CAST(? AS JSON): into MySQL's JSON
+    // type there; MariaDB has no such cast, so json travels on as a plain string into LONGTEXT, as in
+    // bench/reference.sh.
+    let json_typed = *server == Target::MySql;
+    let sql_type = |c: &SinkColumn| if c.name == "j" && json_typed { "JSON" } else { c.sql };
+    let definitions: Vec<String> = columns.iter().map(|c| format!("{} {}", c.name, sql_type(c))).collect();
     conn.query_drop(format!("CREATE TABLE sunk ({}) CHARACTER SET utf8mb4", definitions.join(", "))).await.unwrap();
-    let names = columns.iter().map(|c| c.name.to_string()).collect();
-    let layout = TableLayout::new("public".into(), "sunk".into(), topic.into(), names, vec![0])
-        .with_encoding(Encoding::Json, columns.iter().map(|c| column(c.pg.clone())).collect());
-    let row = |i: usize| -> Vec<Option<&str>> { columns.iter().map(|c| c.texts[i]).collect() };
-    let null_row: Vec<Option<&str>> = std::iter::once(Some("3")).chain(columns[1..].iter().map(|_| None)).collect();
-    let producer = Producer::new(endpoint, Duration::from_secs(60)).unwrap();
-    let origin = Origin { server: run, database: "db", lsn: Lsn(1), snapshot: true, ts_ms: 0 };
-    for values in [row(0), row(1), null_row.clone()] {
-        let event = try_encode(&layout, Op::Read, None, Some(&values), &origin).unwrap();
-        producer.send(topic, None, event.key.as_deref(), &event.value).await.unwrap();
-    }
-    // An update of row 1 afterwards: the sink upserts it by key.
-    let mut updated = row(0);
-    updated[layout.columns.iter().position(|c| c == "txt").unwrap()] = Some("changed 𝄞");
-    let origin = Origin { snapshot: false, lsn: Lsn(2), ..origin };
-    let event = try_encode(&layout, Op::Update, Some(&row(0)), Some(&updated), &origin).unwrap();
-    producer.send(topic, None, event.key.as_deref(), &event.value).await.unwrap();
-    producer.flush().await.unwrap();
 
-    let sink = format!("{run}-sink");
+    let sink = sink_name(run, *server);
     let target = DbEndpoint::parse_mysql(target_url).unwrap();
-    connect.create(
-        &sink,
-        json!({
-            "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
-            "tasks.max": "1",
-            "topics": topic,
-            "connection.url": format!("jdbc:mariadb://{}:{}/{target_name}", target.host, target.port),
-            "connection.username": target.user,
-            "connection.password": target.password.as_ref().map(|p| p.expose()).unwrap_or_default(),
-            "insert.mode": "upsert",
-            "primary.key.mode": "record_key",
-            "schema.evolution": "none",
-            "collection.name.format": "sunk",
-            "quote.identifiers": "true",
-            "consumer.override.auto.offset.reset": "earliest",
-            // The sink's MySQL dialect writes io.debezium.data.Json as CAST(? AS JSON), which MariaDB
-            // lacks: json travels on as a plain string, as in bench/reference.sh.
-            "transforms": "unwrap,jsontext",
-            "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
-            "transforms.jsontext.type": "org.apache.kafka.connect.transforms.Cast$Value",
-            "transforms.jsontext.spec": "j:string",
-        }),
-    );
+    let scheme = if json_typed { "mysql" } else { "mariadb" };
+    let mut config = json!({
+        "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
+        "tasks.max": "1",
+        "topics": topic,
+        "connection.url": format!("jdbc:{scheme}://{}:{}/{target_name}", target.host, target.port),
+        "connection.username": target.user,
+        "connection.password": target.password.as_ref().map(|p| p.expose()).unwrap_or_default(),
+        "insert.mode": "upsert",
+        "primary.key.mode": "record_key",
+        "schema.evolution": "none",
+        "collection.name.format": "sunk",
+        "quote.identifiers": "true",
+        "consumer.override.auto.offset.reset": "earliest",
+        "transforms": "unwrap",
+        "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+    });
+    if !json_typed {
+        config["transforms"] = json!("unwrap,jsontext");
+        config["transforms.jsontext.type"] = json!("org.apache.kafka.connect.transforms.Cast$Value");
+        config["transforms.jsontext.spec"] = json!("j:string");
+    }
+    connect.create(&sink, config);
     let selected: Vec<String> = columns
         .iter()
-        .map(|c| match c.mariadb {
+        .map(|c| match c.sql {
             "BLOB" => format!("HEX({})", c.name),
             "POINT" => format!("ST_AsText({})", c.name),
             _ => format!("CAST({} AS CHAR)", c.name),
@@ -392,7 +435,7 @@ async fn jdbc_sink_writes_passerelle_json(
         .collect();
     let query = format!("SELECT {} FROM sunk ORDER BY id", selected.join(", "));
     let stored = |i: usize| -> Vec<Option<String>> { columns.iter().map(|c| c.stored[i].map(String::from)).collect() };
-    let expected = vec![stored(0), stored(1), null_row.iter().map(|v| v.map(String::from)).collect()];
+    let expected = vec![stored(0), stored(1), sink_row(&columns, 2).iter().map(|v| v.map(String::from)).collect()];
     let deadline = Instant::now() + WAIT;
     loop {
         connect.check_running(&sink);
@@ -404,7 +447,7 @@ async fn jdbc_sink_writes_passerelle_json(
         if got == expected {
             return;
         }
-        assert!(Instant::now() < deadline, "the JDBC sink wrote {got:#?}");
+        assert!(Instant::now() < deadline, "the JDBC sink wrote into {server:?} {got:#?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
