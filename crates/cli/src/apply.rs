@@ -27,6 +27,7 @@ use passerelle_mysql::bookkeeping;
 use passerelle_mysql::sink::{BatchOrigin, LoadPath, Sink};
 use tokio::sync::mpsc;
 
+use crate::failure;
 use crate::pause;
 use crate::progress::Progress;
 use crate::retry::{self, Backoff};
@@ -317,6 +318,8 @@ impl Completion<'_> {
                     config.run_id
                 );
             }
+            // The source will not say where the partitions end: stop rather than wait for it.
+            failure::refuse_failed(&state, config.migration)?;
             if let Some(done) = &state.snapshot_done {
                 progress.expect_exactly(&done.rows);
             }

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::args::{BookkeepingDb, KafkaBrokers, SourceUrl, TargetUrl};
 use crate::config::{Names, NamingArgs};
+use crate::failure;
 use crate::mapping::{self, TargetMappingArgs};
 use crate::retry;
 
@@ -64,6 +65,8 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     let names = Names::new(args.naming.prefix_or_default(&source));
     let topic = control_topic(&names.migration);
     let state = control::read(&kafka, &topic).await?;
+    // A run whose source failed will not stream up to any LSN: say so rather than wait for it.
+    failure::refuse_failed(&state, &names.migration)?;
     let Some(run) = state.run else {
         anyhow::bail!(
             "no run of {} is announced on {topic}; start one with passerelle migrate --online",
@@ -92,6 +95,7 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     eprintln!("passerelle: cutover of {} at {lsn}: waiting for the source to stream up to it", names.migration);
     loop {
         let state = retry::retry("reading the control topic", || control::read(&kafka, &topic)).await?;
+        failure::refuse_failed(&state, &names.migration)?;
         if state.stream_done.is_some() {
             break;
         }
@@ -107,6 +111,9 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
         if state.is_some_and(|state| state.run_id == run.run_id && state.phase == Phase::PostData) {
             break;
         }
+        // `migrate` applies the run in the process that streams it, and records any failure of its own.
+        let control = retry::retry("reading the control topic", || control::read(&kafka, &topic)).await?;
+        failure::refuse_failed(&control, &names.migration)?;
         still_waiting(&mut said, started, "the sinks (passerelle migrate --online or passerelle sink)");
         tokio::time::sleep(POLL).await;
     }

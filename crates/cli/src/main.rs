@@ -10,6 +10,7 @@ mod check;
 mod cleanup;
 mod config;
 mod cutover;
+mod failure;
 mod mapping;
 mod migrate;
 mod pause;

@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use crate::args::{BookkeepingDb, EndpointArgs, LoadPathArg};
 use crate::check::refuse_failures;
 use crate::config::{Endpoints, Names, NamingArgs};
+use crate::failure::{self, Holder};
 use crate::mapping::MappingArgs;
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary};
@@ -74,7 +75,9 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         passerelle_mysql::preflight::run(&endpoints.target, &databases, &args.bookkeeping.name),
     );
     refuse_failures(&[source_findings, target_findings].concat())?;
+    let holder = Holder::default();
     let source_side = SourceSide {
+        holder: &holder,
         endpoint: &endpoints.source,
         kafka: &endpoints.kafka,
         schemas,
@@ -100,22 +103,26 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     // cannot go on under its exported snapshot: the source starts it over as a new run, which the
     // sink follows, within --retry-for.
     let mut restarts = Backoff::new("copying the snapshot");
-    let applied = loop {
-        let (announced, announcement) = oneshot::channel();
-        let source = async {
-            source::copy_snapshot(&source_side, &progress, Some(announced)).await?;
-            source::stream_changes(&source_side).await
-        };
-        let sink = sink::apply_run(&sink_side, WantedRun::Announced(announcement), &progress, &clock);
-        match tokio::try_join!(source, sink) {
-            Ok((_, applied)) => break applied,
-            Err(error) if retry::waits_for(&error) == Some("PostgreSQL") => {
-                restarts.wait(error).await?;
-                progress.restart();
+    let both_sides = async {
+        loop {
+            let (announced, announcement) = oneshot::channel();
+            let source = async {
+                source::copy_snapshot(&source_side, &progress, Some(announced)).await?;
+                source::stream_changes(&source_side).await
+            };
+            let sink = sink::apply_run(&sink_side, WantedRun::Announced(announcement), &progress, &clock);
+            match tokio::try_join!(source, sink) {
+                Ok((_, applied)) => break Ok(applied),
+                Err(error) if retry::waits_for(&error) == Some("PostgreSQL") => {
+                    restarts.wait(error).await?;
+                    progress.restart();
+                }
+                Err(error) => return Err(error),
             }
-            Err(error) => return Err(error),
         }
     };
+    // The source stops with this process: whatever ends it, the run's waiters are told.
+    let applied = failure::recorded(&endpoints.kafka, &names.migration, &holder, both_sides.await).await?;
 
     let config = passerelle_verify::Config { source: endpoints.source.clone(), target: endpoints.target.clone(), jobs };
     let verification = crate::verify::compare(&config, &applied.schema, &applied.plan).await?;

@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use crate::args::{KafkaBrokers, SourceUrl};
 use crate::check::refuse_failures;
 use crate::config::{run_encoding, table_layouts, Names, NamingArgs};
+use crate::failure::{self, Holder};
 use crate::mapping::{SelectionArgs, TargetMappingArgs};
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary, TableSummary};
@@ -147,6 +148,8 @@ pub struct SourceSide<'a> {
     pub online: bool,
     /// Each schema's target database, announced with the run (empty when the target is not known).
     pub target_databases: BTreeMap<String, String>,
+    /// The run this process is the source of, once it announced it or streams it.
+    pub holder: &'a Holder,
 }
 
 /// The run whose snapshot is now complete in Kafka.
@@ -164,7 +167,9 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
     let kafka = args.kafka.endpoint()?;
     let names = Names::new(args.naming.prefix_or_default(&endpoint));
     let (schemas, target_databases) = settle(&kafka, &names.migration, &args.selection, None).await?;
+    let holder = Holder::default();
     let side = SourceSide {
+        holder: &holder,
         endpoint: &endpoint,
         kafka: &kafka,
         schemas,
@@ -178,10 +183,11 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
     refuse_failures(&passerelle_pg::preflight::run(&endpoint, &side.schemas).await)?;
     let clock = PhaseClock::new();
     let progress = Progress::new(Track::Copied);
-    let copied = copy_snapshot(&side, &progress, None).await?;
+    let copied =
+        failure::recorded(&kafka, &names.migration, &holder, copy_snapshot(&side, &progress, None).await).await?;
     progress.finish();
     clock.lap("snapshot");
-    let changes = stream_changes(&side).await?;
+    let changes = failure::recorded(&kafka, &names.migration, &holder, stream_changes(&side).await).await?;
     if changes.is_some() {
         clock.lap("stream");
     }
@@ -288,6 +294,7 @@ pub async fn copy_snapshot(
         starts,
     };
     control::announce_run(&producer, &control_topic, &announcement).await?;
+    side.holder.hold(&run_id);
     let names: Vec<String> = tables.iter().map(|table| table.name.to_string()).collect();
     progress.tables(&names, &announcement.estimated_rows);
     if let Some(announced) = announced {
@@ -355,6 +362,7 @@ pub async fn stream_changes(side: &SourceSide<'_>) -> anyhow::Result<Option<u64>
         server: &side.layout.prefix,
         database: &run.database,
         schemas: &run.schemas,
+        holder: side.holder,
     };
     Ok(Some(stream::until_cutover(&streaming, &producer).await?))
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::args::{BookkeepingDb, KafkaBrokers, TargetUrl};
 use crate::config::{Names, NamingArgs};
+use crate::failure;
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -46,6 +47,8 @@ struct Status {
     cutover_lsn: Option<String>,
     /// Every change up to the cutover is in Kafka.
     stream_in_kafka: bool,
+    /// The run's source ended with an error that nothing retries by itself: the cause and the way out.
+    failed: Option<passerelle_kafka::control::Failed>,
     /// The phase the target reached for that run: snapshot, snapshot-applied or post-data.
     target_phase: Option<String>,
     tables: Vec<TableStatus>,
@@ -129,6 +132,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         online: state.run.as_ref().is_some_and(|run| run.online),
         cutover_lsn: state.cutover.as_ref().map(|cutover| Lsn(cutover.lsn).to_string()),
         stream_in_kafka: state.stream_done.is_some(),
+        failed: state.failed.clone(),
         tables,
         slot,
     };
@@ -136,6 +140,10 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {
         print!("{}", render(&status));
+    }
+    if let Some(failed) = &status.failed {
+        eprintln!("passerelle: error: {}", failure::describe(failed, &status.migration));
+        return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -147,6 +155,9 @@ fn render(status: &Status) -> String {
         return out;
     };
     out.push_str(&format!("run {run_id}\n"));
+    if let Some(failed) = &status.failed {
+        out.push_str(&format!("source: FAILED: {}\n  way out: {}\n", failed.cause, failed.way_out));
+    }
     out.push_str(&match (status.snapshot_in_kafka, status.online, &status.cutover_lsn, status.stream_in_kafka) {
         (false, ..) => "source: copying the snapshot (or interrupted: run the source again)\n".to_string(),
         (true, false, ..) => "source: the snapshot is complete in Kafka\n".to_string(),

@@ -20,6 +20,7 @@ use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
 use passerelle_model::schema::{QualifiedName, Table};
 use passerelle_pg::stream::{ChangeStream, StreamItem};
 
+use crate::failure::{self, Holder, StartOver};
 use crate::pause;
 use crate::retry::{self, Backoff};
 use crate::snapshot::now_ms;
@@ -45,6 +46,8 @@ pub struct Streaming<'a> {
     pub server: &'a str,
     pub database: &'a str,
     pub schemas: &'a [String],
+    /// Set to the run once its stream starts: this process is then the run's source.
+    pub holder: &'a Holder,
 }
 
 /// Streams changes into Kafka until the cutover LSN is passed, then announces where the stream ended.
@@ -59,6 +62,10 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
         })
     };
     let mut stream = start().await?;
+    // The slot streams to this process: the run is its own, and no longer failed if it had.
+    s.holder.hold(s.run_id);
+    let state = retry::retry("reading the control topic", || control::read(s.kafka, s.control_topic)).await?;
+    failure::take_up(&state, producer, s.control_topic).await?;
     // A terminated session or a restarted server: a new stream resumes from the slot's confirmed
     // position, repeating what Kafka may already hold (keyed upserts converge, see ARCHITECTURE.md).
     let mut backoff = Backoff::new("streaming changes");
@@ -100,11 +107,14 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
                 unconfirmed = Some(end_lsn);
                 cutover.is_some_and(|cutover| end_lsn >= cutover)
             }
-            Some(StreamItem::Truncate { tables, commit_lsn }) => anyhow::bail!(
-                "TRUNCATE of {} at {commit_lsn} during the migration is not carried to the target; \
-                 start the migration over (passerelle cleanup, then migrate)",
-                tables.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-            ),
+            Some(StreamItem::Truncate { tables, commit_lsn }) => {
+                return Err(StartOver(format!(
+                    "TRUNCATE of {} at {commit_lsn} during the migration is not carried to the target; \
+                     start the migration over (passerelle cleanup, then migrate)",
+                    tables.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                ))
+                .into())
+            }
             Some(StreamItem::Idle { wal_end }) => cutover.is_some_and(|cutover| wal_end >= cutover),
             None => false,
         };

@@ -8,4 +8,5 @@ mod migrate;
 mod online;
 mod plan;
 mod split;
+mod stops;
 mod support;

@@ -80,7 +80,7 @@ async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies(ta
 on_both_targets!(writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies, flavor = "multi_thread");
 
 /// Waits until `status` says the run's snapshot is complete in Kafka.
-async fn wait_for_the_snapshot_in_kafka(setup: &Setup) {
+pub async fn wait_for_the_snapshot_in_kafka(setup: &Setup) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         assert!(Instant::now() < deadline, "the snapshot never reached Kafka");

@@ -1,12 +1,18 @@
 //! The control topic, `<prefix>.passerelle-control`: what a sink process needs besides the table
 //! topics, so that it can run on any machine with only Kafka and the target in reach.
 //!
-//! Four kinds of record, each keyed by its kind (the topic is compacted, so the newest of each stays):
+//! Five kinds of record, each keyed by its kind (the topic is compacted, so the newest of each stays):
 //! - `run`: a new attempt began; its id, the encoding, and the source schema the sink plans from;
 //! - `snapshot-done`: every snapshot row of that run is in Kafka, and where each partition ended;
 //! - `cutover` (online runs, written by `passerelle cutover`): stream up to this LSN, then stop;
 //! - `stream-done`: every change up to the cutover LSN is in Kafka, where each partition ended, and
-//!   the sequences' last values at that point.
+//!   the sequences' last values at that point;
+//! - `failed`: the source process of that run ended with an error, which nothing will retry by
+//!   itself; the cause and the way out. A source that takes the run up again clears it with an empty
+//!   `failed` record.
+//!
+//! `failed` came after the first control format and needs no new one: a Passerelle that does not know
+//! it skips it, as every reader skips a kind it does not know, and only waits as it always did.
 //!
 //! A reader takes the newest `run`, and the others only when they name that run: one left from an
 //! interrupted earlier attempt says nothing about the current one.
@@ -31,6 +37,7 @@ const RUN_KEY: &[u8] = b"run";
 const SNAPSHOT_DONE_KEY: &[u8] = b"snapshot-done";
 const CUTOVER_KEY: &[u8] = b"cutover";
 const STREAM_DONE_KEY: &[u8] = b"stream-done";
+const FAILED_KEY: &[u8] = b"failed";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The format of the control records this Passerelle writes: a Passerelle that changes what they
@@ -106,6 +113,17 @@ pub struct StreamDone {
     pub sequences: Vec<(QualifiedName, Option<i64>)>,
 }
 
+/// The run's source process ended with an error that nothing retries by itself: whoever waits for
+/// the run (a sink, `cutover`, `status`) stops waiting and says this.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Failed {
+    pub run_id: String,
+    /// What went wrong, in one line.
+    pub cause: String,
+    /// What to do about it.
+    pub way_out: String,
+}
+
 /// What the control topic says about the current run: each record present only when it belongs to
 /// `run`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -114,6 +132,7 @@ pub struct ControlState {
     pub snapshot_done: Option<SnapshotDone>,
     pub cutover: Option<Cutover>,
     pub stream_done: Option<StreamDone>,
+    pub failed: Option<Failed>,
 }
 
 pub async fn announce_run(producer: &Producer, topic: &str, run: &RunAnnouncement) -> Result<(), KafkaError> {
@@ -130,6 +149,17 @@ pub async fn request_cutover(producer: &Producer, topic: &str, cutover: &Cutover
 
 pub async fn announce_stream_done(producer: &Producer, topic: &str, done: &StreamDone) -> Result<(), KafkaError> {
     publish(producer, topic, STREAM_DONE_KEY, done).await
+}
+
+pub async fn announce_failed(producer: &Producer, topic: &str, failed: &Failed) -> Result<(), KafkaError> {
+    publish(producer, topic, FAILED_KEY, failed).await
+}
+
+/// Withdraws a `failed` record: a source has taken the run up again.
+pub async fn clear_failed(producer: &Producer, topic: &str) -> Result<(), KafkaError> {
+    producer.send(topic, Some(0), Some(FAILED_KEY), &[]).await?;
+    producer.flush().await?;
+    Ok(())
 }
 
 /// Sends one record and waits until the brokers have it: readers act on it at once.
@@ -209,6 +239,13 @@ pub async fn read(endpoint: &KafkaEndpoint, topic: &str) -> Result<ControlState,
                     let done: StreamDone = serde_json::from_slice(value).map_err(decode_error)?;
                     if current(&done.run_id) {
                         state.stream_done = Some(done);
+                    }
+                }
+                Some(FAILED_KEY) if value.is_empty() => state.failed = None,
+                Some(FAILED_KEY) => {
+                    let failed: Failed = serde_json::from_slice(value).map_err(decode_error)?;
+                    if current(&failed.run_id) {
+                        state.failed = Some(failed);
                     }
                 }
                 // Written by a later Passerelle: not ours to interpret.
