@@ -1,5 +1,8 @@
 //! The snapshot's load path as the target server decides it: with `local_infile` OFF (MySQL's
-//! default) the rows go in by multi-row INSERT, and Passerelle never turns the setting on.
+//! default) the rows go in by multi-row INSERT, and Passerelle never turns the setting on, nor sets
+//! any other global variable.
+
+use std::collections::BTreeMap;
 
 use mysql_async::prelude::Queryable;
 use passerelle_testkit::{on_both_targets, unique_name, with_credentials, SourceDb, Stack, Target, TargetDb};
@@ -14,21 +17,42 @@ create table events (account_id bigint, what text);
 insert into events select i % 100, repeat('e', i % 40) from generate_series(1, 3000) i;
 ";
 
-/// `@@GLOBAL.local_infile`, and where the server keeps it (MySQL's performance_schema), when it was
-/// last set at run time.
-async fn local_infile(conn: &mut mysql_async::Conn, performance_schema: bool) -> (String, Option<String>) {
-    let value: String = conn.query_first("SELECT @@GLOBAL.local_infile").await.unwrap().unwrap();
-    let set_time = if performance_schema {
-        conn.query_first(
-            "SELECT CAST(SET_TIME AS CHAR) FROM performance_schema.variables_info WHERE VARIABLE_NAME = 'local_infile'",
-        )
-        .await
-        .unwrap()
-        .flatten()
-    } else {
-        None
-    };
-    (value, set_time)
+/// Global variables that change by themselves, left out of the comparison: `gtid_executed` grows with
+/// every transaction MySQL commits (the migration's and other tests'), `gtid_owned` lists the GTIDs of
+/// the transactions in flight, `gtid_purged` moves when binary logs expire, and MariaDB's
+/// `gtid_binlog_pos`, `gtid_binlog_state` and `gtid_current_pos` likewise when it writes a binary log.
+/// Measured across migrations: `gtid_executed` and `gtid_owned` were the only ones that moved.
+const SELF_CHANGING: &[&str] =
+    &["gtid_executed", "gtid_owned", "gtid_purged", "gtid_binlog_pos", "gtid_binlog_state", "gtid_current_pos"];
+
+/// What a `SET GLOBAL` or `SET PERSIST` would leave behind: every global variable's value (but
+/// [`SELF_CHANGING`]), and on MySQL the persisted ones (`mysqld-auto.cnf`) and the global-only
+/// variables that `user` set, whatever the value (performance_schema's `variables_info` names the
+/// last user to set each variable; for a variable with a session scope, which `variables_by_thread`
+/// lists, that may be a session's `SET`, so only global-only ones count, whose sole setters are
+/// `SET GLOBAL` and `SET PERSIST`).
+async fn globals(conn: &mut mysql_async::Conn, mysql: bool, user: &str) -> BTreeMap<String, Option<String>> {
+    let rows: Vec<(String, Option<String>)> = conn.query("SHOW GLOBAL VARIABLES").await.unwrap();
+    let mut globals: BTreeMap<String, Option<String>> =
+        rows.into_iter().filter(|(name, _)| !SELF_CHANGING.contains(&name.as_str())).collect();
+    if mysql {
+        let persisted: Vec<(String, Option<String>)> = conn
+            .query("SELECT VARIABLE_NAME, VARIABLE_VALUE FROM performance_schema.persisted_variables")
+            .await
+            .unwrap();
+        globals.extend(persisted.into_iter().map(|(name, value)| (format!("persisted {name}"), value)));
+        let set_by_user: Vec<String> = conn
+            .exec(
+                "SELECT VARIABLE_NAME FROM performance_schema.variables_info WHERE SET_USER = ?
+                 AND VARIABLE_NAME NOT IN (SELECT VARIABLE_NAME FROM performance_schema.variables_by_thread
+                                           WHERE THREAD_ID = PS_CURRENT_THREAD_ID())",
+                (user,),
+            )
+            .await
+            .unwrap();
+        globals.extend(set_by_user.into_iter().map(|name| (format!("set by {user}: {name}"), None)));
+    }
+    globals
 }
 
 async fn the_load_path_follows_the_servers_local_infile(server: Target) {
@@ -44,16 +68,21 @@ async fn the_load_path_follows_the_servers_local_infile(server: Target) {
     for database in [target.name.as_str(), "passerelle"] {
         admin.query_drop(format!("GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'127.0.0.1'")).await.unwrap();
     }
+    // The privilege SET GLOBAL and SET PERSIST need, so that one would succeed and show, rather than
+    // fail with an error Passerelle might swallow.
+    let set_global = if server == Target::MySql { "SYSTEM_VARIABLES_ADMIN" } else { "SUPER" };
+    admin.query_drop(format!("GRANT {set_global} ON *.* TO '{user}'@'127.0.0.1'")).await.unwrap();
     let performance_schema: bool = admin.query_first("SELECT @@performance_schema").await.unwrap().unwrap();
     assert_eq!(performance_schema, server == Target::MySql, "performance_schema on {server:?}");
-    let before = local_infile(&mut admin, performance_schema).await;
+    let local_infile: Option<String> = admin.query_first("SELECT @@GLOBAL.local_infile").await.unwrap();
+    let before = globals(&mut admin, performance_schema, &user).await;
 
     let prefix = unique_name("loadpath");
     let url = with_credentials(&target.url, &user, &password);
     let env =
         [("PASSERELLE_SOURCE", source.url.as_str()), ("PASSERELLE_KAFKA", &stack.kafka), ("PASSERELLE_TARGET", &url)];
     let run = passerelle(&["migrate", "--json", "--jobs", "2", "--partitions", "3", "--topic-prefix", &prefix], &env);
-    let after = local_infile(&mut admin, performance_schema).await;
+    let after = globals(&mut admin, performance_schema, &user).await;
     let statements: Vec<(String, u64)> = if performance_schema {
         admin
             .exec(
@@ -73,10 +102,11 @@ async fn the_load_path_follows_the_servers_local_infile(server: Target) {
     let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(summary["verified"], true, "{}", run.stdout);
     assert_eq!(summary["rows"], 8000);
-    let allowed = before.0 == "1";
-    assert_eq!(allowed, server == Target::MariaDb, "the stack's {server:?} has local_infile {}", before.0);
+    let allowed = local_infile.as_deref() == Some("1");
+    assert_eq!(allowed, server == Target::MariaDb, "the stack's {server:?} has local_infile {local_infile:?}");
     assert_eq!(summary["load_path"], if allowed { "load-data" } else { "insert" });
-    assert_eq!(after, before, "local_infile was not set while the migration ran");
+    let changed: Vec<_> = after.iter().filter(|(name, value)| before.get(*name) != Some(value)).collect();
+    assert!(changed.is_empty() && after.len() == before.len(), "global variables changed: {changed:?}");
     if performance_schema {
         let count = |event: &str| statements.iter().find(|(name, _)| name == event).map_or(0, |(_, n)| *n);
         // The INSERTs are prepared statements, counted as executions.
