@@ -46,6 +46,10 @@ pub struct MigrateArgs {
     pub bookkeeping: BookkeepingDb,
     #[command(flatten)]
     pub guard: TargetGuard,
+    /// Keep the replication slot and its publication once the target is verified (they retain WAL
+    /// on the source until passerelle cleanup)
+    #[arg(long)]
+    pub keep_slot: bool,
     /// Print the summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -56,6 +60,8 @@ struct Summary {
     #[serde(flatten)]
     run: RunSummary,
     slot: String,
+    /// The slot and its publication were dropped at the end: the source retains no WAL for the migration.
+    slot_dropped: bool,
     /// Every table's count and checksum match, and every planned object is present.
     verified: bool,
     verification: passerelle_verify::report::Report,
@@ -128,11 +134,20 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let verification = crate::verify::compare(&config, &applied.schema, &applied.plan).await?;
     clock.lap("verify");
 
+    // Verified, the run needs its slot no more: an offline run never streams, an online one streamed
+    // up to its cutover. Left, it would retain the source's WAL until passerelle cleanup.
+    let slot_dropped = verification.matches && !args.keep_slot && {
+        let client = retry::retry("connecting to the source", || passerelle_pg::connect(&endpoints.source)).await?;
+        let dropped = passerelle_pg::slot::drop_slot(&client, &endpoints.source, &names.slot).await?;
+        passerelle_pg::slot::drop_publication(&client, &endpoints.source, &names.slot).await?;
+        dropped
+    };
+
     let tables = sink::table_summaries(&applied.plan, &progress);
     let mut run = RunSummary::new(names.migration.clone(), applied.run_id, clock, tables);
     run.changes = applied.changes;
     run.load_path = applied.load_path.map(passerelle_mysql::sink::LoadPath::name);
-    let summary = Summary { run, slot: names.slot.clone(), verified: verification.matches, verification };
+    let summary = Summary { run, slot: names.slot.clone(), slot_dropped, verified: verification.matches, verification };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -149,9 +164,16 @@ fn render(summary: &Summary) -> String {
         out.push_str(&summary.verification.render());
         out.push_str("NOT VERIFIED: the target differs from the source, see above\n");
     }
-    out.push_str(&format!(
-        "the replication slot {} stays for the online mode and retains WAL on the source: drop it with passerelle cleanup\n",
-        summary.slot
-    ));
+    if summary.slot_dropped {
+        out.push_str(&format!(
+            "the replication slot {} and its publication are dropped: the source retains no WAL for this migration\n",
+            summary.slot
+        ));
+    } else {
+        out.push_str(&format!(
+            "the replication slot {} stays and retains WAL on the source: drop it with passerelle cleanup\n",
+            summary.slot
+        ));
+    }
     out
 }

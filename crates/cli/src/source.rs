@@ -227,8 +227,11 @@ pub async fn copy_snapshot(
     let control_topic = side.layout.control_topic();
     let state = retry::retry("reading the control topic", || control::read(side.kafka, &control_topic)).await?;
     let mut client = retry::retry("connecting to the source", || passerelle_pg::connect(source)).await?;
-    if let ControlState { run: Some(run), snapshot_done: Some(done), .. } = &state {
-        if passerelle_pg::slot::slot_info(&client, source, &side.names.slot).await?.is_some() {
+    if let ControlState { run: Some(run), snapshot_done: Some(done), stream_done, .. } = &state {
+        // An offline run, or an online one past its cutover, streams no more: its slot may be gone
+        // (migrate drops it once verified).
+        let streams = run.online && stream_done.is_none();
+        if !streams || passerelle_pg::slot::slot_info(&client, source, &side.names.slot).await?.is_some() {
             let tables: Vec<String> = run.schema.tables.iter().map(|table| table.name.to_string()).collect();
             progress.tables(&tables, &done.rows.iter().map(|rows| Some(*rows)).collect::<Vec<_>>());
             if let Some(announced) = announced {

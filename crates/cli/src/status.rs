@@ -29,6 +29,9 @@ pub struct StatusArgs {
     pub naming: NamingArgs,
     #[command(flatten)]
     pub bookkeeping: BookkeepingDb,
+    /// Warn when the slot retains more WAL than this many MB
+    #[arg(long, value_name = "MB", default_value_t = 1024)]
+    pub warn_wal_mb: u64,
     /// Print the status as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -70,6 +73,8 @@ struct SlotStatus {
     exists: bool,
     active: bool,
     retained_wal_bytes: Option<u64>,
+    /// The slot retains more WAL than `--warn-wal-mb`.
+    retains_too_much: bool,
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
@@ -114,11 +119,13 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         Some(source) => {
             let client = passerelle_pg::connect(source).await?;
             let info = passerelle_pg::slot::slot_info(&client, source, &names.slot).await?;
+            let retained_wal_bytes = info.as_ref().and_then(|info| info.retained_wal_bytes);
             Some(SlotStatus {
                 name: names.slot.clone(),
                 exists: info.is_some(),
                 active: info.as_ref().is_some_and(|info| info.active),
-                retained_wal_bytes: info.and_then(|info| info.retained_wal_bytes),
+                retained_wal_bytes,
+                retains_too_much: retained_wal_bytes.is_some_and(|bytes| bytes > args.warn_wal_mb * 1_000_000),
             })
         }
         None => None,
@@ -190,6 +197,14 @@ fn render(status: &Status) -> String {
                 slot.name,
                 if slot.active { "streaming" } else { "idle" }
             ));
+            if slot.retains_too_much {
+                out.push_str(&format!(
+                    "warning: slot {} retains {wal} of WAL, past --warn-wal-mb: the source cannot recycle it until the \
+                     stream confirms it; a stopped or slow source lets it grow until the disk fills (passerelle cleanup \
+                     drops an abandoned migration's slot)\n",
+                    slot.name
+                ));
+            }
         } else {
             out.push_str(&format!("slot {}: does not exist\n", slot.name));
         }

@@ -73,6 +73,8 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
         s.tables.iter().enumerate().map(|(i, table)| (&table.name, i)).collect();
     let mut cutover: Option<Lsn> = None;
     let mut unconfirmed: Option<Lsn> = None;
+    // Inside a transaction: a change of it was handed over, its commit not yet.
+    let mut in_transaction = false;
     let (mut last_confirm, mut last_poll) = (Instant::now(), None::<Instant>);
     let mut n_changes = 0;
     loop {
@@ -91,12 +93,14 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
                 // The old stream is over; closing it only collects its task.
                 let _ = stream.close().await;
                 unconfirmed = None;
+                in_transaction = false;
                 stream = start().await?;
                 continue;
             }
         };
         let passed = match item {
             Some(StreamItem::Change(change)) => {
+                in_transaction = true;
                 let i = positions[&change.table];
                 produce(&s.tables[i], &s.layouts[i], &change, s, producer).await?;
                 n_changes += 1;
@@ -104,6 +108,7 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
                 false
             }
             Some(StreamItem::Commit { end_lsn, .. }) => {
+                in_transaction = false;
                 unconfirmed = Some(end_lsn);
                 cutover.is_some_and(|cutover| end_lsn >= cutover)
             }
@@ -115,7 +120,17 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
                 ))
                 .into())
             }
-            Some(StreamItem::Idle { wal_end }) => cutover.is_some_and(|cutover| wal_end >= cutover),
+            Some(StreamItem::Idle { wal_end }) => {
+                // Every transaction of ours that ended before `wal_end` was handed over before this
+                // keepalive and is produced, so once the flush below has them in Kafka, nothing of ours
+                // lies before it: confirming it lets the slot release the WAL of other tables' writes
+                // (a quiet table's slot must not pin a busy database's WAL). Not inside a transaction,
+                // whose commit is yet to come.
+                if !in_transaction {
+                    unconfirmed = unconfirmed.max(Some(wal_end));
+                }
+                cutover.is_some_and(|cutover| wal_end >= cutover)
+            }
             None => false,
         };
         if passed || last_confirm.elapsed() >= CONFIRM_EVERY {

@@ -10,3 +10,4 @@ mod plan;
 mod split;
 mod stops;
 mod support;
+mod wal;

@@ -200,7 +200,8 @@ impl ChangeStream {
     }
 
     /// Lets the slot forget everything up to `lsn`: a [`StreamItem::Commit`]'s `end_lsn` once that
-    /// transaction and all before it are safe at the destination. Never moves back. The server hears
+    /// transaction and all before it are safe at the destination, or a [`StreamItem::Idle`]'s
+    /// `wal_end` once every item before it is (and none of a transaction whose commit is to come). Never moves back. The server hears
     /// of it within a second, and on [`ChangeStream::close`].
     pub fn confirm(&self, lsn: Lsn) {
         self.confirmed.fetch_max(lsn.0, Ordering::Relaxed);
