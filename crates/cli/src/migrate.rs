@@ -147,6 +147,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let mut run = RunSummary::new(names.migration.clone(), applied.run_id, clock, tables);
     run.changes = applied.changes;
     run.load_path = applied.load_path.map(passerelle_mysql::sink::LoadPath::name);
+    run.ddl = Some(crate::report::DdlSummary::new(&applied.plan.report));
     let summary = Summary { run, slot: names.slot.clone(), slot_dropped, verified: verification.matches, verification };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -52,6 +52,28 @@ pub struct TableSummary {
     pub copy_bytes: u64,
 }
 
+/// The DDL a sink applied: the server it was written for, and what became of the schema's objects
+/// (`passerelle plan` writes the report that names each, with its reason).
+#[derive(Serialize)]
+pub struct DdlSummary {
+    pub written_for: String,
+    pub migrated: usize,
+    pub translated: usize,
+    pub not_migrated: usize,
+}
+
+impl DdlSummary {
+    pub fn new(report: &passerelle_ddl::report::Report) -> DdlSummary {
+        use passerelle_ddl::report::Outcome;
+        DdlSummary {
+            written_for: report.server.clone(),
+            migrated: report.count(Outcome::Migrated),
+            translated: report.count(Outcome::Translated),
+            not_migrated: report.count(Outcome::NotMigrated),
+        }
+    }
+}
+
 #[derive(Serialize)]
 pub struct RunSummary {
     pub migration: String,
@@ -66,6 +88,8 @@ pub struct RunSummary {
     pub changes: u64,
     /// How the snapshot entered the target (`load-data` or `insert`), when this process applied it.
     pub load_path: Option<&'static str>,
+    /// The DDL this process applied, when it did.
+    pub ddl: Option<DdlSummary>,
     pub copy_bytes: u64,
     pub seconds: f64,
     pub rows_per_second: f64,
@@ -92,6 +116,7 @@ impl RunSummary {
             rows,
             changes: 0,
             load_path: None,
+            ddl: None,
             tables,
             seconds,
             rows_per_second: rows as f64 / seconds.max(f64::EPSILON),
@@ -121,6 +146,13 @@ impl RunSummary {
             })
             .collect();
         out.push_str(&format!("phases: {}\n", phases.join(", ")));
+        if let Some(ddl) = &self.ddl {
+            out.push_str(&format!(
+                "DDL written for {}: {} objects migrated, {} translated with changes, {} not migrated (passerelle \
+                 plan's report names each, with the reason)\n",
+                ddl.written_for, ddl.migrated, ddl.translated, ddl.not_migrated
+            ));
+        }
         if let Some(load_path) = self.load_path {
             out.push_str(&format!("snapshot load path: {load_path}\n"));
         }

@@ -28,7 +28,7 @@ use crate::config::{run_encoding, table_layouts, NamingArgs};
 use crate::mapping::{self, TargetMappingArgs};
 use crate::pause;
 use crate::progress::{Progress, Track};
-use crate::report::{PhaseClock, RunSummary, TableSummary};
+use crate::report::{DdlSummary, PhaseClock, RunSummary, TableSummary};
 use crate::retry;
 
 /// How long a sink waits between looks at the control topic for a run to be announced.
@@ -128,6 +128,7 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<ExitCode> {
     let mut summary = RunSummary::new(migration, applied.run_id, clock, tables);
     summary.changes = applied.changes;
     summary.load_path = applied.load_path.map(LoadPath::name);
+    summary.ddl = Some(DdlSummary::new(&applied.plan.report));
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

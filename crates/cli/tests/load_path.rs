@@ -105,6 +105,9 @@ async fn the_load_path_follows_the_servers_local_infile(server: Target) {
     let allowed = local_infile.as_deref() == Some("1");
     assert_eq!(allowed, server == Target::MariaDb, "the stack's {server:?} has local_infile {local_infile:?}");
     assert_eq!(summary["load_path"], if allowed { "load-data" } else { "insert" });
+    let version: String = admin.query_first("SELECT VERSION()").await.unwrap().unwrap();
+    let written_for = passerelle_ddl::Server::from_version(&version).unwrap().to_string();
+    assert_eq!(summary["ddl"]["written_for"], written_for.as_str(), "{}", run.stdout);
     let changed: Vec<_> = after.iter().filter(|(name, value)| before.get(*name) != Some(value)).collect();
     assert!(changed.is_empty() && after.len() == before.len(), "global variables changed: {changed:?}");
     if performance_schema {
