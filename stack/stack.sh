@@ -24,6 +24,8 @@
 #   PASSERELLE_MYSQL_PORT=53307
 #   PASSERELLE_KAFKA_PORT=59092     (the KRaft controller listens on the next port)
 #   PASSERELLE_KAFKA_SASL_PORT=59094  Kafka's SASL_SSL listener (PLAIN and SCRAM-SHA-512 users)
+#   PASSERELLE_KAFKA_PLAINTEXT=off   (service-up kafka) SASL_SSL is the broker's only client listener, also
+#                                    between brokers; nothing listens on PASSERELLE_KAFKA_PORT
 #
 # TLS: a throwaway CA and a server certificate for 127.0.0.1 and localhost, made once with openssl in
 # $PASSERELLE_TLS_DIR (default $PASSERELLE_STACK_DIR/tls) and kept across `up`s; PostgreSQL, MariaDB, MySQL
@@ -42,6 +44,7 @@ MYSQL_PORT=${PASSERELLE_MYSQL_PORT:-53307}
 KAFKA_PORT=${PASSERELLE_KAFKA_PORT:-59092}
 KAFKA_CONTROLLER_PORT=$((KAFKA_PORT + 1))
 KAFKA_SASL_PORT=${PASSERELLE_KAFKA_SASL_PORT:-$((KAFKA_PORT + 2))}
+KAFKA_PLAINTEXT=${PASSERELLE_KAFKA_PLAINTEXT:-on}
 TLS_DIR=${PASSERELLE_TLS_DIR:-$STACK_DIR/tls}
 
 # Test credentials of a throwaway local stack; a real deployment brings its own.
@@ -335,10 +338,8 @@ kafka_up() {
   cat >"$props" <<EOF
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
+$(kafka_listener_props)
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
 controller.quorum.bootstrap.servers=127.0.0.1:$KAFKA_CONTROLLER_PORT
 log.dirs=$kafka_dir/data
@@ -391,9 +392,33 @@ kafka_tls() {
     log "the running Kafka has no SASL_SSL listener on $KAFKA_SASL_PORT: it will from its next start (stack/stack.sh down, then up)"
 }
 
+# The client listeners: plaintext and SASL_SSL, or SASL_SSL alone (PASSERELLE_KAFKA_PLAINTEXT=off), which
+# the broker then also speaks to itself, as the PLAIN user, trusting the stack's CA.
+kafka_listener_props() {
+  if [ "$KAFKA_PLAINTEXT" = off ]; then
+    cat <<EOF
+listeners=CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
+inter.broker.listener.name=SASL_SSL
+sasl.mechanism.inter.broker.protocol=PLAIN
+listener.name.sasl_ssl.ssl.truststore.type=PEM
+listener.name.sasl_ssl.ssl.truststore.location=$TLS_DIR/ca.crt
+EOF
+  else
+    cat <<EOF
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,SASL_SSL://127.0.0.1:$KAFKA_SASL_PORT
+inter.broker.listener.name=PLAINTEXT
+EOF
+  fi
+}
+
+# The port clients reach the broker on: the plaintext one, or the SASL_SSL one when it is the only one.
+kafka_client_port() { if [ "$KAFKA_PLAINTEXT" = off ]; then echo "$KAFKA_SASL_PORT"; else echo "$KAFKA_PORT"; fi; }
+
 kafka_ready() {
   kafka_pid >/dev/null || { tail -n 20 "$kafka_dir/stdout.log" >&2; die "Kafka exited; its logs are $kafka_dir/server.log and $kafka_dir/stdout.log"; }
-  port_open "$KAFKA_PORT" && grep -q 'Kafka Server started' "$kafka_dir/server.log"
+  port_open "$(kafka_client_port)" && grep -q 'Kafka Server started' "$kafka_dir/server.log"
 }
 
 kafka_down() {
@@ -532,7 +557,7 @@ EOF
 kafka_sasl_props() {
   cat <<EOF
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-512
-listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_PLAIN_USER="$KAFKA_PLAIN_PASSWORD";
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="$KAFKA_PLAIN_USER" password="$KAFKA_PLAIN_PASSWORD" user_$KAFKA_PLAIN_USER="$KAFKA_PLAIN_PASSWORD";
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.ssl.keystore.type=PKCS12
 listener.name.sasl_ssl.ssl.keystore.location=$TLS_DIR/server.p12

@@ -7,6 +7,8 @@ mod load_path;
 mod migrate;
 mod online;
 mod plan;
+mod secrets;
+mod secured;
 mod split;
 mod stops;
 mod support;

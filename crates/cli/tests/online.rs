@@ -47,7 +47,7 @@ async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies(ta
     let source = setup.source.client().await;
     // Some writes race the snapshot, the rest follow it.
     source.batch_execute(WRITES).await.unwrap();
-    wait_for_the_snapshot_in_kafka(&setup).await;
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
     for _ in 0..3 {
         source.batch_execute(WRITES).await.unwrap();
     }
@@ -80,11 +80,11 @@ async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies(ta
 on_both_targets!(writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies, flavor = "multi_thread");
 
 /// Waits until `status` says the run's snapshot is complete in Kafka.
-pub async fn wait_for_the_snapshot_in_kafka(setup: &Setup) {
-    let deadline = Instant::now() + Duration::from_secs(120);
+pub async fn wait_for_the_snapshot_in_kafka(setup: &Setup, env: &[(&str, &str)]) {
+    let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         assert!(Instant::now() < deadline, "the snapshot never reached Kafka");
-        let run = passerelle(&[&["status", "--json"][..], &["--topic-prefix", &setup.prefix]].concat(), &setup.env());
+        let run = passerelle(&[&["status", "--json"][..], &["--topic-prefix", &setup.prefix]].concat(), env);
         let status: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_default();
         if status["snapshot_in_kafka"] == true {
             return;
@@ -101,7 +101,7 @@ async fn killed_while_streaming_a_restarted_migration_loses_and_repeats_nothing(
     // have applied it.
     let pause = Pause::at("changes-produced:1");
     let mut first = passerelle_child(&args, &pause.env(&setup.env()));
-    wait_for_the_snapshot_in_kafka(&setup).await;
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
     let source = setup.source.client().await;
     source.batch_execute(WRITES).await.unwrap();
     pause.reached(&mut first).await;

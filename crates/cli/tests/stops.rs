@@ -19,7 +19,7 @@ async fn a_truncate_mid_stream_fails_the_run_and_cutover_status_and_sinks_stop_a
     let mut args = setup.args("migrate");
     args.push("--online");
     let migrate = passerelle_spawn(&args, &setup.env());
-    wait_for_the_snapshot_in_kafka(&setup).await;
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
     let source = setup.source.client().await;
     source.batch_execute("update items set label = 'before' where id = 1; truncate items;").await.unwrap();
     let migrate = finished(migrate);

@@ -1,6 +1,6 @@
 //! Running the built binary with a controlled environment.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,13 @@ pub fn passerelle_child(args: &[&str], env: &[(&str, &str)]) -> Child {
 /// Starts `passerelle ARGS` with its output captured, for `wait_with_output` once something else is done.
 pub fn passerelle_spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
     command(args, env).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("the passerelle binary starts")
+}
+
+/// Starts `passerelle ARGS` with its stdout and stderr written to the files `stdout` and `stderr` in
+/// `dir`: a process that logs much while a test holds it at a pause point must not block on a pipe.
+pub fn passerelle_logged(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Child {
+    let file = |name: &str| std::fs::File::create(dir.join(name)).expect("the test writes its directory");
+    command(args, env).stdout(file("stdout")).stderr(file("stderr")).spawn().expect("the passerelle binary starts")
 }
 
 /// What a spawned `passerelle` printed, once it ended.
