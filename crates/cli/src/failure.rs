@@ -105,6 +105,7 @@ fn way_out(error: &anyhow::Error, migration: &str) -> String {
                 matches!(
                     error,
                     PgError::SlotMissing { .. }
+                        | PgError::SlotInvalidated { .. }
                         | PgError::PublicationMissing { .. }
                         | PgError::TableChanged { .. }
                         | PgError::UnexpectedTable { .. }

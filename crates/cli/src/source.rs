@@ -7,6 +7,7 @@
 //! snapshot died with its connection, so nothing copied under it can be continued consistently.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -19,6 +20,7 @@ use passerelle_kafka::topic::{
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
 use passerelle_model::schema::TableKind;
+use passerelle_pg::PgError;
 use tokio::sync::oneshot;
 
 use crate::args::{KafkaBrokers, SourceUrl};
@@ -226,7 +228,7 @@ pub async fn copy_snapshot(
     let source = side.endpoint;
     let control_topic = side.layout.control_topic();
     let state = retry::retry("reading the control topic", || control::read(side.kafka, &control_topic)).await?;
-    let mut client = retry::retry("connecting to the source", || passerelle_pg::connect(source)).await?;
+    let client = retry::retry("connecting to the source", || passerelle_pg::connect(source)).await?;
     if let ControlState { run: Some(run), snapshot_done: Some(done), stream_done, .. } = &state {
         // An offline run, or an online one past its cutover, streams no more: its slot may be gone
         // (migrate drops it once verified).
@@ -248,7 +250,11 @@ pub async fn copy_snapshot(
         eprintln!("passerelle: the snapshot of run {} was interrupted; starting it over", run.run_id);
     }
 
-    let schema = passerelle_pg::catalog::read(&mut client, source, &side.schemas).await?;
+    let schema = on_source(side, "reading the catalog", || async {
+        let mut client = passerelle_pg::connect(source).await?;
+        passerelle_pg::catalog::read(&mut client, source, &side.schemas).await
+    })
+    .await?;
     let keyless: Vec<String> = schema
         .tables
         .iter()
@@ -279,7 +285,10 @@ pub async fn copy_snapshot(
     retry::retry("recreating the run's topics", || recreate_topics(side.kafka, &side.layout, &stale, &topics)).await?;
 
     let run_id = snapshot::now_ms().to_string();
-    let estimated_rows = passerelle_pg::snapshot::estimate_rows(&client, source, &tables).await?;
+    let estimated_rows = on_source(side, "measuring the tables", || async {
+        passerelle_pg::snapshot::estimate_rows(&passerelle_pg::connect(source).await?, source, &tables).await
+    })
+    .await?;
     retry::retry("creating the topics", || create_control_topic(side.kafka, &side.layout)).await?;
     let starts = retry::retry("reading where the topics begin", || end_offsets(side.kafka, &topics)).await?;
     let producer = Producer::new(side.kafka, retry::bound())?.for_run(&run_id);
@@ -308,9 +317,16 @@ pub async fn copy_snapshot(
     // such tables are copied by the snapshot but not streamed.
     let published: Vec<_> =
         tables.iter().filter(|table| table.primary_key.is_some()).map(|table| table.name.clone()).collect();
-    passerelle_pg::slot::create_publication(&client, source, &side.names.slot, &published).await?;
+    on_source(side, "creating the publication", || async {
+        let client = passerelle_pg::connect(source).await?;
+        passerelle_pg::slot::create_publication(&client, source, &side.names.slot, &published).await
+    })
+    .await?;
     let exported = passerelle_pg::slot::create_slot(source, &side.names.slot).await?;
-    let units = passerelle_pg::snapshot::plan_units(&client, source, &tables, 64 << 20).await?;
+    let units = on_source(side, "measuring the tables", || async {
+        passerelle_pg::snapshot::plan_units(&passerelle_pg::connect(source).await?, source, &tables, 64 << 20).await
+    })
+    .await?;
     let snapshot_source = SnapshotSource {
         endpoint: source,
         snapshot_name: exported.snapshot_name(),
@@ -329,6 +345,24 @@ pub async fn copy_snapshot(
     control::announce_snapshot_done(&producer, &control_topic, &done).await?;
     exported.close().await;
     Ok(Copied { run_id, tables: names, rows: stats.rows, bytes: stats.bytes })
+}
+
+/// A step on the source's catalog or tables, on a session of its own, tried again while it fails
+/// transiently: a long transaction's lock on a source table makes it time out
+/// (`passerelle_pg::LOCK_TIMEOUT`) rather than queue the application behind it, and the wait names
+/// the lock's holder.
+async fn on_source<T, F, Fut>(side: &SourceSide<'_>, what: &'static str, step: F) -> anyhow::Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<T, PgError>>,
+{
+    retry::retry(what, || async {
+        match step().await {
+            Ok(value) => Ok(value),
+            Err(error) => Err(passerelle_pg::locks::explain(error, side.endpoint, &side.schemas).await),
+        }
+    })
+    .await
 }
 
 /// Streams an online run's changes into Kafka until its cutover; returns how many, or `None` for an

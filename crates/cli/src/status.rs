@@ -75,6 +75,8 @@ struct SlotStatus {
     retained_wal_bytes: Option<u64>,
     /// The slot retains more WAL than `--warn-wal-mb`.
     retains_too_much: bool,
+    /// The server removed WAL the slot needed (`max_slot_wal_keep_size`): it streams no more.
+    lost: bool,
 }
 
 pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
@@ -126,6 +128,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
                 active: info.as_ref().is_some_and(|info| info.active),
                 retained_wal_bytes,
                 retains_too_much: retained_wal_bytes.is_some_and(|bytes| bytes > args.warn_wal_mb * 1_000_000),
+                lost: info.as_ref().is_some_and(|info| info.lost),
             })
         }
         None => None,
@@ -197,6 +200,13 @@ fn render(status: &Status) -> String {
                 slot.name,
                 if slot.active { "streaming" } else { "idle" }
             ));
+            if slot.lost {
+                out.push_str(&format!(
+                    "slot {} is LOST: the source removed WAL it needed (max_slot_wal_keep_size); start the migration \
+                     over: passerelle cleanup, then passerelle migrate\n",
+                    slot.name
+                ));
+            }
             if slot.retains_too_much {
                 out.push_str(&format!(
                     "warning: slot {} retains {wal} of WAL, past --warn-wal-mb: the source cannot recycle it until the \

@@ -146,8 +146,11 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     }
     stream.close().await?;
 
-    let mut client = retry::retry("connecting to the source", || passerelle_pg::connect(s.endpoint)).await?;
-    let schema = passerelle_pg::catalog::read(&mut client, s.endpoint, s.schemas).await?;
+    let schema = retry::retry("reading the sequences", || async {
+        let mut client = passerelle_pg::connect(s.endpoint).await?;
+        passerelle_pg::catalog::read(&mut client, s.endpoint, s.schemas).await
+    })
+    .await?;
     let topics: Vec<String> = s.layouts.iter().map(|layout| layout.topic.clone()).collect();
     let done = StreamDone {
         run_id: s.run_id.to_string(),

@@ -52,3 +52,98 @@ on_both_targets!(
     a_truncate_mid_stream_fails_the_run_and_cutover_status_and_sinks_stop_at_once,
     flavor = "multi_thread"
 );
+
+async fn a_slot_dropped_under_a_streaming_run_stops_it_with_the_way_out(target: Target) {
+    let setup = Setup::new(target, ITEMS).await;
+    let mut args = setup.args("migrate");
+    args.push("--online");
+    let migrate = passerelle_spawn(&args, &setup.env());
+    wait_for_the_snapshot_in_kafka(&setup).await;
+    // As a failover to a standby without the slot, or an administrator, would: the walsender ends
+    // and the slot is gone before the stream comes back.
+    let source = setup.source.client().await;
+    let slot = setup.slot_name();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the slot {slot} could not be dropped");
+        source
+            .execute("select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1", &[&slot])
+            .await
+            .unwrap();
+        let dropped = source
+            .execute(
+                "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = $1 and not active",
+                &[&slot],
+            )
+            .await;
+        if dropped.is_ok_and(|n| n == 1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let migrate = finished(migrate);
+    assert_eq!(migrate.code, 2, "{}\n{}", migrate.stdout, migrate.stderr);
+    assert!(started.elapsed() < Duration::from_secs(60), "it stopped after {:?}", started.elapsed());
+    for expected in ["has no replication slot", "lost to a failover", "start the migration over"] {
+        assert!(migrate.stderr.contains(expected), "{expected:?} in {}", migrate.stderr);
+    }
+    let status = passerelle(&setup.args("status"), &setup.env());
+    assert_eq!(status.code, 2, "{}\n{}", status.stdout, status.stderr);
+    assert!(status.stdout.contains("FAILED") && status.stdout.contains("has no replication slot"), "{}", status.stdout);
+    setup.cleanup();
+}
+on_both_targets!(a_slot_dropped_under_a_streaming_run_stops_it_with_the_way_out, flavor = "multi_thread");
+
+async fn migrate_waits_for_a_lock_held_on_a_source_table_names_its_holder_and_proceeds(target: Target) {
+    let setup = Setup::new(target, ITEMS).await;
+    let mut holder = setup.source.client().await;
+    let lock = holder.transaction().await.unwrap();
+    lock.batch_execute("lock table items in access exclusive mode").await.unwrap();
+    let holder_pid: i32 = lock.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
+    let migrate = passerelle_spawn(&setup.args("migrate"), &setup.env());
+
+    // Passerelle's request waits, gives up after its lock_timeout, and asks again on a new session.
+    let observer = setup.source.client().await;
+    let waiting = || async {
+        observer
+            .query(
+                "select pid from pg_stat_activity
+                 where datname = current_database() and application_name = 'passerelle' and wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get::<_, i32>(0))
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let first = loop {
+        assert!(Instant::now() < deadline, "passerelle never waited for the lock");
+        if let Some(pid) = waiting().await.first() {
+            break *pid;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    loop {
+        assert!(Instant::now() < deadline, "passerelle never asked for the lock again");
+        if waiting().await.iter().any(|pid| *pid != first) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    lock.commit().await.unwrap();
+
+    let migrate = finished(migrate);
+    assert_eq!(migrate.code, 0, "{}\n{}", migrate.stdout, migrate.stderr);
+    let named = format!("public.items: AccessExclusiveLock held by pid {holder_pid}");
+    for expected in ["waiting for PostgreSQL, retry 1", "no lock on the source's tables within 10 s", &named] {
+        assert!(migrate.stderr.contains(expected), "{expected:?} in {}", migrate.stderr);
+    }
+    setup.cleanup();
+}
+on_both_targets!(
+    migrate_waits_for_a_lock_held_on_a_source_table_names_its_holder_and_proceeds,
+    flavor = "multi_thread"
+);

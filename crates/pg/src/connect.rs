@@ -9,12 +9,19 @@ use tokio_postgres::{Client, NoTls};
 use crate::tls::Tls;
 use crate::PgError;
 
-/// Connects to the source and drives the connection on a background task.
+/// How long a statement of these sessions waits for a lock on a source table (the catalog read, the
+/// table sizes, creating the publication) before it fails, retryably: a long transaction holding a
+/// conflicting lock must not make the application's own statements queue behind Passerelle's request.
+/// The copy workers ([`crate::session::connect`]) have none: their share lock conflicts with no write.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to the source and drives the connection on a background task, with [`LOCK_TIMEOUT`].
 ///
 /// The password goes to the driver only; errors name the endpoint as `user@host:port/db`. TLS follows
 /// the URL's `sslmode` (`prefer` by default: encrypted whenever the server offers it).
 pub async fn connect(endpoint: &DbEndpoint) -> Result<Client, PgError> {
-    connect_with_options(endpoint, None).await
+    let options = format!("-c lock_timeout={}", LOCK_TIMEOUT.as_millis());
+    connect_with_options(endpoint, Some(&options)).await
 }
 
 /// Connects with `options`, the startup parameter that carries `-c name=value` settings.

@@ -26,6 +26,8 @@ pub enum PgError {
     CopyFormat { endpoint: String, table: String, detail: String },
     CopyCancelled { table: String },
     SlotMissing { endpoint: String, slot: String },
+    SlotInvalidated { endpoint: String, slot: String },
+    LockTimeout { endpoint: String, context: &'static str, holders: String },
     SlotInUse { endpoint: String, slot: String, holder: String },
     PublicationMissing { endpoint: String, publication: String },
     TableChanged { endpoint: String, table: String, detail: String },
@@ -99,6 +101,14 @@ impl PgError {
             PgError::SlotMissing { endpoint, slot } => {
                 format!("PostgreSQL at {endpoint} has no replication slot {slot:?} in this database")
             }
+            PgError::SlotInvalidated { endpoint, slot } => format!(
+                "replication slot {slot:?} at {endpoint} was invalidated: the server removed WAL it still needed \
+                 (max_slot_wal_keep_size), so changes since the slot's position are lost"
+            ),
+            PgError::LockTimeout { endpoint, context, holders } => format!(
+                "PostgreSQL at {endpoint}: {context}: no lock on the source's tables within {} s ({holders})",
+                crate::connect::LOCK_TIMEOUT.as_secs()
+            ),
             PgError::SlotInUse { endpoint, slot, holder } => {
                 format!("replication slot {slot:?} at {endpoint} is in use: another process streams from it ({holder})")
             }
@@ -151,8 +161,17 @@ impl PgError {
             PgError::CopyFormat { .. } => "report this as a Passerelle bug, with the table's column types",
             PgError::CopyCancelled { .. } => "see the error that stopped the receiving side",
             PgError::SlotMissing { .. } => {
-                "the slot was dropped (or created in another database), so changes since the snapshot are lost: \
-                 start the migration over"
+                "the slot was dropped, or lost to a failover (a standby promoted without the primary's logical \
+                 slots), so changes since the snapshot are lost: start the migration over (passerelle cleanup, \
+                 then passerelle migrate)"
+            }
+            PgError::SlotInvalidated { .. } => {
+                "start the migration over (passerelle cleanup, then passerelle migrate); raise max_slot_wal_keep_size \
+                 (or set it to -1), or keep the stream running, so that it does not happen again"
+            }
+            PgError::LockTimeout { .. } => {
+                "Passerelle gives up its lock request rather than queue the application behind it, and tries again; \
+                 end the long transaction that holds the lock to let it through"
             }
             PgError::SlotInUse { .. } => {
                 "stop the other passerelle source of this migration (pg_stat_replication shows its pid); \
@@ -178,7 +197,10 @@ impl PgError {
     /// that died and that the server has not noticed yet. Bad data, bad names and missing objects are not.
     pub fn retryable(&self) -> bool {
         match self {
-            PgError::Unreachable { .. } | PgError::ConnectionLost { .. } | PgError::SlotInUse { .. } => true,
+            PgError::Unreachable { .. }
+            | PgError::ConnectionLost { .. }
+            | PgError::SlotInUse { .. }
+            | PgError::LockTimeout { .. } => true,
             PgError::Replication { code, .. } => {
                 TRANSIENT.iter().any(|state| state.code() == code) || code.starts_with("08")
             }
@@ -202,6 +224,7 @@ impl PgError {
             | PgError::CopyFormat { .. }
             | PgError::CopyCancelled { .. }
             | PgError::SlotMissing { .. }
+            | PgError::SlotInvalidated { .. }
             | PgError::PublicationMissing { .. }
             | PgError::TableChanged { .. }
             | PgError::UnexpectedTable { .. }

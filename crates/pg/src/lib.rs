@@ -6,6 +6,7 @@
 pub mod catalog;
 mod connect;
 mod error;
+pub mod locks;
 pub mod preflight;
 pub mod scan;
 pub mod session;
@@ -15,5 +16,5 @@ pub mod stream;
 mod tls;
 pub mod walsender;
 
-pub use connect::connect;
+pub use connect::{connect, LOCK_TIMEOUT};
 pub use error::PgError;

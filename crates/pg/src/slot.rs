@@ -76,6 +76,9 @@ pub struct SlotInfo {
     pub confirmed_flush: Option<Lsn>,
     /// WAL the slot keeps on the source's disk, from its restart point to the current position.
     pub retained_wal_bytes: Option<u64>,
+    /// The slot has lost WAL it needed (`wal_status = 'lost'`, past `max_slot_wal_keep_size`): it can
+    /// stream no more.
+    pub lost: bool,
 }
 
 /// Creates `slot` (logical, pgoutput) on the database of `endpoint` and exports its snapshot.
@@ -141,7 +144,7 @@ pub async fn slot_info(client: &Client, endpoint: &impl fmt::Display, slot: &str
     let row = client
         .query_opt(
             "select database::text, plugin::text, active, confirmed_flush_lsn::text,
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, wal_status = 'lost'
              from pg_replication_slots where slot_name = $1",
             &[&slot],
         )
@@ -153,6 +156,7 @@ pub async fn slot_info(client: &Client, endpoint: &impl fmt::Display, slot: &str
         active: row.get(2),
         confirmed_flush: row.get::<_, Option<String>>(3).and_then(|lsn| lsn.parse().ok()),
         retained_wal_bytes: row.get::<_, Option<i64>>(4).and_then(|bytes| u64::try_from(bytes).ok()),
+        lost: row.get::<_, Option<bool>>(5).unwrap_or(false),
     }))
 }
 

@@ -162,6 +162,16 @@ impl ChangeStream {
                         },
                     }
                 }
+                // An invalidated slot answers 55000, "can no longer get changes from replication slot".
+                error @ PgError::Replication { .. } => {
+                    let client = crate::connect(endpoint).await?;
+                    match crate::slot::slot_info(&client, &endpoint_name, slot).await? {
+                        Some(info) if info.lost => {
+                            PgError::SlotInvalidated { endpoint: endpoint_name, slot: slot_name }
+                        }
+                        _ => error,
+                    }
+                }
                 error => error,
             });
         };
