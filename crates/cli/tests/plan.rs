@@ -496,6 +496,7 @@ async fn the_ddl_is_written_for_the_targets_version(server: Target) {
         ("check", "vault.secrets.secrets_parallel_check"),
         ("index", "vault.secrets.secrets_lower_manual"),
         ("view", "vault.secret_manuals"),
+        ("foreign key", "vault.loans.loans_shelf_fkey"),
     ] {
         assert_ne!(object(&report, kind, name).0, "not_migrated", "{kind} {name}");
     }
@@ -527,7 +528,8 @@ async fn the_ddl_is_written_for_the_targets_version(server: Target) {
             .await;
     let indexes = strings(
         &mut conn,
-        "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = ? ORDER BY 1",
+        "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = ?
+         AND table_name = 'secrets' ORDER BY 1",
         db,
     )
     .await;
@@ -547,6 +549,16 @@ async fn the_ddl_is_written_for_the_targets_version(server: Target) {
         assert_eq!(tablesample, Some(library_md5));
         assert!(refused.unwrap_err().to_string().contains("secrets_qualify_check"), "the check holds there");
     }
+    // The foreign key applied in the key's column order, each column still paired with its own.
+    let pairs: Vec<(String, String)> = conn
+        .exec(
+            "SELECT column_name, referenced_column_name FROM information_schema.key_column_usage
+             WHERE constraint_schema = ? AND constraint_name = 'loans_shelf_fkey' ORDER BY ordinal_position",
+            (db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pairs, [("y".to_string(), "a".to_string()), ("x".to_string(), "b".to_string())]);
     std::fs::remove_dir_all(&out).unwrap();
 }
 on_both_targets!(the_ddl_is_written_for_the_targets_version);

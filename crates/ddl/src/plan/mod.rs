@@ -6,8 +6,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use passerelle_model::schema::{
-    Column, Deferrable, FkAction, FkMatch, Identity, Index, IndexTarget, PgType, QualifiedName, Schema, Sequence,
-    Table, TableKind,
+    Column, Deferrable, Identity, Index, IndexKey, IndexTarget, PgType, QualifiedName, Schema, Sequence, Table,
+    TableKind,
 };
 use passerelle_model::target::TargetTable;
 
@@ -19,6 +19,8 @@ use crate::target::target_tables;
 use crate::types::{Class, Fidelity, Mapped, TypeMapper, KEY_CHARS};
 use crate::view::{self, ViewScope};
 use crate::{Config, Dialect};
+
+mod foreign_key;
 
 /// The DDL, in the order it must run, and the report.
 #[derive(Clone, Debug, PartialEq)]
@@ -145,19 +147,23 @@ fn quote_string(text: &str) -> String {
     format!("'{}'", text.replace('\\', "\\\\").replace('\'', "''"))
 }
 
-fn column_list(columns: &[String]) -> String {
-    columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+/// The columns of each unique index over plain columns and without a WHERE clause: keys that hold
+/// for every row, which a foreign key may reference.
+fn unique_index_columns(table: &Table) -> Vec<Vec<String>> {
+    let column = |key: &IndexKey| match &key.target {
+        IndexTarget::Column(column) => Some(column.clone()),
+        IndexTarget::Expression(_) => None,
+    };
+    table
+        .indexes
+        .iter()
+        .filter(|index| index.unique && index.predicate.is_none())
+        .filter_map(|index| index.keys.iter().map(column).collect::<Option<Vec<_>>>())
+        .collect()
 }
 
-fn fk_action(action: FkAction) -> &'static str {
-    match action {
-        FkAction::NoAction => "NO ACTION",
-        FkAction::Restrict => "RESTRICT",
-        FkAction::Cascade => "CASCADE",
-        FkAction::SetNull => "SET NULL",
-        // InnoDB rejects SET DEFAULT; the caller reports the change.
-        FkAction::SetDefault => "NO ACTION",
-    }
+fn column_list(columns: &[String]) -> String {
+    columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
 }
 
 /// The sequence a `nextval('...'::regclass)` default draws from.
@@ -336,21 +342,7 @@ impl Planner<'_> {
         keys.extend(table.primary_key.iter().map(|key| key.columns.as_slice()));
         keys.extend(table.uniques.iter().map(|key| key.columns.as_slice()));
         keys.extend(table.foreign_keys.iter().map(|fk| fk.columns.as_slice()));
-        let unique_columns: Vec<Vec<String>> = table
-            .indexes
-            .iter()
-            .filter(|index| index.unique && index.predicate.is_none())
-            .filter_map(|index| {
-                index
-                    .keys
-                    .iter()
-                    .map(|key| match &key.target {
-                        IndexTarget::Column(column) => Some(column.clone()),
-                        IndexTarget::Expression(_) => None,
-                    })
-                    .collect::<Option<Vec<_>>>()
-            })
-            .collect();
+        let unique_columns = unique_index_columns(table);
         keys.extend(unique_columns.iter().map(Vec::as_slice));
         // Foreign keys point at keys of other tables, whose columns must get the same length.
         let referenced: Vec<Vec<String>> = self
@@ -816,49 +808,6 @@ impl Planner<'_> {
             report.source = Some(index.definition.clone());
         }
         self.objects.push(report);
-    }
-
-    fn foreign_keys(&mut self, table: &Table) {
-        let Some(database) = self.database(&table.name.schema).map(str::to_string) else { return };
-        let Some(target) = self.target(&table.name) else { return };
-        let mut clauses = Vec::new();
-        for fk in &table.foreign_keys {
-            let report_name = format!("{}.{}", table.name, fk.name);
-            let Some(referenced) = self.target(&fk.referenced_table) else {
-                let reason = format!("references {}, outside the migrated schemas", fk.referenced_table);
-                self.objects.push(object("foreign key", report_name, Outcome::NotMigrated, reason));
-                continue;
-            };
-            let mut changes = Vec::new();
-            if fk.deferrable != Deferrable::No {
-                changes.push("DEFERRABLE dropped: MySQL checks foreign keys immediately, row by row".to_string());
-            }
-            if fk.match_type != FkMatch::Simple {
-                changes.push("MATCH FULL/PARTIAL is not enforced: InnoDB matches SIMPLE".to_string());
-            }
-            for (when, action) in [("DELETE", fk.on_delete), ("UPDATE", fk.on_update)] {
-                if action == FkAction::SetDefault {
-                    changes.push(format!("ON {when} SET DEFAULT became NO ACTION: InnoDB rejects SET DEFAULT"));
-                }
-            }
-            if !fk.validated {
-                changes.push("NOT VALID in PostgreSQL: rows that violate it will fail on the target".to_string());
-            }
-            let name = self.constraint_name(&database, &table.name, &fk.name);
-            clauses.push(format!(
-                "ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {referenced} ({}) ON DELETE {} ON UPDATE {}",
-                quote(&name),
-                column_list(&fk.columns),
-                column_list(&fk.referenced_columns),
-                fk_action(fk.on_delete),
-                fk_action(fk.on_update)
-            ));
-            let outcome = if changes.is_empty() { Outcome::Migrated } else { Outcome::Translated };
-            self.objects.push(object("foreign key", report_name, outcome, changes.join("; ")));
-        }
-        if !clauses.is_empty() {
-            self.post_fks.push(format!("ALTER TABLE {target}\n  {}", clauses.join(",\n  ")));
-        }
     }
 
     /// Views, translated where possible and created after every view they read.
