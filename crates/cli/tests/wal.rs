@@ -22,7 +22,7 @@ async fn a_quiet_tables_slot_advances_past_the_writes_of_tables_not_migrated(tar
     let mut args = setup.args("migrate");
     args.extend(["--online", "--json"]);
     let migrate = passerelle_spawn(&args, &setup.env());
-    wait_for_the_snapshot_in_kafka(&setup).await;
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
 
     let source = setup.source.client().await;
     for _ in 0..4 {
