@@ -58,7 +58,7 @@ async fn a_slot_dropped_under_a_streaming_run_stops_it_with_the_way_out(target: 
     let mut args = setup.args("migrate");
     args.push("--online");
     let migrate = passerelle_spawn(&args, &setup.env());
-    wait_for_the_snapshot_in_kafka(&setup).await;
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
     // As a failover to a standby without the slot, or an administrator, would: the walsender ends
     // and the slot is gone before the stream comes back.
     let source = setup.source.client().await;
