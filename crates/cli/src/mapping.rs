@@ -40,7 +40,7 @@ pub struct TargetMappingArgs {
     /// Put a schema into a target database other than the target URL's
     #[arg(long = "map", value_name = "SCHEMA=DATABASE")]
     pub maps: Vec<String>,
-    /// How uuid columns are held (native is MariaDB's UUID type; on MySQL it means char36)
+    /// How uuid columns are held (native is MariaDB's UUID type, 10.7 and later; elsewhere it means char36)
     #[arg(long, value_enum, default_value = "native")]
     pub uuid: UuidArg,
     /// How interval columns are held: ISO 8601 text or a count of microseconds

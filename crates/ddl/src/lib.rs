@@ -29,7 +29,7 @@ pub use target::conversion;
 /// How `uuid` columns are held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UuidAs {
-    /// MariaDB's UUID type (10.7+); on MySQL 8, which has none, the same as `Char36`.
+    /// MariaDB's UUID type (10.7 and later); on MySQL and older MariaDB, which have none, `Char36`.
     Native,
     Char36,
     Binary16,

@@ -90,6 +90,26 @@ impl Server {
     pub(crate) fn has_md5(&self) -> bool {
         self.dialect == Dialect::Mariadb || !self.at_least(MYSQL_WITHOUT_MD5)
     }
+
+    /// A `UUID` column type: MariaDB 10.7 and later; MySQL has none.
+    /// <https://mariadb.com/kb/en/uuid-data-type/>
+    pub(crate) fn has_uuid_type(&self) -> bool {
+        self.dialect == Dialect::Mariadb && self.at_least((10, 7, 0))
+    }
+
+    /// The Unicode collations that tell case and accents apart, or ignore case but not accents
+    /// (`_as_cs`, `_as_ci`): MySQL's `utf8mb4_0900_*` (8.0), MariaDB's `utf8mb4_uca1400_*` (10.10).
+    /// `case_sensitive` picks which; `None` on a MariaDB without them, whose older Unicode
+    /// collations ignore accents, which would merge values PostgreSQL keeps apart.
+    pub(crate) fn accent_sensitive_collation(&self, case_sensitive: bool) -> Option<&'static str> {
+        match (self.dialect, case_sensitive) {
+            (Dialect::Mysql, true) => Some("utf8mb4_0900_as_cs"),
+            (Dialect::Mysql, false) => Some("utf8mb4_0900_as_ci"),
+            (Dialect::Mariadb, _) if !self.at_least((10, 10, 0)) => None,
+            (Dialect::Mariadb, true) => Some("utf8mb4_uca1400_nopad_as_cs"),
+            (Dialect::Mariadb, false) => Some("utf8mb4_uca1400_nopad_as_ci"),
+        }
+    }
 }
 
 /// `--target-version`: `mysql-8.0`, `mysql-8.4`, `mysql-9`, `mysql-9.7.4`, `mariadb-10.11`.
@@ -180,5 +200,15 @@ mod tests {
             assert_eq!(server(version).has_md5(), has, "{version}");
         }
         assert!(server("mariadb-11.4").has_md5());
+    }
+
+    #[test]
+    fn mariadb_types_and_collations_by_release() {
+        assert!(!server("mariadb-10.6").has_uuid_type());
+        assert!(server("mariadb-10.7").has_uuid_type());
+        assert!(!server("mysql-9.7").has_uuid_type());
+        assert_eq!(server("mariadb-10.9").accent_sensitive_collation(true), None);
+        assert_eq!(server("mariadb-10.11").accent_sensitive_collation(false), Some("utf8mb4_uca1400_nopad_as_ci"));
+        assert_eq!(server("mysql-8.0").accent_sensitive_collation(true), Some("utf8mb4_0900_as_cs"));
     }
 }

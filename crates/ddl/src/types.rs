@@ -7,7 +7,7 @@
 use passerelle_model::schema::{ColumnType, PgType, QualifiedName, Schema};
 use serde::Serialize;
 
-use crate::{Dialect, IntervalAs, TypeOptions, UuidAs};
+use crate::{Dialect, IntervalAs, Server, TypeOptions, UuidAs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -48,7 +48,7 @@ pub const VARCHAR_MAX_CHARS: u32 = 16_383;
 const RANGE_BOUND: &str = "BC dates, years after 9999 and ±infinity are rejected";
 
 pub(crate) struct TypeMapper<'a> {
-    pub dialect: Dialect,
+    pub server: Server,
     pub options: &'a TypeOptions,
     pub schema: &'a Schema,
 }
@@ -73,7 +73,7 @@ impl TypeMapper<'_> {
         if let Some(collation) = &self.options.text_collation {
             return collation.clone();
         }
-        match self.dialect {
+        match self.server.dialect {
             Dialect::Mysql => "utf8mb4_0900_bin".into(),
             Dialect::Mariadb => "utf8mb4_nopad_bin".into(),
         }
@@ -178,22 +178,22 @@ impl TypeMapper<'_> {
                     lossy("BIGINT", "held as microseconds: a month counts as 30 days and a day as 24 hours")
                 }
             },
-            PgType::Uuid => match (self.options.uuid, self.dialect) {
-                (UuidAs::Native, Dialect::Mariadb) => exact("UUID"),
-                (UuidAs::Binary16, _) => mapped(
+            PgType::Uuid => match self.options.uuid {
+                UuidAs::Native if self.server.has_uuid_type() => exact("UUID"),
+                UuidAs::Binary16 => mapped(
                     "BINARY(16)",
                     Fidelity::Exact,
                     "held as 16 bytes: read it with BIN_TO_UUID or HEX",
                     Class::Plain,
                 ),
-                (UuidAs::Native | UuidAs::Char36, _) => mapped(
+                UuidAs::Native | UuidAs::Char36 => mapped(
                     "CHAR(36) CHARACTER SET ascii COLLATE ascii_bin",
                     Fidelity::Exact,
                     "held as its lowercase text",
                     Class::Plain,
                 ),
             },
-            PgType::Json => match self.dialect {
+            PgType::Json => match self.server.dialect {
                 Dialect::Mysql => mapped(
                     "JSON",
                     Fidelity::Lossy,
@@ -301,9 +301,15 @@ impl TypeMapper<'_> {
                 Class::Unindexable,
             ),
             PgType::Citext => {
-                let collation = match self.dialect {
-                    Dialect::Mysql => "utf8mb4_0900_as_ci",
-                    Dialect::Mariadb => "utf8mb4_uca1400_nopad_as_ci",
+                let Some(collation) = self.server.accent_sensitive_collation(false) else {
+                    let mut text = self.unbounded_text(key_chars, None);
+                    let note = format!(
+                        "compared case-sensitively: {} has no collation that ignores case but not accents",
+                        self.server
+                    );
+                    text.note = if text.note.is_empty() { note } else { format!("{}; {note}", text.note) };
+                    text.fidelity = Fidelity::Lossy;
+                    return text;
                 };
                 let mut text = self.unbounded_text(key_chars, Some(collation));
                 if text.fidelity == Fidelity::Exact {

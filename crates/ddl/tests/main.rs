@@ -551,33 +551,34 @@ fn golden(file: &str, actual: &str) {
     assert!(expected == actual, "{file} differs from the golden file; rerun with UPDATE_GOLDEN=1 and review the diff");
 }
 
-fn check_golden(case: &str, schema: &Schema, config: &Config) {
+/// `name`: the files' stem, `case.dialect` (`airline.mysql8`), or with the release where the DDL
+/// differs within a dialect (`features.mariadb10.6`).
+fn check_golden(name: &str, schema: &Schema, config: &Config) {
     let plan = plan(schema, config);
     let script = |statements: &[String]| statements.iter().map(|s| format!("{s};\n\n")).collect::<String>();
-    let dialect = config.server.label();
-    golden(&format!("{case}.{dialect}.pre-data.sql"), &script(&plan.pre_data));
-    golden(&format!("{case}.{dialect}.post-data.sql"), &script(&plan.post_data));
-    golden(&format!("{case}.{dialect}.report.txt"), &plan.report.render());
+    golden(&format!("{name}.pre-data.sql"), &script(&plan.pre_data));
+    golden(&format!("{name}.post-data.sql"), &script(&plan.post_data));
+    golden(&format!("{name}.report.txt"), &plan.report.render());
 }
 
 #[test]
 fn airline_mariadb() {
-    check_golden("airline", &airline(), &config("mariadb-10.11", "bookings", "demo"));
+    check_golden("airline.mariadb", &airline(), &config("mariadb-10.11", "bookings", "demo"));
 }
 
 #[test]
 fn airline_mysql8() {
-    check_golden("airline", &airline(), &config("mysql-8.0", "bookings", "demo"));
+    check_golden("airline.mysql8", &airline(), &config("mysql-8.0", "bookings", "demo"));
 }
 
 #[test]
 fn features_mariadb() {
-    check_golden("features", &features(), &config("mariadb-10.11", "kitchen", "shop"));
+    check_golden("features.mariadb", &features(), &config("mariadb-10.11", "kitchen", "shop"));
 }
 
 #[test]
 fn features_mysql8() {
-    check_golden("features", &features(), &config("mysql-8.0", "kitchen", "shop"));
+    check_golden("features.mysql8", &features(), &config("mysql-8.0", "kitchen", "shop"));
 }
 
 #[test]
@@ -596,21 +597,28 @@ fn every_object_is_reported() {
     assert_eq!(n_objects("sequence"), 1);
 }
 
+/// MariaDB 10.6, the oldest supported: no UUID type (10.7) and no collations that tell accents apart
+/// (10.10), so uuid is held as text and the column collation is not kept. Checked by file only.
+#[test]
+fn features_mariadb10_6() {
+    check_golden("features.mariadb10.6", &features(), &config("mariadb-10.6", "kitchen", "shop"));
+}
+
 #[test]
 fn versions_mariadb() {
-    check_golden("versions", &versions(), &config("mariadb-10.11", "vault", "vault"));
+    check_golden("versions.mariadb", &versions(), &config("mariadb-10.11", "vault", "vault"));
 }
 
 /// MySQL 8.0, whose DDL is checked by this file only: no 8.0 server can be installed here.
 #[test]
 fn versions_mysql8() {
-    check_golden("versions", &versions(), &config("mysql-8.0", "vault", "vault"));
+    check_golden("versions.mysql8", &versions(), &config("mysql-8.0", "vault", "vault"));
 }
 
 /// MySQL 9.7, the stack's: `crates/cli/tests/versions.rs` applies the same expressions there.
 #[test]
 fn versions_mysql9() {
-    check_golden("versions", &versions(), &config("mysql-9.7", "vault", "vault"));
+    check_golden("versions.mysql9", &versions(), &config("mysql-9.7", "vault", "vault"));
 }
 
 /// 8.0 and 8.4 get the same DDL (every name is quoted, so 8.4's new reserved words need nothing),

@@ -52,7 +52,7 @@ pub fn plan(schema: &Schema, config: &Config) -> Plan {
     let mut planner = Planner {
         schema,
         config,
-        types: TypeMapper { dialect: config.server.dialect, options: &config.types, schema },
+        types: TypeMapper { server: config.server, options: &config.types, schema },
         pre: Vec::new(),
         post_keys: Vec::new(),
         post_fks: Vec::new(),
@@ -557,14 +557,21 @@ impl Planner<'_> {
         }
         if let Some(collation) = &column.collation {
             if !["C", "POSIX", "default"].contains(&collation.as_str()) && mapped.sql.contains(" COLLATE ") {
-                let linguistic = match self.config.server.dialect {
-                    Dialect::Mysql => "utf8mb4_0900_as_cs",
-                    Dialect::Mariadb => "utf8mb4_uca1400_nopad_as_cs",
-                };
-                let base = mapped.sql.split(" COLLATE ").next().unwrap_or_default().to_string();
-                mapped.sql = format!("{base} COLLATE {linguistic}");
                 mapped.fidelity = Fidelity::Lossy;
-                mapped.note = format!("collation {collation:?} approximated by {linguistic}");
+                match self.config.server.accent_sensitive_collation(true) {
+                    Some(linguistic) => {
+                        let base = mapped.sql.split(" COLLATE ").next().unwrap_or_default().to_string();
+                        mapped.sql = format!("{base} COLLATE {linguistic}");
+                        mapped.note = format!("collation {collation:?} approximated by {linguistic}");
+                    }
+                    None => {
+                        mapped.note = format!(
+                            "collation {collation:?} not kept: {} has no collation that tells case and accents \
+                             apart, the binary one compares as PostgreSQL's C",
+                            self.config.server
+                        )
+                    }
+                }
             }
         }
         let mut sql = format!("{} {}", quote(&column.name), mapped.sql);
