@@ -131,6 +131,12 @@ pub async fn plan_for(
         None => {
             let mut conn = passerelle_mysql::connect(target).await?;
             let server = passerelle_mysql::schema_apply::server_version(&mut conn, target).await?;
+            if !server.supported() {
+                anyhow::bail!(
+                    "the target {target} runs {server}, older than Passerelle writes DDL for: use {}",
+                    Server::oldest_supported()
+                );
+            }
             let require_primary_key = passerelle_mysql::schema_apply::requires_primary_key(&mut conn, target).await?;
             let _ = conn.disconnect().await;
             (server, require_primary_key)
