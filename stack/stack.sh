@@ -15,6 +15,8 @@
 #     (bench/run.py --target mysql runs one on 53327, whose local_infile it switches)
 #   stack/stack.sh service-up|service-kill kafka|mariadb|mysql   start one service, or SIGKILL it (fault
 #                           tests, on private ports and data directories: see crates/testkit)
+#   stack/stack.sh service-up postgres   a private source cluster (PASSERELLE_STACK_DIR and PASSERELLE_PG_PORT
+#                           of its own), for tests that change server settings (crates/cli/tests/stops.rs)
 #
 # Data lives outside the source tree, in $PASSERELLE_STACK_DIR (default /var/tmp/passerelle-stack).
 # Ports (defaults chosen not to collide with system services):
@@ -451,7 +453,9 @@ service_up() {
     kafka) install_kafka; kafka_pid >/dev/null || rm -f "$kafka_dir/server.log"; kafka_up ;;
     mariadb) mariadb_up; mariadb_tls ;;
     mysql) mysql_up && mysql_tls ;;
-    *) die "unknown service $1: kafka, mariadb or mysql" ;;
+    # The source cluster (wal_level=logical, no TLS), for tests that change its settings.
+    postgres) pg_up pg "$PG_PORT" logical ;;
+    *) die "unknown service $1: kafka, mariadb, mysql or postgres" ;;
   esac
 }
 
@@ -665,7 +669,7 @@ case ${1:-} in
   env) print_env; print_tls_env ;;
   mysql-down) mysql_down ;;
   mysql-sql) shift; mysql_client "$@" ;;
-  service-up) service_up "${2:?usage: stack/stack.sh service-up kafka|mariadb|mysql}" ;;
+  service-up) service_up "${2:?usage: stack/stack.sh service-up kafka|mariadb|mysql|postgres}" ;;
   service-kill) service_kill "${2:?usage: stack/stack.sh service-kill kafka|mariadb|mysql}" ;;
   recreate-target-db)
     [ -n "${2:-}" ] || die "usage: stack/stack.sh recreate-target-db NAME [mysql|mariadb]"

@@ -1,9 +1,13 @@
 //! A run that cannot go on stops everything that waits for it: its source records why on the
 //! control topic, and `cutover`, `status` and the sinks end at once with that cause (exit 2).
 
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use passerelle_testkit::{on_both_targets, Target};
+use passerelle_testkit::{on_both_targets, pg_client, unique_name, SourceDb, Stack, Target, TargetDb};
+use url::Url;
 
 use crate::migrate::Setup;
 use crate::online::wait_for_the_snapshot_in_kafka;
@@ -147,3 +151,78 @@ on_both_targets!(
     migrate_waits_for_a_lock_held_on_a_source_table_names_its_holder_and_proceeds,
     flavor = "multi_thread"
 );
+
+/// A private source cluster on port 59692, data under `/var/tmp/passerelle-stack/online-pg`, whose
+/// settings a test may change: the shared one's `max_slot_wal_keep_size` stays unlimited.
+fn private_source(stack: &Stack) -> Stack {
+    // Both halves of a test start it, in one process: one at a time.
+    static STARTING: Mutex<()> = Mutex::new(());
+    let _starting = STARTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../stack/stack.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .args(["service-up", "postgres"])
+        .env("PASSERELLE_STACK_DIR", "/var/tmp/passerelle-stack/online-pg")
+        .env("PASSERELLE_PG_PORT", "59692")
+        .output()
+        .expect("bash runs stack/stack.sh");
+    assert!(
+        output.status.success(),
+        "the private PostgreSQL did not start: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let port = |url: &str| url.replace(&format!(":{}/", Url::parse(url).unwrap().port().unwrap()), ":59692/");
+    Stack { source: port(&stack.source), source_admin: port(&stack.source_admin), ..stack.clone() }
+}
+
+async fn a_slot_invalidated_past_max_slot_wal_keep_size_is_named_and_not_retried(target: Target) {
+    let stack = private_source(&Stack::for_target(target));
+    let source = SourceDb::create(&stack).await;
+    source.client().await.batch_execute(ITEMS).await.unwrap();
+    let target_db = TargetDb::create(&stack).await;
+    let setup = Setup { stack, source, target: target_db, prefix: unique_name("migrate") };
+    let mut args = setup.args("migrate");
+    args.push("--online");
+    let migrate = passerelle_spawn(&args, &setup.env());
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+
+    // The stream stands still (its process stopped) while the server moves to new WAL segments and
+    // a checkpoint removes the old ones, which the slot still needs.
+    let admin = pg_client(&setup.stack.source_admin).await;
+    admin.batch_execute("alter system set max_slot_wal_keep_size = '1MB'").await.unwrap();
+    admin.batch_execute("select pg_reload_conf()").await.unwrap();
+    let signal = |name: &str| {
+        let pid = migrate.id().to_string();
+        assert!(Command::new("kill").args([name, &pid]).status().unwrap().success());
+    };
+    signal("-STOP");
+    let slot = setup.slot_name();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the slot {slot} was never invalidated");
+        for statement in
+            ["create temporary table w as select 1 as one", "drop table w", "select pg_switch_wal()", "checkpoint"]
+        {
+            admin.batch_execute(statement).await.unwrap();
+        }
+        let row = admin
+            .query_one("select wal_status from pg_replication_slots where slot_name = $1", &[&slot])
+            .await
+            .unwrap();
+        if row.get::<_, Option<String>>(0).as_deref() == Some("lost") {
+            break;
+        }
+    }
+    signal("-CONT");
+    let migrate = finished(migrate);
+    assert_eq!(migrate.code, 2, "{}\n{}", migrate.stdout, migrate.stderr);
+    for expected in ["was invalidated", "max_slot_wal_keep_size", "start the migration over"] {
+        assert!(migrate.stderr.contains(expected), "{expected:?} in {}", migrate.stderr);
+    }
+    assert!(!migrate.stderr.contains("retry 2,"), "not retried: {}", migrate.stderr);
+    let status = passerelle(&setup.args("status"), &setup.env());
+    assert_eq!(status.code, 2, "{}\n{}", status.stdout, status.stderr);
+    assert!(status.stdout.contains("is LOST") && status.stdout.contains("FAILED"), "{}", status.stdout);
+    setup.cleanup();
+}
+on_both_targets!(a_slot_invalidated_past_max_slot_wal_keep_size_is_named_and_not_retried, flavor = "multi_thread");
