@@ -121,11 +121,11 @@ impl Secured {
         endpoint
     }
 
-    /// `passerelle cleanup` of the migration, over the same connections.
+    /// `passerelle cleanup` of the migration, over the same connections: its topics and bookkeeping
+    /// (a verified `migrate` dropped its slot already).
     pub fn cleanup(&self, setup: &Setup) {
         let run = passerelle(&setup.args("cleanup"), &self.env());
         assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-        assert!(run.stdout.contains("replication slot dropped: passerelle_migrate_"), "{}", run.stdout);
     }
 }
 
