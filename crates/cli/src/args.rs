@@ -6,6 +6,7 @@
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use passerelle_kafka::preflight::Durability;
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint, Secret};
 use passerelle_mysql::sink::LoadPath;
 
@@ -171,10 +172,30 @@ impl LoadPathArg {
     }
 }
 
+/// How the migration's topics are replicated and how long they keep records: what `check` checks
+/// against the cluster, and what `migrate` and `source` create them with.
+#[derive(Debug, clap::Args)]
+pub struct DurabilityArgs {
+    /// Replication factor of each topic (at least the brokers' min.insync.replicas: writes are acks=all)
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
+    pub replication_factor: i32,
+    /// retention.ms of each topic, longer than the run may last [default: the broker's]
+    #[arg(long, value_name = "MS")]
+    pub retention_ms: Option<i64>,
+}
+
+impl DurabilityArgs {
+    pub fn durability(&self) -> Durability {
+        Durability { replication: self.replication_factor, retention_ms: self.retention_ms }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     #[command(flatten)]
     pub endpoints: EndpointArgs,
+    #[command(flatten)]
+    pub durability: DurabilityArgs,
     /// Check only the tables of this PostgreSQL schema; repeat for several [default: every schema]
     #[arg(long = "schema", value_name = "SCHEMA")]
     pub schemas: Vec<String>,

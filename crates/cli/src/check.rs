@@ -19,7 +19,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let endpoints = Endpoints::from_args(&args.endpoints)?;
     let (source, kafka, target) = tokio::join!(
         passerelle_pg::preflight::run(&endpoints.source, &args.schemas),
-        passerelle_kafka::preflight::run(&endpoints.kafka),
+        passerelle_kafka::preflight::run(&endpoints.kafka, args.durability.durability()),
         passerelle_mysql::preflight::run(&endpoints.target, &[], &args.bookkeeping.name),
     );
     let findings: Vec<Finding> = [source, kafka, target].into_iter().flatten().collect();

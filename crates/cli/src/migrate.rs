@@ -76,11 +76,16 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let (schemas, target_databases) =
         source::settle(&endpoints.kafka, &names.migration, &args.mapping.selection, target).await?;
     let databases: Vec<String> = target_databases.values().cloned().collect();
-    let (source_findings, target_findings) = tokio::join!(
+    let durability = args.topics.durability.durability();
+    let (source_findings, target_findings, kafka_findings) = tokio::join!(
         passerelle_pg::preflight::run(&endpoints.source, &schemas),
         passerelle_mysql::preflight::run(&endpoints.target, &databases, &args.bookkeeping.name),
+        retry::retry("checking the topics' replication", || passerelle_kafka::preflight::topics(
+            &endpoints.kafka,
+            durability
+        )),
     );
-    refuse_failures(&[source_findings, target_findings].concat())?;
+    refuse_failures(&[source_findings, target_findings, kafka_findings?].concat())?;
     let holder = Holder::default();
     let source_side = SourceSide {
         holder: &holder,

@@ -11,6 +11,7 @@ use std::future::Future;
 use std::process::ExitCode;
 
 use anyhow::Context;
+
 use passerelle_kafka::control::{self, ControlState, RunAnnouncement, SnapshotDone};
 use passerelle_kafka::envelope::{Encoding, FORMAT_VERSION};
 use passerelle_kafka::producer::Producer;
@@ -23,7 +24,7 @@ use passerelle_model::schema::TableKind;
 use passerelle_pg::PgError;
 use tokio::sync::oneshot;
 
-use crate::args::{KafkaBrokers, SourceUrl};
+use crate::args::{DurabilityArgs, KafkaBrokers, SourceUrl};
 use crate::check::refuse_failures;
 use crate::config::{run_encoding, table_layouts, Names, NamingArgs};
 use crate::failure::{self, Holder};
@@ -63,12 +64,8 @@ pub struct TopicArgs {
     /// Partitions of each topic (a table without a primary key always uses one)
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub partitions: i32,
-    /// Replication factor of each topic
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=16))]
-    pub replication_factor: i32,
-    /// retention.ms of each topic [default: the broker's]
-    #[arg(long, value_name = "MS")]
-    pub retention_ms: Option<i64>,
+    #[command(flatten)]
+    pub durability: DurabilityArgs,
     /// How events are encoded: json-compact (schemas once, on the control topic) or json (Kafka
     /// Connect JSON with every message's schema, what a Debezium JDBC sink reads)
     #[arg(long, default_value_t = Encoding::JsonCompact)]
@@ -80,8 +77,8 @@ impl TopicArgs {
         TopicLayout {
             prefix: prefix.to_string(),
             partitions: self.partitions,
-            replication: self.replication_factor,
-            retention_ms: self.retention_ms,
+            replication: self.durability.replication_factor,
+            retention_ms: self.durability.retention_ms,
         }
     }
 }
@@ -182,7 +179,11 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
         jobs: usize::from(args.jobs),
         online: args.online,
     };
-    refuse_failures(&passerelle_pg::preflight::run(&endpoint, &side.schemas).await)?;
+    let durability = args.topics.durability.durability();
+    let kafka_findings =
+        retry::retry("checking the topics' replication", || passerelle_kafka::preflight::topics(&kafka, durability))
+            .await?;
+    refuse_failures(&[passerelle_pg::preflight::run(&endpoint, &side.schemas).await, kafka_findings].concat())?;
     let clock = PhaseClock::new();
     let progress = Progress::new(Track::Copied);
     let copied =

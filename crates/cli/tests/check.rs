@@ -44,6 +44,8 @@ async fn healthy_stack_is_ready(server: Target) {
         ("source", "replication privilege"),
         ("source", "replication slots"),
         ("kafka", "connection"),
+        ("kafka", "replication"),
+        ("kafka", "retention"),
         ("kafka", "create and delete a topic"),
         ("target", "connection"),
         ("target", "version"),
@@ -152,6 +154,44 @@ async fn unencrypted_sessions_to_the_loopback_draw_no_clear_text_warning(server:
     assert!(!run.stdout.contains("clear-text password"), "{}", run.stdout);
 }
 on_both_targets!(unencrypted_sessions_to_the_loopback_draw_no_clear_text_warning);
+
+/// The stack's single broker cannot hold two replicas: check says so with the fix, and migrate
+/// refuses to start before a slot, a topic or a table exists.
+async fn a_replication_factor_beyond_the_brokers_fails_check_and_migrate(server: Target) {
+    let stack = Stack::for_target(server);
+    let source = SourceDb::create(&stack).await;
+    let target = TargetDb::reserve(&stack);
+    let run = check(&source.url, &stack.kafka, &target.url, &[]);
+    let (outcome, detail, _) = finding(&run, "kafka", "replication");
+    assert_eq!(
+        (outcome.as_str(), detail.as_str()),
+        ("pass", "replication factor 1 of 1 broker(s), min.insync.replicas = 1")
+    );
+    assert!(finding(&run, "kafka", "retention").1.starts_with("records kept "), "{}", run.stdout);
+    let run = check(&source.url, &stack.kafka, &target.url, &["--replication-factor", "2"]);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let (outcome, detail, fix) = finding(&run, "kafka", "replication");
+    assert_eq!(outcome, "fail");
+    assert_eq!(detail, "topics would get replication factor 2, and the cluster has 1 broker(s)");
+    assert_eq!(fix, "pass --replication-factor 1 or less");
+    let env = [
+        ("PASSERELLE_SOURCE", source.url.as_str()),
+        ("PASSERELLE_KAFKA", &stack.kafka),
+        ("PASSERELLE_TARGET", &target.url),
+    ];
+    let prefix = passerelle_testkit::unique_name("replication");
+    let run = passerelle(&["migrate", "--topic-prefix", &prefix, "--replication-factor", "2"], &env);
+    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("the preflight refuses this run"), "{}", run.stderr);
+    assert!(run.stderr.contains("replication factor 2, and the cluster has 1 broker(s)"), "{}", run.stderr);
+    let slots = pg_client(&source.admin_url)
+        .await
+        .query("select 1 from pg_replication_slots where database = current_database()", &[])
+        .await
+        .unwrap();
+    assert!(slots.is_empty(), "a slot was created");
+}
+on_both_targets!(a_replication_factor_beyond_the_brokers_fails_check_and_migrate);
 
 #[tokio::test]
 async fn unreachable_ports_are_reported_per_system() {

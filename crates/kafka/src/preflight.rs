@@ -1,20 +1,31 @@
-//! Kafka's part of `passerelle check`: are the brokers reachable, how is the connection secured, and
-//! may Passerelle create and delete topics (it creates one per table)? Asks through `topic`, as a
-//! migration would.
+//! Kafka's part of `passerelle check`: are the brokers reachable, how is the connection secured, can
+//! the cluster hold the topics as they would be created (replication against the brokers and their
+//! `min.insync.replicas`, retention), and may Passerelle create and delete topics (it creates one per
+//! table)? Asks through `topic`, as a migration would.
 
 use passerelle_model::endpoint::{is_loopback, KafkaEndpoint, Secret};
 use passerelle_model::preflight::{Finding, System};
 
-use crate::topic::{broker_count, create_topics, delete_topics, TopicLayout};
+use crate::topic::{cluster_settings, create_topics, delete_topics, ClusterSettings, TopicLayout};
+use crate::KafkaError;
 
 const KAFKA: System = System::Kafka;
 
+/// How the migration's topics would be created: `--replication-factor` and `--retention-ms`.
+#[derive(Clone, Copy, Debug)]
+pub struct Durability {
+    pub replication: i32,
+    /// `None`: the brokers' default.
+    pub retention_ms: Option<i64>,
+}
+
 /// Runs every Kafka check. Unreachable brokers end the list.
-pub async fn run(endpoint: &KafkaEndpoint) -> Vec<Finding> {
-    let n_brokers = match broker_count(endpoint).await {
-        Ok(n_brokers) => n_brokers,
+pub async fn run(endpoint: &KafkaEndpoint, durability: Durability) -> Vec<Finding> {
+    let settings = match cluster_settings(endpoint).await {
+        Ok(settings) => settings,
         Err(error) => return vec![Finding::fail(KAFKA, "connection", error.cause(), error.hint())],
     };
+    let n_brokers = settings.n_brokers;
     let security = Security::of(endpoint);
     let detail = format!("{n_brokers} broker(s) at {endpoint}, {}", security.describe());
     let mut findings = vec![Finding::pass(KAFKA, "connection", detail)];
@@ -30,8 +41,74 @@ pub async fn run(endpoint: &KafkaEndpoint) -> Vec<Finding> {
             "use security.protocol=SASL_SSL with ssl.ca.location (the brokers' CA certificate, PEM)",
         ));
     }
-    findings.push(create_and_delete_topic(endpoint, n_brokers).await);
+    findings.extend(durability_findings(&settings, durability));
+    findings.push(create_and_delete_topic(endpoint, durability.replication.clamp(1, n_brokers.max(1) as i32)).await);
     findings
+}
+
+/// The replication and retention findings alone, for the commands that create topics: they refuse
+/// to start on a failed one, before a slot, a topic or a table exists.
+pub async fn topics(endpoint: &KafkaEndpoint, durability: Durability) -> Result<Vec<Finding>, KafkaError> {
+    Ok(durability_findings(&cluster_settings(endpoint).await?, durability))
+}
+
+/// A day: records kept less long than that are lost to a sink that falls behind over a night.
+const SHORT_RETENTION_MS: i64 = 24 * 3_600_000;
+
+fn durability_findings(settings: &ClusterSettings, durability: Durability) -> Vec<Finding> {
+    let (replication, n_brokers) = (durability.replication, settings.n_brokers);
+    let min_insync = match settings.min_insync_replicas {
+        Some(min) => format!("min.insync.replicas = {min}"),
+        None => "min.insync.replicas unknown (the brokers' configuration cannot be read)".to_string(),
+    };
+    let replication_finding = if replication as usize > n_brokers {
+        Finding::fail(
+            KAFKA,
+            "replication",
+            format!("topics would get replication factor {replication}, and the cluster has {n_brokers} broker(s)"),
+            format!("pass --replication-factor {n_brokers} or less"),
+        )
+    } else if let Some(min) = settings.min_insync_replicas.filter(|min| replication < *min) {
+        Finding::fail(
+            KAFKA,
+            "replication",
+            format!(
+                "replication factor {replication} is below the brokers' min.insync.replicas = {min}: every write \
+                 (acks=all) would fail with NotEnoughReplicas"
+            ),
+            format!(
+                "pass --replication-factor {} (at most {n_brokers}, the brokers)",
+                min.max(3).min(n_brokers as i32)
+            ),
+        )
+    } else {
+        Finding::pass(
+            KAFKA,
+            "replication",
+            format!("replication factor {replication} of {n_brokers} broker(s), {min_insync}"),
+        )
+    };
+    let (retention, whose) = match durability.retention_ms {
+        Some(ms) => (Some(ms), "--retention-ms"),
+        None => (settings.retention_ms, "the brokers' log.retention"),
+    };
+    let fix = "pass --retention-ms longer than the run may last, 604800000 for 7 days (a gap stops the sink, named)";
+    let retention_finding = match retention {
+        Some(ms) if ms < 0 => Finding::pass(KAFKA, "retention", format!("records kept for ever ({whose})")),
+        Some(ms) if ms < SHORT_RETENTION_MS => Finding::warn(
+            KAFKA,
+            "retention",
+            format!("records are deleted after {} ({whose}): a sink that falls behind longer loses events", hours(ms)),
+            fix,
+        ),
+        Some(ms) => Finding::pass(KAFKA, "retention", format!("records kept {} ({whose})", hours(ms))),
+        None => Finding::warn(KAFKA, "retention", "the brokers' retention cannot be read", fix),
+    };
+    vec![replication_finding, retention_finding]
+}
+
+fn hours(ms: i64) -> String {
+    format!("{:.1} h", ms as f64 / 3_600_000.0)
 }
 
 /// How the client properties secure the connection, in librdkafka's terms and with its defaults.
@@ -109,10 +186,11 @@ impl Security {
     }
 }
 
-/// Creates a uniquely named one-partition topic and deletes it again.
-async fn create_and_delete_topic(endpoint: &KafkaEndpoint, n_brokers: usize) -> Finding {
+/// Creates a uniquely named one-partition topic, replicated as the migration's would be, and deletes
+/// it again.
+async fn create_and_delete_topic(endpoint: &KafkaEndpoint, replication: i32) -> Finding {
     let prefix = format!("passerelle.check.{}.{}", std::process::id(), unique_suffix());
-    let layout = TopicLayout { prefix, partitions: 1, replication: n_brokers.clamp(1, 3) as i32, retention_ms: None };
+    let layout = TopicLayout { prefix, partitions: 1, replication, retention_ms: None };
     let name = layout.topic_name("preflight", "topic");
     let names = std::slice::from_ref(&name);
     let fix =
@@ -134,6 +212,23 @@ fn unique_suffix() -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replication_is_checked_against_the_brokers_and_min_insync_replicas() {
+        let hosted = ClusterSettings { n_brokers: 6, min_insync_replicas: Some(2), retention_ms: Some(604_800_000) };
+        let findings = durability_findings(&hosted, Durability { replication: 1, retention_ms: None });
+        assert_eq!(findings[0].outcome, passerelle_model::preflight::Outcome::Fail, "{findings:?}");
+        assert!(findings[0].detail.contains("below the brokers' min.insync.replicas = 2"), "{findings:?}");
+        assert_eq!(findings[0].fix.as_deref(), Some("pass --replication-factor 3 (at most 6, the brokers)"));
+        assert_eq!(findings[1].detail, "records kept 168.0 h (the brokers' log.retention)");
+        let findings = durability_findings(&hosted, Durability { replication: 3, retention_ms: Some(3_600_000) });
+        assert_eq!(findings[0].detail, "replication factor 3 of 6 broker(s), min.insync.replicas = 2");
+        assert_eq!(findings[1].outcome, passerelle_model::preflight::Outcome::Warn, "{findings:?}");
+        let single = ClusterSettings { n_brokers: 1, min_insync_replicas: None, retention_ms: Some(-1) };
+        let findings = durability_findings(&single, Durability { replication: 2, retention_ms: None });
+        assert_eq!(findings[0].fix.as_deref(), Some("pass --replication-factor 1 or less"));
+        assert_eq!(findings[1].detail, "records kept for ever (the brokers' log.retention)");
+    }
 
     fn endpoint(brokers: &str, properties: &str) -> KafkaEndpoint {
         let mut endpoint = KafkaEndpoint::parse(brokers).unwrap();

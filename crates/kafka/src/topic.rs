@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use passerelle_model::endpoint::KafkaEndpoint;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
@@ -66,6 +66,35 @@ fn admin(endpoint: &KafkaEndpoint) -> Result<AdminClient<Observer>, KafkaError> 
     client::config(endpoint)
         .create_with_context(Observer::new(endpoint))
         .map_err(|error| configuration(&endpoint.to_string(), &error))
+}
+
+/// What the cluster imposes on the topics Passerelle creates: how many brokers hold replicas, and the
+/// brokers' defaults a topic takes when it sets none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSettings {
+    pub n_brokers: usize,
+    /// `min.insync.replicas`: with `acks=all`, a write fails unless this many replicas have it.
+    pub min_insync_replicas: Option<i32>,
+    /// `log.retention.ms` (or `log.retention.hours`); -1 keeps records for ever.
+    pub retention_ms: Option<i64>,
+}
+
+/// The brokers' count and defaults. A principal that may not describe the brokers' configuration
+/// (as on some hosted clusters) gets the count, and `None` for the defaults.
+pub async fn cluster_settings(endpoint: &KafkaEndpoint) -> Result<ClusterSettings, KafkaError> {
+    let (_, metadata) = cluster(endpoint)?;
+    let n_brokers = metadata.brokers().len();
+    let mut settings = ClusterSettings { n_brokers, min_insync_replicas: None, retention_ms: None };
+    let Some(broker) = metadata.brokers().first().map(|broker| broker.id()) else { return Ok(settings) };
+    let admin = admin(endpoint)?;
+    let described = admin.describe_configs(&[ResourceSpecifier::Broker(broker)], &options()).await;
+    let Some(Ok(config)) = described.ok().and_then(|mut results| results.pop()) else { return Ok(settings) };
+    let value =
+        |name: &str| config.get(name).and_then(|entry| entry.value.as_deref()).and_then(|v| v.parse::<i64>().ok());
+    settings.min_insync_replicas = value("min.insync.replicas").and_then(|n| i32::try_from(n).ok());
+    settings.retention_ms =
+        value("log.retention.ms").or_else(|| value("log.retention.hours").map(|hours| hours * 3_600_000));
+    Ok(settings)
 }
 
 fn options() -> AdminOptions {

@@ -2,9 +2,13 @@
 //! a broker's listeners are fixed when it starts, and the shared one may predate the stack's TLS.
 //! A wrong password and a wrong CA each read as what they are, in one line with what to do.
 
+use passerelle_kafka::preflight::Durability;
 use passerelle_kafka::KafkaError;
 use passerelle_model::endpoint::{KafkaEndpoint, Secret};
 use passerelle_model::preflight::{Finding, Outcome};
+
+/// The topics as `migrate` creates them by default.
+const DURABILITY: Durability = Durability { replication: 1, retention_ms: None };
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: eval \"$(stack/stack.sh env)\""))
@@ -48,9 +52,9 @@ fn assert_refused(findings: &[Finding], expected: &str, hint: &str, password: &s
 async fn sasl_ssl_with_scram_connects_and_a_wrong_password_or_ca_reads_as_such() {
     start_private_broker();
     let (password, ca) = (env("PASSERELLE_KAFKA_SASL_SCRAM_PASSWORD"), env("PASSERELLE_TLS_CA"));
-    let findings = passerelle_kafka::preflight::run(&scram_endpoint(&password, &ca)).await;
+    let findings = passerelle_kafka::preflight::run(&scram_endpoint(&password, &ca), DURABILITY).await;
     assert!(findings.iter().all(|finding| finding.outcome == Outcome::Pass), "{findings:#?}");
-    assert_eq!(findings.len(), 2, "{findings:#?}");
+    assert_eq!(findings.len(), 4, "{findings:#?}");
     let expected = format!(
         "1 broker(s) at 127.0.0.1:59294, SASL_SSL, encrypted, certificate and host name verified against the CA in \
          {ca}, SASL SCRAM-SHA-512 as {}",
@@ -60,7 +64,7 @@ async fn sasl_ssl_with_scram_connects_and_a_wrong_password_or_ca_reads_as_such()
 
     let wrong = "Wr0ng-sasl-Pa55";
     let started = std::time::Instant::now();
-    let findings = passerelle_kafka::preflight::run(&scram_endpoint(wrong, &ca)).await;
+    let findings = passerelle_kafka::preflight::run(&scram_endpoint(wrong, &ca), DURABILITY).await;
     assert_refused(
         &findings,
         &format!(
@@ -77,7 +81,8 @@ async fn sasl_ssl_with_scram_connects_and_a_wrong_password_or_ca_reads_as_such()
     let error = passerelle_kafka::topic::broker_count(&scram_endpoint(wrong, &ca)).await.unwrap_err();
     assert!(matches!(error, KafkaError::Credentials { .. }) && !error.retryable(), "{error}");
 
-    let findings = passerelle_kafka::preflight::run(&scram_endpoint(&password, &env("PASSERELLE_TLS_OTHER_CA"))).await;
+    let findings =
+        passerelle_kafka::preflight::run(&scram_endpoint(&password, &env("PASSERELLE_TLS_OTHER_CA")), DURABILITY).await;
     assert_refused(
         &findings,
         "no TLS connection to Kafka at 127.0.0.1:59294: SSL handshake failed: error:0A000086:SSL routines::\
