@@ -22,6 +22,8 @@ use crate::retry;
 
 /// How often the cutover looks at the control topic and the target while it waits.
 const POLL: Duration = Duration::from_secs(1);
+/// How often a long wait says whom it waits for.
+const NOTE_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, clap::Args)]
 pub struct CutoverArgs {
@@ -99,7 +101,16 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
         if state.stream_done.is_some() {
             break;
         }
-        still_waiting(&mut said, started, "the source (passerelle migrate --online or passerelle source --online)");
+        let whom = "the source (passerelle migrate --online or passerelle source --online)";
+        if said.elapsed() >= NOTE_EVERY && !slot_streams(&source, &names.slot).await {
+            // A source killed outright records no failure; its slot says nobody streams.
+            let whom = format!(
+                "{whom}: no process streams from the slot {}; start it again and the cutover goes on",
+                names.slot
+            );
+            still_waiting(&mut said, started, &whom);
+        }
+        still_waiting(&mut said, started, whom);
         tokio::time::sleep(POLL).await;
     }
     let stream_drained_seconds = started.elapsed().as_secs_f64();
@@ -151,10 +162,17 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     Ok(if report.verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// Whether a walsender streams from `slot` (true when that cannot be read: no false alarm).
+async fn slot_streams(source: &passerelle_model::endpoint::DbEndpoint, slot: &str) -> bool {
+    let Ok(client) = passerelle_pg::connect(source).await else { return true };
+    let info = passerelle_pg::slot::slot_info(&client, source, slot).await;
+    info.map_or(true, |info| info.is_none_or(|info| info.active))
+}
+
 /// Every half minute of waiting, says who is being waited for: a process that is not running never
 /// finishes the cutover.
 fn still_waiting(said: &mut Instant, started: Instant, whom: &str) {
-    if said.elapsed() >= Duration::from_secs(30) {
+    if said.elapsed() >= NOTE_EVERY {
         let seconds = started.elapsed().as_secs();
         eprintln!("passerelle: still waiting after {seconds} s for {whom}; is it running? passerelle status shows how far it got");
         *said = Instant::now();

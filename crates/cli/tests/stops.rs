@@ -1,6 +1,7 @@
 //! A run that cannot go on stops everything that waits for it: its source records why on the
 //! control topic, and `cutover`, `status` and the sinks end at once with that cause (exit 2).
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
@@ -226,3 +227,34 @@ async fn a_slot_invalidated_past_max_slot_wal_keep_size_is_named_and_not_retried
     setup.cleanup();
 }
 on_both_targets!(a_slot_invalidated_past_max_slot_wal_keep_size_is_named_and_not_retried, flavor = "multi_thread");
+
+async fn a_cutover_waiting_for_a_killed_source_says_that_nothing_streams_from_the_slot(target: Target) {
+    let setup = Setup::new(target, ITEMS).await;
+    let mut args = setup.args("migrate");
+    args.push("--online");
+    let mut migrate = passerelle_spawn(&args, &setup.env());
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    // Killed outright, the source records no failure: the cutover waits, and says why.
+    migrate.kill().unwrap();
+    migrate.wait().unwrap();
+    let mut cutover = passerelle_spawn(&setup.args("cutover"), &setup.env());
+    let stderr = BufReader::new(cutover.stderr.take().unwrap());
+    let slot = setup.slot_name();
+    let said = std::thread::spawn(move || {
+        stderr.lines().map_while(Result::ok).find(|line| line.contains("no process streams from the slot"))
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !said.is_finished() {
+        assert!(Instant::now() < deadline, "the cutover never said that nothing streams");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cutover.kill().unwrap();
+    cutover.wait().unwrap();
+    let line = said.join().unwrap().expect("the cutover said that nothing streams");
+    assert!(line.contains(&slot) && line.contains("still waiting"), "{line}");
+    setup.cleanup();
+}
+on_both_targets!(
+    a_cutover_waiting_for_a_killed_source_says_that_nothing_streams_from_the_slot,
+    flavor = "multi_thread"
+);
