@@ -258,3 +258,74 @@ on_both_targets!(
     a_cutover_waiting_for_a_killed_source_says_that_nothing_streams_from_the_slot,
     flavor = "multi_thread"
 );
+
+/// `pg_recvlogical` streaming from `slot` as the stranger `application_name`, holding it.
+fn hold_slot(setup: &Setup, slot: &str, application_name: &str) -> std::process::Child {
+    let url = Url::parse(&setup.source.url).unwrap();
+    let connection = format!(
+        "host={} port={} user={} password={} dbname={} replication=database application_name='{application_name}'",
+        url.host_str().unwrap(),
+        url.port().unwrap(),
+        url.username(),
+        url.password().unwrap(),
+        url.path().trim_start_matches('/'),
+    );
+    Command::new("/usr/lib/postgresql/15/bin/pg_recvlogical")
+        .args(["--no-loop", "-d", &connection, "--slot", slot, "--start", "-f", "/dev/null"])
+        .args(["-o", "proto_version=1", "-o", &format!("publication_names={slot}")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pg_recvlogical starts")
+}
+
+async fn a_source_that_gave_up_is_a_failed_run_until_it_is_run_again(target: Target) {
+    let setup = Setup::new(target, ITEMS).await;
+    let mut args = setup.args("migrate");
+    args.extend(["--online", "--retry-for", "4s"]);
+    let first = passerelle_spawn(&args, &setup.env());
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    // A stranger takes the slot between the stream's session ending and its restart: the source
+    // waits for it past --retry-for and gives up, which nothing retries by itself.
+    let admin = pg_client(&setup.source.admin_url).await;
+    let slot = setup.slot_name();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stranger = loop {
+        assert!(Instant::now() < deadline, "the stranger never took the slot {slot}");
+        admin
+            .execute("select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1", &[&slot])
+            .await
+            .unwrap();
+        let mut stranger = hold_slot(&setup, &slot, "stranger");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if stranger.try_wait().unwrap().is_none() {
+            break stranger;
+        }
+    };
+    let first = finished(first);
+    assert_eq!(first.code, 2, "{}\n{}", first.stdout, first.stderr);
+    assert!(first.stderr.contains("is in use"), "{}", first.stderr);
+    let status = passerelle(&setup.args("status"), &setup.env());
+    assert_eq!(status.code, 2, "{}\n{}", status.stdout, status.stderr);
+    assert!(status.stdout.contains("FAILED") && status.stdout.contains("run the source again"), "{}", status.stdout);
+
+    // The stranger gone, the same command takes the run up again, and the failure is withdrawn.
+    stranger.kill().unwrap();
+    stranger.wait().unwrap();
+    let second = passerelle_spawn(&args, &setup.env());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "the failure was never withdrawn");
+        if passerelle(&setup.args("status"), &setup.env()).code == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    setup.source.client().await.batch_execute("update items set label = 'after' where id < 10").await.unwrap();
+    let cutover = passerelle(&setup.args("cutover"), &setup.env());
+    assert_eq!(cutover.code, 0, "{}\n{}", cutover.stdout, cutover.stderr);
+    let second = finished(second);
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    assert!(second.stderr.contains("taking it up again"), "{}", second.stderr);
+    setup.cleanup();
+}
+on_both_targets!(a_source_that_gave_up_is_a_failed_run_until_it_is_run_again, flavor = "multi_thread");
