@@ -76,7 +76,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let (schemas, target_databases) =
         source::settle(&endpoints.kafka, &names.migration, &args.mapping.selection, target).await?;
     let databases: Vec<String> = target_databases.values().cloned().collect();
-    let durability = args.topics.durability.durability();
+    let durability = args.topics.shape.durability.durability();
     let (source_findings, target_findings, kafka_findings) = tokio::join!(
         passerelle_pg::preflight::run(&endpoints.source, &schemas),
         passerelle_mysql::preflight::run(&endpoints.target, &databases, &args.bookkeeping.name),
@@ -94,6 +94,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         schemas,
         names: &names,
         layout: args.topics.layout(&names.migration),
+        existing_topics: args.topics.existing_topics,
         encoding: args.topics.encoding,
         jobs,
         online: args.online,

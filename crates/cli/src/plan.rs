@@ -10,10 +10,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use passerelle_ddl::report::Report;
 use passerelle_ddl::Server;
+use passerelle_kafka::topic::TopicLayout;
 use serde::Serialize;
 
 use crate::args::DatabaseArgs;
+use crate::config::NamingArgs;
 use crate::mapping::{self, Mapping, MappingArgs};
+use crate::source::TopicShape;
 use crate::values;
 
 #[derive(Debug, clap::Args)]
@@ -40,6 +43,10 @@ pub struct PlanArgs {
     /// the rows the target would refuse; exits 1 when there are any
     #[arg(long)]
     pub check_values: bool,
+    #[command(flatten)]
+    pub naming: NamingArgs,
+    #[command(flatten)]
+    pub topics: TopicShape,
     /// Print the report as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -77,6 +84,10 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     write_files(&args.out, &plan, &written_for)?;
+    let layout = args.topics.layout(&args.naming.prefix_or_default(&source));
+    let path = args.out.join("kafka-topics.sh");
+    std::fs::write(&path, topics_script(&layout, &schema))
+        .with_context(|| format!("cannot write {}", path.display()))?;
     let refused = match args.check_values {
         true => Some(values::check(&source, &schema, &plan).await?),
         false => None,
@@ -115,7 +126,11 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         let rendered = plan.report.render();
         println!("DDL written for {written_for}");
         print!("{}", rendered.lines().skip(1).take(2).map(|line| format!("{line}\n")).collect::<String>());
-        println!("wrote {} (pre-data.sql, post-data.sql, report.txt, report.json)", args.out.display());
+        println!(
+            "wrote {} (pre-data.sql, post-data.sql, report.txt, report.json, and kafka-topics.sh: the topics to \
+             create beforehand for --existing-topics)",
+            args.out.display()
+        );
         if let Some(refused) = &refused {
             print!("{}", values::render(refused));
         }
@@ -132,6 +147,33 @@ pub async fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         Some(refused) if !refused.is_empty() => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// The `kafka-topics.sh --create` commands of the migration's topics, as `migrate` and `source`
+/// would create them: for a principal that may not create topics, run by one that may, before
+/// `migrate --existing-topics`.
+fn topics_script(layout: &TopicLayout, schema: &passerelle_model::schema::Schema) -> String {
+    let create = |topic: &str, partitions: i32, configs: &[String]| {
+        let configs: String = configs.iter().map(|config| format!(" --config {config}")).collect();
+        format!(
+            "kafka-topics.sh --bootstrap-server \"$BOOTSTRAP\" --command-config \"$CONFIG\" --create --topic '{topic}' \
+             --partitions {partitions} --replication-factor {}{configs}\n",
+            layout.replication
+        )
+    };
+    let mut text = format!(
+        "#!/bin/sh\n# passerelle plan: the topics of migration {}, to create beforehand for a principal that may not\n\
+         # (then run migrate or source with --existing-topics and the same --topic-prefix).\n\
+         # BOOTSTRAP: the brokers; CONFIG: a client properties file of a principal that may create topics.\nset -e\n",
+        layout.prefix
+    );
+    let control = ["cleanup.policy=compact".to_string(), "retention.ms=-1".to_string()];
+    text.push_str(&create(&layout.control_topic(), 1, &control));
+    let retention: Vec<String> = layout.retention_ms.iter().map(|ms| format!("retention.ms={ms}")).collect();
+    for table in &schema.tables {
+        text.push_str(&create(&layout.topic_name(&table.name.schema, &table.name.name), layout.partitions, &retention));
+    }
+    text
 }
 
 fn write_files(out: &Path, plan: &passerelle_ddl::Plan, written_for: &str) -> anyhow::Result<()> {

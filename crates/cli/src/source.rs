@@ -16,7 +16,7 @@ use passerelle_kafka::control::{self, ControlState, RunAnnouncement, SnapshotDon
 use passerelle_kafka::envelope::{Encoding, FORMAT_VERSION};
 use passerelle_kafka::producer::Producer;
 use passerelle_kafka::topic::{
-    control_topic, create_control_topic, end_offsets, recreate_topics, table_topic, TopicLayout,
+    control_topic, create_control_topic, end_offsets, recreate_topics, require_topics, table_topic, TopicLayout,
 };
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
@@ -61,11 +61,12 @@ pub struct SourceArgs {
 /// How the topics of a migration are made and what their events look like.
 #[derive(Debug, clap::Args)]
 pub struct TopicArgs {
-    /// Partitions of each topic (a table without a primary key always uses one)
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=1000))]
-    pub partitions: i32,
     #[command(flatten)]
-    pub durability: DurabilityArgs,
+    pub shape: TopicShape,
+    /// Use the topics created beforehand (the commands `passerelle plan` writes to kafka-topics.sh),
+    /// for a principal that may not create or delete topics: Passerelle then creates and deletes none
+    #[arg(long)]
+    pub existing_topics: bool,
     /// How events are encoded: json-compact (schemas once, on the control topic) or json (Kafka
     /// Connect JSON with every message's schema, what a Debezium JDBC sink reads)
     #[arg(long, default_value_t = Encoding::JsonCompact)]
@@ -73,6 +74,22 @@ pub struct TopicArgs {
 }
 
 impl TopicArgs {
+    pub fn layout(&self, prefix: &str) -> TopicLayout {
+        self.shape.layout(prefix)
+    }
+}
+
+/// How each topic is created: what `migrate` and `source` create, and `plan` writes the commands for.
+#[derive(Debug, clap::Args)]
+pub struct TopicShape {
+    /// Partitions of each topic (a table without a primary key always uses one)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    pub partitions: i32,
+    #[command(flatten)]
+    pub durability: DurabilityArgs,
+}
+
+impl TopicShape {
     pub fn layout(&self, prefix: &str) -> TopicLayout {
         TopicLayout {
             prefix: prefix.to_string(),
@@ -142,6 +159,8 @@ pub struct SourceSide<'a> {
     pub schemas: Vec<String>,
     pub names: &'a Names,
     pub layout: TopicLayout,
+    /// The topics were created beforehand: none is created or deleted (`--existing-topics`).
+    pub existing_topics: bool,
     pub encoding: Encoding,
     pub jobs: usize,
     pub online: bool,
@@ -175,11 +194,12 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
         target_databases,
         names: &names,
         layout: args.topics.layout(&names.migration),
+        existing_topics: args.topics.existing_topics,
         encoding: args.topics.encoding,
         jobs: usize::from(args.jobs),
         online: args.online,
     };
-    let durability = args.topics.durability.durability();
+    let durability = args.topics.shape.durability.durability();
     let kafka_findings =
         retry::retry("checking the topics' replication", || passerelle_kafka::preflight::topics(&kafka, durability))
             .await?;
@@ -283,14 +303,25 @@ pub async fn copy_snapshot(
     }
     stale.sort();
     stale.dedup();
-    retry::retry("recreating the run's topics", || recreate_topics(side.kafka, &side.layout, &stale, &topics)).await?;
+    // Topics created beforehand stay as they are: the run's records begin at their current ends
+    // (`starts`), and a sink reads from there, so an earlier run's records are never applied.
+    if side.existing_topics {
+        let mut wanted = topics.clone();
+        wanted.push(control_topic.clone());
+        retry::retry("finding the topics created beforehand", || require_topics(side.kafka, &wanted)).await?;
+    } else {
+        retry::retry("recreating the run's topics", || recreate_topics(side.kafka, &side.layout, &stale, &topics))
+            .await?;
+    }
 
     let run_id = snapshot::now_ms().to_string();
     let estimated_rows = on_source(side, "measuring the tables", || async {
         passerelle_pg::snapshot::estimate_rows(&passerelle_pg::connect(source).await?, source, &tables).await
     })
     .await?;
-    retry::retry("creating the topics", || create_control_topic(side.kafka, &side.layout)).await?;
+    if !side.existing_topics {
+        retry::retry("creating the topics", || create_control_topic(side.kafka, &side.layout)).await?;
+    }
     let starts = retry::retry("reading where the topics begin", || end_offsets(side.kafka, &topics)).await?;
     let producer = Producer::new(side.kafka, retry::bound())?.for_run(&run_id);
     let announcement = RunAnnouncement {

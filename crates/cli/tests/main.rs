@@ -2,6 +2,7 @@
 //! that move data run on MySQL and on MariaDB.
 
 mod check;
+mod existing_topics;
 mod kills;
 mod load_path;
 mod migrate;

@@ -194,7 +194,8 @@ async fn create_and_delete_topic(endpoint: &KafkaEndpoint, replication: i32) -> 
     let name = layout.topic_name("preflight", "topic");
     let names = std::slice::from_ref(&name);
     let fix =
-        "grant the Passerelle principal CREATE and DELETE on topics (Kafka ACLs), or create the topics beforehand";
+        "grant the Passerelle principal CREATE and DELETE on topics (Kafka ACLs), or create the topics beforehand \
+         with the commands passerelle plan writes to kafka-topics.sh and run with --existing-topics";
     if let Err(error) = create_topics(endpoint, &layout, names).await {
         return Finding::fail(KAFKA, "create and delete a topic", error.cause(), fix);
     }

@@ -285,6 +285,22 @@ pub struct PartitionEnd {
     pub end: i64,
 }
 
+/// Every one of `names` exists: topics created beforehand, by a principal that may create them, for
+/// one that may not. The first missing one is named, with where its command is.
+pub async fn require_topics(endpoint: &KafkaEndpoint, names: &[String]) -> Result<(), KafkaError> {
+    let (_, metadata) = cluster(endpoint)?;
+    let missing = names.iter().find(|name| !metadata.topics().iter().any(|topic| topic.name() == name.as_str()));
+    match missing {
+        None => Ok(()),
+        Some(topic) => Err(KafkaError::Topic {
+            topic: topic.clone(),
+            cause: "it does not exist, and --existing-topics creates none: create the topics with the commands \
+                    passerelle plan writes to kafka-topics.sh"
+                .to_string(),
+        }),
+    }
+}
+
 /// The topics whose names start with `prefix`.
 pub async fn list_topics(endpoint: &KafkaEndpoint, prefix: &str) -> Result<Vec<String>, KafkaError> {
     let (_, metadata) = cluster(endpoint)?;
