@@ -14,7 +14,8 @@ use passerelle_kafka::topic::control_topic;
 use passerelle_model::endpoint::KafkaEndpoint;
 use passerelle_pg::PgError;
 
-use crate::retry;
+/// How long recording a failure may take before the process ends without it.
+const RECORDING: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The run this process is the source of, once it holds it. A process that never held one (refused
 /// up front, or waiting for a slot another process streams from) records nothing: the run may well
@@ -47,7 +48,8 @@ impl std::fmt::Display for StartOver {
 impl std::error::Error for StartOver {}
 
 /// Hands `result` back; an error first goes on the control topic as the failure of the run this
-/// process holds, if it holds one. Recording is best effort: Kafka may be what failed.
+/// process holds, if it holds one. Recording is best effort, within [`RECORDING`]: Kafka may be what
+/// failed.
 pub async fn recorded<T>(
     kafka: &KafkaEndpoint,
     migration: &str,
@@ -62,7 +64,8 @@ pub async fn recorded<T>(
     let failed = Failed { run_id: run_id.clone(), cause: one_line(&error), way_out: way_out(&error, migration) };
     let topic = control_topic(migration);
     let published = async {
-        let producer = Producer::new(kafka, retry::bound())?.for_run(&run_id);
+        // Kafka may be what failed: the record is given up after RECORDING, not another --retry-for.
+        let producer = Producer::new(kafka, RECORDING)?.for_run(&run_id);
         control::announce_failed(&producer, &topic, &failed).await
     };
     if let Err(record_error) = published.await {
