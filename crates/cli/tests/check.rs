@@ -42,6 +42,7 @@ async fn healthy_stack_is_ready(server: Target) {
         ("source", "connection"),
         ("source", "wal_level"),
         ("source", "replication privilege"),
+        ("source", "replication connection"),
         ("source", "replication slots"),
         ("kafka", "connection"),
         ("kafka", "replication"),

@@ -4,6 +4,7 @@
 
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::preflight::{clear_text_password, Finding, System};
+use postgres_protocol::authentication::sasl::SCRAM_SHA_256_PLUS;
 use tokio_postgres::Client;
 
 use crate::{connect, PgError};
@@ -42,6 +43,26 @@ pub async fn run(endpoint: &DbEndpoint, schemas: &[String]) -> Vec<Finding> {
         findings.push(Finding::fail(SOURCE, "catalog query", error.cause(), error.hint()));
     }
     findings
+}
+
+/// Opens a replication connection, as the slot's creation and the change stream do (pg_hba.conf has
+/// `replication` lines of its own), and says how its password went: SCRAM-SHA-256-PLUS binds the
+/// exchange to the TLS session, which the server verifies against its own certificate.
+async fn replication_connection(endpoint: &DbEndpoint) -> Finding {
+    match crate::slot::replication_authentication(endpoint).await {
+        Ok(Some(mechanism)) if mechanism == SCRAM_SHA_256_PLUS => Finding::pass(
+            SOURCE,
+            "replication connection",
+            format!("opened; the password by {mechanism}, bound to the TLS session (channel binding)"),
+        ),
+        Ok(Some(mechanism)) => {
+            Finding::pass(SOURCE, "replication connection", format!("opened; the password by {mechanism}"))
+        }
+        Ok(None) => {
+            Finding::pass(SOURCE, "replication connection", "opened; no SASL exchange (trust, md5 or password)")
+        }
+        Err(error) => Finding::fail(SOURCE, "replication connection", error.cause(), error.hint()),
+    }
 }
 
 async fn checks(
@@ -101,6 +122,9 @@ async fn checks(
             format!("run ALTER ROLE {user} REPLICATION as a superuser"),
         )
     });
+    if can_replicate || is_superuser {
+        findings.push(replication_connection(endpoint).await);
+    }
     findings.push(if used_slots < max_slots {
         Finding::pass(SOURCE, "replication slots", format!("{} of {max_slots} free", max_slots - used_slots))
     } else {

@@ -23,7 +23,7 @@ use fallible_iterator::FallibleIterator;
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::Lsn;
 use passerelle_model::schema::QualifiedName;
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256};
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256, SCRAM_SHA_256, SCRAM_SHA_256_PLUS};
 use postgres_protocol::message::{backend, frontend};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -137,6 +137,15 @@ pub async fn replication_session_settings(endpoint: &DbEndpoint) -> Result<Vec<(
     }
     conn.terminate().await;
     Ok(settings)
+}
+
+/// The SASL mechanism a replication connection's password goes through (`SCRAM-SHA-256-PLUS` over
+/// TLS where the server offers it); `None` when the server asks for no SASL exchange.
+pub async fn replication_authentication(endpoint: &DbEndpoint) -> Result<Option<&'static str>, PgError> {
+    let conn = ReplicationConnection::open(endpoint).await?;
+    let mechanism = conn.mechanism;
+    conn.terminate().await;
+    Ok(mechanism)
 }
 
 /// The slot named `slot`, if the cluster has one (slots are cluster-wide, not per database).
@@ -313,6 +322,9 @@ pub(crate) struct ReplicationConnection {
     read_buf: BytesMut,
     pub(crate) endpoint: String,
     server_major: u32,
+    /// The SASL mechanism the password went through, if any: `SCRAM-SHA-256-PLUS` binds the
+    /// exchange to the TLS session, which the server verifies against its own certificate.
+    pub(crate) mechanism: Option<&'static str>,
 }
 
 /// A plain or a TLS socket.
@@ -328,9 +340,10 @@ impl fmt::Debug for ReplicationConnection {
 /// The SSLRequest message: its length, then the code 1234.5679.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
 
-/// Asks the server for TLS and runs the handshake if it agrees; plain if it declines and TLS is not required.
-async fn secure(mut tcp: TcpStream, endpoint: &DbEndpoint) -> Result<Box<dyn Io>, PgError> {
-    let Some(tls) = Tls::for_endpoint(endpoint)? else { return Ok(Box::new(tcp)) };
+/// Asks the server for TLS and runs the handshake if it agrees; plain if it declines and TLS is not
+/// required. Returns the session's channel binding too (`None`: plain).
+async fn secure(mut tcp: TcpStream, endpoint: &DbEndpoint) -> Result<(Box<dyn Io>, Option<Vec<u8>>), PgError> {
+    let Some(tls) = Tls::for_endpoint(endpoint)? else { return Ok((Box::new(tcp), None)) };
     let unreachable = |cause: String| PgError::Unreachable { endpoint: endpoint.to_string(), cause };
     tcp.write_all(&SSL_REQUEST).await.map_err(|error| unreachable(error.to_string()))?;
     let answer = tcp.read_u8().await.map_err(|error| unreachable(error.to_string()))?;
@@ -338,11 +351,12 @@ async fn secure(mut tcp: TcpStream, endpoint: &DbEndpoint) -> Result<Box<dyn Io>
         if endpoint.tls.required() {
             return Err(tls.failed(format!("the server does not accept TLS (sslmode={})", endpoint.tls.mode.name())));
         }
-        return Ok(Box::new(tcp));
+        return Ok((Box::new(tcp), None));
     }
     let mut stream = SslStream::new(tls.ssl(&endpoint.host)?, tcp).map_err(|error| tls.failed(error))?;
     std::pin::Pin::new(&mut stream).connect().await.map_err(|error| tls.failed(error))?;
-    Ok(Box::new(stream))
+    let binding = crate::tls::server_end_point(stream.ssl());
+    Ok((Box::new(stream), binding))
 }
 
 type SimpleRow = Vec<Option<String>>;
@@ -359,11 +373,13 @@ impl ReplicationConnection {
             Err(_) => return Err(unreachable("no answer within 10 s".to_string())),
         };
         stream.set_nodelay(true).map_err(|error| unreachable(error.to_string()))?;
+        let (stream, binding) = secure(stream, endpoint).await?;
         let mut conn = ReplicationConnection {
-            stream: secure(stream, endpoint).await?,
+            stream,
             read_buf: BytesMut::with_capacity(8192),
             endpoint: endpoint.to_string(),
             server_major: 0,
+            mechanism: None,
         };
 
         let options = session::startup_options();
@@ -404,19 +420,29 @@ impl ReplicationConnection {
                 backend::Message::AuthenticationSasl(body) => {
                     let password = password.ok_or_else(auth_failed)?;
                     let mut mechanisms = body.mechanisms();
-                    let mut offered = false;
+                    let (mut plain, mut plus) = (false, false);
                     while let Some(mechanism) = mechanisms.next().map_err(|e| conn.lost(context, e))? {
-                        offered |= mechanism == SCRAM_SHA_256;
+                        plain |= mechanism == SCRAM_SHA_256;
+                        plus |= mechanism == SCRAM_SHA_256_PLUS;
                     }
-                    if !offered {
-                        return Err(PgError::Refused {
-                            endpoint: endpoint.to_string(),
-                            message: "the server offers no SASL mechanism Passerelle knows (SCRAM-SHA-256)".to_string(),
-                        });
-                    }
-                    let state = ScramSha256::new(password, ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(SCRAM_SHA_256, state.message(), &mut buf)
+                    // Channel binding where the server offers it over TLS (libpq's channel_binding=prefer);
+                    // over TLS without it, the client says it could have (a downgrade then fails).
+                    let (mechanism, binding) = match binding.clone() {
+                        Some(binding) if plus => (SCRAM_SHA_256_PLUS, ChannelBinding::tls_server_end_point(binding)),
+                        Some(_) if plain => (SCRAM_SHA_256, ChannelBinding::unrequested()),
+                        None if plain => (SCRAM_SHA_256, ChannelBinding::unsupported()),
+                        _ => {
+                            return Err(PgError::Refused {
+                                endpoint: endpoint.to_string(),
+                                message: "the server offers no SASL mechanism Passerelle knows (SCRAM-SHA-256)"
+                                    .to_string(),
+                            })
+                        }
+                    };
+                    let state = ScramSha256::new(password, binding);
+                    frontend::sasl_initial_response(mechanism, state.message(), &mut buf)
                         .map_err(|e| conn.lost(context, e))?;
+                    conn.mechanism = Some(mechanism);
                     scram = Some(state);
                 }
                 backend::Message::AuthenticationSaslContinue(body) => {

@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use openssl::error::ErrorStack;
-use openssl::ssl::{Ssl, SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::ssl::{Ssl, SslConnector, SslFiletype, SslMethod, SslRef, SslVerifyMode};
 use passerelle_model::endpoint::{DbEndpoint, TlsMode};
 use postgres_openssl::MakeTlsConnector;
 
@@ -93,6 +95,19 @@ impl Tls {
         };
         PgError::Tls { endpoint: self.endpoint.clone(), cause }
     }
+}
+
+/// The `tls-server-end-point` channel binding of a TLS session (RFC 5929): the hash of the server's
+/// certificate, with its signature's digest (SHA-256 for MD5 and SHA-1), as postgres-openssl computes
+/// it for tokio-postgres' sessions. `None` when the certificate gives no usable digest.
+pub(crate) fn server_end_point(ssl: &SslRef) -> Option<Vec<u8>> {
+    let certificate = ssl.peer_certificate()?;
+    let algorithms = certificate.signature_algorithm().object().nid().signature_algorithms()?;
+    let digest = match algorithms.digest {
+        Nid::MD5 | Nid::SHA1 => MessageDigest::sha256(),
+        nid => MessageDigest::from_nid(nid)?,
+    };
+    certificate.digest(digest).ok().map(|bytes| bytes.to_vec())
 }
 
 /// OpenSSL's reason for the first error, without its codes and source file.

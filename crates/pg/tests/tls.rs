@@ -30,6 +30,17 @@ async fn verify_full_encrypts_the_session_and_the_walsender() {
     let findings = passerelle_pg::preflight::run(&endpoint, &[]).await;
     assert!(findings[0].detail.contains(", encrypted (TLSv1."), "{:?}", findings[0]);
     assert!(findings[0].detail.ends_with("), certificate and host name verified"), "{:?}", findings[0]);
+    // The server offers SCRAM-SHA-256-PLUS over TLS, and accepts the exchange only if the binding
+    // matches its own certificate: it saw and checked the channel binding.
+    let replication = findings.iter().find(|finding| finding.check == "replication connection").unwrap();
+    assert_eq!(
+        replication.detail, "opened; the password by SCRAM-SHA-256-PLUS, bound to the TLS session (channel binding)",
+        "{findings:?}"
+    );
+    let plain =
+        DbEndpoint::parse_postgres(&format!("{}?sslmode=disable", with_database(&Stack::from_env().source, &db.name)))
+            .unwrap();
+    assert_eq!(slot::replication_authentication(&plain).await.unwrap(), Some("SCRAM-SHA-256"));
 
     let slot_name = unique_name("tls");
     let exported = slot::create_slot(&endpoint, &slot_name).await.unwrap();
