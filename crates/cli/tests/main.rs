@@ -3,6 +3,7 @@
 
 mod check;
 mod existing_topics;
+mod fidelity;
 mod kills;
 mod load_path;
 mod migrate;

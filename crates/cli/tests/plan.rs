@@ -33,7 +33,7 @@ fn report(run: &Run) -> Value {
 }
 
 /// The report's entry for `kind` `name`, as (outcome, detail).
-fn object(report: &Value, kind: &str, name: &str) -> (String, String) {
+pub(crate) fn object(report: &Value, kind: &str, name: &str) -> (String, String) {
     let found = report["objects"]
         .as_array()
         .unwrap()

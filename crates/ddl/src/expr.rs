@@ -100,6 +100,10 @@ pub(crate) fn tokenize(text: &str) -> Result<Vec<Token>> {
         } else if c == ':' && chars.get(i + 1) == Some(&':') {
             tokens.push(Token::Op("::".into()));
             i += 2;
+        } else if c == ':' && chars.get(i + 1) == Some(&'=') {
+            // PL/pgSQL's assignment (`crate::plpgsql`); never in an expression PostgreSQL prints.
+            tokens.push(Token::Op(":=".into()));
+            i += 2;
         } else if OP_CHARS.contains(c) {
             let start = i;
             while i < chars.len() && OP_CHARS.contains(chars[i]) {
@@ -261,7 +265,7 @@ impl Parser {
         found
     }
 
-    fn eat_op(&mut self, op: &str) -> bool {
+    pub(crate) fn eat_op(&mut self, op: &str) -> bool {
         let found = matches!(self.peek(), Some(Token::Op(o)) if o == op);
         if found {
             self.pos += 1;

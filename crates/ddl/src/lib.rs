@@ -13,6 +13,7 @@
 mod expr;
 pub mod ident;
 mod plan;
+mod plpgsql;
 mod print;
 pub mod report;
 mod server;

@@ -7,6 +7,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+mod fidelity;
+
 use passerelle_ddl::{plan, Config, IntervalAs, Server, TypeOptions, UuidAs};
 use passerelle_model::schema::{
     Check, Column, ColumnType, CompositeType, Deferrable, Domain, EnumType, FkAction, FkMatch, ForeignKey, Identity,
@@ -462,6 +464,8 @@ fn features() -> Schema {
             definition: "CREATE TRIGGER orders_touch BEFORE UPDATE ON kitchen.orders FOR EACH ROW EXECUTE FUNCTION \
                          kitchen.touch()"
                 .into(),
+            firing: None,
+            function: None,
         }],
         ..Schema::default()
     }

@@ -317,6 +317,37 @@ pub struct Trigger {
     pub table: QualifiedName,
     /// The whole `CREATE TRIGGER` statement.
     pub definition: String,
+    /// When and on what it fires (`pg_trigger.tgtype`); `None` in a run announced by a release that
+    /// did not read it.
+    #[serde(default)]
+    pub firing: Option<TriggerFiring>,
+    /// The function it executes, with its body.
+    #[serde(default)]
+    pub function: Option<TriggerFunction>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TriggerFiring {
+    /// `BEFORE`; else `AFTER` or `INSTEAD OF`.
+    pub before: bool,
+    /// `FOR EACH ROW`; else `FOR EACH STATEMENT`.
+    pub for_each_row: bool,
+    /// `INSERT`, `UPDATE`, `DELETE`, `TRUNCATE`, in that order.
+    pub events: Vec<String>,
+    /// The columns of `UPDATE OF ...`; empty when any update fires it.
+    pub update_of: Vec<String>,
+    /// A `WHEN (...)` condition.
+    pub has_when: bool,
+    /// Arguments passed to the function (`TG_ARGV`).
+    pub n_arguments: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TriggerFunction {
+    pub name: QualifiedName,
+    pub language: String,
+    /// The source text (`pg_proc.prosrc`): for PL/pgSQL the block between the dollar quotes.
+    pub body: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

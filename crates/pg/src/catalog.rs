@@ -16,7 +16,7 @@ use std::fmt;
 use passerelle_model::schema::{
     Check, Column, ColumnType, CompositeType, Deferrable, Domain, EnumType, Extension, FkAction, FkMatch, ForeignKey,
     Identity, Index, IndexKey, IndexTarget, Key, PgType, QualifiedName, Routine, Schema, Sequence, Table, TableKind,
-    Trigger, View,
+    Trigger, TriggerFiring, TriggerFunction, View,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Transaction};
@@ -628,8 +628,14 @@ impl<E: fmt::Display> Reader<'_, E> {
         let rows = self
             .in_schemas(
                 "reading triggers",
-                "select t.tgname::text, n.nspname::text, c.relname::text, pg_get_triggerdef(t.oid)
+                "select t.tgname::text, n.nspname::text, c.relname::text, pg_get_triggerdef(t.oid), t.tgtype::int,
+                        array(select a.attname::text from pg_attribute a
+                              where a.attrelid = t.tgrelid and a.attnum = any(t.tgattr::int2[]) order by a.attnum),
+                        t.tgqual is not null, t.tgnargs::int, pn.nspname::text, p.proname::text, l.lanname::text,
+                        p.prosrc
                  from pg_trigger t join pg_class c on c.oid = t.tgrelid join pg_namespace n on n.oid = c.relnamespace
+                 join pg_proc p on p.oid = t.tgfoid join pg_namespace pn on pn.oid = p.pronamespace
+                 join pg_language l on l.oid = p.prolang
                  where not t.tgisinternal and n.nspname = any($1)
                    and coalesce((to_jsonb(t) ->> 'tgparentid')::oid, 0) = 0
                  order by 2, 3, 1",
@@ -637,7 +643,33 @@ impl<E: fmt::Display> Reader<'_, E> {
             .await?;
         Ok(rows
             .iter()
-            .map(|row| Trigger { name: row.get(0), table: qualified(row, 1, 2), definition: row.get(3) })
+            .map(|row| {
+                // pg_trigger.h: TRIGGER_TYPE_ROW 1, BEFORE 2, INSERT 4, DELETE 8, UPDATE 16, TRUNCATE 32.
+                let tgtype: i32 = row.get(4);
+                let events = [(4, "INSERT"), (16, "UPDATE"), (8, "DELETE"), (32, "TRUNCATE")]
+                    .into_iter()
+                    .filter(|(bit, _)| tgtype & bit != 0)
+                    .map(|(_, event)| event.to_string())
+                    .collect();
+                Trigger {
+                    name: row.get(0),
+                    table: qualified(row, 1, 2),
+                    definition: row.get(3),
+                    firing: Some(TriggerFiring {
+                        before: tgtype & 2 != 0,
+                        for_each_row: tgtype & 1 != 0,
+                        events,
+                        update_of: row.get(5),
+                        has_when: row.get(6),
+                        n_arguments: row.get::<_, i32>(7).unsigned_abs(),
+                    }),
+                    function: Some(TriggerFunction {
+                        name: qualified(row, 8, 9),
+                        language: row.get(10),
+                        body: row.get(11),
+                    }),
+                }
+            })
             .collect())
     }
 

@@ -3,11 +3,10 @@
 //! Every object of the schema leaves a line in the report, whatever happens to it: that is what
 //! lets a user trust that nothing was dropped without a word.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use passerelle_model::schema::{
-    Column, Deferrable, Identity, Index, IndexKey, IndexTarget, PgType, QualifiedName, Schema, Sequence, Table,
-    TableKind,
+    Column, Deferrable, Identity, Index, IndexKey, IndexTarget, PgType, QualifiedName, Schema, Table, TableKind,
 };
 use passerelle_model::target::TargetTable;
 
@@ -17,17 +16,23 @@ use crate::print::{Printer, Scope};
 use crate::report::{ColumnReport, ObjectReport, Outcome, Report};
 use crate::target::target_tables;
 use crate::types::{Class, Fidelity, Mapped, TypeMapper, KEY_CHARS};
-use crate::view::{self, ViewScope};
 use crate::{Config, Dialect};
 
+mod code;
 mod foreign_key;
+mod sequence;
+mod trigger;
+use sequence::nextval_sequence;
+mod views;
 
 /// The DDL, in the order it must run, and the report.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     /// Databases, sequences, tables with primary keys and checks: run before the load.
     pub pre_data: Vec<String>,
-    /// Unique constraints, indexes, foreign keys, AUTO_INCREMENT positions, views: run after it.
+    /// Unique constraints, indexes, foreign keys, AUTO_INCREMENT positions, views, then what translated
+    /// triggers become (ON UPDATE columns): run after the load, and in an online run after the cutover
+    /// drained the stream, so nothing fires on a replicated row.
     pub post_data: Vec<String>,
     pub report: Report,
     /// The target databases the plan writes into, for the emptiness check before applying.
@@ -63,6 +68,8 @@ pub fn plan(schema: &Schema, config: &Config) -> Plan {
         constraint_names: HashSet::new(),
         auto_increment: HashMap::new(),
         generated: HashSet::new(),
+        column_definitions: HashMap::new(),
+        post_triggers: Vec::new(),
     };
     planner.run();
     let tables = target_tables(schema, config, &planner.generated);
@@ -71,6 +78,7 @@ pub fn plan(schema: &Schema, config: &Config) -> Plan {
     post_data.extend(planner.post_fks);
     post_data.extend(planner.post_positions.iter().cloned());
     post_data.extend(planner.post_views);
+    post_data.extend(planner.post_triggers);
     Plan {
         pre_data: planner.pre,
         post_data,
@@ -104,6 +112,10 @@ struct Planner<'a> {
     auto_increment: HashMap<QualifiedName, (QualifiedName, String)>,
     /// Columns the target computes (`GENERATED ALWAYS AS ... STORED`), which loads must skip.
     generated: HashSet<(QualifiedName, String)>,
+    /// Each column's definition in its CREATE TABLE, for a post-data `MODIFY COLUMN`.
+    column_definitions: HashMap<(QualifiedName, String), String>,
+    /// What translated triggers add once the rows are in (and, online, the stream drained).
+    post_triggers: Vec<String>,
 }
 
 /// Column names inside a table's own expressions (checks, defaults, generated columns).
@@ -164,13 +176,6 @@ fn unique_index_columns(table: &Table) -> Vec<Vec<String>> {
 
 fn column_list(columns: &[String]) -> String {
     columns.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
-}
-
-/// The sequence a `nextval('...'::regclass)` default draws from.
-fn nextval_sequence(default: &str) -> Option<QualifiedName> {
-    let inner = default.strip_prefix("nextval('")?.split('\'').next()?;
-    let (schema, name) = inner.split_once('.')?;
-    Some(QualifiedName { schema: schema.trim_matches('"').to_string(), name: name.trim_matches('"').to_string() })
 }
 
 impl Planner<'_> {
@@ -252,90 +257,6 @@ impl Planner<'_> {
         self.types_and_code();
     }
 
-    /// A sequence becomes its column's AUTO_INCREMENT when it is owned by the first column of the
-    /// table's primary key: MySQL allows one AUTO_INCREMENT column a table, and it must lead a key.
-    fn choose_auto_increments(&mut self) {
-        for sequence in &self.schema.sequences {
-            let Some((table_name, column)) = &sequence.owned_by else { continue };
-            let Some(table) = self.schema.tables.iter().find(|t| &t.name == table_name) else { continue };
-            let leads_key = table.primary_key.as_ref().is_some_and(|key| key.columns.first() == Some(column));
-            let integer = table.columns.iter().any(|c| {
-                &c.name == column && matches!(c.data_type.base, PgType::SmallInt | PgType::Integer | PgType::BigInt)
-            });
-            if leads_key && integer {
-                self.auto_increment.insert(sequence.name.clone(), (table_name.clone(), column.clone()));
-            }
-        }
-    }
-
-    fn sequence(&mut self, sequence: &Sequence) {
-        let name = sequence.name.to_string();
-        let next = sequence.last_value.map_or(sequence.start, |last| last.saturating_add(sequence.increment));
-        if let Some((table, column)) = self.auto_increment.get(&sequence.name).cloned() {
-            let Some(target) = self.target(&table) else { return };
-            self.post_positions.push(format!("ALTER TABLE {target} AUTO_INCREMENT = {next}"));
-            let mut detail = format!("AUTO_INCREMENT of {table}.{column}, next value {next}");
-            let outcome = if sequence.increment != 1 || sequence.cycle || sequence.min > 1 {
-                detail.push_str(&format!(
-                    "; INCREMENT {} / MINVALUE {} / CYCLE {} not kept: auto_increment_increment is server-wide",
-                    sequence.increment, sequence.min, sequence.cycle
-                ));
-                Outcome::Translated
-            } else {
-                Outcome::Migrated
-            };
-            self.objects.push(object("sequence", name, outcome, detail));
-            return;
-        }
-        let Some(target) = self.target(&sequence.name) else { return };
-        let owner = match &sequence.owned_by {
-            Some((table, column)) => format!(" (owned by {table}.{column}, which cannot be AUTO_INCREMENT)"),
-            None => String::new(),
-        };
-        match self.config.server.dialect {
-            Dialect::Mariadb => {
-                // MariaDB's sequences stop one short of PostgreSQL's bigint maximum.
-                let clamp = |v: i64| v.clamp(-9_223_372_036_854_775_807, 9_223_372_036_854_775_806);
-                self.pre.push(format!(
-                    "CREATE SEQUENCE {target} START WITH {} INCREMENT BY {} MINVALUE {} MAXVALUE {} {}",
-                    clamp(sequence.start),
-                    sequence.increment,
-                    clamp(sequence.min),
-                    clamp(sequence.max),
-                    if sequence.cycle { "CYCLE" } else { "NOCYCLE" }
-                ));
-                if let Some(last) = sequence.last_value {
-                    self.post_positions.push(format!("SELECT SETVAL({target}, {last})"));
-                }
-                let detail = format!("MariaDB SEQUENCE, next value {next}{owner}");
-                self.objects.push(object("sequence", name, Outcome::Migrated, detail));
-            }
-            Dialect::Mysql => {
-                // MySQL has no sequences: a one-row table whose counter advances atomically through
-                // LAST_INSERT_ID, the emulation the MySQL manual documents for it. LAST_VALUE is a
-                // reserved word since 8.0.2, hence the quotes in the statement the report shows.
-                self.pre.push(format!(
-                    "CREATE TABLE {target} (`last_value` BIGINT NOT NULL, `increment_by` BIGINT NOT NULL, \
-                     `min_value` BIGINT NOT NULL, `max_value` BIGINT NOT NULL, `cycle` BOOLEAN NOT NULL) ENGINE=InnoDB"
-                ));
-                self.pre.push(format!(
-                    "INSERT INTO {target} VALUES ({}, {}, {}, {}, {})",
-                    next.saturating_sub(sequence.increment),
-                    sequence.increment,
-                    sequence.min,
-                    sequence.max,
-                    sequence.cycle
-                ));
-                let detail = format!(
-                    "MySQL has no sequences: a one-row table; nextval is UPDATE {target} SET `last_value` = \
-                     LAST_INSERT_ID(`last_value` + `increment_by`); SELECT LAST_INSERT_ID(); next value {next}, \
-                     CYCLE and MAXVALUE are not enforced{owner}"
-                );
-                self.objects.push(object("sequence", name, Outcome::Translated, detail));
-            }
-        }
-    }
-
     /// The longest text each key column may have: 3072 key bytes shared by the key's text columns.
     fn key_chars(&self, table: &Table) -> HashMap<String, u32> {
         let mut keys: Vec<&[String]> = Vec::new();
@@ -404,7 +325,9 @@ impl Planner<'_> {
         let mut lines = Vec::new();
         let mut checks = Vec::new();
         for (column, mapped) in table.columns.iter().zip(mapped) {
-            lines.push(self.column(table, column, mapped, &mut checks));
+            let line = self.column(table, column, mapped, &mut checks);
+            self.column_definitions.insert((table.name.clone(), column.name.clone()), line.clone());
+            lines.push(line);
         }
         if table.primary_key.is_none()
             && self.config.require_primary_key
@@ -653,8 +576,11 @@ impl Planner<'_> {
                 let literal = expression.starts_with('\'')
                     || expression.parse::<f64>().is_ok()
                     || ["NULL", "TRUE", "FALSE"].contains(&expression.as_str());
-                if expression == "CURRENT_TIMESTAMP(6)" && mapped.sql.starts_with("DATETIME") {
-                    sql.push_str(" DEFAULT CURRENT_TIMESTAMP(6)");
+                if let Some(precision) =
+                    mapped.sql.strip_prefix("DATETIME").filter(|_| expression == "CURRENT_TIMESTAMP(6)")
+                {
+                    // The server wants the column's own precision: DATETIME(3) DEFAULT CURRENT_TIMESTAMP(3).
+                    sql.push_str(&format!(" DEFAULT CURRENT_TIMESTAMP{precision}"));
                 } else if literal && mapped.class == Class::Plain {
                     sql.push_str(&format!(" DEFAULT {expression}"));
                 } else {
@@ -815,121 +741,5 @@ impl Planner<'_> {
             report.source = Some(index.definition.clone());
         }
         self.objects.push(report);
-    }
-
-    /// Views, translated where possible and created after every view they read.
-    fn views(&mut self) {
-        let mut translated: BTreeMap<QualifiedName, (String, Vec<QualifiedName>, Vec<String>)> = BTreeMap::new();
-        let mut failed: HashMap<QualifiedName, String> = HashMap::new();
-        for view in &self.schema.views {
-            let name = view.name.to_string();
-            if view.materialized {
-                let mut report = object(
-                    "materialized view",
-                    name,
-                    Outcome::NotMigrated,
-                    "MySQL has no materialized views: create a table and refresh it from the definition",
-                );
-                report.source = Some(view.definition.clone());
-                self.objects.push(report);
-                continue;
-            }
-            let scope = ViewScope { databases: &self.config.databases };
-            let mut printer = Printer::new(self.config.server, &scope, false);
-            match view::translate(&view.definition, &mut printer, &scope) {
-                Ok(result) => {
-                    let mut caveats = printer.caveats;
-                    if view.comment.is_some() {
-                        caveats.push("MySQL views have no comments: the comment is dropped".into());
-                    }
-                    translated.insert(view.name.clone(), (result.sql, result.reads, caveats));
-                }
-                Err(Untranslatable(reason)) => {
-                    failed.insert(view.name.clone(), reason);
-                }
-            }
-        }
-        let view_names: HashSet<&QualifiedName> = self.schema.views.iter().map(|v| &v.name).collect();
-        let mut done: HashSet<QualifiedName> = HashSet::new();
-        // Create views whose view dependencies are done, until no more can be; a view that reads a
-        // view that failed fails too.
-        loop {
-            let ready: Vec<QualifiedName> = translated
-                .iter()
-                .filter(|(_, (_, reads, _))| reads.iter().all(|r| !view_names.contains(r) || done.contains(r)))
-                .map(|(name, _)| name.clone())
-                .collect();
-            if ready.is_empty() {
-                break;
-            }
-            for name in ready {
-                let Some((sql, _, caveats)) = translated.remove(&name) else { continue };
-                let Some(target) = self.target(&name) else { continue };
-                self.post_views.push(format!("CREATE OR REPLACE VIEW {target} AS {sql}"));
-                let outcome = if caveats.is_empty() { Outcome::Migrated } else { Outcome::Translated };
-                let mut report = object("view", name.to_string(), outcome, caveats.join("; "));
-                if outcome == Outcome::Translated {
-                    report.source = self.schema.views.iter().find(|v| v.name == name).map(|v| v.definition.clone());
-                }
-                self.objects.push(report);
-                done.insert(name);
-            }
-        }
-        for (name, (_, reads, _)) in translated {
-            let blocked: Vec<String> =
-                reads.iter().filter(|r| !done.contains(r) && view_names.contains(r)).map(ToString::to_string).collect();
-            failed.insert(name, format!("reads {}, which is not migrated", blocked.join(", ")));
-        }
-        for view in &self.schema.views {
-            if let Some(reason) = failed.remove(&view.name) {
-                let mut report = object("view", view.name.to_string(), Outcome::NotMigrated, reason);
-                report.source = Some(view.definition.clone());
-                self.objects.push(report);
-            }
-        }
-    }
-
-    /// Types, routines, triggers and extensions: carried into columns, or listed as not migrated.
-    fn types_and_code(&mut self) {
-        for enumeration in &self.schema.enums {
-            let detail = format!("an ENUM column type with labels {}", enumeration.labels.join(", "));
-            self.objects.push(object("enum", enumeration.name.to_string(), Outcome::Migrated, detail));
-        }
-        for domain in &self.schema.domains {
-            let detail = "inlined: each column gets the base type, NOT NULL and the checks";
-            self.objects.push(object("domain", domain.name.to_string(), Outcome::Translated, detail));
-        }
-        for composite in &self.schema.composites {
-            let detail = "no composite types in MySQL: columns of it hold JSON objects";
-            self.objects.push(object("composite type", composite.name.to_string(), Outcome::Translated, detail));
-        }
-        for routine in &self.schema.routines {
-            let name = format!("{}({})", routine.name, routine.arguments);
-            let detail = format!(
-                "{} code is not translated: rewrite it for MySQL if the application needs it",
-                routine.language
-            );
-            self.objects.push(object(
-                if routine.kind == "procedure" { "procedure" } else { "function" },
-                name,
-                Outcome::NotMigrated,
-                detail,
-            ));
-        }
-        for trigger in &self.schema.triggers {
-            let mut report = object(
-                "trigger",
-                format!("{}.{}", trigger.table, trigger.name),
-                Outcome::NotMigrated,
-                "triggers call PostgreSQL functions, which are not migrated",
-            );
-            report.source = Some(trigger.definition.clone());
-            self.objects.push(report);
-        }
-        for extension in &self.schema.extensions {
-            let detail =
-                format!("version {}: MySQL has no extensions; its types are mapped per column", extension.version);
-            self.objects.push(object("extension", extension.name.clone(), Outcome::NotMigrated, detail));
-        }
     }
 }

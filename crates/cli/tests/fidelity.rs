@@ -1,0 +1,128 @@
+//! Issue 16's patterns applied on both targets: sequences that feed one column's default without
+//! being `OWNED BY` it become AUTO_INCREMENT; `last_update` triggers become `ON UPDATE
+//! CURRENT_TIMESTAMP`, added after the rows are in, so migrated rows keep the source's timestamps.
+
+use mysql_async::prelude::Queryable;
+use passerelle_testkit::{on_both_targets, unique_name, SourceDb, Stack, Target, TargetDb};
+use serde_json::Value;
+
+use crate::migrate::Setup;
+use crate::plan::object;
+use crate::support::passerelle;
+
+const FIXTURE: &str = include_str!("fixtures/fidelity.sql");
+const TABLES: [&str; 10] =
+    ["actor", "address", "category", "city", "country", "customer", "film", "language", "rental", "staff"];
+
+async fn fidelity_patterns_apply_and_behave(server: Target) {
+    let stack = Stack::for_target(server);
+    server.assert_version().await;
+    let source = SourceDb::create(&stack).await;
+    source.client().await.batch_execute(FIXTURE).await.unwrap();
+    let target = TargetDb::reserve(&stack);
+    let out = std::env::temp_dir().join(unique_name("passerelle_fidelity"));
+    let run = passerelle(
+        &["plan", "--schema", "public", "--out", out.to_str().unwrap(), "--json", "--apply", "all"],
+        &[("PASSERELLE_SOURCE", source.url.as_str()), ("PASSERELLE_TARGET", target.url.as_str())],
+    );
+    assert_eq!(run.code, 0, "plan failed:\n{}\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str::<Value>(&run.stdout).unwrap()["report"].clone();
+    let mysql = server == Target::MySql;
+
+    for table in TABLES {
+        let (outcome, detail) = object(&report, "sequence", &format!("public.{table}_{table}_id_seq"));
+        assert_eq!(outcome, "migrated", "{table}: {detail}");
+        assert!(detail.starts_with(&format!("AUTO_INCREMENT of public.{table}.{table}_id,")), "{detail}");
+        let (outcome, detail) = object(&report, "trigger", &format!("public.{table}.last_updated"));
+        assert_eq!(outcome, "translated", "{table}: {detail}");
+    }
+    assert_eq!(object(&report, "function", "public.last_updated()").0, "translated");
+    let (outcome, detail) = object(&report, "sequence", "public.shared_ids");
+    assert_eq!(outcome, if mysql { "translated" } else { "migrated" }, "{detail}");
+    assert!(detail.contains("the default of 2 columns"), "{detail}");
+    if mysql {
+        assert_eq!(object(&report, "default", "public.ledger.entry_id").0, "not_migrated");
+    }
+    let (outcome, detail) = object(&report, "trigger", "public.actor.shout");
+    assert!(outcome == "not_migrated" && detail.contains("\"insert\" is not translated"), "{detail}");
+    assert_eq!(object(&report, "function", "public.shout()").0, "not_migrated");
+
+    let mut conn = target.conn().await;
+    let db = target.name.as_str();
+    let positions: Vec<(String, u64)> = conn
+        .exec(
+            "SELECT table_name, auto_increment FROM information_schema.tables WHERE table_schema = ?
+             AND auto_increment IS NOT NULL ORDER BY 1",
+            (db,),
+        )
+        .await
+        .unwrap();
+    let expected: Vec<(String, u64)> =
+        TABLES.iter().map(|t| (t.to_string(), if *t == "film" { 501 } else { 4 })).collect();
+    assert_eq!(positions, expected);
+    let on_update: Vec<String> = conn
+        .exec(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = ? AND column_name = 'last_update'
+             AND LOWER(extra) LIKE '%on update current_timestamp(6)%' ORDER BY 1",
+            (db,),
+        )
+        .await
+        .unwrap();
+    assert_eq!(on_update, TABLES);
+
+    // The target's film behaves as PostgreSQL's: a new row draws the next id, an update stamps it.
+    conn.query_drop(format!(
+        "INSERT INTO `{db}`.film (name, grp, last_update) VALUES ('new', 3, '2000-01-01 00:00:00')"
+    ))
+    .await
+    .unwrap();
+    let id: Option<i64> =
+        conn.query_first(format!("SELECT film_id FROM `{db}`.film WHERE name = 'new'")).await.unwrap();
+    assert_eq!(id, Some(501));
+    let stamp_sql = format!("SELECT CAST(last_update AS CHAR) FROM `{db}`.film WHERE film_id = 501");
+    conn.query_drop(format!("UPDATE `{db}`.film SET grp = 4 WHERE film_id = 501")).await.unwrap();
+    assert!(stamp(&mut conn, &stamp_sql).await.as_str() > "2026", "an UPDATE stamps the row");
+    // The differences the report names: an explicit value is kept, a no-op update stamps nothing.
+    conn.query_drop(format!("UPDATE `{db}`.film SET grp = 5, last_update = '2001-02-03 04:05:06' WHERE film_id = 501"))
+        .await
+        .unwrap();
+    assert_eq!(stamp(&mut conn, &stamp_sql).await, "2001-02-03 04:05:06.000000");
+    conn.query_drop(format!("UPDATE `{db}`.film SET grp = 5 WHERE film_id = 501")).await.unwrap();
+    assert_eq!(stamp(&mut conn, &stamp_sql).await, "2001-02-03 04:05:06.000000");
+    let (_, detail) = object(&report, "trigger", "public.film.last_updated");
+    assert!(detail.contains("an UPDATE that sets the column keeps the value given"), "{detail}");
+    assert!(detail.contains("an UPDATE that changes no value leaves it"), "{detail}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+on_both_targets!(fidelity_patterns_apply_and_behave);
+
+async fn stamp(conn: &mut mysql_async::Conn, sql: &str) -> String {
+    conn.query_first::<String, _>(sql).await.unwrap().unwrap()
+}
+
+/// A migration writes the source's timestamps: the ON UPDATE columns come after the load, so the
+/// sink's writes are not stamped with the target's clock (verify compares every value).
+async fn migrated_rows_keep_the_sources_timestamps(server: Target) {
+    let setup = Setup::new(server, FIXTURE).await;
+    server.assert_version().await;
+    let run = setup.migrate();
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let mut conn = setup.target.conn().await;
+    let db = setup.target.name.as_str();
+    let stamps: Vec<String> = conn
+        .query(format!("SELECT CAST(last_update AS CHAR) FROM `{db}`.category ORDER BY category_id"))
+        .await
+        .unwrap();
+    assert_eq!(stamps, ["2020-01-01 10:00:00.123456", "2020-01-02 10:00:00.000000", "2020-01-03 10:00:00.000000"]);
+    let extra: Option<String> = conn
+        .exec_first(
+            "SELECT extra FROM information_schema.columns WHERE table_schema = ? AND table_name = 'category'
+             AND column_name = 'last_update'",
+            (db,),
+        )
+        .await
+        .unwrap();
+    assert!(extra.unwrap().to_lowercase().contains("on update"), "the column maintains itself after the migration");
+    setup.cleanup();
+}
+on_both_targets!(migrated_rows_keep_the_sources_timestamps);
