@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::args::{BookkeepingDb, EndpointArgs};
 use crate::config::{Endpoints, Names, NamingArgs};
+use crate::retry;
 
 #[derive(Debug, clap::Args)]
 pub struct CleanupArgs {
@@ -36,18 +37,27 @@ pub async fn run(args: CleanupArgs) -> anyhow::Result<ExitCode> {
     let endpoints = Endpoints::from_args(&args.endpoints)?;
     let names = Names::new(args.naming.prefix_or_default(&endpoints.source));
     let source = &endpoints.source;
-    let client = passerelle_pg::connect(source).await?;
-    let slot = passerelle_pg::slot::drop_slot(&client, source, &names.slot).await?.then(|| names.slot.clone());
-    let publication =
-        passerelle_pg::slot::drop_publication(&client, source, &names.slot).await?.then(|| names.slot.clone());
-    let topics = list_topics(&endpoints.kafka, &format!("{}.", names.migration)).await?;
-    delete_topics(&endpoints.kafka, &topics).await?;
+    // Every step is safe to repeat, so each rides through an outage (a broker restarting, say).
+    let client = retry::retry("connecting to the source", || passerelle_pg::connect(source)).await?;
+    let dropped = retry::retry("dropping the slot", || passerelle_pg::slot::drop_slot(&client, source, &names.slot));
+    let slot = dropped.await?.then(|| names.slot.clone());
+    let dropped = retry::retry("dropping the publication", || {
+        passerelle_pg::slot::drop_publication(&client, source, &names.slot)
+    });
+    let publication = dropped.await?.then(|| names.slot.clone());
+    let prefix = format!("{}.", names.migration);
+    let topics = retry::retry("listing the topics", || list_topics(&endpoints.kafka, &prefix)).await?;
+    retry::retry("deleting the topics", || delete_topics(&endpoints.kafka, &topics)).await?;
     let target = &endpoints.target;
     let database = &args.bookkeeping.name;
-    let mut conn = passerelle_mysql::connect(target).await?;
-    bookkeeping::ensure_tables(&mut conn, target, database).await?;
-    bookkeeping::forget(&mut conn, target, database, &names.migration, &topics).await?;
-    let _ = conn.disconnect().await;
+    retry::retry("forgetting the migration's bookkeeping", || async {
+        let mut conn = passerelle_mysql::connect(target).await?;
+        bookkeeping::ensure_tables(&mut conn, target, database).await?;
+        bookkeeping::forget(&mut conn, target, database, &names.migration, &topics).await?;
+        let _ = conn.disconnect().await;
+        Ok::<_, passerelle_mysql::MysqlError>(())
+    })
+    .await?;
     let removed = Removed { migration: names.migration, slot, publication, topics };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&removed)?);

@@ -66,7 +66,7 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     let target = args.target.endpoint()?;
     let names = Names::new(args.naming.prefix_or_default(&source));
     let topic = control_topic(&names.migration);
-    let state = control::read(&kafka, &topic).await?;
+    let state = retry::retry("reading the control topic", || control::read(&kafka, &topic)).await?;
     // A run whose source failed will not stream up to any LSN: say so rather than wait for it.
     failure::refuse_failed(&state, &names.migration)?;
     let Some(run) = state.run else {

@@ -6,15 +6,29 @@ use rdkafka::error::KafkaError as RdKafkaError;
 use rdkafka::types::{RDKafkaConfRes, RDKafkaErrorCode};
 
 /// librdkafka's codes for conditions that pass: a broker down or restarting, a leader or coordinator
-/// moving, a request that timed out. Anything else (authorization, configuration, a message too
-/// large) stays as it is however often it is tried.
-const TRANSIENT: [RDKafkaErrorCode; 20] = [
+/// moving, a request that timed out, a group member the restarted coordinator no longer knows (it
+/// joins again). Anything else (authorization, configuration, a message too large) stays as it is
+/// however often it is tried.
+///
+/// A broker that restarts answers for a while before it leads its partitions again: metadata with a
+/// leaderless partition, `NotLeaderForPartition` (Kafka's `NOT_LEADER_OR_FOLLOWER`), a list-offsets
+/// request refused with `OffsetNotAvailable` until the high watermark has caught up, leader epochs
+/// not known yet (`UnknownLeaderEpoch`, `FencedLeaderEpoch`). All of them pass.
+const TRANSIENT: [RDKafkaErrorCode; 36] = [
     RDKafkaErrorCode::BrokerTransportFailure,
     RDKafkaErrorCode::AllBrokersDown,
     RDKafkaErrorCode::MessageTimedOut,
     RDKafkaErrorCode::OperationTimedOut,
+    RDKafkaErrorCode::TimedOutQueue,
     RDKafkaErrorCode::Resolve,
     RDKafkaErrorCode::PurgeQueue,
+    RDKafkaErrorCode::PurgeInflight,
+    RDKafkaErrorCode::NodeUpdate,
+    RDKafkaErrorCode::WaitingForCoordinator,
+    RDKafkaErrorCode::WaitCache,
+    RDKafkaErrorCode::ISRInsufficient,
+    RDKafkaErrorCode::Retry,
+    RDKafkaErrorCode::PollExceeded,
     RDKafkaErrorCode::UnknownTopicOrPartition,
     RDKafkaErrorCode::LeaderNotAvailable,
     RDKafkaErrorCode::NotLeaderForPartition,
@@ -25,10 +39,18 @@ const TRANSIENT: [RDKafkaErrorCode; 20] = [
     RDKafkaErrorCode::CoordinatorLoadInProgress,
     RDKafkaErrorCode::CoordinatorNotAvailable,
     RDKafkaErrorCode::NotCoordinator,
+    RDKafkaErrorCode::NotController,
     RDKafkaErrorCode::NotEnoughReplicas,
     RDKafkaErrorCode::NotEnoughReplicasAfterAppend,
     RDKafkaErrorCode::RebalanceInProgress,
+    RDKafkaErrorCode::IllegalGeneration,
+    RDKafkaErrorCode::UnknownMemberId,
     RDKafkaErrorCode::KafkaStorageError,
+    RDKafkaErrorCode::FencedLeaderEpoch,
+    RDKafkaErrorCode::UnknownLeaderEpoch,
+    RDKafkaErrorCode::OffsetNotAvailable,
+    RDKafkaErrorCode::PreferredLeaderNotAvailable,
+    RDKafkaErrorCode::EligibleLeadersNotAvailable,
 ];
 
 #[derive(Debug)]
@@ -158,6 +180,15 @@ mod tests {
             KafkaError::Topic { topic: "t".into(), cause: describe_code(RDKafkaErrorCode::TopicAuthorizationFailed) };
         let decode = KafkaError::Decode { topic: "t".into(), partition: 0, offset: 1, cause: "x".into() };
         assert!(outage.retryable() && leader.retryable());
+        // What a broker answers while it restarts and elects its partitions' leaders again.
+        for code in [
+            RDKafkaErrorCode::OffsetNotAvailable,
+            RDKafkaErrorCode::UnknownLeaderEpoch,
+            RDKafkaErrorCode::FencedLeaderEpoch,
+            RDKafkaErrorCode::UnknownMemberId,
+        ] {
+            assert!(KafkaError::Topic { topic: "t".into(), cause: describe_code(code) }.retryable(), "{code:?}");
+        }
         assert!(!denied.retryable() && !decode.retryable());
     }
 }

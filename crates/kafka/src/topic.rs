@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use passerelle_model::endpoint::KafkaEndpoint;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::metadata::Metadata;
+use rdkafka::metadata::{Metadata, MetadataTopic};
 use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -95,6 +95,34 @@ pub async fn cluster_settings(endpoint: &KafkaEndpoint) -> Result<ClusterSetting
     settings.retention_ms =
         value("log.retention.ms").or_else(|| value("log.retention.hours").map(|hours| hours * 3_600_000));
     Ok(settings)
+}
+
+/// `topic`'s metadata when it exists with every partition led, by what `metadata` says; an error naming the
+/// topic when it exists but is not readable yet (a broker restarting answers with leaderless
+/// partitions, or with an error for the topic, for a while). Only Kafka's "unknown topic" means it
+/// does not exist: a broker that answers at all has its metadata loaded.
+pub(crate) fn readable<'a>(metadata: &'a Metadata, topic: &str) -> Result<Option<&'a MetadataTopic>, KafkaError> {
+    let not_yet = |code: RDKafkaErrorCode| KafkaError::Topic { topic: topic.to_string(), cause: describe_code(code) };
+    let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else { return Ok(None) };
+    match found.error().map(RDKafkaErrorCode::from) {
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition) => return Ok(None),
+        Some(code) => return Err(not_yet(code)),
+        None => {}
+    }
+    if found.partitions().is_empty() {
+        return Err(not_yet(RDKafkaErrorCode::LeaderNotAvailable));
+    }
+    for partition in found.partitions() {
+        // A follower missing (more than one replica) leaves the leader serving.
+        match partition.error().map(RDKafkaErrorCode::from) {
+            None | Some(RDKafkaErrorCode::ReplicaNotAvailable) => {}
+            Some(code) => return Err(not_yet(code)),
+        }
+        if partition.leader() < 0 {
+            return Err(not_yet(RDKafkaErrorCode::LeaderNotAvailable));
+        }
+    }
+    Ok(Some(found))
 }
 
 fn options() -> AdminOptions {
@@ -263,7 +291,7 @@ pub async fn end_offsets(endpoint: &KafkaEndpoint, topics: &[String]) -> Result<
     let (producer, metadata) = cluster(endpoint)?;
     let mut ends = Vec::new();
     for topic in topics {
-        let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        let Some(found) = readable(&metadata, topic)? else {
             return Err(KafkaError::Topic { topic: topic.clone(), cause: "it does not exist".into() });
         };
         for partition in found.partitions() {
