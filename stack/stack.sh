@@ -17,6 +17,8 @@
 #                           tests, on private ports and data directories: see crates/testkit)
 #   stack/stack.sh service-up postgres   a private source cluster (PASSERELLE_STACK_DIR and PASSERELLE_PG_PORT
 #                           of its own), for tests that change server settings (crates/cli/tests/stops.rs)
+#   stack/stack.sh kafka-tool CLASS ARGS...   one of Kafka's command-line tools, what bin/kafka-*.sh run:
+#                           kafka-tool DeleteRecordsCommand --bootstrap-server … --offset-json-file …
 #
 # Data lives outside the source tree, in $PASSERELLE_STACK_DIR (default /var/tmp/passerelle-stack).
 # Ports (defaults chosen not to collide with system services):
@@ -671,6 +673,9 @@ case ${1:-} in
   mysql-sql) shift; mysql_client "$@" ;;
   service-up) service_up "${2:?usage: stack/stack.sh service-up kafka|mariadb|mysql|postgres}" ;;
   service-kill) service_kill "${2:?usage: stack/stack.sh service-kill kafka|mariadb|mysql}" ;;
+  kafka-tool) shift; cls=${1:?usage: stack/stack.sh kafka-tool CLASS ARGS...}; shift
+    java -Xmx256m -Djava.awt.headless=true -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" \
+      -cp "$KAFKA_LIBS/*" "org.apache.kafka.tools.$cls" "$@" ;;
   recreate-target-db)
     [ -n "${2:-}" ] || die "usage: stack/stack.sh recreate-target-db NAME [mysql|mariadb]"
     sql="DROP DATABASE IF EXISTS \`$2\`; CREATE DATABASE \`$2\`"
@@ -679,5 +684,5 @@ case ${1:-} in
       mysql) mysql_client -e "$sql" ;;
       *) die "recreate-target-db: the target is mysql or mariadb, not ${3}" ;;
     esac ;;
-  *) die "usage: stack/stack.sh up|down|status|reset|env|recreate-target-db NAME [mysql|mariadb]|service-up|service-kill SERVICE|mysql-down|mysql-sql ARGS" ;;
+  *) die "usage: stack/stack.sh up|down|status|reset|env|recreate-target-db NAME [mysql|mariadb]|service-up|service-kill SERVICE|mysql-down|mysql-sql ARGS|kafka-tool CLASS ARGS" ;;
 esac

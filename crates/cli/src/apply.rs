@@ -32,6 +32,26 @@ use crate::pause;
 use crate::progress::Progress;
 use crate::retry::{self, Backoff};
 
+/// The source started the migration over as a new run while this sink applied an older one: a sink
+/// that follows the newest run (`passerelle sink`) begins again with the new one.
+#[derive(Debug)]
+pub struct StartedOver {
+    pub current: String,
+    pub applied: String,
+}
+
+impl std::fmt::Display for StartedOver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the source started the migration over as run {} (this sink applied run {})",
+            self.current, self.applied
+        )
+    }
+}
+
+impl std::error::Error for StartedOver {}
+
 /// The most records one round takes from Kafka.
 const ROUND_RECORDS: usize = 50_000;
 
@@ -137,7 +157,7 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
         drop(next_round);
         anyhow::Ok((n_rows, n_changes))
     };
-    let (_, (_, changes)) = tokio::try_join!(read_rounds(&consumer, tables, config.run_id, rounds), applier)?;
+    let (_, (_, changes)) = tokio::try_join!(read_rounds(config, &consumer, tables, rounds), applier)?;
     for sink in sinks {
         sink.close().await;
     }
@@ -154,9 +174,9 @@ struct Round {
 
 /// Reads and decodes rounds until the applier stops taking them; `None` says Kafka had nothing.
 async fn read_rounds(
+    config: &ApplyConfig<'_>,
     consumer: &Consumer,
     tables: &[SinkTable],
-    run_id: &str,
     rounds: mpsc::Sender<Option<Round>>,
 ) -> anyhow::Result<()> {
     let mut next_offsets: HashMap<PartitionId, i64> = HashMap::new();
@@ -183,7 +203,7 @@ async fn read_rounds(
         } else {
             let mut groups: BTreeMap<PartitionId, Vec<Segment>> = BTreeMap::new();
             for record in records {
-                if !reading.accept(consumer, &record, run_id)? {
+                if !reading.accept(config, consumer, &record).await? {
                     continue;
                 }
                 let table = &tables[record.topic_idx];
@@ -252,19 +272,27 @@ impl Reading {
     /// a gap: the first record read from a position must be the one there, unless only transaction
     /// markers or aborted records (which take offsets) lie between, which Kafka still holding the
     /// position tells; further on, the partition is read without gaps.
-    fn accept(&mut self, consumer: &Consumer, record: &Record, run_id: &str) -> anyhow::Result<bool> {
+    async fn accept(&mut self, config: &ApplyConfig<'_>, consumer: &Consumer, record: &Record) -> anyhow::Result<bool> {
+        let run_id = config.run_id;
         let id = (record.topic_idx, record.partition);
         let topic = consumer.topic(record.topic_idx);
         let fresh = self.fresh.remove(&id);
         let expected = *self.expected.entry(id).or_insert(record.offset);
         if record.offset != expected && fresh {
-            let (first, end) = consumer.watermarks(record.topic_idx, record.partition)?;
+            let (first, end) = retry::retry("reading where a partition begins", || async {
+                consumer.watermarks(record.topic_idx, record.partition)
+            })
+            .await?;
             if first > expected || end < expected {
+                // A source that started over recreated the topic: not a gap, a new run.
+                unless_started_over(config, record).await?;
                 anyhow::bail!(
-                    "{topic}/{}: the target applied up to offset {expected}, but Kafka holds offsets {first} to {end} \
-                     only (records lost to retention, or the topic was recreated); start the migration over with \
-                     passerelle cleanup, then migrate",
-                    record.partition
+                    "{topic}/{}: the next record to apply is at offset {expected}, but the first read is at {} and \
+                     Kafka holds offsets {first} to {end} only (records lost to retention, or the topic was \
+                     recreated), so nothing past the gap is applied; start the migration over with passerelle \
+                     cleanup, then migrate",
+                    record.partition,
+                    record.offset
                 );
             }
         }
@@ -272,6 +300,7 @@ impl Reading {
             return Ok(false);
         }
         if record.run.as_deref() != Some(run_id) {
+            unless_started_over(config, record).await?;
             anyhow::bail!(
                 "{topic}/{}@{}: a record of run {} in run {run_id}: a record of an abandoned run is never applied; \
                  start the migration over with passerelle cleanup, or use another --topic-prefix",
@@ -283,6 +312,17 @@ impl Reading {
         self.expected.insert(id, record.offset + 1);
         Ok(true)
     }
+}
+
+/// A [`StartedOver`] error when `record` belongs to another run, which the control topic now announces.
+async fn unless_started_over(config: &ApplyConfig<'_>, record: &Record) -> anyhow::Result<()> {
+    let Some(run) = record.run.as_ref().filter(|run| *run != config.run_id) else { return Ok(()) };
+    let topic = control_topic(config.migration);
+    let state = retry::retry("reading the control topic", || control::read(config.kafka, &topic)).await?;
+    if state.run.is_some_and(|current| current.run_id == *run) {
+        return Err(StartedOver { current: run.clone(), applied: config.run_id.to_string() }.into());
+    }
+    Ok(())
 }
 
 /// Knows when the run is applied: its snapshot, or for an online run its stream.
@@ -312,11 +352,8 @@ impl Completion<'_> {
             let state = retry::retry("reading the control topic", || control::read(config.kafka, &topic)).await?;
             let current = state.run.as_ref().map(|run| run.run_id.as_str());
             if current != Some(config.run_id) {
-                anyhow::bail!(
-                    "the source started the migration over (run {}, this sink applies run {}); run the sink again",
-                    current.unwrap_or("none"),
-                    config.run_id
-                );
+                let current = current.unwrap_or("none").to_string();
+                return Err(StartedOver { current, applied: config.run_id.to_string() }.into());
             }
             // The source will not say where the partitions end: stop rather than wait for it.
             failure::refuse_failed(&state, config.migration)?;

@@ -18,6 +18,7 @@ mod plan;
 mod progress;
 mod report;
 mod retry;
+mod settings;
 mod sink;
 mod snapshot;
 mod source;

@@ -35,7 +35,7 @@ impl SelectionArgs {
 }
 
 /// The target's side of the mapping: where each schema goes and how lossy types are held.
-#[derive(Debug, clap::Args)]
+#[derive(Clone, Debug, clap::Args)]
 pub struct TargetMappingArgs {
     /// Put a schema into a target database other than the target URL's
     #[arg(long = "map", value_name = "SCHEMA=DATABASE")]

@@ -20,6 +20,7 @@ use crate::mapping::MappingArgs;
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary};
 use crate::retry::{self, Backoff};
+use crate::settings;
 use crate::sink::{self, SinkSide, TargetGuard, WantedRun};
 use crate::source::{self, SourceSide, TopicArgs};
 
@@ -73,12 +74,11 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let names = Names::new(args.naming.prefix_or_default(&endpoints.source));
     let jobs = usize::from(args.jobs);
     let target = Some((&args.mapping.target, &endpoints.target));
-    let (schemas, target_databases) =
-        source::settle(&endpoints.kafka, &names.migration, &args.mapping.selection, target).await?;
-    let databases: Vec<String> = target_databases.values().cloned().collect();
+    let settled = settings::settle(&endpoints.kafka, &names.migration, &args.mapping.selection, target).await?;
+    let databases: Vec<String> = settled.databases.values().cloned().collect();
     let durability = args.topics.shape.durability.durability();
     let (source_findings, target_findings, kafka_findings) = tokio::join!(
-        passerelle_pg::preflight::run(&endpoints.source, &schemas),
+        passerelle_pg::preflight::run(&endpoints.source, &settled.schemas),
         passerelle_mysql::preflight::run(&endpoints.target, &databases, &args.bookkeeping.name),
         retry::retry("checking the topics' replication", || passerelle_kafka::preflight::topics(
             &endpoints.kafka,
@@ -86,19 +86,22 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         )),
     );
     refuse_failures(&[source_findings, target_findings, kafka_findings?].concat())?;
+    let target_server = settings::target_server(&endpoints.target, &args.bookkeeping.name).await?;
+    settings::check_target_server(&names.migration, &settled.state, &target_server)?;
     let holder = Holder::default();
     let source_side = SourceSide {
         holder: &holder,
         endpoint: &endpoints.source,
         kafka: &endpoints.kafka,
-        schemas,
+        schemas: settled.schemas,
         names: &names,
         layout: args.topics.layout(&names.migration),
         existing_topics: args.topics.existing_topics,
         encoding: args.topics.encoding,
         jobs,
         online: args.online,
-        target_databases,
+        target_databases: settled.databases,
+        target_server: Some(target_server),
     };
     let sink_side = SinkSide {
         kafka: &endpoints.kafka,

@@ -30,6 +30,7 @@ use crate::pause;
 use crate::progress::{Progress, Track};
 use crate::report::{DdlSummary, PhaseClock, RunSummary, TableSummary};
 use crate::retry;
+use crate::settings;
 
 /// How long a sink waits between looks at the control topic for a run to be announced.
 const ANNOUNCEMENT_POLL: Duration = Duration::from_secs(2);
@@ -123,7 +124,17 @@ pub async fn run(args: SinkArgs) -> anyhow::Result<ExitCode> {
     refuse_failures(&passerelle_mysql::preflight::run(&target, &[], &args.bookkeeping.name).await)?;
     let clock = PhaseClock::new();
     let progress = Progress::new(Track::Applied);
-    let applied = apply_run(&side, WantedRun::Newest, &progress, &clock).await?;
+    // A source that starts the snapshot over (its COPY session ended) announces a new run: follow it.
+    let applied = loop {
+        match apply_run(&side, WantedRun::Newest, &progress, &clock).await {
+            Ok(applied) => break applied,
+            Err(error) if error.downcast_ref::<apply::StartedOver>().is_some() => {
+                eprintln!("passerelle: {error:#}; following the new run");
+                progress.restart();
+            }
+            Err(error) => return Err(error),
+        }
+    };
     let tables = table_summaries(&applied.plan, &progress);
     let mut summary = RunSummary::new(migration, applied.run_id, clock, tables);
     summary.changes = applied.changes;
@@ -162,7 +173,8 @@ pub async fn apply_run(
 ) -> anyhow::Result<Applied> {
     let run = announced_run(side, wanted).await?;
     let databases = mapping::databases(&run.schemas, side.mapping, side.target)?;
-    crate::source::check_target_databases(side.migration, &run, &databases)?;
+    let server = settings::target_server(side.target, side.bookkeeping_db).await?;
+    settings::fix_target(side.kafka, side.migration, &run, &server, &databases).await?;
     let mut changes = 0;
     let mut load_path = None;
     let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, side.mapping, side.target, None).await?;

@@ -11,12 +11,11 @@ use std::future::Future;
 use std::process::ExitCode;
 
 use anyhow::Context;
-
-use passerelle_kafka::control::{self, ControlState, RunAnnouncement, SnapshotDone};
+use passerelle_kafka::control::{self, ControlState, RunAnnouncement, SnapshotDone, TargetServer};
 use passerelle_kafka::envelope::{Encoding, FORMAT_VERSION};
 use passerelle_kafka::producer::Producer;
 use passerelle_kafka::topic::{
-    control_topic, create_control_topic, end_offsets, recreate_topics, require_topics, table_topic, TopicLayout,
+    create_control_topic, end_offsets, recreate_topics, require_topics, table_topic, TopicLayout,
 };
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
@@ -28,10 +27,10 @@ use crate::args::{DurabilityArgs, KafkaBrokers, SourceUrl};
 use crate::check::refuse_failures;
 use crate::config::{run_encoding, table_layouts, Names, NamingArgs};
 use crate::failure::{self, Holder};
-use crate::mapping::{SelectionArgs, TargetMappingArgs};
+use crate::mapping::SelectionArgs;
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary, TableSummary};
-use crate::retry;
+use crate::retry::{self, Backoff};
 use crate::snapshot::{self, SnapshotSource};
 use crate::stream::{self, Streaming};
 
@@ -100,58 +99,6 @@ impl TopicShape {
     }
 }
 
-/// The settings a run began with are fixed: a command that asks for others is refused, naming the
-/// difference and the way out; one that names no schema takes the run's. Returns the schemas to
-/// copy and, given the target, each one's target database.
-pub async fn settle(
-    kafka: &KafkaEndpoint,
-    migration: &str,
-    selection: &SelectionArgs,
-    target: Option<(&TargetMappingArgs, &DbEndpoint)>,
-) -> anyhow::Result<(Vec<String>, BTreeMap<String, String>)> {
-    let topic = control_topic(migration);
-    let run = retry::retry("reading the control topic", || control::read(kafka, &topic)).await?.run;
-    let schemas = match &run {
-        Some(run) if selection.schemas.is_empty() => run.schemas.clone(),
-        _ => selection.schemas(),
-    };
-    let databases = match target {
-        Some((mapping, endpoint)) => crate::mapping::databases(&schemas, mapping, endpoint)?,
-        None => BTreeMap::new(),
-    };
-    let Some(run) = run else { return Ok((schemas, databases)) };
-    if run.schemas != schemas {
-        let (fixed, asked) = (run.schemas.join(","), schemas.join(","));
-        anyhow::bail!("{}", settings_differ(migration, &run.run_id, "--schema", &fixed, &asked));
-    }
-    check_target_databases(migration, &run, &databases)?;
-    Ok((schemas, databases))
-}
-
-/// Refuses target databases other than those the run began with, when it began knowing them.
-pub fn check_target_databases(
-    migration: &str,
-    run: &RunAnnouncement,
-    databases: &BTreeMap<String, String>,
-) -> anyhow::Result<()> {
-    if run.target_databases.is_empty() || databases.is_empty() || run.target_databases == *databases {
-        return Ok(());
-    }
-    let show = |databases: &BTreeMap<String, String>| {
-        databases.iter().map(|(schema, database)| format!("{schema}={database}")).collect::<Vec<_>>().join(",")
-    };
-    let (fixed, asked) = (show(&run.target_databases), show(databases));
-    anyhow::bail!("{}", settings_differ(migration, &run.run_id, "target databases", &fixed, &asked))
-}
-
-fn settings_differ(migration: &str, run_id: &str, what: &str, fixed: &str, asked: &str) -> String {
-    format!(
-        "migration {migration} (run {run_id}) began with {what} {fixed}, this command asks for {asked}: a run's \
-         settings are fixed when it begins; run it as it began, start it over with passerelle cleanup --topic-prefix \
-         {migration}, or use another --topic-prefix"
-    )
-}
-
 /// What the source side needs to know.
 pub struct SourceSide<'a> {
     pub endpoint: &'a DbEndpoint,
@@ -168,6 +115,8 @@ pub struct SourceSide<'a> {
     pub target_databases: BTreeMap<String, String>,
     /// The run this process is the source of, once it announced it or streams it.
     pub holder: &'a Holder,
+    /// The target server, announced with the run (`None` when the target is not known).
+    pub target_server: Option<TargetServer>,
 }
 
 /// The run whose snapshot is now complete in Kafka.
@@ -184,14 +133,15 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
     let endpoint = args.source.endpoint()?;
     let kafka = args.kafka.endpoint()?;
     let names = Names::new(args.naming.prefix_or_default(&endpoint));
-    let (schemas, target_databases) = settle(&kafka, &names.migration, &args.selection, None).await?;
+    let settled = crate::settings::settle(&kafka, &names.migration, &args.selection, None).await?;
     let holder = Holder::default();
     let side = SourceSide {
         holder: &holder,
         endpoint: &endpoint,
         kafka: &kafka,
-        schemas,
-        target_databases,
+        schemas: settled.schemas,
+        target_databases: settled.databases,
+        target_server: None,
         names: &names,
         layout: args.topics.layout(&names.migration),
         existing_topics: args.topics.existing_topics,
@@ -206,8 +156,22 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
     refuse_failures(&[passerelle_pg::preflight::run(&endpoint, &side.schemas).await, kafka_findings].concat())?;
     let clock = PhaseClock::new();
     let progress = Progress::new(Track::Copied);
-    let copied =
-        failure::recorded(&kafka, &names.migration, &holder, copy_snapshot(&side, &progress, None).await).await?;
+    // A snapshot whose PostgreSQL session ended cannot go on under its exported snapshot: it starts
+    // over as a new run, which the sinks follow, within --retry-for (as `migrate` does).
+    let mut restarts = Backoff::new("copying the snapshot");
+    let copying = async {
+        loop {
+            match copy_snapshot(&side, &progress, None).await {
+                Ok(copied) => break Ok(copied),
+                Err(error) if retry::waits_for(&error) == Some("PostgreSQL") => {
+                    restarts.wait(error).await?;
+                    progress.restart();
+                }
+                Err(error) => break Err(error),
+            }
+        }
+    };
+    let copied = failure::recorded(&kafka, &names.migration, &holder, copying.await).await?;
     progress.finish();
     clock.lap("snapshot");
     let changes = failure::recorded(&kafka, &names.migration, &holder, stream_changes(&side).await).await?;
@@ -328,6 +292,7 @@ pub async fn copy_snapshot(
         run_id: run_id.clone(),
         format: control::CONTROL_FORMAT,
         target_databases: side.target_databases.clone(),
+        target_server: side.target_server.clone(),
         version: FORMAT_VERSION.to_string(),
         encoding: side.encoding.to_string(),
         database: source.database.clone().unwrap_or_default(),

@@ -14,8 +14,15 @@ use passerelle_verify::report::TableOutcome;
 use passerelle_verify::Progress;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use crate::args::DatabaseArgs;
-use crate::mapping::{self, Mapping, MappingArgs};
+use passerelle_kafka::control::{self, TargetServer};
+use passerelle_kafka::topic::control_topic;
+use passerelle_model::endpoint::DbEndpoint;
+use passerelle_mysql::bookkeeping;
+
+use crate::args::{BookkeepingDb, DatabaseArgs, KafkaBrokers};
+use crate::config::NamingArgs;
+use crate::mapping::{self, Mapping, MappingArgs, SelectionArgs, TargetMappingArgs};
+use crate::settings;
 
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -23,6 +30,17 @@ pub struct VerifyArgs {
     pub databases: DatabaseArgs,
     #[command(flatten)]
     pub mapping: MappingArgs,
+    /// Kafka's bootstrap brokers: where the migration's run, when there is one, fixes the schemas,
+    /// target databases and target server verified [default: the flags']
+    #[arg(long = "kafka", env = "PASSERELLE_KAFKA", value_name = "BROKERS")]
+    pub kafka: Option<String>,
+    /// A librdkafka client properties file, as for the other commands
+    #[arg(long = "kafka-config", env = "PASSERELLE_KAFKA_CONFIG", value_name = "FILE")]
+    pub kafka_config: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub naming: NamingArgs,
+    #[command(flatten)]
+    pub bookkeeping: BookkeepingDb,
     /// Tables compared at once; each opens one connection to the source and one to the target
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub jobs: usize,
@@ -37,7 +55,9 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     let source = args.databases.source.endpoint()?;
     let target = args.databases.target.endpoint()?;
-    let Mapping { schema, plan, .. } = mapping::prepare(&args.mapping, &source, &target, None).await?;
+    let mapping = announced_mapping(&args, &source, &target).await?;
+    let Mapping { schema, plan, .. } =
+        mapping::prepare(mapping.as_ref().unwrap_or(&args.mapping), &source, &target, None).await?;
     let config = passerelle_verify::Config { source, target, jobs: args.jobs };
     let report = compare(&config, &schema, &plan).await?;
     if args.json {
@@ -47,6 +67,61 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     }
     Ok(if report.matches { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
+
+/// The mapping of the migration's run, when Kafka is reached and its control topic announces one:
+/// its schemas and target databases, a `--schema` or `--map` that differs refused, and its target
+/// server, another refused. `None` (the flags' own mapping) without Kafka or without a run.
+async fn announced_mapping(
+    args: &VerifyArgs,
+    source: &DbEndpoint,
+    target: &DbEndpoint,
+) -> anyhow::Result<Option<MappingArgs>> {
+    let Some(brokers) = &args.kafka else { return Ok(None) };
+    let kafka = KafkaBrokers { brokers: brokers.clone(), config: args.kafka_config.clone(), options: Vec::new() };
+    let migration = args.naming.prefix_or_default(source);
+    let topic = control_topic(&migration);
+    // One look, not a wait: verify needs only the databases, and a run is a hint, not a requirement.
+    let state = match control::read_within(&kafka.endpoint()?, &topic, ANNOUNCEMENT_LOOK).await {
+        Ok(state) if state.run.is_some() => state,
+        Ok(_) => return Ok(None),
+        Err(error) => {
+            eprintln!(
+                "passerelle: no run of {migration} read from Kafka ({}); verifying with the flags' settings",
+                error.cause()
+            );
+            return Ok(None);
+        }
+    };
+    // The schemas first, then the databases: without --map, the run's.
+    let settled = settings::settle_with(state, &migration, &args.mapping.selection, None)?;
+    let mut maps = args.mapping.target.maps.clone();
+    if maps.is_empty() {
+        maps =
+            settled.state.target_databases().iter().map(|(schema, database)| format!("{schema}={database}")).collect();
+    }
+    let target_args = TargetMappingArgs { maps, ..args.mapping.target.clone() };
+    let databases = mapping::databases(&settled.schemas, &target_args, target)?;
+    settings::check_target_databases(&migration, &settled.state, &databases)?;
+    if let Some(fixed) = settled.state.target_server() {
+        let mut conn = passerelle_mysql::connect(target).await?;
+        let installation = bookkeeping::installation(&mut conn, target, &args.bookkeeping.name).await?;
+        let identity = bookkeeping::server_identity(&mut conn, target, installation.as_ref()).await?;
+        let _ = conn.disconnect().await;
+        let server = TargetServer {
+            identity: identity.unwrap_or_else(|| format!("no Passerelle bookkeeping in {}", args.bookkeeping.name)),
+            address: target.to_string(),
+        };
+        settings::check_target_server(&migration, &settled.state, &server)?;
+        tracing::info!("the target is {fixed}, the run's server");
+    }
+    if let Some(run) = &settled.state.run {
+        eprintln!("passerelle: verifying with the settings of run {} of {migration}", run.run_id);
+    }
+    Ok(Some(MappingArgs { selection: SelectionArgs { schemas: settled.schemas }, target: target_args }))
+}
+
+/// How long verify looks for the migration's run on Kafka.
+const ANNOUNCEMENT_LOOK: Duration = Duration::from_secs(10);
 
 /// Runs verify with its progress display.
 pub async fn compare(

@@ -76,7 +76,12 @@ impl Fault {
 
     /// `migrate` (with `extra`), pausing at `pause` (`point:count`).
     fn migrate_paused(&self, pause: &str, extra: &[&str]) -> Child {
-        let mut args = self.args("migrate", &["--jobs", "2", "--partitions", "3"]);
+        self.spawn_paused("migrate", pause, extra)
+    }
+
+    /// `command` (`migrate` or `source`, with `extra`), pausing at `pause` (`point:count`).
+    fn spawn_paused(&self, command: &str, pause: &str, extra: &[&str]) -> Child {
+        let mut args = self.args(command, &["--jobs", "2", "--partitions", "3"]);
         args.extend(extra);
         let pause_file = self.pause_file.to_string_lossy().into_owned();
         let mut env = self.env();
@@ -114,10 +119,15 @@ impl Fault {
     }
 
     async fn target_rows(&self) -> u64 {
+        self.created_target_rows().await.expect("the target tables exist")
+    }
+
+    /// The rows in the target; `None` before a sink created the tables.
+    async fn created_target_rows(&self) -> Option<u64> {
         let mut conn = self.target.conn().await;
         let db = &self.target.name;
         let sql = format!("SELECT (SELECT COUNT(*) FROM `{db}`.big) + (SELECT COUNT(*) FROM `{db}`.accounts)");
-        conn.query_first::<u64, _>(sql).await.unwrap().unwrap()
+        conn.query_first::<u64, _>(sql).await.ok().flatten()
     }
 
     /// The fault must hit a snapshot under way: some rows in the target, not all.
@@ -201,9 +211,19 @@ async fn a_copy_session_terminated_mid_snapshot_starts_the_snapshot_over_by_itse
     let fault = Fault::new(Stack::from_env()).await;
     let mut child = fault.migrate_paused("snapshot-rows-produced:60000", &[]);
     fault.wait_paused(&mut child, None).await;
-    // The paused worker's COPY stays open, its rows queued; the sink applies what Kafka holds.
+    terminate_copy_once_some_rows_are_applied(&fault).await;
+    let (retries, stderr) = verified(child);
+    assert!(retries > 0, "{stderr}");
+    assert!(stderr.contains("was interrupted; starting it over"), "{stderr}");
+    fault.cleanup();
+}
+
+/// With the source paused mid-snapshot: waits until the sink applied some of what Kafka holds (the
+/// paused worker's COPY stays open, its rows queued), terminates the COPY sessions, and resumes.
+async fn terminate_copy_once_some_rows_are_applied(fault: &Fault) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while fault.target_rows().await == 0 {
+    // A separate sink may not have created the tables yet.
+    while fault.created_target_rows().await.unwrap_or(0) == 0 {
         assert!(Instant::now() < deadline, "the sink applied nothing while the source was paused");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -220,9 +240,26 @@ async fn a_copy_session_terminated_mid_snapshot_starts_the_snapshot_over_by_itse
         .get(0);
     assert!(terminated >= 1, "no COPY session was running");
     fault.resume();
-    let (retries, stderr) = verified(child);
-    assert!(retries > 0, "{stderr}");
-    assert!(stderr.contains("was interrupted; starting it over"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_copy_session_terminated_under_source_alone_starts_over_and_a_separate_sink_follows() {
+    let _serial = SERIAL.lock().await;
+    let fault = Fault::new(Stack::from_env()).await;
+    let mut source = fault.spawn_paused("source", "snapshot-rows-produced:60000", &[]);
+    let sink = passerelle_spawn(&fault.args("sink", &["--jobs", "2"]), &fault.env());
+    fault.wait_paused(&mut source, None).await;
+    terminate_copy_once_some_rows_are_applied(&fault).await;
+    let source = finished(source);
+    assert_eq!(source.code, 0, "{}\n{}", source.stdout, source.stderr);
+    assert!(source.stderr.contains("was interrupted; starting it over"), "{}", source.stderr);
+    let sink = finished(sink);
+    assert_eq!(sink.code, 0, "{}\n{}", sink.stdout, sink.stderr);
+    assert!(sink.stderr.contains("following the new run"), "{}", sink.stderr);
+    let verify = support::passerelle(&fault.args("verify", &[]), &fault.env());
+    assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
+    let report: serde_json::Value = serde_json::from_str(&verify.stdout).unwrap();
+    assert_eq!(report["tables"].as_array().map(Vec::len), Some(2), "{report}");
     fault.cleanup();
 }
 

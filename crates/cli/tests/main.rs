@@ -11,6 +11,7 @@ mod online;
 mod plan;
 mod secrets;
 mod secured;
+mod settings;
 mod split;
 mod stops;
 mod support;

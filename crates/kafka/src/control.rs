@@ -1,7 +1,7 @@
 //! The control topic, `<prefix>.passerelle-control`: what a sink process needs besides the table
 //! topics, so that it can run on any machine with only Kafka and the target in reach.
 //!
-//! Five kinds of record, each keyed by its kind (the topic is compacted, so the newest of each stays):
+//! Six kinds of record, each keyed by its kind (the topic is compacted, so the newest of each stays):
 //! - `run`: a new attempt began; its id, the encoding, and the source schema the sink plans from;
 //! - `snapshot-done`: every snapshot row of that run is in Kafka, and where each partition ended;
 //! - `cutover` (online runs, written by `passerelle cutover`): stream up to this LSN, then stop;
@@ -9,10 +9,14 @@
 //!   the sequences' last values at that point;
 //! - `failed`: the source process of that run ended with an error, which nothing will retry by
 //!   itself; the cause and the way out. A source that takes the run up again clears it with an empty
-//!   `failed` record.
+//!   `failed` record;
+//! - `target:<identity>`: the target server and databases of a run that `passerelle source` began,
+//!   fixed by its first sink. Keyed by the server's identity, so that compaction never removes the
+//!   first one: sinks that raced to fix different servers all read the same first record.
 //!
 //! `failed` came after the first control format and needs no new one: a Passerelle that does not know
 //! it skips it, as every reader skips a kind it does not know, and only waits as it always did.
+//! `target:` does (format 3): a sink that skipped it would not refuse another target server.
 //!
 //! A reader takes the newest `run`, and the others only when they name that run: one left from an
 //! interrupted earlier attempt says nothing about the current one.
@@ -38,12 +42,14 @@ const SNAPSHOT_DONE_KEY: &[u8] = b"snapshot-done";
 const CUTOVER_KEY: &[u8] = b"cutover";
 const STREAM_DONE_KEY: &[u8] = b"stream-done";
 const FAILED_KEY: &[u8] = b"failed";
+const TARGET_KEY_PREFIX: &str = "target:";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The format of the control records this Passerelle writes: a Passerelle that changes what they
 /// mean raises it, and one that finds a newer run than it can read refuses it (`config::run_encoding`).
-/// Announcements without it are of the first format.
-pub const CONTROL_FORMAT: u32 = 2;
+/// Announcements without it are of the first format. Format 3 fixes the target server (a reader of
+/// format 2 would not know to refuse another).
+pub const CONTROL_FORMAT: u32 = 3;
 
 fn first_format() -> u32 {
     1
@@ -80,6 +86,36 @@ pub struct RunAnnouncement {
     /// Each schema's target database, fixed when the run began (by `migrate`, which knows the
     /// target; empty when `passerelle source` began it).
     #[serde(default)]
+    pub target_databases: BTreeMap<String, String>,
+    /// The target server, fixed when the run began (by `migrate`; `None` when `passerelle source`
+    /// began it, and then its first sink fixes it with a [`TargetFixed`]).
+    #[serde(default)]
+    pub target_server: Option<TargetServer>,
+}
+
+/// A target server, by an identity that another server never shares.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetServer {
+    /// `server_uuid <uuid>` (MySQL), or `installation id <uuid>` kept in the bookkeeping database
+    /// where the server has no `@@server_uuid` (MariaDB).
+    pub identity: String,
+    /// Where it was reached (`user@host:port`, never a password), for messages only: one server may
+    /// be reached by several addresses.
+    pub address: String,
+}
+
+impl std::fmt::Display for TargetServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.identity, self.address)
+    }
+}
+
+/// The target of a run that `passerelle source` began, fixed by its first sink.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetFixed {
+    pub run_id: String,
+    pub server: TargetServer,
+    /// Each schema's target database.
     pub target_databases: BTreeMap<String, String>,
 }
 
@@ -133,6 +169,25 @@ pub struct ControlState {
     pub cutover: Option<Cutover>,
     pub stream_done: Option<StreamDone>,
     pub failed: Option<Failed>,
+    /// The first target fixed for the run by a sink, when the announcement named none.
+    pub target: Option<TargetFixed>,
+}
+
+impl ControlState {
+    /// The target server the run applies into, once fixed (by its announcement or its first sink).
+    pub fn target_server(&self) -> Option<&TargetServer> {
+        let run = self.run.as_ref()?;
+        run.target_server.as_ref().or(self.target.as_ref().map(|fixed| &fixed.server))
+    }
+
+    /// Each schema's target database, once fixed; empty before.
+    pub fn target_databases(&self) -> BTreeMap<String, String> {
+        match (&self.run, &self.target) {
+            (Some(run), _) if !run.target_databases.is_empty() => run.target_databases.clone(),
+            (Some(_), Some(fixed)) => fixed.target_databases.clone(),
+            _ => BTreeMap::new(),
+        }
+    }
 }
 
 pub async fn announce_run(producer: &Producer, topic: &str, run: &RunAnnouncement) -> Result<(), KafkaError> {
@@ -162,6 +217,12 @@ pub async fn clear_failed(producer: &Producer, topic: &str) -> Result<(), KafkaE
     Ok(())
 }
 
+/// Fixes the target of a run whose announcement names none. Sinks that race may both write: the first
+/// record read back decides, so each must read the topic again after writing.
+pub async fn fix_target(producer: &Producer, topic: &str, fixed: &TargetFixed) -> Result<(), KafkaError> {
+    publish(producer, topic, format!("{TARGET_KEY_PREFIX}{}", fixed.server.identity).as_bytes(), fixed).await
+}
+
 /// Sends one record and waits until the brokers have it: readers act on it at once.
 async fn publish(producer: &Producer, topic: &str, key: &[u8], record: &impl Serialize) -> Result<(), KafkaError> {
     let value = serde_json::to_vec(record).expect("a control record serializes");
@@ -171,8 +232,14 @@ async fn publish(producer: &Producer, topic: &str, key: &[u8], record: &impl Ser
 }
 
 /// Reads the control topic from its start to its current end. A topic that does not exist reads as
-/// empty: no run has begun.
+/// empty: no run has begun; one whose partition has no leader yet (a broker restarting) is an error
+/// that passes, never an empty topic.
 pub async fn read(endpoint: &KafkaEndpoint, topic: &str) -> Result<ControlState, KafkaError> {
+    read_within(endpoint, topic, TIMEOUT).await
+}
+
+/// [`read`], giving up after `timeout` (on the brokers' answer, then on reading to the end).
+pub async fn read_within(endpoint: &KafkaEndpoint, topic: &str, timeout: Duration) -> Result<ControlState, KafkaError> {
     let topic_error = |error| KafkaError::Topic { topic: topic.to_string(), cause: describe(&error) };
     let consumer: BaseConsumer<Observer> = client::config(endpoint)
         .set("group.id", "passerelle-control-reader")
@@ -181,19 +248,18 @@ pub async fn read(endpoint: &KafkaEndpoint, topic: &str) -> Result<ControlState,
         .map_err(|error| configuration(&endpoint.to_string(), &error))?;
     // Nothing is assigned yet: polling serves only librdkafka's log and error events.
     let serve = || while consumer.poll(Duration::ZERO).is_some() {};
-    let metadata = client::metadata(consumer.client(), consumer.context(), Some(topic), TIMEOUT, serve)?;
+    let metadata = client::metadata(consumer.client(), consumer.context(), Some(topic), timeout, serve)?;
     tokio::task::block_in_place(|| {
-        let exists = metadata.topics().iter().any(|t| t.name() == topic && !t.partitions().is_empty());
-        if !exists {
+        if crate::topic::readable(&metadata, topic)?.is_none() {
             return Ok(ControlState::default());
         }
-        let (_, end) = consumer.fetch_watermarks(topic, 0, TIMEOUT).map_err(topic_error)?;
+        let (_, end) = consumer.fetch_watermarks(topic, 0, timeout).map_err(topic_error)?;
         let mut assignment = TopicPartitionList::new();
         assignment.add_partition_offset(topic, 0, Offset::Beginning).map_err(topic_error)?;
         consumer.assign(&assignment).map_err(topic_error)?;
         let mut state = ControlState::default();
         let mut next = 0;
-        let deadline = std::time::Instant::now() + TIMEOUT;
+        let deadline = std::time::Instant::now() + timeout;
         while next < end {
             if std::time::Instant::now() > deadline {
                 return Err(KafkaError::Topic {
@@ -201,7 +267,7 @@ pub async fn read(endpoint: &KafkaEndpoint, topic: &str) -> Result<ControlState,
                     cause: format!(
                         "{}: read only up to offset {next} of {end} in {} s",
                         describe_code(RDKafkaErrorCode::OperationTimedOut),
-                        TIMEOUT.as_secs()
+                        timeout.as_secs()
                     ),
                 });
             }
@@ -246,6 +312,12 @@ pub async fn read(endpoint: &KafkaEndpoint, topic: &str) -> Result<ControlState,
                     let failed: Failed = serde_json::from_slice(value).map_err(decode_error)?;
                     if current(&failed.run_id) {
                         state.failed = Some(failed);
+                    }
+                }
+                Some(key) if key.starts_with(TARGET_KEY_PREFIX.as_bytes()) => {
+                    let fixed: TargetFixed = serde_json::from_slice(value).map_err(decode_error)?;
+                    if current(&fixed.run_id) && state.target.is_none() {
+                        state.target = Some(fixed);
                     }
                 }
                 // Written by a later Passerelle: not ours to interpret.

@@ -69,11 +69,60 @@ pub struct RunState {
     pub phase: Phase,
 }
 
-/// Creates `database` and the bookkeeping tables in it if they are missing.
-pub async fn ensure_tables(conn: &mut Conn, endpoint: &impl fmt::Display, database: &str) -> Result<(), MysqlError> {
+/// The format of the bookkeeping tables this Passerelle writes: a Passerelle that changes what they
+/// hold or mean raises it, and one that finds a newer format than it knows refuses to touch them.
+pub const BOOKKEEPING_FORMAT: u32 = 1;
+/// One row: the bookkeeping's format, and the id of this installation (the target server's identity
+/// where the server has no `@@server_uuid`, as MariaDB has not).
+pub const INSTALLATION_TABLE: &str = "passerelle_installation";
+
+/// What the installation row says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Installation {
+    /// A UUID made once, when the bookkeeping was first created on this server.
+    pub id: String,
+    pub format: u32,
+}
+
+/// Creates `database` and the bookkeeping tables in it if they are missing, after checking that their
+/// format is one this Passerelle knows. Returns the installation.
+pub async fn ensure_tables(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    database: &str,
+) -> Result<Installation, MysqlError> {
     let db = quote(database);
-    let statements = [
+    let context = |error| MysqlError::query(endpoint, "creating the bookkeeping tables", error);
+    let first = [
         format!("CREATE DATABASE IF NOT EXISTS {db}"),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{INSTALLATION_TABLE} (
+               one_row TINYINT NOT NULL PRIMARY KEY,
+               installation_id CHAR(36) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+               format INT NOT NULL,
+               created_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)
+             ) ENGINE=InnoDB COMMENT 'Passerelle: the bookkeeping format, and this installation''s id'"
+        ),
+    ];
+    for statement in first {
+        conn.query_drop(statement).await.map_err(context)?;
+    }
+    // UUID() is evaluated by the server; only the first call of all inserts.
+    conn.exec_drop(
+        format!(
+            "INSERT IGNORE INTO {db}.{INSTALLATION_TABLE} (one_row, installation_id, format) VALUES (1, UUID(), ?)"
+        ),
+        (BOOKKEEPING_FORMAT,),
+    )
+    .await
+    .map_err(context)?;
+    let installation = installation(conn, endpoint, database).await?.ok_or_else(|| MysqlError::Query {
+        endpoint: endpoint.to_string(),
+        context: "creating the bookkeeping tables",
+        code: None,
+        message: format!("{database}.{INSTALLATION_TABLE} holds no row after its insert"),
+    })?;
+    let statements = [
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.{OFFSETS_TABLE} (
                topic VARCHAR(249) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
@@ -101,11 +150,57 @@ pub async fn ensure_tables(conn: &mut Conn, endpoint: &impl fmt::Display, databa
         ),
     ];
     for statement in statements {
-        conn.query_drop(statement)
-            .await
-            .map_err(|error| MysqlError::query(endpoint, "creating the bookkeeping tables", error))?;
+        conn.query_drop(statement).await.map_err(context)?;
     }
-    Ok(())
+    Ok(installation)
+}
+
+/// The installation row, without creating anything: `None` where the bookkeeping does not exist.
+/// An error when its format is newer than this Passerelle knows.
+pub async fn installation(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    database: &str,
+) -> Result<Option<Installation>, MysqlError> {
+    const NO_DATABASE: u16 = 1049;
+    const NO_TABLE: u16 = 1146;
+    let row: Option<(String, u32)> = match conn
+        .query_first(format!("SELECT installation_id, format FROM {}.{INSTALLATION_TABLE}", quote(database)))
+        .await
+    {
+        Ok(row) => row,
+        Err(mysql_async::Error::Server(error)) if [NO_DATABASE, NO_TABLE].contains(&error.code) => return Ok(None),
+        Err(error) => return Err(MysqlError::query(endpoint, "reading the bookkeeping's format", error)),
+    };
+    let Some((id, format)) = row else { return Ok(None) };
+    if format > BOOKKEEPING_FORMAT {
+        return Err(MysqlError::NewerBookkeeping {
+            endpoint: endpoint.to_string(),
+            database: database.to_string(),
+            found: format,
+            known: BOOKKEEPING_FORMAT,
+        });
+    }
+    Ok(Some(Installation { id, format }))
+}
+
+/// The target server's identity, which a run's sinks must share: MySQL's `@@server_uuid`, or where
+/// the server has none (MariaDB) the installation id of its bookkeeping; `None` for a server without
+/// either.
+pub async fn server_identity(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    installation: Option<&Installation>,
+) -> Result<Option<String>, MysqlError> {
+    let uuid: Option<(String, String)> = conn
+        .query_first("SHOW GLOBAL VARIABLES LIKE 'server_uuid'")
+        .await
+        .map_err(|error| MysqlError::query(endpoint, "reading the server's identity", error))?;
+    Ok(match (uuid, installation) {
+        (Some((_, uuid)), _) => Some(format!("server_uuid {uuid}")),
+        (None, Some(installation)) => Some(format!("installation id {}", installation.id)),
+        (None, None) => None,
+    })
 }
 
 pub async fn run_state(

@@ -54,6 +54,13 @@ pub enum MysqlError {
         offset: i64,
         cause: String,
     },
+    /// The bookkeeping was written by a newer Passerelle, in a format this one does not know.
+    NewerBookkeeping {
+        endpoint: String,
+        database: String,
+        found: u32,
+        known: u32,
+    },
     /// The target refused or changed rows of a load.
     Rejected {
         table: String,
@@ -142,6 +149,10 @@ impl MysqlError {
             MysqlError::Rejected { table, topic, partition, detail } => {
                 format!("the target did not take every row for {table} from {topic}/{partition}: {detail}")
             }
+            MysqlError::NewerBookkeeping { endpoint, database, found, known } => format!(
+                "the bookkeeping in database {database} on the target at {endpoint} is of format {found}, \
+                 this Passerelle knows formats up to {known}"
+            ),
         }
     }
 
@@ -169,6 +180,9 @@ impl MysqlError {
             MysqlError::Rejected { .. } => {
                 "check that the target tables were created by this plan and are empty, then run again"
             }
+            MysqlError::NewerBookkeeping { .. } => {
+                "run the newer Passerelle that wrote it, or give this one a bookkeeping of its own (--bookkeeping-db)"
+            }
         }
     }
 
@@ -187,7 +201,8 @@ impl MysqlError {
             | MysqlError::Tls { .. }
             | MysqlError::Data { .. }
             | MysqlError::Unappliable { .. }
-            | MysqlError::Rejected { .. } => false,
+            | MysqlError::Rejected { .. }
+            | MysqlError::NewerBookkeeping { .. } => false,
         }
     }
 }
