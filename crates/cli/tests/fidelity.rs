@@ -46,6 +46,13 @@ async fn fidelity_patterns_apply_and_behave(server: Target) {
     let (outcome, detail) = object(&report, "trigger", "public.actor.shout");
     assert!(outcome == "not_migrated" && detail.contains("\"insert\" is not translated"), "{detail}");
     assert_eq!(object(&report, "function", "public.shout()").0, "not_migrated");
+    for view in ["group_names", "country_counts", "group_ids"] {
+        let (outcome, detail) = object(&report, "view", &format!("public.{view}"));
+        assert_ne!(outcome, "not_migrated", "{view}: {detail}");
+    }
+    assert!(object(&report, "view", "public.group_names").1.contains("group_concat_max_len"));
+    let (outcome, detail) = object(&report, "view", "public.first_names");
+    assert!(outcome == "not_migrated" && detail.contains("DISTINCT ON"), "{detail}");
 
     let mut conn = target.conn().await;
     let db = target.name.as_str();
@@ -57,8 +64,20 @@ async fn fidelity_patterns_apply_and_behave(server: Target) {
         )
         .await
         .unwrap();
-    let expected: Vec<(String, u64)> =
-        TABLES.iter().map(|t| (t.to_string(), if *t == "film" { 501 } else { 4 })).collect();
+    let expected: Vec<(String, u64)> = TABLES
+        .iter()
+        .map(|t| {
+            (
+                t.to_string(),
+                match *t {
+                    "film" => 501,
+                    "country" => 8,
+                    "customer" => 69,
+                    _ => 4,
+                },
+            )
+        })
+        .collect();
     assert_eq!(positions, expected);
     let on_update: Vec<String> = conn
         .exec(
@@ -101,7 +120,8 @@ async fn stamp(conn: &mut mysql_async::Conn, sql: &str) -> String {
 }
 
 /// A migration writes the source's timestamps: the ON UPDATE columns come after the load, so the
-/// sink's writes are not stamped with the target's clock (verify compares every value).
+/// sink's writes are not stamped with the target's clock (verify compares every value). The
+/// translated views then return the source's rows.
 async fn migrated_rows_keep_the_sources_timestamps(server: Target) {
     let setup = Setup::new(server, FIXTURE).await;
     server.assert_version().await;
@@ -123,6 +143,63 @@ async fn migrated_rows_keep_the_sources_timestamps(server: Target) {
         .await
         .unwrap();
     assert!(extra.unwrap().to_lowercase().contains("on update"), "the column maintains itself after the migration");
+
+    // The views return PostgreSQL's rows: NULL names, ties, an empty group, scalar subqueries, and a
+    // concatenation past 1,024 bytes once the session allows it, as the report says.
+    let client = setup.source.client().await;
+    let queries = [
+        (
+            "select country_id::text, country, names, n_named::text from group_names order by country_id",
+            "SELECT CAST(country_id AS CHAR), country, names, CAST(n_named AS CHAR) FROM group_names ORDER BY country_id",
+        ),
+        (
+            "select country_id::text, name, n_customers::text, last_name from country_counts order by country_id",
+            "SELECT CAST(country_id AS CHAR), name, CAST(n_customers AS CHAR), last_name FROM country_counts \
+             ORDER BY country_id",
+        ),
+    ];
+    conn.query_drop("SET SESSION group_concat_max_len = 1048576").await.unwrap();
+    conn.query_drop(format!("USE `{db}`")).await.unwrap();
+    for (pg, target) in queries {
+        let expected: Vec<Vec<Option<String>>> = client
+            .query(pg, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| (0..4).map(|idx| row.get::<_, Option<String>>(idx)).collect())
+            .collect();
+        let rows: Vec<mysql_async::Row> = conn.query(target).await.unwrap();
+        let actual: Vec<Vec<Option<String>>> = rows
+            .into_iter()
+            .map(|row| (0..4).map(|idx| row.get::<Option<String>, _>(idx).unwrap()).collect())
+            .collect();
+        assert_eq!(actual, expected, "{target}");
+    }
+    let long: Option<String> =
+        client.query_one("select names from group_names where country_id = 5", &[]).await.unwrap().get(0);
+    assert!(long.as_ref().unwrap().len() > 1024);
+    // What the report warns of: at the default group_concat_max_len the concatenation is cut.
+    conn.query_drop("SET SESSION group_concat_max_len = 1024").await.unwrap();
+    let cut: Option<String> = conn.query_first("SELECT names FROM group_names WHERE country_id = 5").await.unwrap();
+    assert_eq!(cut.unwrap().len(), 1024);
+
+    // array_agg's arrays arrive as JSON arrays, with the same elements.
+    let sorted = |json: &str| {
+        let mut ids: Vec<i64> = serde_json::from_str(json).unwrap();
+        ids.sort_unstable();
+        ids
+    };
+    let expected: Vec<(i32, Vec<i64>)> = client
+        .query("select grp, array_to_json(ids)::text from group_ids order by grp", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), sorted(row.get(1))))
+        .collect();
+    let actual: Vec<(i32, String)> =
+        conn.query("SELECT grp, CAST(ids AS CHAR) FROM group_ids ORDER BY grp").await.unwrap();
+    let actual: Vec<(i32, Vec<i64>)> = actual.into_iter().map(|(grp, ids)| (grp, sorted(&ids))).collect();
+    assert_eq!(actual, expected);
     setup.cleanup();
 }
 on_both_targets!(migrated_rows_keep_the_sources_timestamps);

@@ -162,14 +162,23 @@ pub(crate) enum Expr {
         args: Vec<Expr>,
         star: bool,
         distinct: bool,
+        /// An aggregate's own `ORDER BY` (`string_agg(x, ',' ORDER BY y DESC)`): key, descending.
+        order_by: Vec<(Expr, bool)>,
+        /// An aggregate's `FILTER (WHERE ...)`.
+        filter: Option<Box<Expr>>,
     },
     Case {
         operand: Option<Box<Expr>>,
         whens: Vec<(Expr, Expr)>,
         otherwise: Option<Box<Expr>>,
     },
-    /// A `(SELECT ...)` or `EXISTS (...)`: parsed only to say it cannot be translated.
-    Subquery,
+    /// A scalar `(SELECT ...)`, its tokens without the parentheses: the caller's [`crate::print::Scope`]
+    /// translates it (a view's does; elsewhere it stays untranslated).
+    Subquery(Vec<Token>),
+    /// `EXISTS (SELECT ...)`.
+    Exists(Vec<Token>),
+    /// `x [NOT] IN (SELECT ...)`.
+    InSubquery(Box<Expr>, Vec<Token>, bool),
     /// `t.*` or `*` in a select list.
     Star(Vec<String>),
 }
@@ -225,6 +234,11 @@ const STOP_WORDS: &[&str] = &[
 impl Parser {
     pub(crate) fn new(text: &str) -> Result<Parser> {
         Ok(Parser { tokens: tokenize(text)?, pos: 0 })
+    }
+
+    /// A parser over tokens already read, such as a subquery's.
+    pub(crate) fn from_tokens(tokens: Vec<Token>) -> Parser {
+        Parser { tokens, pos: 0 }
     }
 
     pub(crate) fn peek(&self) -> Option<&Token> {
@@ -420,7 +434,7 @@ impl Parser {
         if self.eat_word("in") {
             self.expect_punct('(')?;
             if self.is_word("select") {
-                return Ok(Expr::Subquery);
+                return Ok(Expr::InSubquery(Box::new(left), self.subquery()?, negated));
             }
             let list = self.list()?;
             self.expect_punct(')')?;
@@ -566,7 +580,7 @@ impl Parser {
             Token::Num(n) => Ok(Expr::Num(n)),
             Token::Punct('(') => {
                 if self.is_word("select") {
-                    return Ok(Expr::Subquery);
+                    return Ok(Expr::Subquery(self.subquery()?));
                 }
                 let inner = self.expr()?;
                 if self.eat_punct(',') {
@@ -596,7 +610,7 @@ impl Parser {
             {
                 return Ok(Expr::Keyword(word));
             }
-            "exists" => return Ok(Expr::Subquery),
+            "exists" if self.eat_punct('(') => return Ok(Expr::Exists(self.subquery()?)),
             "array" if self.eat_punct('[') => {
                 let items = if self.peek() == Some(&Token::Punct(']')) { Vec::new() } else { self.list()? };
                 self.expect_punct(']')?;
@@ -635,18 +649,77 @@ impl Parser {
         }
         if self.eat_punct('*') {
             self.expect_punct(')')?;
-            return Ok(Expr::Func { name: parts, args: Vec::new(), star: true, distinct: false });
+            let filter = self.filter()?;
+            return Ok(Expr::Func {
+                name: parts,
+                args: Vec::new(),
+                star: true,
+                distinct: false,
+                order_by: Vec::new(),
+                filter,
+            });
         }
         let distinct = self.eat_word("distinct");
         let args = if self.peek() == Some(&Token::Punct(')')) { Vec::new() } else { self.list()? };
-        if self.is_word("order") || self.is_word("from") {
+        let mut order_by = Vec::new();
+        if self.eat_word("order") {
+            self.expect_word("by")?;
+            loop {
+                let key = self.expr()?;
+                let descending = self.eat_word("desc");
+                if !descending {
+                    self.eat_word("asc");
+                }
+                if self.is_word("nulls") {
+                    return fail("NULLS FIRST/LAST has no MySQL equivalent");
+                }
+                order_by.push((key, descending));
+                if !self.eat_punct(',') {
+                    break;
+                }
+            }
+        }
+        if self.is_word("from") {
             return fail(format!("the argument syntax of {}() has no MySQL equivalent", parts.join(".")));
         }
         self.expect_punct(')')?;
-        if self.is_word("over") || self.is_word("filter") || self.is_word("within") {
-            return fail(format!("window and filtered aggregates ({}) are not translated", parts.join(".")));
+        if self.is_word("over") || self.is_word("within") {
+            return fail(format!("window and ordered-set aggregates ({}) are not translated", parts.join(".")));
         }
-        Ok(Expr::Func { name: parts, args, star: false, distinct })
+        let filter = self.filter()?;
+        Ok(Expr::Func { name: parts, args, star: false, distinct, order_by, filter })
+    }
+
+    /// An aggregate's `FILTER (WHERE condition)`, when there is one.
+    fn filter(&mut self) -> Result<Option<Box<Expr>>> {
+        if !self.eat_word("filter") {
+            return Ok(None);
+        }
+        self.expect_punct('(')?;
+        self.expect_word("where")?;
+        let condition = self.expr()?;
+        self.expect_punct(')')?;
+        Ok(Some(Box::new(condition)))
+    }
+
+    /// The tokens of a subquery up to its closing parenthesis, which is consumed; the opening one was.
+    fn subquery(&mut self) -> Result<Vec<Token>> {
+        let mut depth = 0;
+        let mut tokens = Vec::new();
+        loop {
+            match self.next() {
+                None => return fail("the subquery has no closing parenthesis"),
+                Some(Token::Punct(')')) if depth == 0 => return Ok(tokens),
+                Some(token) => {
+                    match token {
+                        Token::Punct('(') => depth += 1,
+                        Token::Punct(')') => depth -= 1,
+                        _ => {}
+                    }
+                    tokens.push(token);
+                }
+            }
+        }
     }
 
     fn case(&mut self) -> Result<Expr> {

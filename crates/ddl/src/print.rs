@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use crate::expr::{fail, Expr, Result, TypeName, Untranslatable};
+use crate::expr::{fail, Expr, Result, Token, TypeName, Untranslatable};
 use crate::{Dialect, Server};
 
 /// How names inside an expression become target names: the caller knows whether `VALUE` means a
@@ -13,6 +13,11 @@ use crate::{Dialect, Server};
 pub(crate) trait Scope {
     /// A column reference, quoted for the target.
     fn column(&self, parts: &[String]) -> Result<String>;
+
+    /// A subquery's `SELECT`, translated, with the caveats of its translation: only views have them.
+    fn subquery(&self, _tokens: &[Token], _server: Server) -> Result<(String, Vec<String>)> {
+        fail("subqueries are not translated")
+    }
 }
 
 /// Prints expressions for one server, collecting caveats of translations that change behaviour.
@@ -109,7 +114,9 @@ impl Printer<'_> {
             }
             Expr::Any { left, op, array, all } => self.any(left, op, array, *all)?,
             Expr::Array(_) => return fail("arrays have no MySQL equivalent outside = ANY (ARRAY[...])"),
-            Expr::Func { name, args, star, distinct } => self.function(name, args, *star, *distinct)?,
+            Expr::Func { name, args, star, distinct, order_by, filter } => {
+                self.aggregate(name, args, *star, *distinct, order_by, filter.as_deref())?
+            }
             Expr::Case { operand, whens, otherwise } => {
                 let mut text = "CASE".to_string();
                 if let Some(operand) = operand {
@@ -123,12 +130,49 @@ impl Printer<'_> {
                 }
                 text + " END"
             }
-            Expr::Subquery => return fail("subqueries are not translated"),
+            Expr::Subquery(tokens) => format!("({})", self.subquery(tokens)?),
+            Expr::Exists(tokens) => format!("EXISTS ({})", self.subquery(tokens)?),
+            Expr::InSubquery(left, tokens, negated) => {
+                format!("({} {}IN ({}))", self.print(left)?, if *negated { "NOT " } else { "" }, self.subquery(tokens)?)
+            }
             Expr::Star(parts) => match parts.is_empty() {
                 true => "*".into(),
                 false => format!("{}.*", self.scope.column(parts)?),
             },
         })
+    }
+
+    fn subquery(&mut self, tokens: &[Token]) -> Result<String> {
+        let (sql, caveats) = self.scope.subquery(tokens, self.server)?;
+        for caveat in caveats {
+            self.caveat(&caveat);
+        }
+        Ok(sql)
+    }
+
+    /// A call, with an aggregate's `ORDER BY` and `FILTER (WHERE ...)`: the filter becomes a CASE
+    /// around the aggregated value, which every aggregate but array_agg skips where it is NULL.
+    fn aggregate(
+        &mut self,
+        name: &[String],
+        args: &[Expr],
+        star: bool,
+        distinct: bool,
+        order_by: &[(Expr, bool)],
+        filter: Option<&Expr>,
+    ) -> Result<String> {
+        let function = name.last().map(String::as_str).unwrap_or_default();
+        let Some(condition) = filter else { return self.function(name, args, star, distinct, order_by) };
+        match (function, star, args) {
+            ("count", true, _) => Ok(format!("COUNT(CASE WHEN {} THEN 1 END)", self.print(condition)?)),
+            ("count" | "sum" | "avg" | "min" | "max" | "string_agg", false, [value, rest @ ..]) => {
+                let when =
+                    Expr::Case { operand: None, whens: vec![(condition.clone(), value.clone())], otherwise: None };
+                let args: Vec<Expr> = std::iter::once(when).chain(rest.iter().cloned()).collect();
+                self.function(name, &args, star, distinct, order_by)
+            }
+            _ => fail(format!("{function}() FILTER (WHERE ...) is not translated")),
+        }
     }
 
     fn binary(&mut self, left: &Expr, op: &str, right: &Expr) -> Result<String> {
@@ -240,7 +284,14 @@ impl Printer<'_> {
         Ok(format!("CAST({value} AS {target})"))
     }
 
-    fn function(&mut self, name: &[String], args: &[Expr], star: bool, distinct: bool) -> Result<String> {
+    fn function(
+        &mut self,
+        name: &[String],
+        args: &[Expr],
+        star: bool,
+        distinct: bool,
+        order_by: &[(Expr, bool)],
+    ) -> Result<String> {
         let function = match name {
             [function] => function.as_str(),
             [schema, function] if schema == "pg_catalog" => function.as_str(),
@@ -253,6 +304,17 @@ impl Printer<'_> {
             };
         }
         let printed = args.iter().map(|arg| self.print(arg)).collect::<Result<Vec<_>>>()?;
+        let mut order = Vec::new();
+        for (key, descending) in order_by {
+            order.push(format!("{}{}", self.print(key)?, if *descending { " DESC" } else { "" }));
+        }
+        let order = if order.is_empty() { String::new() } else { format!(" ORDER BY {}", order.join(", ")) };
+        match function {
+            "string_agg" => return self.string_agg(args, &printed, distinct, &order),
+            "array_agg" => return self.array_agg(&printed, distinct, &order),
+            _ if !order.is_empty() => return fail(format!("{function}() with ORDER BY is not translated")),
+            _ => {}
+        }
         let all = printed.join(", ");
         let distinct = if distinct { "DISTINCT " } else { "" };
         let same = |mysql: &str| format!("{mysql}({distinct}{all})");
@@ -305,9 +367,47 @@ impl Printer<'_> {
             ("gen_random_uuid" | "uuid_generate_v4", []) => "UUID()".into(),
             ("random", []) => "RAND()".into(),
             ("jsonb_array_length" | "json_array_length", [_]) => same("JSON_LENGTH"),
-            ("string_agg", [value, separator]) => format!("GROUP_CONCAT({distinct}{value} SEPARATOR {separator})"),
             _ => return fail(format!("function {function}() has no MySQL equivalent")),
         })
+    }
+}
+
+impl Printer<'_> {
+    /// `string_agg(x, sep ORDER BY ...)`: `GROUP_CONCAT(x ORDER BY ... SEPARATOR sep)`. Both skip NULLs
+    /// and give NULL over no rows; GROUP_CONCAT wants a constant separator, and cuts its result at
+    /// `group_concat_max_len` bytes (1,024 unless the reading session or the server sets more).
+    fn string_agg(&mut self, args: &[Expr], printed: &[String], distinct: bool, order: &str) -> Result<String> {
+        let ([_, separator], [value, _]) = (args, printed) else {
+            return fail("string_agg() takes a value and a separator");
+        };
+        let mut separator = separator;
+        while let Expr::Cast(inner, _) = separator {
+            separator = inner;
+        }
+        let Expr::Str(separator) = separator else {
+            return fail("string_agg() with a separator that is not a constant: GROUP_CONCAT wants a constant");
+        };
+        self.caveat(
+            "GROUP_CONCAT cuts its result at group_concat_max_len bytes, 1,024 by default: a session reading the \
+             view needs SET SESSION group_concat_max_len = 1048576 (or the server's setting) for longer \
+             concatenations",
+        );
+        let distinct = if distinct { "DISTINCT " } else { "" };
+        Ok(format!("GROUP_CONCAT({distinct}{value}{order} SEPARATOR {})", quote_string(separator)))
+    }
+
+    /// `array_agg(x)`: `JSON_ARRAYAGG(x)`, a JSON array as array columns are carried. MySQL's takes no
+    /// ORDER BY (MariaDB's does), nor DISTINCT.
+    fn array_agg(&mut self, printed: &[String], distinct: bool, order: &str) -> Result<String> {
+        let [value] = printed else { return fail("array_agg() takes one value") };
+        if distinct {
+            return fail("array_agg(DISTINCT ...) has no JSON_ARRAYAGG equivalent");
+        }
+        if !order.is_empty() && self.server.dialect == Dialect::Mysql {
+            return fail("array_agg(... ORDER BY ...): MySQL's JSON_ARRAYAGG takes no ORDER BY");
+        }
+        self.caveat("array_agg becomes JSON_ARRAYAGG: the view returns a JSON array, as array columns are carried");
+        Ok(format!("JSON_ARRAYAGG({value}{order})"))
     }
 }
 

@@ -1,20 +1,25 @@
 //! View definitions: the `SELECT` that `pg_get_viewdef` prints, translated clause by clause.
 //!
 //! Covers projections, joins, WHERE/GROUP BY/HAVING/ORDER BY/LIMIT and UNION, with expressions
-//! going through [`crate::expr`]. CTEs, subqueries in FROM, set-returning functions, FULL JOIN and
+//! going through [`crate::expr`], and subqueries in the select list, WHERE, EXISTS and IN. CTEs,
+//! subqueries in FROM, set-returning functions, FULL JOIN and
 //! window functions stay untranslated, with the reason.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use passerelle_model::schema::QualifiedName;
 
-use crate::expr::{Parser, Result, Untranslatable};
+use crate::expr::{Parser, Result, Token, Untranslatable};
 use crate::ident::quote;
 use crate::print::{Printer, Scope};
+use crate::Server;
 
 /// Names in a view: `alias.column` stays as is, `schema.table` moves to the schema's database.
 pub(crate) struct ViewScope<'a> {
     pub databases: &'a BTreeMap<String, String>,
+    /// The relations read so far, subqueries' included.
+    pub reads: RefCell<Vec<QualifiedName>>,
 }
 
 impl ViewScope<'_> {
@@ -39,6 +44,19 @@ impl Scope for ViewScope<'_> {
             _ => Ok(parts.iter().map(|part| quote(part)).collect::<Vec<_>>().join(".")),
         }
     }
+
+    /// A subquery in a select list, WHERE, EXISTS or IN, translated like the view around it (its
+    /// column references may name the outer query's relations: the names are kept as they are).
+    fn subquery(&self, tokens: &[Token], server: Server) -> Result<(String, Vec<String>)> {
+        let mut parser = Parser::from_tokens(tokens.to_vec());
+        let mut printer = Printer::new(server, self, false);
+        let mut translator = Translator { parser: &mut parser, printer: &mut printer, scope: self };
+        let sql = translator.query()?;
+        if !parser.at_end() {
+            return Err(Untranslatable(format!("unexpected {} in a subquery", parser.describe())));
+        }
+        Ok((sql, printer.caveats))
+    }
 }
 
 /// The translated `SELECT`, and the relations it reads (so views can be created after the views
@@ -50,25 +68,19 @@ pub(crate) struct Translated {
 
 pub(crate) fn translate(definition: &str, printer: &mut Printer<'_>, scope: &ViewScope<'_>) -> Result<Translated> {
     let mut parser = Parser::new(definition)?;
-    let mut translator = Translator { parser: &mut parser, printer, scope, reads: Vec::new() };
-    let mut sql = translator.select()?;
-    while translator.parser.eat_word("union") {
-        let all = if translator.parser.eat_word("all") { " ALL" } else { "" };
-        sql = format!("{sql} UNION{all} {}", translator.select()?);
-    }
-    let reads = translator.reads;
+    let mut translator = Translator { parser: &mut parser, printer, scope };
+    let sql = translator.query()?;
     parser.eat_punct(';');
     if !parser.at_end() {
         return Err(Untranslatable(format!("unexpected {} in the view", parser.describe())));
     }
-    Ok(Translated { sql, reads })
+    Ok(Translated { sql, reads: scope.reads.take() })
 }
 
 struct Translator<'p, 'a, 'b> {
     parser: &'p mut Parser,
     printer: &'p mut Printer<'a>,
     scope: &'p ViewScope<'b>,
-    reads: Vec<QualifiedName>,
 }
 
 impl Translator<'_, '_, '_> {
@@ -83,6 +95,16 @@ impl Translator<'_, '_, '_> {
             items.push(self.expr()?);
         }
         Ok(items.join(", "))
+    }
+
+    /// A `SELECT`, and those UNIONed to it.
+    fn query(&mut self) -> Result<String> {
+        let mut sql = self.select()?;
+        while self.parser.eat_word("union") {
+            let all = if self.parser.eat_word("all") { " ALL" } else { "" };
+            sql = format!("{sql} UNION{all} {}", self.select()?);
+        }
+        Ok(sql)
     }
 
     fn select(&mut self) -> Result<String> {
@@ -223,12 +245,12 @@ impl Translator<'_, '_, '_> {
             return Ok(format!("({inner})"));
         }
         let parts = self.parser.dotted()?;
-        if self.parser.peek() == Some(&crate::expr::Token::Punct('(')) {
+        if self.parser.peek() == Some(&Token::Punct('(')) {
             return Err(Untranslatable(format!("the set-returning function {}() is not translated", parts.join("."))));
         }
         let table = self.scope.table(&parts)?;
         if let [schema, name] = parts.as_slice() {
-            self.reads.push(QualifiedName { schema: schema.clone(), name: name.clone() });
+            self.scope.reads.borrow_mut().push(QualifiedName { schema: schema.clone(), name: name.clone() });
         }
         Ok(match self.parser.alias()? {
             Some(alias) => format!("{table} {}", quote(&alias)),

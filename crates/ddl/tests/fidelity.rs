@@ -111,6 +111,12 @@ pub(crate) fn fidelity() -> Schema {
         arguments: String::new(),
         language: "plpgsql".into(),
     };
+    let view = |view_name: &str, definition: &str| View {
+        name: name(SCHEMA, view_name),
+        materialized: false,
+        definition: definition.into(),
+        comment: None,
+    };
     Schema {
         tables,
         sequences: vec![
@@ -126,7 +132,12 @@ pub(crate) fn fidelity() -> Schema {
             trigger("payment", "last_updated", "BEFORE", &["UPDATE"], "last_updated", LAST_UPDATED),
             trigger("payment", "payment_audit", "AFTER", &["INSERT"], "audit", AUDIT),
         ],
-        views: Vec::<View>::new(),
+        views: vec![
+            view("group_names", "SELECT c.country_id, c.name AS country, string_agg(cu.name, ', '::text ORDER BY cu.name) AS names, count(cu.customer_id) FILTER (WHERE (cu.name IS NOT NULL)) AS n_named FROM (store.country c LEFT JOIN store.customer cu ON ((cu.grp = c.country_id))) GROUP BY c.country_id, c.name"),
+            view("country_counts", "SELECT c.country_id, c.name, ( SELECT count(*) AS count FROM store.customer cu WHERE (cu.grp = c.country_id)) AS n_customers, ( SELECT max(cu.name) AS max FROM store.customer cu WHERE (cu.grp = c.country_id)) AS last_name FROM store.country c WHERE ((EXISTS ( SELECT 1 FROM store.customer cu WHERE (cu.grp = c.country_id))) OR (c.country_id > 6))"),
+            view("group_ids", "SELECT customer.grp, array_agg(customer.customer_id) AS ids FROM store.customer GROUP BY customer.grp"),
+            view("first_names", "SELECT DISTINCT ON (customer.grp) customer.grp, customer.name FROM store.customer ORDER BY customer.grp, customer.name"),
+        ],
         ..Schema::default()
     }
 }

@@ -27,7 +27,7 @@ fn is_current_time(expr: &Expr) -> bool {
     match expr {
         Expr::Cast(inner, type_name) => type_name.name.starts_with("timestamp") && is_current_time(inner),
         Expr::Keyword(word) => word == "current_timestamp" || word == "localtimestamp",
-        Expr::Func { name, args, star: false, distinct: false } => match name.last().map(String::as_str) {
+        Expr::Func { name, args, star: false, distinct: false, .. } => match name.last().map(String::as_str) {
             Some("now" | "clock_timestamp" | "statement_timestamp" | "transaction_timestamp") => args.is_empty(),
             Some("current_timestamp" | "localtimestamp") => args.len() <= 1,
             _ => false,

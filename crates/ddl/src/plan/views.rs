@@ -1,5 +1,6 @@
 //! Views, translated where possible and created after every view they read.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use passerelle_model::schema::QualifiedName;
@@ -28,7 +29,7 @@ impl Planner<'_> {
                 self.objects.push(report);
                 continue;
             }
-            let scope = ViewScope { databases: &self.config.databases };
+            let scope = ViewScope { databases: &self.config.databases, reads: RefCell::new(Vec::new()) };
             let mut printer = Printer::new(self.config.server, &scope, false);
             match view::translate(&view.definition, &mut printer, &scope) {
                 Ok(result) => {
