@@ -1,18 +1,19 @@
 //! Distinctive secrets, each used for real over the secured connections of `secured.rs` (a
-//! PostgreSQL password, a MySQL password, the SASL password, and the passphrase of the Kafka client
-//! key), appear nowhere a user or another user of the machine could read them: stdout and stderr at
+//! PostgreSQL password, a MySQL password, the SASL password, and the passphrases of the Kafka client
+//! key and of the PostgreSQL one, `sslpassword`), appear nowhere a user or another user of the machine could read them: stdout and stderr at
 //! trace level with librdkafka's `debug=all`, `--json`, the errors of failing commands, the records of
 //! the migration's topics (its control topic included), the files `plan` writes, the target's
 //! bookkeeping, and `/proc/<pid>/cmdline` of the running process (which starts no child process).
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use passerelle_kafka::consumer::Consumer;
 use passerelle_kafka::topic::list_topics;
-use passerelle_testkit::{mysql_conn, on_both_targets, pg_client, unique_name, with_database, Target};
+use passerelle_testkit::{
+    encrypted_client_key, mysql_conn, on_both_targets, pg_client, unique_name, with_database, Target,
+};
 
 use crate::migrate::Setup;
 use crate::secured::{env, start_broker, Secured};
@@ -27,20 +28,6 @@ impl Secrets {
             assert!(!text.contains(secret.as_str()), "a secret appears in {place}");
         }
     }
-}
-
-/// The client key of the stack's CA, encrypted with `passphrase` (AES-256): librdkafka decrypts it
-/// with `ssl.key.password` when it creates each client, so a wrong passphrase fails every command.
-fn encrypted_client_key(dir: &Path, passphrase: &str) -> String {
-    let path = dir.join("client-encrypted.key");
-    let output = Command::new("openssl")
-        .args(["pkey", "-aes256", "-passout", "env:PASSPHRASE", "-in", &env("PASSERELLE_TLS_CLIENT_KEY"), "-out"])
-        .arg(&path)
-        .env("PASSPHRASE", passphrase)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "openssl pkey: {}", String::from_utf8_lossy(&output.stderr));
-    path.display().to_string()
 }
 
 /// Every record value in the migration's topics, its control topic included, read with a consumer
@@ -101,16 +88,32 @@ async fn no_secret_appears_in_output_logs_json_errors_topics_reports_or_the_proc
             .await
             .unwrap();
     }
-    let secured =
+    let mut secured =
         Secured::with_users(target, &setup, Some((&pg_user, &pg_password)), Some((&my_user, &my_password)), "");
-    let key = encrypted_client_key(&secured.dir, &passphrase);
+    let key = encrypted_client_key(&passphrase);
+    let key = key.display().to_string();
     let client_key = format!(
         "ssl.certificate.location={}\nssl.key.location={key}\nssl.key.password={passphrase}\n",
         env("PASSERELLE_TLS_CLIENT_CERT")
     );
     let properties = std::fs::read_to_string(&secured.kafka_config).unwrap() + &client_key;
     std::fs::write(&secured.kafka_config, properties).unwrap();
-    let secrets = Secrets(vec![pg_password.clone(), my_password.clone(), secured.kafka_password.clone(), passphrase]);
+    // The source's client key is encrypted too, its passphrase in the URL (libpq's sslpassword).
+    let pg_passphrase = unique_name("PgKeyPassphrase");
+    let pg_key = encrypted_client_key(&pg_passphrase);
+    secured.source = format!(
+        "{}&sslcert={}&sslkey={}&sslpassword={pg_passphrase}",
+        secured.source,
+        env("PASSERELLE_TLS_CLIENT_CERT"),
+        pg_key.display()
+    );
+    let secrets = Secrets(vec![
+        pg_password.clone(),
+        my_password.clone(),
+        secured.kafka_password.clone(),
+        passphrase,
+        pg_passphrase,
+    ]);
 
     // The migration at trace level, librdkafka's debug log included, held before its post-data DDL
     // while its command line is read.
@@ -199,6 +202,9 @@ async fn no_secret_appears_in_output_logs_json_errors_topics_reports_or_the_proc
     secrets.assert_absent("the target's bookkeeping", &format!("{runs:?}"));
 
     secured.cleanup(&setup);
+    for key in [&key, &pg_key.display().to_string()] {
+        std::fs::remove_file(key).unwrap();
+    }
     let (admin_url, stack) = (setup.source.admin_url.clone(), setup.stack.clone());
     drop(setup);
     let server_admin = with_database(&admin_url, "postgres");

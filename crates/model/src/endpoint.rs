@@ -117,6 +117,8 @@ pub struct Tls {
     /// A client certificate and its key (`sslcert`, `sslkey`).
     pub client_cert: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
+    /// The passphrase of an encrypted `sslkey` (libpq's `sslpassword`); never asked on a terminal.
+    pub key_password: Option<Secret>,
 }
 
 impl Tls {
@@ -151,7 +153,7 @@ impl Tls {
 const MYSQL_PARAMETERS: [&str; 4] = ["ssl-mode", "ssl-ca", "ssl-cert", "ssl-key"];
 
 /// The query parameters a source URL may carry (libpq's names).
-const PG_PARAMETERS: [&str; 5] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "hostaddr"];
+const PG_PARAMETERS: [&str; 6] = ["sslmode", "sslrootcert", "sslcert", "sslkey", "sslpassword", "hostaddr"];
 
 const PG_EXPECTED: &str = "postgres://user:password@host:5432/database";
 const MYSQL_EXPECTED: &str = "mysql://user:password@host:3306/database";
@@ -169,6 +171,7 @@ impl DbEndpoint {
                 "sslrootcert" => endpoint.tls.root_cert = path(),
                 "sslcert" => endpoint.tls.client_cert = path(),
                 "sslkey" => endpoint.tls.client_key = path(),
+                "sslpassword" => endpoint.tls.key_password = Some(Secret::new(value.into_owned())),
                 "hostaddr" => {
                     let address =
                         value.parse().map_err(|_| error(format!("hostaddr {value:?} is not an IP address")))?;
@@ -371,6 +374,9 @@ mod tests {
         assert_eq!(tls.root_cert, Some(PathBuf::from("/ca.pem")));
         assert!(tls.verifies_certificate() && tls.required());
         assert_eq!((tls.client_cert.unwrap(), tls.client_key.unwrap()), ("/c.pem".into(), "/k.pem".into()));
+        let endpoint = DbEndpoint::parse_postgres("postgres://u@h/db?sslkey=/k.pem&sslpassword=Key%20Pass").unwrap();
+        assert_eq!(endpoint.tls.key_password.as_ref().map(Secret::expose), Some("Key Pass"));
+        assert!(!format!("{endpoint:?}").contains("Key Pass"));
         let require = DbEndpoint::parse_postgres("postgres://h/db?sslmode=require").unwrap().tls;
         assert!(require.required() && !require.verifies_certificate());
     }

@@ -79,14 +79,26 @@ fn ssl_opts(endpoint: &DbEndpoint) -> Result<Option<SslOpts>, MysqlError> {
     }
     match (&tls.client_cert, &tls.client_key) {
         (None, None) => {}
-        (Some(cert), Some(key)) => {
+        (Some(cert), Some(key_path)) => {
             let read = |what: &str, path: &std::path::Path| {
                 std::fs::read(path).map_err(|error| failed(format!("cannot read {what} {}: {error}", path.display())))
             };
-            let (cert_pem, key_pem) = (read("ssl-cert", cert)?, read("ssl-key", key)?);
+            let (cert_pem, key_pem) = (read("ssl-cert", cert)?, read("ssl-key", key_path)?);
             let unusable = |error: openssl::error::ErrorStack| failed(format!("unusable ssl-cert or ssl-key: {error}"));
             let cert = openssl::x509::X509::from_pem(&cert_pem).map_err(unusable)?;
-            let key = openssl::pkey::PKey::private_key_from_pem(&key_pem).map_err(unusable)?;
+            // Never OpenSSL's default, a prompt on the terminal: an encrypted key is named instead.
+            let mut encrypted = false;
+            let key = openssl::pkey::PKey::private_key_from_pem_callback(&key_pem, |_| {
+                encrypted = true;
+                Ok(0)
+            });
+            if encrypted {
+                return Err(failed(format!(
+                    "ssl-key {} is encrypted: the target's client key must be unencrypted (MySQL clients take no passphrase)",
+                    key_path.display()
+                )));
+            }
+            let key = key.map_err(unusable)?;
             let archive = openssl::pkcs12::Pkcs12::builder()
                 .name("passerelle")
                 .pkey(&key)

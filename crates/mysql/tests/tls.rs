@@ -96,5 +96,19 @@ async fn every_mode_encrypts_or_fails_with_its_cause(target: Target) {
 
     let error = connect(&tls_url(target, Some("ssl-mode=VERIFY_CA"))).await.unwrap_err();
     assert_one_line(&error, "ssl-mode=VERIFY_CA needs ssl-ca");
+
+    // An encrypted client key is named, never asked for on the terminal (OpenSSL's default).
+    let key = passerelle_testkit::encrypted_client_key("My-Key-Pa55");
+    let query = format!(
+        "ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}&ssl-cert={}&ssl-key={}",
+        env("PASSERELLE_TLS_CLIENT_CERT"),
+        key.display()
+    );
+    let error = connect(&tls_url(target, Some(&query))).await.unwrap_err();
+    assert_one_line(
+        &error,
+        &format!("ssl-key {} is encrypted: the target's client key must be unencrypted", key.display()),
+    );
+    std::fs::remove_file(&key).unwrap();
 }
 on_both_targets!(every_mode_encrypts_or_fails_with_its_cause);

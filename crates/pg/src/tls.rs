@@ -2,13 +2,15 @@
 //! `sslcert` and `sslkey` (PEM files), for tokio-postgres' sessions and the replication connection.
 
 use std::fmt;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::ssl::{Ssl, SslConnector, SslFiletype, SslMethod, SslRef, SslVerifyMode};
-use passerelle_model::endpoint::{DbEndpoint, TlsMode};
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{Ssl, SslConnector, SslMethod, SslRef, SslVerifyMode};
+use passerelle_model::endpoint::{DbEndpoint, Secret, TlsMode};
 use postgres_openssl::MakeTlsConnector;
 
 use crate::PgError;
@@ -30,7 +32,7 @@ impl Tls {
             return Ok(None);
         }
         let failed = |cause: String| PgError::Tls { endpoint: endpoint.to_string(), cause };
-        let reading = |what: &str, path: &std::path::Path, error: ErrorStack| {
+        let reading = |what: &str, path: &Path, error: ErrorStack| {
             failed(format!("cannot use {what} {}: {}", path.display(), reason(&error)))
         };
         let mut builder = SslConnector::builder(SslMethod::tls_client()).map_err(|e| failed(reason(&e)))?;
@@ -58,7 +60,8 @@ impl Tls {
             builder.set_certificate_chain_file(cert).map_err(|e| reading("sslcert", cert, e))?;
         }
         if let Some(key) = &tls.client_key {
-            builder.set_private_key_file(key, SslFiletype::PEM).map_err(|e| reading("sslkey", key, e))?;
+            let private_key = client_key(key, tls.key_password.as_ref()).map_err(failed)?;
+            builder.set_private_key(&private_key).map_err(|e| reading("sslkey", key, e))?;
         }
         Ok(Some(Tls {
             connector: builder.build(),
@@ -94,6 +97,28 @@ impl Tls {
             None => cause.to_string(),
         };
         PgError::Tls { endpoint: self.endpoint.clone(), cause }
+    }
+}
+
+/// The client key, decrypted with `sslpassword` when it is encrypted. Never a prompt on the terminal,
+/// which OpenSSL's default would give (and wait for): an encrypted key without a passphrase is named.
+fn client_key(path: &Path, password: Option<&Secret>) -> Result<PKey<Private>, String> {
+    let pem = std::fs::read(path).map_err(|error| format!("cannot read sslkey {}: {error}", path.display()))?;
+    let mut encrypted = false;
+    let key = PKey::private_key_from_pem_callback(&pem, |buffer| {
+        encrypted = true;
+        let passphrase = password.map_or(&[][..], |password| password.expose().as_bytes());
+        let length = passphrase.len().min(buffer.len());
+        buffer[..length].copy_from_slice(&passphrase[..length]);
+        Ok(length)
+    });
+    match key {
+        Ok(key) => Ok(key),
+        Err(_) if encrypted && password.is_none() => {
+            Err(format!("sslkey {} is encrypted: give its passphrase as sslpassword", path.display()))
+        }
+        Err(_) if encrypted => Err(format!("sslpassword does not decrypt sslkey {}", path.display())),
+        Err(error) => Err(format!("cannot use sslkey {}: {}", path.display(), reason(&error))),
     }
 }
 

@@ -104,6 +104,27 @@ async fn a_wrong_ca_a_wrong_host_and_no_tls_are_refused_with_their_cause() {
         assert!(error.to_string().contains("sslmode=require"), "{error}");
     }
 
+    // An encrypted client key: named without its passphrase, never asked for on the terminal.
+    let key = passerelle_testkit::encrypted_client_key("Pg-Key-Pa55");
+    let with_key = |password: &str| {
+        let query = format!(
+            "sslmode=verify-full&sslrootcert={ca}&sslcert={}&sslkey={}{password}",
+            env("PASSERELLE_TLS_CLIENT_CERT"),
+            key.display()
+        );
+        tls_url(&db.name, Some(query))
+    };
+    for error in both_fail(&with_key("")).await {
+        assert_one_line(&error, &format!("sslkey {} is encrypted: give its passphrase as sslpassword", key.display()));
+    }
+    for error in both_fail(&with_key("&sslpassword=wrong")).await {
+        assert_one_line(&error, "sslpassword does not decrypt sslkey");
+    }
+    let endpoint = DbEndpoint::parse_postgres(&with_key("&sslpassword=Pg-Key-Pa55")).unwrap();
+    passerelle_pg::connect(&endpoint).await.unwrap();
+    slot::replication_session_settings(&endpoint).await.unwrap();
+    std::fs::remove_file(&key).unwrap();
+
     let no_ca = tls_url(&db.name, Some("sslmode=verify-full".to_string()));
     let error = passerelle_pg::connect(&DbEndpoint::parse_postgres(&no_ca).unwrap()).await.unwrap_err();
     assert_one_line(&error, "sslmode=verify-full needs sslrootcert");

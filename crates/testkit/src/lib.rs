@@ -114,6 +114,20 @@ macro_rules! on_both_targets {
     };
 }
 
+/// The stack's client key (`PASSERELLE_TLS_CLIENT_KEY`), encrypted with `passphrase` (AES-256) into a
+/// file of its own under the temporary directory: for the paths that take a key passphrase.
+pub fn encrypted_client_key(passphrase: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(unique_name("client-key"));
+    let output = std::process::Command::new("openssl")
+        .args(["pkey", "-aes256", "-passout", "env:PASSPHRASE", "-in", &env_var("PASSERELLE_TLS_CLIENT_KEY"), "-out"])
+        .arg(&path)
+        .env("PASSPHRASE", passphrase)
+        .output()
+        .expect("openssl runs");
+    assert!(output.status.success(), "openssl pkey: {}", String::from_utf8_lossy(&output.stderr));
+    path
+}
+
 /// `prefix_` and 12 random hex digits: a name no other test run uses.
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
