@@ -95,7 +95,10 @@ impl KafkaError {
 
     pub fn hint(&self) -> &'static str {
         match self {
-            KafkaError::Unreachable { .. } => "check --kafka / PASSERELLE_KAFKA and that the brokers are up",
+            KafkaError::Unreachable { .. } => {
+                "check --kafka / PASSERELLE_KAFKA, that the brokers are up, and that security.protocol is their \
+                 listener's (a TLS listener drops a plaintext client)"
+            }
             KafkaError::Topic { .. } => "check the principal's topic ACLs and the broker log",
             KafkaError::Delivery { .. } => "check the broker log and free disk space on the brokers, then run again",
             KafkaError::Consume { .. } => "check the broker log, then run again: the sink resumes where it stopped",

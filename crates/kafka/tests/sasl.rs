@@ -94,4 +94,18 @@ async fn sasl_ssl_with_scram_connects_and_a_wrong_password_or_ca_reads_as_such()
         .await
         .unwrap_err();
     assert!(matches!(error, KafkaError::Tls { .. }) && !error.retryable(), "{error}");
+
+    // The right broker under a name its certificate does not carry ("127.1" is 127.0.0.1).
+    let mut wrong_host = scram_endpoint(&password, &ca);
+    wrong_host.bootstrap_servers = "127.1:59294".to_string();
+    let error = passerelle_kafka::topic::broker_count(&wrong_host).await.unwrap_err();
+    assert!(matches!(error, KafkaError::Tls { .. }) && !error.retryable(), "{error}");
+    assert!(error.cause().contains("certificate verify failed"), "{error}");
+
+    // A plaintext client at the TLS listener: librdkafka sees the connection dropped, which a broker
+    // going down looks like too, so it stays an outage; the hint names security.protocol.
+    let error =
+        passerelle_kafka::topic::broker_count(&KafkaEndpoint::parse("127.0.0.1:59294").unwrap()).await.unwrap_err();
+    assert!(matches!(error, KafkaError::Unreachable { .. }), "{error}");
+    assert!(error.hint().contains("security.protocol is their listener's") && !error.to_string().contains('\n'));
 }
