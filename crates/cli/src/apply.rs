@@ -31,6 +31,7 @@ use crate::failure;
 use crate::pause;
 use crate::progress::Progress;
 use crate::retry::{self, Backoff};
+use crate::shutdown;
 
 /// The source started the migration over as a new run while this sink applied an older one: a sink
 /// that follows the newest run (`passerelle sink`) begins again with the new one.
@@ -133,6 +134,8 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
     let applier = async {
         let (mut n_rows, mut n_changes) = (0, 0);
         while let Some(round) = next_round.recv().await {
+            // Asked to stop: the rounds applied are committed with their offsets; take no other.
+            shutdown::check()?;
             let Some(Round { groups, next_offsets }) = round else {
                 if completion.reached(&mut conn, progress, &consumer).await? {
                     break;

@@ -61,6 +61,10 @@ pub async fn recorded<T>(
         Err(error) => error,
     };
     let Some(run_id) = holder.held() else { return Err(error) };
+    // A process asked to stop has not failed: the same command resumes the run.
+    if crate::shutdown::requested() {
+        return Err(error);
+    }
     let failed = Failed { run_id: run_id.clone(), cause: one_line(&error), way_out: way_out(&error, migration) };
     let topic = control_topic(migration);
     let published = async {

@@ -2,7 +2,7 @@
 //!
 //! `main` stays thin: parse the flags, run one command, print an error chain once, map it to an exit
 //! code. Exit codes: 0 success, 1 the command ran and found a blocking problem, 2 an error (bad
-//! input, an unreachable system, a failed step).
+//! input, an unreachable system, a failed step), 130 and 143 stopped by SIGINT or SIGTERM (`shutdown`).
 
 mod apply;
 mod args;
@@ -19,6 +19,7 @@ mod progress;
 mod report;
 mod retry;
 mod settings;
+mod shutdown;
 mod sink;
 mod snapshot;
 mod source;
@@ -53,11 +54,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         match args.command {
             Command::Check(check_args) => check::run(check_args).await,
             Command::Plan(plan_args) => plan::run(plan_args).await,
-            Command::Migrate(migrate_args) => migrate::run(migrate_args).await,
-            Command::Source(source_args) => source::run(source_args).await,
-            Command::Sink(sink_args) => sink::run(sink_args).await,
+            Command::Migrate(migrate_args) => shutdown::graceful(migrate::run(migrate_args)).await,
+            Command::Source(source_args) => shutdown::graceful(source::run(source_args)).await,
+            Command::Sink(sink_args) => shutdown::graceful(sink::run(sink_args)).await,
             Command::Status(status_args) => status::run(status_args).await,
-            Command::Cutover(cutover_args) => cutover::run(cutover_args).await,
+            Command::Cutover(cutover_args) => shutdown::graceful(cutover::run(cutover_args)).await,
             Command::Cleanup(cleanup_args) => cleanup::run(cleanup_args).await,
             Command::Verify(verify_args) => verify::run(verify_args).await,
         }

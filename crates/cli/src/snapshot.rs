@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::pause;
 use crate::progress::Progress;
+use crate::shutdown;
 
 /// What the snapshot needs to know besides the tables.
 pub struct SnapshotSource<'a> {
@@ -65,6 +66,7 @@ pub async fn run(
             // The sender drops when the copier ends, which ends the encoder.
             let sender = sender;
             loop {
+                shutdown::check()?;
                 let unit = queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).pop();
                 let Some(unit) = unit else { break };
                 worker.copy(tables, &unit, &sender).await?;
@@ -92,6 +94,7 @@ async fn produce(
     n_bytes: &[AtomicU64],
 ) -> anyhow::Result<()> {
     while let Some(batch) = receiver.recv().await {
+        shutdown::check()?;
         let layout = &layouts[batch.table_idx];
         let partition = layout.fixed_partition();
         let mut values = Vec::with_capacity(batch.n_columns());

@@ -23,6 +23,7 @@ use passerelle_pg::stream::{ChangeStream, StreamItem};
 use crate::failure::{self, Holder, StartOver};
 use crate::pause;
 use crate::retry::{self, Backoff};
+use crate::shutdown;
 use crate::snapshot::now_ms;
 
 /// How often produced changes are flushed and the slot told how far Kafka has them.
@@ -78,6 +79,15 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     let (mut last_confirm, mut last_poll) = (Instant::now(), None::<Instant>);
     let mut n_changes = 0;
     loop {
+        if shutdown::requested() {
+            // Asked to stop: what was handed over goes to Kafka, and the slot passes only that.
+            producer.flush().await.context("the stream's events did not reach Kafka")?;
+            if let Some(lsn) = unconfirmed.take() {
+                stream.confirm(lsn);
+            }
+            stream.close().await?;
+            return Err(shutdown::Stopped.into());
+        }
         if last_poll.is_none_or(|at| at.elapsed() >= CUTOVER_POLL) {
             let state = retry::retry("reading the control topic", || control::read(s.kafka, s.control_topic)).await?;
             cutover = state.cutover.map(|cutover| Lsn(cutover.lsn));

@@ -4,6 +4,7 @@
 mod check;
 mod existing_topics;
 mod fidelity;
+mod graceful;
 mod kills;
 mod load_path;
 mod migrate;
