@@ -122,8 +122,12 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
             Some(((topics.iter().position(|topic| *topic == start.topic)?, start.partition), start.end))
         })
         .collect();
-    let mut conn = retry::retry("connecting to the target", || passerelle_mysql::connect(config.target)).await?;
-    let applied = bookkeeping::offsets(&mut conn, config.target, config.bookkeeping_db, &topics).await?;
+    let (mut conn, applied) = retry::retry("reading the target's offsets", || async {
+        let mut conn = passerelle_mysql::connect(config.target).await?;
+        let applied = bookkeeping::offsets(&mut conn, config.target, config.bookkeeping_db, &topics).await?;
+        Ok::<_, passerelle_mysql::MysqlError>((conn, applied))
+    })
+    .await?;
     for (&(topic_idx, partition), &start) in &starts {
         let stored = applied.get(&(topics[topic_idx].clone(), partition));
         consumer.set_position(topic_idx, partition, stored.copied().unwrap_or(start));

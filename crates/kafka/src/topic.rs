@@ -317,16 +317,18 @@ pub struct PartitionEnd {
 /// one that may not. The first missing one is named, with where its command is.
 pub async fn require_topics(endpoint: &KafkaEndpoint, names: &[String]) -> Result<(), KafkaError> {
     let (_, metadata) = cluster(endpoint)?;
-    let missing = names.iter().find(|name| !metadata.topics().iter().any(|topic| topic.name() == name.as_str()));
-    match missing {
-        None => Ok(()),
-        Some(topic) => Err(KafkaError::Topic {
-            topic: topic.clone(),
-            cause: "it does not exist, and --existing-topics creates none: create the topics with the commands \
-                    passerelle plan writes to kafka-topics.sh"
-                .to_string(),
-        }),
+    for name in names {
+        // A topic not led yet (a broker restarting) is an error that passes, not a missing one.
+        if readable(&metadata, name)?.is_none() {
+            return Err(KafkaError::Topic {
+                topic: name.clone(),
+                cause: "it does not exist, and --existing-topics creates none: create the topics with the commands \
+                        passerelle plan writes to kafka-topics.sh"
+                    .to_string(),
+            });
+        }
     }
+    Ok(())
 }
 
 /// The topics whose names start with `prefix`.
