@@ -196,6 +196,12 @@ pub struct CheckArgs {
     pub endpoints: EndpointArgs,
     #[command(flatten)]
     pub durability: DurabilityArgs,
+    /// The topics are created beforehand (see migrate --existing-topics): check that the migration's
+    /// control topic exists instead of creating and deleting one
+    #[arg(long, requires = "topic_prefix")]
+    pub existing_topics: bool,
+    #[command(flatten)]
+    pub naming: crate::config::NamingArgs,
     /// Check only the tables of this PostgreSQL schema; repeat for several [default: every schema]
     #[arg(long = "schema", value_name = "SCHEMA")]
     pub schemas: Vec<String>,

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use passerelle_model::preflight::{Finding, Outcome, System};
 use serde::Serialize;
 
+use passerelle_kafka::topic::control_topic;
+
 use crate::args::CheckArgs;
 use crate::config::Endpoints;
 
@@ -17,9 +19,13 @@ struct Report {
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let endpoints = Endpoints::from_args(&args.endpoints)?;
+    let existing = match args.existing_topics {
+        true => Some(control_topic(&args.naming.required_prefix()?)),
+        false => None,
+    };
     let (source, kafka, target) = tokio::join!(
         passerelle_pg::preflight::run(&endpoints.source, &args.schemas),
-        passerelle_kafka::preflight::run(&endpoints.kafka, args.durability.durability()),
+        passerelle_kafka::preflight::run(&endpoints.kafka, args.durability.durability(), existing.as_deref()),
         passerelle_mysql::preflight::run(&endpoints.target, &[], &args.bookkeeping.name),
     );
     let findings: Vec<Finding> = [source, kafka, target].into_iter().flatten().collect();

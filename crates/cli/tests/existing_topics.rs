@@ -1,6 +1,7 @@
 //! A principal that may not create topics: `plan` writes the `kafka-topics.sh --create` commands, one
 //! that may runs them (here Kafka's own TopicCommand, from the stack's jars, under that name), and
-//! `migrate --existing-topics` uses the topics as they are, creating and deleting none.
+//! `migrate --existing-topics` uses the topics as they are, creating and deleting none; `check
+//! --existing-topics` looks for them instead of creating and deleting a topic.
 
 use std::path::Path;
 use std::process::Command;
@@ -71,7 +72,25 @@ async fn migrate_uses_the_topics_plan_wrote_the_commands_for(target: Target) {
     assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("it does not exist, and --existing-topics creates none"), "{}", run.stderr);
 
+    let mut check = setup.args("check");
+    check.push("--existing-topics");
+    let run = passerelle(&check, &setup.env());
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    let missing = format!(
+        "FAIL  kafka   existing topics            topic {}.passerelle-control: it does not exist",
+        setup.prefix
+    );
+    assert!(run.stdout.contains(&missing), "{}", run.stdout);
+
     run_topics_script(&out.join("kafka-topics.sh"), &setup.stack.kafka);
+    let run = passerelle(&check, &setup.env());
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("ok    kafka   existing topics            {}.passerelle-control exists", setup.prefix)),
+        "{}",
+        run.stdout
+    );
     // A record left before the run: the topic is used as it is, and the run's records begin after it.
     let kafka = KafkaEndpoint::parse(&setup.stack.kafka).unwrap();
     let topic = format!("{}.public.t", setup.prefix);

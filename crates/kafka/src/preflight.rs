@@ -6,7 +6,7 @@
 use passerelle_model::endpoint::{is_loopback, KafkaEndpoint, Secret};
 use passerelle_model::preflight::{Finding, System};
 
-use crate::topic::{cluster_settings, create_topics, delete_topics, ClusterSettings, TopicLayout};
+use crate::topic::{cluster_settings, create_topics, delete_topics, require_topics, ClusterSettings, TopicLayout};
 use crate::KafkaError;
 
 const KAFKA: System = System::Kafka;
@@ -19,8 +19,10 @@ pub struct Durability {
     pub retention_ms: Option<i64>,
 }
 
-/// Runs every Kafka check. Unreachable brokers end the list.
-pub async fn run(endpoint: &KafkaEndpoint, durability: Durability) -> Vec<Finding> {
+/// Runs every Kafka check. Unreachable brokers end the list. `existing`: the topics were created
+/// beforehand (`--existing-topics`), and this is the migration's control topic, which must exist;
+/// else Passerelle must be able to create and delete topics.
+pub async fn run(endpoint: &KafkaEndpoint, durability: Durability, existing: Option<&str>) -> Vec<Finding> {
     let settings = match cluster_settings(endpoint).await {
         Ok(settings) => settings,
         Err(error) => return vec![Finding::fail(KAFKA, "connection", error.cause(), error.hint())],
@@ -42,7 +44,10 @@ pub async fn run(endpoint: &KafkaEndpoint, durability: Durability) -> Vec<Findin
         ));
     }
     findings.extend(durability_findings(&settings, durability));
-    findings.push(create_and_delete_topic(endpoint, durability.replication.clamp(1, n_brokers.max(1) as i32)).await);
+    findings.push(match existing {
+        Some(control_topic) => existing_topics(endpoint, control_topic).await,
+        None => create_and_delete_topic(endpoint, durability.replication.clamp(1, n_brokers.max(1) as i32)).await,
+    });
     findings
 }
 
@@ -183,6 +188,20 @@ impl Security {
             && self.mechanism == "PLAIN"
             && endpoint.property(&["sasl.password"]).is_some_and(|password: &Secret| !password.expose().is_empty())
             && endpoint.hosts().any(|host| !is_loopback(host))
+    }
+}
+
+/// The migration's control topic exists, as created beforehand with the other topics (`migrate
+/// --existing-topics` names any table topic still missing when it starts).
+async fn existing_topics(endpoint: &KafkaEndpoint, control_topic: &str) -> Finding {
+    match require_topics(endpoint, &[control_topic.to_string()]).await {
+        Ok(()) => Finding::pass(KAFKA, "existing topics", format!("{control_topic} exists")),
+        Err(error) => Finding::fail(
+            KAFKA,
+            "existing topics",
+            error.cause(),
+            "create the topics with the commands passerelle plan writes to kafka-topics.sh",
+        ),
     }
 }
 

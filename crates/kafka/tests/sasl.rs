@@ -52,7 +52,7 @@ fn assert_refused(findings: &[Finding], expected: &str, hint: &str, password: &s
 async fn sasl_ssl_with_scram_connects_and_a_wrong_password_or_ca_reads_as_such() {
     start_private_broker();
     let (password, ca) = (env("PASSERELLE_KAFKA_SASL_SCRAM_PASSWORD"), env("PASSERELLE_TLS_CA"));
-    let findings = passerelle_kafka::preflight::run(&scram_endpoint(&password, &ca), DURABILITY).await;
+    let findings = passerelle_kafka::preflight::run(&scram_endpoint(&password, &ca), DURABILITY, None).await;
     assert!(findings.iter().all(|finding| finding.outcome == Outcome::Pass), "{findings:#?}");
     assert_eq!(findings.len(), 4, "{findings:#?}");
     let expected = format!(
@@ -64,7 +64,7 @@ async fn sasl_ssl_with_scram_connects_and_a_wrong_password_or_ca_reads_as_such()
 
     let wrong = "Wr0ng-sasl-Pa55";
     let started = std::time::Instant::now();
-    let findings = passerelle_kafka::preflight::run(&scram_endpoint(wrong, &ca), DURABILITY).await;
+    let findings = passerelle_kafka::preflight::run(&scram_endpoint(wrong, &ca), DURABILITY, None).await;
     assert_refused(
         &findings,
         &format!(
@@ -82,7 +82,8 @@ async fn sasl_ssl_with_scram_connects_and_a_wrong_password_or_ca_reads_as_such()
     assert!(matches!(error, KafkaError::Credentials { .. }) && !error.retryable(), "{error}");
 
     let findings =
-        passerelle_kafka::preflight::run(&scram_endpoint(&password, &env("PASSERELLE_TLS_OTHER_CA")), DURABILITY).await;
+        passerelle_kafka::preflight::run(&scram_endpoint(&password, &env("PASSERELLE_TLS_OTHER_CA")), DURABILITY, None)
+            .await;
     assert_refused(
         &findings,
         "no TLS connection to Kafka at 127.0.0.1:59294: SSL handshake failed: error:0A000086:SSL routines::\
