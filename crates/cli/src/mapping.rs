@@ -126,8 +126,8 @@ pub async fn plan_for(
 ) -> anyhow::Result<Mapping> {
     let databases = databases(schemas, args, target)?;
     // A version given by hand plans without asking the target, so it cannot know its settings either.
-    let (server, require_primary_key) = match server {
-        Some(server) => (server, false),
+    let (server, require_primary_key, trigger_refusal) = match server {
+        Some(server) => (server, false, None),
         None => {
             let mut conn = passerelle_mysql::connect(target).await?;
             let server = passerelle_mysql::schema_apply::server_version(&mut conn, target).await?;
@@ -138,8 +138,12 @@ pub async fn plan_for(
                 );
             }
             let require_primary_key = passerelle_mysql::schema_apply::requires_primary_key(&mut conn, target).await?;
+            let targets: Vec<String> = databases.values().cloned().collect();
+            let trigger_refusal = passerelle_mysql::privileges::trigger_refusal(&mut conn, target, &targets)
+                .await?
+                .map(|(cause, fix)| format!("{cause} ({fix})"));
             let _ = conn.disconnect().await;
-            (server, require_primary_key)
+            (server, require_primary_key, trigger_refusal)
         }
     };
     let config = Config {
@@ -158,6 +162,7 @@ pub async fn plan_for(
             text_collation: args.collation.clone(),
         },
         require_primary_key,
+        trigger_refusal,
     };
     let plan = passerelle_ddl::plan(&schema, &config);
     Ok(Mapping { schema, config, plan })

@@ -181,6 +181,11 @@ fn write_files(out: &Path, plan: &passerelle_ddl::Plan, written_for: &str) -> an
     let script = |phase: &str, statements: &[String]| {
         let mut text = format!("-- passerelle plan: {phase} DDL written for {written_for}\n\n");
         for statement in statements {
+            // A trigger's body holds semicolons: the mysql client needs another delimiter around it.
+            if statement.starts_with("CREATE TRIGGER ") {
+                text.push_str(&format!("DELIMITER //\n{statement} //\nDELIMITER ;\n\n"));
+                continue;
+            }
             text.push_str(statement);
             text.push_str(";\n\n");
         }

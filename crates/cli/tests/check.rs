@@ -7,14 +7,14 @@ use passerelle_testkit::{
 use crate::support::{passerelle, Run};
 
 /// Runs `check --json` with the three URLs in the environment.
-fn check(source: &str, kafka: &str, target: &str, extra: &[&str]) -> Run {
+pub(crate) fn check(source: &str, kafka: &str, target: &str, extra: &[&str]) -> Run {
     let mut args = vec!["check", "--json"];
     args.extend_from_slice(extra);
     passerelle(&args, &[("PASSERELLE_SOURCE", source), ("PASSERELLE_KAFKA", kafka), ("PASSERELLE_TARGET", target)])
 }
 
 /// The finding `system`/`name` of a JSON report, as (outcome, detail, fix).
-fn finding(run: &Run, system: &str, name: &str) -> (String, String, String) {
+pub(crate) fn finding(run: &Run, system: &str, name: &str) -> (String, String, String) {
     let report: serde_json::Value = serde_json::from_str(&run.stdout)
         .unwrap_or_else(|error| panic!("check --json printed no JSON ({error}): {}\n{}", run.stdout, run.stderr));
     let found = report["findings"]

@@ -6,6 +6,7 @@ use mysql_async::prelude::Queryable;
 use passerelle_testkit::{on_both_targets, unique_name, SourceDb, Stack, Target, TargetDb};
 use serde_json::Value;
 
+use crate::check::{check, finding};
 use crate::migrate::Setup;
 use crate::plan::object;
 use crate::support::passerelle;
@@ -108,6 +109,18 @@ async fn fidelity_patterns_apply_and_behave(server: Target) {
     assert_eq!(stamp(&mut conn, &stamp_sql).await, "2001-02-03 04:05:06.000000");
     conn.query_drop(format!("UPDATE `{db}`.film SET grp = 5 WHERE film_id = 501")).await.unwrap();
     assert_eq!(stamp(&mut conn, &stamp_sql).await, "2001-02-03 04:05:06.000000");
+    // The simple row trigger runs as MySQL triggers: its assignment and its check.
+    let (outcome, detail) = object(&report, "trigger", "public.staff.staff_checks");
+    assert!(outcome == "translated" && detail.contains("SIGNAL SQLSTATE '45000'"), "{detail}");
+    conn.query_drop(format!("INSERT INTO `{db}`.staff (name, grp) VALUES ('LOUD', 1)")).await.unwrap();
+    let name: Option<String> =
+        conn.query_first(format!("SELECT name FROM `{db}`.staff WHERE staff_id = 4")).await.unwrap();
+    assert_eq!(name.as_deref(), Some("loud"));
+    let refused = conn.query_drop(format!("UPDATE `{db}`.staff SET grp = -1 WHERE staff_id = 4")).await;
+    assert!(refused.unwrap_err().to_string().contains("grp must not be negative"));
+    let post_data = std::fs::read_to_string(out.join("post-data.sql")).unwrap();
+    assert!(post_data.contains("DELIMITER //\nCREATE TRIGGER"), "{post_data}");
+
     let (_, detail) = object(&report, "trigger", "public.film.last_updated");
     assert!(detail.contains("an UPDATE that sets the column keeps the value given"), "{detail}");
     assert!(detail.contains("an UPDATE that changes no value leaves it"), "{detail}");
@@ -203,3 +216,66 @@ async fn migrated_rows_keep_the_sources_timestamps(server: Target) {
     setup.cleanup();
 }
 on_both_targets!(migrated_rows_keep_the_sources_timestamps);
+
+/// A target user that may not create triggers: without TRIGGER, or (MySQL's binary log on, with
+/// log_bin_trust_function_creators off) without SUPER. `check` names what is missing, and the plan
+/// reports the trigger it would translate as not migrated, with the reason, and applies the rest.
+async fn a_user_who_may_not_create_triggers_is_told_why(server: Target) {
+    let stack = Stack::for_target(server);
+    server.assert_version().await;
+    let source = SourceDb::create(&stack).await;
+    source.client().await.batch_execute(FIXTURE).await.unwrap();
+    let target = TargetDb::create(&stack).await;
+    let user = unique_name("notrigger");
+    let password = format!("Pa55-{user}");
+    let mut admin = target.conn().await;
+    let grant = |privileges: &str| format!("GRANT {privileges} ON `{}`.* TO '{user}'@'127.0.0.1'", target.name);
+    admin.query_drop(format!("CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'")).await.unwrap();
+    admin
+        .query_drop(grant(
+            "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, REFERENCES, CREATE VIEW, CREATE TEMPORARY TABLES",
+        ))
+        .await
+        .unwrap();
+    let url = passerelle_testkit::with_credentials(&target.url, &user, &password);
+
+    let run = check(&source.url, &stack.kafka, &url, &[]);
+    let (outcome, detail, fix) = finding(&run, "target", "triggers");
+    assert_eq!(outcome, "warn", "{detail}");
+    assert!(detail.contains("lacks TRIGGER"), "{detail}");
+    assert!(fix.contains(&format!("GRANT TRIGGER ON `{}`.*", target.name)), "{fix}");
+
+    let out = std::env::temp_dir().join(unique_name("passerelle_fidelity"));
+    let run = passerelle(
+        &["plan", "--schema", "public", "--out", out.to_str().unwrap(), "--json", "--apply", "all"],
+        &[("PASSERELLE_SOURCE", source.url.as_str()), ("PASSERELLE_TARGET", url.as_str())],
+    );
+    assert_eq!(run.code, 0, "plan failed:\n{}\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str::<Value>(&run.stdout).unwrap()["report"].clone();
+    let (outcome, detail) = object(&report, "trigger", "public.staff.staff_checks");
+    assert!(outcome == "not_migrated" && detail.contains("lacks TRIGGER"), "{detail}");
+
+    admin.query_drop(grant("TRIGGER")).await.unwrap();
+    let run = check(&source.url, &stack.kafka, &url, &[]);
+    let (outcome, detail, fix) = finding(&run, "target", "triggers");
+    if server == Target::MySql {
+        // The stack's MySQL logs binary, with MySQL's defaults.
+        assert_eq!(outcome, "warn", "{detail}");
+        assert!(detail.contains("SUPER") && fix.contains("log_bin_trust_function_creators"), "{detail} / {fix}");
+    } else {
+        assert_eq!(outcome, "pass", "{detail}");
+    }
+    let run = passerelle(
+        &["plan", "--schema", "public", "--out", out.to_str().unwrap(), "--json"],
+        &[("PASSERELLE_SOURCE", source.url.as_str()), ("PASSERELLE_TARGET", url.as_str())],
+    );
+    let report: Value = serde_json::from_str::<Value>(&run.stdout).unwrap()["report"].clone();
+    let (outcome, detail) = object(&report, "trigger", "public.staff.staff_checks");
+    match server {
+        Target::MySql => assert!(outcome == "not_migrated" && detail.contains("SUPER"), "{detail}"),
+        Target::MariaDb => assert_eq!(outcome, "translated", "{detail}"),
+    }
+    admin.query_drop(format!("DROP USER '{user}'@'127.0.0.1'")).await.unwrap();
+    std::fs::remove_dir_all(&out).unwrap();
+}
+on_both_targets!(a_user_who_may_not_create_triggers_is_told_why);

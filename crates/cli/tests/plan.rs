@@ -428,6 +428,7 @@ async fn a_keyless_table_gets_an_invisible_key_where_mysql_requires_one() {
                 text_collation: None,
             },
             require_primary_key,
+            trigger_refusal: None,
         };
         passerelle_ddl::plan(&schema, &config)
     };

@@ -62,6 +62,9 @@ pub struct Config {
     /// The target refuses tables without a primary key (MySQL's `sql_require_primary_key`, as
     /// several managed services set it): a keyless table gets an invisible one, [`ROW_ID_COLUMN`].
     pub require_primary_key: bool,
+    /// Why the target user may not create triggers (`None`: it may): simple PL/pgSQL row triggers,
+    /// which would become MySQL triggers, are then reported as not migrated with this reason.
+    pub trigger_refusal: Option<String>,
 }
 
 /// The invisible AUTO_INCREMENT key of a keyless table on a target that requires keys: the

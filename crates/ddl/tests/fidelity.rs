@@ -64,6 +64,9 @@ fn trigger(table: &str, trigger_name: &str, timing: &str, events: &[&str], funct
 const LAST_UPDATED: &str = "\nBEGIN\n    NEW.last_update = CURRENT_TIMESTAMP;\n    RETURN NEW;\nEND ";
 const STAMP: &str = "\nbegin\n  -- both stamps\n  new.last_update := now();\n  new.checked := clock_timestamp();\n  return new;\nend;\n";
 const TITLE_CASE: &str = "\nBEGIN\n    NEW.title := initcap(NEW.title);\n    RETURN NEW;\nEND\n";
+const CHECKS: &str = "\nBEGIN\n    IF NEW.title = '' THEN\n        RAISE EXCEPTION 'a film needs a title';\n    END IF;\n    NEW.title := \
+                      btrim(NEW.title);\n    NEW.note := lower(NEW.title) || ' (was ' || coalesce(OLD.title, '?') || ')';\n    \
+                      RETURN NEW;\nEND\n";
 const AUDIT: &str = "\nBEGIN\n    INSERT INTO store.audit VALUES (TG_OP, now());\n    RETURN NULL;\nEND\n";
 
 /// Ten serial-by-default columns without `OWNED BY` would read alike: three, one of them shared.
@@ -87,6 +90,7 @@ pub(crate) fn fidelity() -> Schema {
             super::column("title", text(), true),
             last_update(Some(3)),
             checked,
+            super::column("note", text(), false),
         ],
         key("film_pkey", &["film_id"]),
     );
@@ -124,11 +128,13 @@ pub(crate) fn fidelity() -> Schema {
             sequence("film_film_id_seq", 1000),
             sequence("shared_ids", 50),
         ],
-        routines: vec![routine("audit"), routine("last_updated"), routine("stamp"), routine("title_case")],
+        routines: vec![routine("audit"), routine("checks"), routine("last_updated"), routine("stamp"), routine("title_case")],
         triggers: vec![
             trigger("category", "last_updated", "BEFORE", &["UPDATE"], "last_updated", LAST_UPDATED),
             trigger("film", "film_stamp", "BEFORE", &["INSERT", "UPDATE"], "stamp", STAMP),
             trigger("film", "film_title", "BEFORE", &["INSERT", "UPDATE"], "title_case", TITLE_CASE),
+            trigger("film", "film_checks", "BEFORE", &["UPDATE"], "checks", CHECKS),
+            trigger("film", "film_checks_insert", "BEFORE", &["INSERT"], "checks", CHECKS),
             trigger("payment", "last_updated", "BEFORE", &["UPDATE"], "last_updated", LAST_UPDATED),
             trigger("payment", "payment_audit", "AFTER", &["INSERT"], "audit", AUDIT),
         ],

@@ -539,6 +539,7 @@ fn config(server: &str, schema: &str, database: &str) -> Config {
         databases: BTreeMap::from([(schema.to_string(), database.to_string())]),
         types: TypeOptions { uuid: UuidAs::Native, interval: IntervalAs::Text, text_collation: None },
         require_primary_key: false,
+        trigger_refusal: None,
     }
 }
 

@@ -8,7 +8,7 @@ use passerelle_ddl::Server;
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::preflight::{clear_text_password, Finding, System};
 
-use crate::privileges::{shortfall, BOOKKEEPING_PRIVILEGES, TARGET_PRIVILEGES};
+use crate::privileges::{shortfall, trigger_refusal, BOOKKEEPING_PRIVILEGES, TARGET_PRIVILEGES};
 use crate::{connect, MysqlError};
 
 const TARGET: System = System::Target;
@@ -150,6 +150,16 @@ async fn checks(
         Finding::warn(TARGET, "privileges", shortfall.to_string(), shortfall.fix())
     } else {
         Finding::fail(TARGET, "privileges", shortfall.to_string(), shortfall.fix())
+    });
+    // Only schemas with translatable triggers need it: the plan reports those as not migrated then.
+    findings.push(match trigger_refusal(conn, endpoint, databases).await? {
+        None => Finding::pass(TARGET, "triggers", "may create the triggers the plan translates"),
+        Some((cause, fix)) => Finding::warn(
+            TARGET,
+            "triggers",
+            format!("{cause}: triggers the plan could translate are reported as not migrated"),
+            format!("{fix} (the TRIGGER privilege is needed to create them)"),
+        ),
     });
     Ok(())
 }

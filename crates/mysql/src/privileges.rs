@@ -109,6 +109,44 @@ pub async fn shortfall(
     Ok(Shortfall { account: quote_account(account.as_deref().unwrap_or("?")), lacking, has_roles: grants.has_roles })
 }
 
+/// Why the current user may not create triggers in `databases`, and what fixes it; `None` when it
+/// may. Creating one needs the TRIGGER privilege, and, where the binary log is on and
+/// `log_bin_trust_function_creators` off (MySQL's defaults), SUPER as well (error 1419).
+/// <https://dev.mysql.com/doc/refman/8.4/en/stored-programs-logging.html>
+pub async fn trigger_refusal(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    databases: &[String],
+) -> Result<Option<(String, String)>, MysqlError> {
+    let needs: Vec<(&str, &[&'static str])> =
+        databases.iter().map(|database| (database.as_str(), &["TRIGGER"][..])).collect();
+    let lacking = shortfall(conn, endpoint, &needs).await?;
+    if !lacking.is_empty() {
+        return Ok(Some((lacking.to_string(), lacking.fix())));
+    }
+    let context = |error| MysqlError::query(endpoint, "reading log_bin", error);
+    let logging: Option<(Option<u8>, Option<u8>)> =
+        conn.query_first("SELECT @@log_bin, @@log_bin_trust_function_creators").await.map_err(context)?;
+    if logging.unwrap_or_default() != (Some(1), Some(0)) {
+        return Ok(None);
+    }
+    let lines: Vec<String> = conn.query("SHOW GRANTS").await.map_err(context)?;
+    // SUPER is granted globally only; no database is named `*`.
+    if Grants::parse(&lines).allows("*", "SUPER") {
+        return Ok(None);
+    }
+    Ok(Some((
+        format!(
+            "binary logging is on and log_bin_trust_function_creators is OFF: the target lets only a user with \
+             SUPER create triggers, which {} lacks",
+            lacking.account
+        ),
+        "set log_bin_trust_function_creators = ON on the target (managed services offer it as a parameter), or \
+         grant the user SUPER; the TRIGGER privilege is there"
+            .to_string(),
+    )))
+}
+
 /// `user@host` as `CURRENT_USER()` gives it, quoted for a GRANT statement.
 fn quote_account(account: &str) -> String {
     match account.rsplit_once('@') {

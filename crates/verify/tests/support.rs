@@ -44,6 +44,7 @@ impl Migrated {
             databases: BTreeMap::from([("public".to_string(), target.name.clone())]),
             types: TypeOptions { uuid: UuidAs::Native, interval: IntervalAs::Text, text_collation: None },
             require_primary_key: false,
+            trigger_refusal: None,
         };
         let plan = passerelle_ddl::plan(&schema, &config);
         let mut conn = passerelle_mysql::connect(&target_endpoint).await.unwrap();

@@ -12,8 +12,9 @@ use passerelle_model::schema::{QualifiedName, Trigger};
 
 use super::{object, Planner};
 use crate::expr::Expr;
-use crate::ident::quote;
+use crate::ident::{quote, shorten};
 use crate::plpgsql::{self, Statement};
+use crate::print::{Printer, Scope};
 use crate::report::Outcome;
 
 /// How an `ON UPDATE CURRENT_TIMESTAMP` column differs from PostgreSQL's trigger, for the report.
@@ -43,10 +44,11 @@ impl Planner<'_> {
         let mut untranslated: Vec<QualifiedName> = Vec::new();
         for trigger in &self.schema.triggers {
             let name = format!("{}.{}", trigger.table, trigger.name);
-            match self.timestamp_trigger(trigger) {
-                Ok(columns) => {
-                    let detail =
-                        format!("ON UPDATE CURRENT_TIMESTAMP of {}: {ON_UPDATE_DIFFERENCES}", columns.join(", "));
+            let translated = self
+                .timestamp_trigger(trigger)
+                .or_else(|not_timestamp| self.row_trigger(trigger).map_err(|reason| reason.unwrap_or(not_timestamp)));
+            match translated {
+                Ok(detail) => {
                     let mut report = object("trigger", name.clone(), Outcome::Translated, detail);
                     report.source = Some(trigger.definition.clone());
                     self.objects.push(report);
@@ -79,7 +81,7 @@ impl Planner<'_> {
 
     /// The columns a timestamp-maintenance trigger keeps, each given its `ON UPDATE` in post-data;
     /// else why the trigger is not one.
-    fn timestamp_trigger(&mut self, trigger: &Trigger) -> Result<Vec<String>, String> {
+    fn timestamp_trigger(&mut self, trigger: &Trigger) -> Result<String, String> {
         let (Some(firing), Some(function)) = (&trigger.firing, &trigger.function) else {
             return Err("triggers call PostgreSQL functions, which are not migrated".into());
         };
@@ -110,8 +112,7 @@ impl Planner<'_> {
                 Statement::Assign { column, value } if is_current_time(value) => columns.push(column.clone()),
                 _ => {
                     return Err(format!(
-                        "its function {} does more than set columns to the current time: MySQL triggers are not \
-                         written yet",
+                        "its function {} does more than set columns to the current time",
                         function.name
                     ))
                 }
@@ -142,6 +143,101 @@ impl Planner<'_> {
             clauses.push(format!("MODIFY COLUMN {definition} ON UPDATE {now}"));
         }
         self.post_triggers.push(format!("ALTER TABLE {target} {}", clauses.join(", ")));
-        Ok(columns.iter().map(|column| format!("{}.{column}", trigger.table)).collect())
+        let columns: Vec<String> = columns.iter().map(|column| format!("{}.{column}", trigger.table)).collect();
+        Ok(format!("ON UPDATE CURRENT_TIMESTAMP of {}: {ON_UPDATE_DIFFERENCES}", columns.join(", ")))
+    }
+
+    /// A simple row trigger (`NEW.col := expression`, `IF ... THEN RAISE EXCEPTION '...'`, `RETURN
+    /// NEW`) as one MySQL `BEFORE` trigger per event, created in post-data; `Err(None)` when it is no
+    /// such trigger (the caller keeps its earlier reason), `Err(Some(reason))` when it is one that
+    /// cannot be translated.
+    fn row_trigger(&mut self, trigger: &Trigger) -> Result<String, Option<String>> {
+        let (Some(firing), Some(function)) = (&trigger.firing, &trigger.function) else { return Err(None) };
+        let writes = !firing.events.is_empty() && firing.events.iter().all(|e| e == "UPDATE" || e == "INSERT");
+        let plain = firing.update_of.is_empty() && !firing.has_when && firing.n_arguments == 0;
+        if !(firing.before && firing.for_each_row && writes && plain && function.language == "plpgsql") {
+            return Err(None);
+        }
+        let statements = plpgsql::parse(&function.body).map_err(|_| None)?;
+        let Some((Statement::ReturnNew, body)) = statements.split_last() else { return Err(None) };
+        if body.is_empty() || body.contains(&Statement::ReturnNew) {
+            return Err(None);
+        }
+        let fail = |reason: String| Err(Some(format!("its function {}: {reason}", function.name)));
+        if let Some(refusal) = &self.config.trigger_refusal {
+            return fail(format!("it would become a MySQL trigger, but {refusal}"));
+        }
+        let (Some(database), Some(target)) = (self.database(&trigger.table.schema), self.target(&trigger.table)) else {
+            return Err(Some("its table is not migrated".into()));
+        };
+        let database = database.to_string();
+        let mut created = Vec::new();
+        let mut caveats = Vec::new();
+        for event in &firing.events {
+            let scope = TriggerScope { old: event == "UPDATE" };
+            let mut printer = Printer::new(self.config.server, &scope, false);
+            let mut lines = Vec::new();
+            for statement in body {
+                let line = match statement {
+                    Statement::Assign { column, value } => match printer.print(value) {
+                        Ok(value) => format!("SET NEW.{} = {value};", quote(column)),
+                        Err(reason) => return fail(reason.0),
+                    },
+                    Statement::Raise { condition, message } => {
+                        let condition = match printer.print(condition) {
+                            Ok(condition) => condition,
+                            Err(reason) => return fail(reason.0),
+                        };
+                        // MESSAGE_TEXT holds 128 characters.
+                        let message: String = message.chars().take(128).collect();
+                        format!(
+                            "IF {condition} THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {}; END IF;",
+                            super::quote_string(&message)
+                        )
+                    }
+                    Statement::ReturnNew => continue,
+                };
+                lines.push(line);
+            }
+            caveats.extend(printer.caveats);
+            let suffix = if event == "INSERT" { "ins" } else { "upd" };
+            let name = shorten(&format!("{}_{}_{suffix}", trigger.table.name, trigger.name)).into_owned();
+            created.push(format!(
+                "CREATE TRIGGER {}.{} BEFORE {event} ON {target} FOR EACH ROW BEGIN {} END",
+                quote(&database),
+                quote(&name),
+                lines.join(" ")
+            ));
+        }
+        caveats.sort();
+        caveats.dedup();
+        let mut detail = format!(
+            "{} at post-data, after the load (and the cutover of an online run), so none fires on migrated rows; \
+             RAISE EXCEPTION becomes SIGNAL SQLSTATE '45000': {}",
+            if created.len() == 1 { "a MySQL trigger, created" } else { "MySQL triggers, created" },
+            created.join("; ")
+        );
+        for caveat in caveats {
+            detail.push_str(&format!("; {caveat}"));
+        }
+        self.post_triggers.extend(created);
+        Ok(detail)
+    }
+}
+
+/// Names in a trigger's expressions: `NEW.col`, and `OLD.col` in an UPDATE trigger (an INSERT has no
+/// OLD row in MySQL; PostgreSQL's is NULL there).
+struct TriggerScope {
+    old: bool,
+}
+
+impl Scope for TriggerScope {
+    fn column(&self, parts: &[String]) -> crate::expr::Result<String> {
+        match parts {
+            [row, column] if row == "new" => Ok(format!("NEW.{}", quote(column))),
+            [row, column] if row == "old" && self.old => Ok(format!("OLD.{}", quote(column))),
+            [row, _] if row == "old" => crate::expr::fail("OLD in an INSERT trigger has no MySQL equivalent"),
+            _ => crate::expr::fail(format!("{} is not a column of NEW or OLD", parts.join("."))),
+        }
     }
 }

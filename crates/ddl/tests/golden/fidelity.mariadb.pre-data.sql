@@ -14,6 +14,7 @@ CREATE TABLE `store`.`film` (
   `title` LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL COMMENT 'the title',
   `last_update` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
   `checked` DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) COMMENT 'the checked',
+  `note` LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin COMMENT 'the note',
   PRIMARY KEY (`film_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_nopad_bin;
 
