@@ -52,6 +52,8 @@ struct Status {
     stream_in_kafka: bool,
     /// The run's source ended with an error that nothing retries by itself: the cause and the way out.
     failed: Option<passerelle_kafka::control::Failed>,
+    /// The target server the run applies into, once fixed: its identity and address.
+    target_server: Option<String>,
     /// The phase the target reached for that run: snapshot, snapshot-applied or post-data.
     target_phase: Option<String>,
     tables: Vec<TableStatus>,
@@ -143,6 +145,7 @@ pub async fn run(args: StatusArgs) -> anyhow::Result<ExitCode> {
         cutover_lsn: state.cutover.as_ref().map(|cutover| Lsn(cutover.lsn).to_string()),
         stream_in_kafka: state.stream_done.is_some(),
         failed: state.failed.clone(),
+        target_server: state.target_server().map(ToString::to_string),
         tables,
         slot,
     };
@@ -177,6 +180,9 @@ fn render(status: &Status) -> String {
         (true, true, Some(lsn), false) => format!("source: cutover requested at {lsn}; streaming up to it\n"),
         (true, true, Some(lsn), true) => format!("source: every change up to the cutover at {lsn} is in Kafka\n"),
     });
+    if let Some(server) = &status.target_server {
+        out.push_str(&format!("target server: {server}, fixed for this run\n"));
+    }
     out.push_str(&format!(
         "target: {}\n",
         status.target_phase.as_deref().unwrap_or("nothing applied for this run yet")

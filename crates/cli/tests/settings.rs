@@ -68,6 +68,10 @@ async fn a_run_pointed_at_another_target_server_is_refused_naming_both(target: T
     assert_eq!(source.code, 0, "{}\n{}", source.stdout, source.stderr);
     let sink = passerelle(&setup.args("sink"), &setup.env());
     assert_eq!(sink.code, 0, "{}\n{}", sink.stdout, sink.stderr);
+    let status = passerelle(&[setup.args("status"), vec!["--json"]].concat(), &setup.env());
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let fixed = status["target_server"].as_str().unwrap_or_default();
+    assert!(fixed.starts_with(&identity(target).await), "{status}");
     for command in ["sink", "migrate", "verify"] {
         let refused = passerelle(&setup.args(command), &on_target(&setup, &other.url));
         let (fixed, asked) = (identity(target).await, identity(other_server(target)).await);
