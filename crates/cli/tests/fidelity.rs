@@ -47,6 +47,8 @@ async fn fidelity_patterns_apply_and_behave(server: Target) {
     let (outcome, detail) = object(&report, "trigger", "public.actor.shout");
     assert!(outcome == "not_migrated" && detail.contains("\"insert\" is not translated"), "{detail}");
     assert_eq!(object(&report, "function", "public.shout()").0, "not_migrated");
+    let (outcome, detail) = object(&report, "materialized view", "public.group_sizes");
+    assert!(outcome == "translated" && detail.contains("refresh it with DELETE FROM"), "{detail}");
     for view in ["group_names", "country_counts", "group_ids"] {
         let (outcome, detail) = object(&report, "view", &format!("public.{view}"));
         assert_ne!(outcome, "not_migrated", "{view}: {detail}");
@@ -195,6 +197,17 @@ async fn migrated_rows_keep_the_sources_timestamps(server: Target) {
     conn.query_drop("SET SESSION group_concat_max_len = 1024").await.unwrap();
     let cut: Option<String> = conn.query_first("SELECT names FROM group_names WHERE country_id = 5").await.unwrap();
     assert_eq!(cut.unwrap().len(), 1024);
+
+    // The materialized view is a table holding what a REFRESH at the migration gives.
+    let expected: Vec<(i32, i64)> = client
+        .query("select grp, n from group_sizes order by grp", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    let actual: Vec<(i32, i64)> = conn.query("SELECT grp, n FROM group_sizes ORDER BY grp").await.unwrap();
+    assert_eq!(actual, expected);
 
     // array_agg's arrays arrive as JSON arrays, with the same elements.
     let sorted = |json: &str| {

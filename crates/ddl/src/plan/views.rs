@@ -1,4 +1,5 @@
-//! Views, translated where possible and created after every view they read.
+//! Views, translated where possible and created after every view they read; a materialized view
+//! becomes a table filled from its definition.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -10,6 +11,7 @@ use crate::expr::Untranslatable;
 use crate::print::Printer;
 use crate::report::Outcome;
 use crate::view::{self, ViewScope};
+use crate::Dialect;
 
 impl Planner<'_> {
     /// Views, translated where possible and created after every view they read.
@@ -18,13 +20,10 @@ impl Planner<'_> {
         let mut failed: HashMap<QualifiedName, String> = HashMap::new();
         for view in &self.schema.views {
             let name = view.name.to_string();
-            if view.materialized {
-                let mut report = object(
-                    "materialized view",
-                    name,
-                    Outcome::NotMigrated,
-                    "MySQL has no materialized views: create a table and refresh it from the definition",
-                );
+            if view.materialized && self.config.require_primary_key && self.config.server.dialect == Dialect::Mysql {
+                let reason = "MySQL has no materialized views, and a table filled from the definition would have no \
+                              primary key, which the target requires (sql_require_primary_key)";
+                let mut report = object("materialized view", name, Outcome::NotMigrated, reason);
                 report.source = Some(view.definition.clone());
                 self.objects.push(report);
                 continue;
@@ -58,11 +57,27 @@ impl Planner<'_> {
                 break;
             }
             for name in ready {
-                let Some((sql, _, caveats)) = translated.remove(&name) else { continue };
+                let Some((sql, _, mut caveats)) = translated.remove(&name) else { continue };
                 let Some(target) = self.target(&name) else { continue };
-                self.post_views.push(format!("CREATE OR REPLACE VIEW {target} AS {sql}"));
+                let materialized = self.schema.views.iter().any(|v| v.name == name && v.materialized);
+                if materialized {
+                    // Post-data runs after the load and, online, after the cutover: the table holds
+                    // what REFRESH MATERIALIZED VIEW would give at that moment.
+                    self.post_views.push(format!("CREATE TABLE {target} AS {sql}"));
+                    caveats.insert(
+                        0,
+                        format!(
+                            "MySQL has no materialized views: a table filled from the definition at post-data (after \
+                             the load, and the cutover of an online run), as a REFRESH then would; refresh it with \
+                             DELETE FROM {target}; INSERT INTO {target} {sql}"
+                        ),
+                    );
+                } else {
+                    self.post_views.push(format!("CREATE OR REPLACE VIEW {target} AS {sql}"));
+                }
+                let kind = if materialized { "materialized view" } else { "view" };
                 let outcome = if caveats.is_empty() { Outcome::Migrated } else { Outcome::Translated };
-                let mut report = object("view", name.to_string(), outcome, caveats.join("; "));
+                let mut report = object(kind, name.to_string(), outcome, caveats.join("; "));
                 if outcome == Outcome::Translated {
                     report.source = self.schema.views.iter().find(|v| v.name == name).map(|v| v.definition.clone());
                 }
@@ -77,7 +92,8 @@ impl Planner<'_> {
         }
         for view in &self.schema.views {
             if let Some(reason) = failed.remove(&view.name) {
-                let mut report = object("view", view.name.to_string(), Outcome::NotMigrated, reason);
+                let kind = if view.materialized { "materialized view" } else { "view" };
+                let mut report = object(kind, view.name.to_string(), Outcome::NotMigrated, reason);
                 report.source = Some(view.definition.clone());
                 self.objects.push(report);
             }

@@ -12,3 +12,5 @@ ALTER TABLE `shop`.`orders` AUTO_INCREMENT = 1;
 
 SELECT SETVAL(`shop`.`ticket_numbers`, 1010);
 
+CREATE TABLE `shop`.`order_counts` AS SELECT COUNT(*) AS `n` FROM `shop`.`orders`;
+

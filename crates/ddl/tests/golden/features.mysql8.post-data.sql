@@ -10,3 +10,5 @@ ALTER TABLE `shop`.`notes_with_a_name_as_long_as_postgresql_allows_sixty_three_c
 
 ALTER TABLE `shop`.`orders` AUTO_INCREMENT = 1;
 
+CREATE TABLE `shop`.`order_counts` AS SELECT COUNT(*) AS `n` FROM `shop`.`orders`;
+
