@@ -53,18 +53,7 @@ async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies(ta
     }
     let last_id: i64 = source.query_one("select max(id)::bigint from customers", &[]).await.unwrap().get(0);
 
-    let mut cutover = setup.args("cutover");
-    cutover.push("--json");
-    let cutover = passerelle(&cutover, &setup.env());
-    assert_eq!(cutover.code, 0, "{}\n{}", cutover.stdout, cutover.stderr);
-    let report: serde_json::Value = serde_json::from_str(&cutover.stdout).unwrap();
-    assert_eq!(report["verified"], true, "{report}");
-
-    let migrate = finished(migrate);
-    assert_eq!(migrate.code, 0, "{}\n{}", migrate.stdout, migrate.stderr);
-    let summary: serde_json::Value = serde_json::from_str(&migrate.stdout).unwrap();
-    assert_eq!(summary["verified"], true, "{summary}");
-    assert!(summary["changes"].as_u64().unwrap() > 0, "{summary}");
+    cut_over(&setup, migrate, &setup.env());
 
     // AUTO_INCREMENT continues past the sequence as it stood at the cutover, not at the snapshot.
     let next = setup
@@ -78,6 +67,22 @@ async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies(ta
     setup.cleanup();
 }
 on_both_targets!(writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies, flavor = "multi_thread");
+
+/// Runs `cutover` while `migrate --online --json` streams; both end verified, changes applied.
+pub fn cut_over(setup: &Setup, migrate: std::process::Child, env: &[(&str, &str)]) {
+    let mut cutover = setup.args("cutover");
+    cutover.push("--json");
+    let cutover = passerelle(&cutover, env);
+    assert_eq!(cutover.code, 0, "{}\n{}", cutover.stdout, cutover.stderr);
+    let report: serde_json::Value = serde_json::from_str(&cutover.stdout).unwrap();
+    assert_eq!(report["verified"], true, "{report}");
+
+    let migrate = finished(migrate);
+    assert_eq!(migrate.code, 0, "{}\n{}", migrate.stdout, migrate.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&migrate.stdout).unwrap();
+    assert_eq!(summary["verified"], true, "{summary}");
+    assert!(summary["changes"].as_u64().unwrap() > 0, "{summary}");
+}
 
 /// Waits until `status` says the run's snapshot is complete in Kafka.
 pub async fn wait_for_the_snapshot_in_kafka(setup: &Setup, env: &[(&str, &str)]) {

@@ -14,8 +14,8 @@ use passerelle_model::endpoint::{KafkaEndpoint, Secret};
 use passerelle_testkit::{on_both_targets, pg_client, unique_name, with_credentials, with_database, Target};
 
 use crate::migrate::Setup;
-use crate::online::wait_for_the_snapshot_in_kafka;
-use crate::support::{finished, passerelle, passerelle_spawn};
+use crate::online::{cut_over, wait_for_the_snapshot_in_kafka};
+use crate::support::{passerelle, passerelle_spawn};
 
 /// The private broker's only client listener, SASL_SSL.
 pub const KAFKA: &str = "127.0.0.1:59394";
@@ -189,7 +189,7 @@ async fn the_airline_migrates_online_and_cuts_over_with_every_connection_secured
 
     let mut args = setup.args("migrate");
     args.extend(["--schema", "bookings", "--online", "--json", "--jobs", "2", "--partitions", "3"]);
-    let migrate = passerelle_spawn(&args, &secured.env());
+    let mut migrate = passerelle_spawn(&args, &secured.env());
     let writer = setup.source.client().await;
     writer.batch_execute(&writes(0)).await.unwrap();
     wait_for_the_snapshot_in_kafka(&setup, &secured.env()).await;
@@ -197,33 +197,33 @@ async fn the_airline_migrates_online_and_cuts_over_with_every_connection_secured
         writer.batch_execute(&writes(round)).await.unwrap();
     }
     // PostgreSQL's side of it: every session of the TLS-only role on the database, the walsender
-    // streaming the changes among them, is encrypted.
-    let sessions = pg_client(&setup.source.admin_url)
-        .await
-        .query_one(
-            "select count(*), count(*) filter (where a.backend_type = 'walsender'), bool_and(s.ssl) \
-             from pg_stat_activity a join pg_stat_ssl s using (pid) \
-             where a.usename = 'passerelle_tls' and a.datname = $1",
-            &[&setup.source.name],
-        )
-        .await
-        .unwrap();
-    let (n_sessions, n_walsenders, all_encrypted): (i64, i64, Option<bool>) =
-        (sessions.get(0), sessions.get(1), sessions.get(2));
-    assert!(n_walsenders == 1 && all_encrypted == Some(true), "{n_sessions} sessions, {n_walsenders} walsender(s)");
+    // streaming the changes among them, is encrypted. The stream's walsender starts once the
+    // snapshot is announced complete: it is waited for.
+    let admin = pg_client(&setup.source.admin_url).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let sessions = admin
+            .query_one(
+                "select count(*) filter (where a.backend_type = 'walsender'), bool_and(s.ssl) \
+                 from pg_stat_activity a join pg_stat_ssl s using (pid) \
+                 where a.usename = 'passerelle_tls' and a.datname = $1",
+                &[&setup.source.name],
+            )
+            .await
+            .unwrap();
+        let (n_walsenders, all_encrypted): (i64, Option<bool>) = (sessions.get(0), sessions.get(1));
+        if n_walsenders == 1 {
+            assert_eq!(all_encrypted, Some(true), "a session of passerelle_tls is not encrypted");
+            break;
+        }
+        if migrate.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            let run = crate::support::finished(migrate);
+            panic!("no walsender streams the changes: {}\n{}", run.stdout, run.stderr);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
-    let mut cutover = setup.args("cutover");
-    cutover.push("--json");
-    let cutover = passerelle(&cutover, &secured.env());
-    assert_eq!(cutover.code, 0, "{}\n{}", cutover.stdout, cutover.stderr);
-    let report: serde_json::Value = serde_json::from_str(&cutover.stdout).unwrap();
-    assert_eq!(report["verified"], true, "{report}");
-
-    let migrate = finished(migrate);
-    assert_eq!(migrate.code, 0, "{}\n{}", migrate.stdout, migrate.stderr);
-    let summary: serde_json::Value = serde_json::from_str(&migrate.stdout).unwrap();
-    assert_eq!(summary["verified"], true, "{summary}");
-    assert!(summary["changes"].as_u64().unwrap() > 0, "{summary}");
+    cut_over(&setup, migrate, &secured.env());
     let new_booking = setup.target_rows("SELECT total_amount FROM bookings WHERE book_ref = 'ZZ0003'").await;
     assert_eq!(new_booking, vec![vec![Some("42.00".to_string())]]);
     secured.cleanup(&setup);
