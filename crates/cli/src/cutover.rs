@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::args::{BookkeepingDb, KafkaBrokers, SourceUrl, TargetUrl};
 use crate::config::{Names, NamingArgs};
 use crate::failure;
+use crate::handover::{Handover, ReportDirArg, Systems};
 use crate::mapping::{self, TargetMappingArgs};
 use crate::retry;
 
@@ -42,6 +43,8 @@ pub struct CutoverArgs {
     /// Connections per database for the verification
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+    #[command(flatten)]
+    pub report: ReportDirArg,
     /// Print the report as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -132,8 +135,19 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     let target_ready_seconds = started.elapsed().as_secs_f64();
 
     let mapping = mapping::plan_for(run.schema, &run.schemas, &args.mapping, &target, None).await?;
+    let systems = Systems { source: source.to_string(), kafka: Some(kafka.to_string()), target: target.to_string() };
     let config = passerelle_verify::Config { source, target, jobs: usize::from(args.jobs) };
     let verification = crate::verify::compare(&config, &mapping.schema, &mapping.plan).await?;
+    let handover = Handover::new(
+        "cutover",
+        &names.migration,
+        Some(&run.run_id),
+        systems,
+        &mapping.plan.report,
+        &verification,
+        None,
+    );
+    handover.write(args.report.report_dir.as_deref())?;
     let report = CutoverReport {
         migration: names.migration,
         run_id: run.run_id,

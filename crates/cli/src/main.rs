@@ -11,6 +11,7 @@ mod cleanup;
 mod config;
 mod cutover;
 mod failure;
+mod handover;
 mod mapping;
 mod migrate;
 mod pause;

@@ -16,6 +16,7 @@ use crate::args::{BookkeepingDb, EndpointArgs, LoadPathArg};
 use crate::check::refuse_failures;
 use crate::config::{Endpoints, Names, NamingArgs};
 use crate::failure::{self, Holder};
+use crate::handover::{Handover, ReportDirArg, Systems};
 use crate::mapping::MappingArgs;
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary};
@@ -51,6 +52,8 @@ pub struct MigrateArgs {
     /// on the source until passerelle cleanup)
     #[arg(long)]
     pub keep_slot: bool,
+    #[command(flatten)]
+    pub report: ReportDirArg,
     /// Print the summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -158,11 +161,32 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     run.load_path = applied.load_path.map(passerelle_mysql::sink::LoadPath::name);
     run.ddl = Some(crate::report::DdlSummary::new(&applied.plan.report));
     let summary = Summary { run, slot: names.slot.clone(), slot_dropped, verified: verification.matches, verification };
+    let systems = Systems {
+        source: endpoints.source.to_string(),
+        kafka: Some(endpoints.kafka.to_string()),
+        target: endpoints.target.to_string(),
+    };
+    let mut handover = Handover::new(
+        "migrate",
+        &names.migration,
+        Some(&summary.run.run_id),
+        systems,
+        &applied.plan.report,
+        &summary.verification,
+        Some(&summary.run),
+    );
+    if !slot_dropped {
+        handover.warnings.push(format!(
+            "the replication slot {} stays and retains WAL on the source until passerelle cleanup",
+            names.slot
+        ));
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", render(&summary));
     }
+    handover.write(args.report.report_dir.as_deref())?;
     Ok(if summary.verified { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 

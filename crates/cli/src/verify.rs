@@ -21,6 +21,7 @@ use passerelle_mysql::bookkeeping;
 
 use crate::args::{BookkeepingDb, DatabaseArgs, KafkaBrokers};
 use crate::config::NamingArgs;
+use crate::handover::{Handover, ReportDirArg, Systems};
 use crate::mapping::{self, Mapping, MappingArgs, SelectionArgs, TargetMappingArgs};
 use crate::settings;
 
@@ -44,6 +45,8 @@ pub struct VerifyArgs {
     /// Tables compared at once; each opens one connection to the source and one to the target
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub jobs: usize,
+    #[command(flatten)]
+    pub report: ReportDirArg,
     /// Print the report as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -58,8 +61,12 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let mapping = announced_mapping(&args, &source, &target).await?;
     let Mapping { schema, plan, .. } =
         mapping::prepare(mapping.as_ref().unwrap_or(&args.mapping), &source, &target, None).await?;
+    let migration = args.naming.prefix_or_default(&source);
+    let systems = Systems { source: source.to_string(), kafka: args.kafka.clone(), target: target.to_string() };
     let config = passerelle_verify::Config { source, target, jobs: args.jobs };
     let report = compare(&config, &schema, &plan).await?;
+    Handover::new("verify", &migration, None, systems, &plan.report, &report, None)
+        .write(args.report.report_dir.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -5,6 +5,7 @@ mod check;
 mod existing_topics;
 mod fidelity;
 mod graceful;
+mod handover;
 mod kills;
 mod load_path;
 mod migrate;

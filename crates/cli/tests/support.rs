@@ -27,6 +27,8 @@ fn command(args: &[&str], env: &[(&str, &str)]) -> Command {
     for (name, _) in std::env::vars().filter(|(name, _)| name.starts_with("PASSERELLE_")) {
         command.env_remove(name);
     }
+    // Reports to hand over go to a directory of their own, not into the source tree; a test may name another.
+    command.env("PASSERELLE_REPORT_DIR", std::env::temp_dir().join(unique_name("report")));
     command.envs(env.iter().copied());
     command
 }

@@ -40,6 +40,8 @@ impl Comparison<'_> {
         let (source, target) = self.checksums(&whole).await?;
         report.source_rows = Some(source.n_rows);
         report.target_rows = Some(target.n_rows);
+        report.source_checksum = Some(format!("{:016x}", source.sum));
+        report.target_checksum = Some(format!("{:016x}", target.sum));
         if source == target {
             return Ok(true);
         }

@@ -143,6 +143,8 @@ fn empty_report(landing: &TargetTable) -> TableReport {
         outcome: TableOutcome::Match,
         source_rows: None,
         target_rows: None,
+        source_checksum: None,
+        target_checksum: None,
         detail: String::new(),
         missing: Listed::default(),
         extra: Listed::default(),

@@ -37,6 +37,10 @@ pub struct TableReport {
     pub outcome: TableOutcome,
     pub source_rows: Option<u64>,
     pub target_rows: Option<u64>,
+    /// The whole table's content checksum on each side (`digest::Checksum`'s sum, 16 hex digits):
+    /// equal with equal counts is a match. For a report handed over, and to compare by hand.
+    pub source_checksum: Option<String>,
+    pub target_checksum: Option<String>,
     #[serde(skip_serializing_if = "String::is_empty")]
     pub detail: String,
     /// Keys in the source and not in the target, such as `id=7`.
