@@ -16,6 +16,9 @@
 mod connect_json;
 mod pg_text;
 
+/// Dates from days since 1970: also what `cli` stamps its reports with, rather than a second copy.
+pub use pg_text::Civil;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
