@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use passerelle_testkit::{on_both_targets, unique_name, Target};
 
 use crate::migrate::Setup;
+use crate::online::{cut_over, wait_for_the_snapshot_in_kafka};
 use crate::support::{finished, passerelle, passerelle_logged, Pause, Run};
 
 const SOURCE: &str = "create table flights (id bigint primary key, payload text not null);
@@ -119,3 +120,41 @@ async fn a_second_sigint_exits_at_once(target: Target) {
     setup.cleanup();
 }
 on_both_targets!(a_second_sigint_exits_at_once, flavor = "multi_thread");
+
+async fn sigterm_while_streaming_records_no_failure_and_the_same_command_resumes(target: Target) {
+    let setup = Setup::new(
+        target,
+        "create table accounts (id integer primary key, balance bigint not null);
+         insert into accounts select i, i * 10 from generate_series(1, 5000) i;",
+    )
+    .await;
+    // Held once the stream has handed Kafka its first change; signalled there, it goes on to stop.
+    let pause = Pause::at("changes-produced:1");
+    let dir = std::env::temp_dir().join(unique_name("graceful"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut args = setup.args("migrate");
+    args.extend(["--online", "--json", "--partitions", "1"]);
+    let mut child = passerelle_logged(&args, &pause.env(&setup.env()), &dir);
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    let source = setup.source.client().await;
+    let writes = "update accounts set balance = balance + 1 where id % 7 = 0;
+                  insert into accounts select i, 0 from generate_series(5001, 5100) i;";
+    source.batch_execute(writes).await.unwrap();
+    pause.reached(&mut child).await;
+    send(&child, "-TERM");
+    pause.release();
+    let (run, took) = ends_within(child, &dir, Duration::from_secs(10)).await;
+    assert_eq!(run.code, 143, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("stopped by SIGTERM"), "{}", run.stderr);
+    assert!(!run.stderr.contains("error:"), "{}", run.stderr);
+    eprintln!("the streaming run stopped in {took:?}");
+    // A stop is not a failure: status does not say the run failed (it would exit 2).
+    let status = passerelle(&[&["status"][..], &["--topic-prefix", &setup.prefix]].concat(), &setup.env());
+    assert_ne!(status.code, 2, "{}\n{}", status.stdout, status.stderr);
+    source.batch_execute(writes.replace("5001, 5100", "5101, 5200").as_str()).await.unwrap();
+    // The same command resumes the run, streams what was written meanwhile, and the cutover verifies.
+    let again = crate::support::passerelle_spawn(&args, &setup.env());
+    cut_over(&setup, again, &setup.env());
+    setup.cleanup();
+}
+on_both_targets!(sigterm_while_streaming_records_no_failure_and_the_same_command_resumes, flavor = "multi_thread");
