@@ -147,7 +147,7 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
         &verification,
         None,
     );
-    handover.write(args.report.report_dir.as_deref())?;
+    handover.write(args.report.report_dir.as_deref());
     let report = CutoverReport {
         migration: names.migration,
         run_id: run.run_id,

@@ -100,8 +100,19 @@ impl Handover<'_> {
         }
     }
 
-    /// Writes `report.md` and `report.json` into `dir`, or the default directory, and says where.
-    pub fn write(&self, dir: Option<&Path>) -> anyhow::Result<()> {
+    /// Writes `report.md` and `report.json` into `dir`, or the default directory, and says where. A
+    /// report that cannot be written is a warning: the command's outcome stands, and it is printed.
+    pub fn write(&self, dir: Option<&Path>) {
+        match self.try_write(dir) {
+            // On stderr: stdout may be --json.
+            Ok(dir) => {
+                eprintln!("passerelle: the report to hand over is in {} (report.md, report.json)", dir.display())
+            }
+            Err(error) => eprintln!("passerelle: warning: the report to hand over is not written: {error:#}"),
+        }
+    }
+
+    fn try_write(&self, dir: Option<&Path>) -> anyhow::Result<PathBuf> {
         let dir = match dir {
             Some(dir) => dir.to_path_buf(),
             None => {
@@ -116,9 +127,7 @@ impl Handover<'_> {
         };
         write("report.md", self.markdown())?;
         write("report.json", serde_json::to_string_pretty(self)? + "\n")?;
-        // On stderr: stdout may be --json.
-        eprintln!("passerelle: the report to hand over is in {} (report.md, report.json)", dir.display());
-        Ok(())
+        Ok(dir)
     }
 
     fn markdown(&self) -> String {

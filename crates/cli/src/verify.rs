@@ -66,7 +66,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let config = passerelle_verify::Config { source, target, jobs: args.jobs };
     let report = compare(&config, &schema, &plan).await?;
     Handover::new("verify", &migration, None, systems, &plan.report, &report, None)
-        .write(args.report.report_dir.as_deref())?;
+        .write(args.report.report_dir.as_deref());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

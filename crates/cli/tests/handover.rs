@@ -93,3 +93,17 @@ async fn migrate_and_verify_write_a_report_with_every_table_and_the_mapping(targ
     setup.cleanup();
 }
 on_both_targets!(migrate_and_verify_write_a_report_with_every_table_and_the_mapping, flavor = "multi_thread");
+
+async fn a_report_that_cannot_be_written_is_a_warning_not_a_failure(target: Target) {
+    let setup = Setup::new(target, "create table t (id integer primary key); insert into t values (1), (2);").await;
+    // A file where the directory should be.
+    let blocked = std::env::temp_dir().join(unique_name("handover"));
+    std::fs::write(&blocked, "not a directory").unwrap();
+    let run = setup.migrate_with(&["--report-dir", &blocked.join("inside").display().to_string()]);
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(summary["verified"], true, "{summary}");
+    assert!(run.stderr.contains("warning: the report to hand over is not written: creating the report directory"));
+    setup.cleanup();
+}
+on_both_targets!(a_report_that_cannot_be_written_is_a_warning_not_a_failure, flavor = "multi_thread");
