@@ -14,6 +14,12 @@ pub(crate) trait Scope {
     /// A column reference, quoted for the target.
     fn column(&self, parts: &[String]) -> Result<String>;
 
+    /// The separator of a user-defined aggregate that is GROUP_CONCAT (`plan::aggregate`): only views
+    /// call aggregates.
+    fn concat_aggregate(&self, _name: &[String]) -> Option<String> {
+        None
+    }
+
     /// A subquery's `SELECT`, translated, with the caveats of its translation: only views have them.
     fn subquery(&self, _tokens: &[Token], _server: Server) -> Result<(String, Vec<String>)> {
         fail("subqueries are not translated")
@@ -292,6 +298,11 @@ impl Printer<'_> {
         distinct: bool,
         order_by: &[(Expr, bool)],
     ) -> Result<String> {
+        if let (Some(separator), [_]) = (self.scope.concat_aggregate(name), args) {
+            let value = self.print(&args[0])?;
+            let order = self.order_clause(order_by)?;
+            return Ok(self.group_concat(&value, distinct, &order, &separator));
+        }
         let function = match name {
             [function] => function.as_str(),
             [schema, function] if schema == "pg_catalog" => function.as_str(),
@@ -304,11 +315,7 @@ impl Printer<'_> {
             };
         }
         let printed = args.iter().map(|arg| self.print(arg)).collect::<Result<Vec<_>>>()?;
-        let mut order = Vec::new();
-        for (key, descending) in order_by {
-            order.push(format!("{}{}", self.print(key)?, if *descending { " DESC" } else { "" }));
-        }
-        let order = if order.is_empty() { String::new() } else { format!(" ORDER BY {}", order.join(", ")) };
+        let order = self.order_clause(order_by)?;
         match function {
             "string_agg" => return self.string_agg(args, &printed, distinct, &order),
             "array_agg" => return self.array_agg(&printed, distinct, &order),
@@ -387,13 +394,26 @@ impl Printer<'_> {
         let Expr::Str(separator) = separator else {
             return fail("string_agg() with a separator that is not a constant: GROUP_CONCAT wants a constant");
         };
+        Ok(self.group_concat(value, distinct, order, separator))
+    }
+
+    /// An aggregate's `ORDER BY`, printed: empty without one.
+    fn order_clause(&mut self, order_by: &[(Expr, bool)]) -> Result<String> {
+        let mut order = Vec::new();
+        for (key, descending) in order_by {
+            order.push(format!("{}{}", self.print(key)?, if *descending { " DESC" } else { "" }));
+        }
+        Ok(if order.is_empty() { String::new() } else { format!(" ORDER BY {}", order.join(", ")) })
+    }
+
+    fn group_concat(&mut self, value: &str, distinct: bool, order: &str, separator: &str) -> String {
         self.caveat(
             "GROUP_CONCAT cuts its result at group_concat_max_len bytes, 1,024 by default: a session reading the \
              view needs SET SESSION group_concat_max_len = 1048576 (or the server's setting) for longer \
              concatenations",
         );
         let distinct = if distinct { "DISTINCT " } else { "" };
-        Ok(format!("GROUP_CONCAT({distinct}{value}{order} SEPARATOR {})", quote_string(separator)))
+        format!("GROUP_CONCAT({distinct}{value}{order} SEPARATOR {})", quote_string(separator))
     }
 
     /// `array_agg(x)`: `JSON_ARRAYAGG(x)`, a JSON array as array columns are carried. MySQL's takes no

@@ -6,7 +6,7 @@
 //! window functions stay untranslated, with the reason.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use passerelle_model::schema::QualifiedName;
 
@@ -20,6 +20,8 @@ pub(crate) struct ViewScope<'a> {
     pub databases: &'a BTreeMap<String, String>,
     /// The relations read so far, subqueries' included.
     pub reads: RefCell<Vec<QualifiedName>>,
+    /// User-defined aggregates that are GROUP_CONCAT, with their separators.
+    pub aggregates: &'a HashMap<QualifiedName, String>,
 }
 
 impl ViewScope<'_> {
@@ -43,6 +45,11 @@ impl Scope for ViewScope<'_> {
             }
             _ => Ok(parts.iter().map(|part| quote(part)).collect::<Vec<_>>().join(".")),
         }
+    }
+
+    fn concat_aggregate(&self, name: &[String]) -> Option<String> {
+        let [schema, name] = name else { return None };
+        self.aggregates.get(&QualifiedName { schema: schema.clone(), name: name.clone() }).cloned()
     }
 
     /// A subquery in a select list, WHERE, EXISTS or IN, translated like the view around it (its

@@ -2,7 +2,7 @@
 //! being `OWNED BY` it, timestamp-maintenance triggers, and the triggers that stay reported.
 
 use passerelle_model::schema::{
-    Column, PgType, Routine, Schema, Sequence, Trigger, TriggerFiring, TriggerFunction, View,
+    Aggregate, Column, PgType, Routine, Schema, Sequence, Trigger, TriggerFiring, TriggerFunction, View,
 };
 
 use super::{check_golden, config, int, key, name, table, ty, varchar};
@@ -114,6 +114,8 @@ pub(crate) fn fidelity() -> Schema {
         kind: "function".into(),
         arguments: String::new(),
         language: "plpgsql".into(),
+        body: None,
+        aggregate: None,
     };
     let view = |view_name: &str, definition: &str| View {
         name: name(SCHEMA, view_name),
@@ -128,7 +130,35 @@ pub(crate) fn fidelity() -> Schema {
             sequence("film_film_id_seq", 1000),
             sequence("shared_ids", 50),
         ],
-        routines: vec![routine("audit"), routine("checks"), routine("last_updated"), routine("stamp"), routine("title_case")],
+        routines: vec![
+            routine("audit"),
+            routine("checks"),
+            routine("last_updated"),
+            routine("stamp"),
+            routine("title_case"),
+            // The group_concat aggregate of schemas ported from MySQL (pagila's).
+            Routine {
+                kind: "aggregate".into(),
+                arguments: "text".into(),
+                language: "internal".into(),
+                aggregate: Some(Aggregate {
+                    transition: name(SCHEMA, "_group_concat"),
+                    final_function: None,
+                    initial: None,
+                }),
+                ..routine("group_concat")
+            },
+            Routine {
+                arguments: "text, text".into(),
+                language: "sql".into(),
+                body: Some(
+                    "\nSELECT CASE\n  WHEN $2 IS NULL THEN $1\n  WHEN $1 IS NULL THEN $2\n  ELSE $1 || ', ' || $2\nEND\n"
+                        .into(),
+                ),
+                ..routine("_group_concat")
+            },
+        ],
+
         triggers: vec![
             trigger("category", "last_updated", "BEFORE", &["UPDATE"], "last_updated", LAST_UPDATED),
             trigger("film", "film_stamp", "BEFORE", &["INSERT", "UPDATE"], "stamp", STAMP),
@@ -141,6 +171,11 @@ pub(crate) fn fidelity() -> Schema {
         views: vec![
             view("group_names", "SELECT c.country_id, c.name AS country, string_agg(cu.name, ', '::text ORDER BY cu.name) AS names, count(cu.customer_id) FILTER (WHERE (cu.name IS NOT NULL)) AS n_named FROM (store.country c LEFT JOIN store.customer cu ON ((cu.grp = c.country_id))) GROUP BY c.country_id, c.name"),
             view("country_counts", "SELECT c.country_id, c.name, ( SELECT count(*) AS count FROM store.customer cu WHERE (cu.grp = c.country_id)) AS n_customers, ( SELECT max(cu.name) AS max FROM store.customer cu WHERE (cu.grp = c.country_id)) AS last_name FROM store.country c WHERE ((EXISTS ( SELECT 1 FROM store.customer cu WHERE (cu.grp = c.country_id))) OR (c.country_id > 6))"),
+            view(
+                "concat_names",
+                "SELECT c.country_id, store.group_concat(cu.name ORDER BY cu.name) AS names FROM (store.country c LEFT \
+                 JOIN store.customer cu ON ((cu.grp = c.country_id))) GROUP BY c.country_id",
+            ),
             view("group_ids", "SELECT customer.grp, array_agg(customer.customer_id) AS ids FROM store.customer GROUP BY customer.grp"),
             view("first_names", "SELECT DISTINCT ON (customer.grp) customer.grp, customer.name FROM store.customer ORDER BY customer.grp, customer.name"),
         ],

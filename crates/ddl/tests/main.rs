@@ -295,6 +295,8 @@ fn airline() -> Schema {
             kind: "function".into(),
             arguments: String::new(),
             language: "plpgsql".into(),
+            body: None,
+            aggregate: None,
         }],
         ..Schema::default()
     }

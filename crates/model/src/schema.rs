@@ -309,6 +309,23 @@ pub struct Routine {
     /// The argument list, e.g. `integer, text`.
     pub arguments: String,
     pub language: String,
+    /// The source text (`pg_proc.prosrc`) of a function in SQL; `None` for other languages, and in a
+    /// run announced by a release that did not read it.
+    #[serde(default)]
+    pub body: Option<String>,
+    /// An aggregate's definition (`pg_aggregate`).
+    #[serde(default)]
+    pub aggregate: Option<Aggregate>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Aggregate {
+    /// The state transition function (`SFUNC`), schema-qualified.
+    pub transition: QualifiedName,
+    /// The final function (`FINALFUNC`), when there is one.
+    pub final_function: Option<String>,
+    /// `INITCOND`, when given.
+    pub initial: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

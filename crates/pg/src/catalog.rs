@@ -14,9 +14,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use passerelle_model::schema::{
-    Check, Column, ColumnType, CompositeType, Deferrable, Domain, EnumType, Extension, FkAction, FkMatch, ForeignKey,
-    Identity, Index, IndexKey, IndexTarget, Key, PgType, QualifiedName, Routine, Schema, Sequence, Table, TableKind,
-    Trigger, TriggerFiring, TriggerFunction, View,
+    Aggregate, Check, Column, ColumnType, CompositeType, Deferrable, Domain, EnumType, Extension, FkAction, FkMatch,
+    ForeignKey, Identity, Index, IndexKey, IndexTarget, Key, PgType, QualifiedName, Routine, Schema, Sequence, Table,
+    TableKind, Trigger, TriggerFiring, TriggerFunction, View,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Transaction};
@@ -605,9 +605,15 @@ impl<E: fmt::Display> Reader<'_, E> {
                     "select n.nspname::text, X.proname::text,
                             case X.prokind when 'p' then 'procedure' when 'a' then 'aggregate'
                                            when 'w' then 'window' else 'function' end,
-                            pg_get_function_identity_arguments(X.oid), l.lanname::text
+                            pg_get_function_identity_arguments(X.oid), l.lanname::text,
+                            case when l.lanname = 'sql' then X.prosrc end,
+                            tn.nspname::text, t.proname::text,
+                            case when a.aggfinalfn <> 0 then a.aggfinalfn::regproc::text end, a.agginitval
                      from pg_proc X join pg_namespace n on n.oid = X.pronamespace
                      join pg_language l on l.oid = X.prolang
+                     left join pg_aggregate a on a.aggfnoid = X.oid
+                     left join pg_proc t on t.oid = a.aggtransfn
+                     left join pg_namespace tn on tn.oid = t.pronamespace
                      where n.nspname = any($1) and {NOT_FROM_EXTENSION}
                      order by 1, 2, 4"
                 ),
@@ -620,6 +626,12 @@ impl<E: fmt::Display> Reader<'_, E> {
                 kind: row.get(2),
                 arguments: row.get(3),
                 language: row.get(4),
+                body: row.get(5),
+                aggregate: row.get::<_, Option<String>>(7).map(|_| Aggregate {
+                    transition: qualified(row, 6, 7),
+                    final_function: row.get(8),
+                    initial: row.get(9),
+                }),
             })
             .collect())
     }

@@ -19,10 +19,25 @@ impl Planner<'_> {
             self.objects.push(object("composite type", composite.name.to_string(), Outcome::Translated, detail));
         }
         let carried = self.triggers();
+        let aggregates = self.concat_aggregates();
         let mut functions = Vec::new();
         for routine in &self.schema.routines {
             let name = format!("{}({})", routine.name, routine.arguments);
             let kind = if routine.kind == "procedure" { "procedure" } else { "function" };
+            if let Some(separator) = aggregates.get(&routine.name).filter(|_| routine.kind == "aggregate") {
+                let detail = format!("GROUP_CONCAT(... SEPARATOR '{separator}') in the views that call it");
+                functions.push(object("aggregate", name, Outcome::Translated, detail));
+                continue;
+            }
+            let transition_of = self.schema.routines.iter().find(|aggregate| {
+                aggregates.contains_key(&aggregate.name)
+                    && aggregate.aggregate.as_ref().is_some_and(|a| a.transition == routine.name)
+            });
+            if let Some(aggregate) = transition_of.filter(|_| routine.arguments == "text, text") {
+                let detail = format!("the transition function of {}, carried with it", aggregate.name);
+                functions.push(object(kind, name, Outcome::Translated, detail));
+                continue;
+            }
             if let Some(triggers) = carried.get(&routine.name).filter(|_| routine.arguments.is_empty()) {
                 let detail = format!("a trigger function, carried by its triggers: {}", triggers.join(", "));
                 functions.push(object(kind, name, Outcome::Translated, detail));

@@ -18,6 +18,7 @@ use crate::target::target_tables;
 use crate::types::{Class, Fidelity, Mapped, TypeMapper, KEY_CHARS};
 use crate::{Config, Dialect};
 
+mod aggregate;
 mod code;
 mod foreign_key;
 mod sequence;

@@ -18,6 +18,7 @@ impl Planner<'_> {
     pub(super) fn views(&mut self) {
         let mut translated: BTreeMap<QualifiedName, (String, Vec<QualifiedName>, Vec<String>)> = BTreeMap::new();
         let mut failed: HashMap<QualifiedName, String> = HashMap::new();
+        let aggregates = self.concat_aggregates();
         for view in &self.schema.views {
             let name = view.name.to_string();
             if view.materialized && self.config.require_primary_key && self.config.server.dialect == Dialect::Mysql {
@@ -28,7 +29,11 @@ impl Planner<'_> {
                 self.objects.push(report);
                 continue;
             }
-            let scope = ViewScope { databases: &self.config.databases, reads: RefCell::new(Vec::new()) };
+            let scope = ViewScope {
+                databases: &self.config.databases,
+                reads: RefCell::new(Vec::new()),
+                aggregates: &aggregates,
+            };
             let mut printer = Printer::new(self.config.server, &scope, false);
             match view::translate(&view.definition, &mut printer, &scope) {
                 Ok(result) => {

@@ -4,6 +4,8 @@ ALTER TABLE `store`.`film` AUTO_INCREMENT = 1001;
 
 SELECT SETVAL(`store`.`shared_ids`, 50);
 
+CREATE OR REPLACE VIEW `store`.`concat_names` AS SELECT `c`.`country_id`, GROUP_CONCAT(`cu`.`name` ORDER BY `cu`.`name` SEPARATOR ', ') AS `names` FROM (`store`.`country` `c` LEFT JOIN `store`.`customer` `cu` ON (`cu`.`grp` = `c`.`country_id`)) GROUP BY `c`.`country_id`;
+
 CREATE OR REPLACE VIEW `store`.`country_counts` AS SELECT `c`.`country_id`, `c`.`name`, (SELECT COUNT(*) AS `count` FROM `store`.`customer` `cu` WHERE (`cu`.`grp` = `c`.`country_id`)) AS `n_customers`, (SELECT MAX(`cu`.`name`) AS `max` FROM `store`.`customer` `cu` WHERE (`cu`.`grp` = `c`.`country_id`)) AS `last_name` FROM `store`.`country` `c` WHERE (EXISTS (SELECT 1 FROM `store`.`customer` `cu` WHERE (`cu`.`grp` = `c`.`country_id`)) OR (`c`.`country_id` > 6));
 
 CREATE OR REPLACE VIEW `store`.`group_ids` AS SELECT `customer`.`grp`, JSON_ARRAYAGG(`customer`.`customer_id`) AS `ids` FROM `store`.`customer` GROUP BY `customer`.`grp`;
