@@ -8,8 +8,9 @@ use serde_json::Value;
 
 use crate::check::{check, finding};
 use crate::migrate::Setup;
+use crate::online::{cut_over, wait_for_the_snapshot_in_kafka};
 use crate::plan::object;
-use crate::support::passerelle;
+use crate::support::{passerelle, passerelle_spawn};
 
 const FIXTURE: &str = include_str!("fixtures/fidelity.sql");
 const TABLES: [&str; 10] =
@@ -298,3 +299,47 @@ async fn a_user_who_may_not_create_triggers_is_told_why(server: Target) {
     std::fs::remove_dir_all(&out).unwrap();
 }
 on_both_targets!(a_user_who_may_not_create_triggers_is_told_why);
+
+/// Online, the ON UPDATE columns and the translated triggers come at the cutover, once the stream
+/// drained: rows the source updated while the migration streamed keep the source's timestamps (its
+/// trigger's clock, to the microsecond), and the target maintains them itself afterwards.
+async fn streamed_updates_keep_the_sources_timestamps(server: Target) {
+    let setup = Setup::new(server, FIXTURE).await;
+    server.assert_version().await;
+    let mut args = setup.args("migrate");
+    args.extend(["--online", "--json", "--partitions", "3"]);
+    let migrate = passerelle_spawn(&args, &setup.env());
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    let source = setup.source.client().await;
+    source
+        .batch_execute(
+            "update category set grp = grp + 10; update film set name = 'renamed' where film_id = 2;
+             insert into category (name, grp) values ('streamed', 7)",
+        )
+        .await
+        .unwrap();
+    cut_over(&setup, migrate, &setup.env());
+
+    let stamps = "SELECT CAST(category_id AS CHAR), CAST(last_update AS CHAR(26)) FROM category ORDER BY 1";
+    let expected: Vec<Vec<Option<String>>> = source
+        .query(
+            "select category_id::text, to_char(last_update, 'YYYY-MM-DD HH24:MI:SS.US') from category order by 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| vec![row.get(0), row.get(1)])
+        .collect();
+    assert_eq!(setup.target_rows(stamps).await, expected);
+    let mut conn = setup.target.conn().await;
+    let db = setup.target.name.as_str();
+    conn.query_drop(format!("UPDATE `{db}`.category SET grp = 99 WHERE category_id = 4")).await.unwrap();
+    let changed: Option<String> = conn
+        .query_first(format!("SELECT CAST(last_update AS CHAR(26)) FROM `{db}`.category WHERE category_id = 4"))
+        .await
+        .unwrap();
+    assert_ne!(changed, expected[3][1], "the target stamps its own updates after the cutover");
+    setup.cleanup();
+}
+on_both_targets!(streamed_updates_keep_the_sources_timestamps, flavor = "multi_thread");
