@@ -317,27 +317,9 @@ async fn migrate_online_killed_while_streaming_and_restarted_at_once_takes_its_s
     fault.cleanup();
 }
 
-/// `pg_recvlogical` streaming from the migration's slot under `application_name`: a stand-in for a
-/// walsender whose client is a live stranger, or a Passerelle process that died without the server
-/// noticing (a lost network, a hung host), which a kill -9 on this host does not always reproduce.
+/// `pg_recvlogical` holding the migration's slot under `application_name`.
 fn hold_slot(fault: &Fault, application_name: &str) -> Child {
-    let url = url::Url::parse(&fault.source.url).unwrap();
-    let slot = format!("passerelle_{}", fault.prefix);
-    let connection = format!(
-        "host={} port={} user={} password={} dbname={} replication=database application_name='{application_name}'",
-        url.host_str().unwrap(),
-        url.port().unwrap(),
-        url.username(),
-        url.password().unwrap(),
-        url.path().trim_start_matches('/'),
-    );
-    let options = ["-o", "proto_version=1", "-o"];
-    std::process::Command::new("/usr/lib/postgresql/15/bin/pg_recvlogical")
-        .args(["--no-loop", "-d", &connection, "--slot", &slot, "--start", "-f", "/dev/null"])
-        .args(options)
-        .arg(format!("publication_names={slot}"))
-        .spawn()
-        .expect("pg_recvlogical starts")
+    passerelle_testkit::hold_slot(&fault.source.url, &format!("passerelle_{}", fault.prefix), application_name)
 }
 
 async fn wait_until_held(fault: &Fault, application_name: &str) {

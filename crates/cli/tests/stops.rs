@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use passerelle_testkit::{on_both_targets, pg_client, unique_name, SourceDb, Stack, Target, TargetDb};
+use passerelle_testkit::{hold_slot, on_both_targets, pg_client, unique_name, SourceDb, Stack, Target, TargetDb};
 use url::Url;
 
 use crate::migrate::Setup;
@@ -259,25 +259,6 @@ on_both_targets!(
     flavor = "multi_thread"
 );
 
-/// `pg_recvlogical` streaming from `slot` as the stranger `application_name`, holding it.
-fn hold_slot(setup: &Setup, slot: &str, application_name: &str) -> std::process::Child {
-    let url = Url::parse(&setup.source.url).unwrap();
-    let connection = format!(
-        "host={} port={} user={} password={} dbname={} replication=database application_name='{application_name}'",
-        url.host_str().unwrap(),
-        url.port().unwrap(),
-        url.username(),
-        url.password().unwrap(),
-        url.path().trim_start_matches('/'),
-    );
-    Command::new("/usr/lib/postgresql/15/bin/pg_recvlogical")
-        .args(["--no-loop", "-d", &connection, "--slot", slot, "--start", "-f", "/dev/null"])
-        .args(["-o", "proto_version=1", "-o", &format!("publication_names={slot}")])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("pg_recvlogical starts")
-}
-
 async fn a_source_that_gave_up_is_a_failed_run_until_it_is_run_again(target: Target) {
     let setup = Setup::new(target, ITEMS).await;
     let mut args = setup.args("migrate");
@@ -295,7 +276,7 @@ async fn a_source_that_gave_up_is_a_failed_run_until_it_is_run_again(target: Tar
             .execute("select pg_terminate_backend(active_pid) from pg_replication_slots where slot_name = $1", &[&slot])
             .await
             .unwrap();
-        let mut stranger = hold_slot(&setup, &slot, "stranger");
+        let mut stranger = hold_slot(&setup.source.url, &slot, "stranger");
         tokio::time::sleep(Duration::from_millis(500)).await;
         if stranger.try_wait().unwrap().is_none() {
             break stranger;

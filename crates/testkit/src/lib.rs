@@ -148,6 +148,28 @@ pub fn with_credentials(url: &str, user: &str, password: &str) -> String {
     url.to_string()
 }
 
+/// `pg_recvlogical` streaming from `slot` (and its publication of the same name) at `source_url`
+/// under `application_name`, holding the slot: a stand-in for a walsender whose client is a live
+/// stranger, or a Passerelle process that died without the server noticing (a lost network, a hung
+/// host), which a kill -9 on this host does not always reproduce.
+pub fn hold_slot(source_url: &str, slot: &str, application_name: &str) -> std::process::Child {
+    let url = Url::parse(source_url).expect("stack URLs parse");
+    let connection = format!(
+        "host={} port={} user={} password={} dbname={} replication=database application_name='{application_name}'",
+        url.host_str().expect("the source URL names a host"),
+        url.port().expect("the source URL names a port"),
+        url.username(),
+        url.password().unwrap_or_default(),
+        url.path().trim_start_matches('/'),
+    );
+    std::process::Command::new("/usr/lib/postgresql/15/bin/pg_recvlogical")
+        .args(["--no-loop", "-d", &connection, "--slot", slot, "--start", "-f", "/dev/null"])
+        .args(["-o", "proto_version=1", "-o", &format!("publication_names={slot}")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("pg_recvlogical starts")
+}
+
 /// Connects with tokio-postgres to a `postgres://` URL.
 pub async fn pg_client(url: &str) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
