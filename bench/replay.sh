@@ -47,24 +47,14 @@ case $target_kind in
   *) echo "replay: TARGET is mysql or mariadb, not $target_kind" >&2; exit 2 ;;
 esac
 
-"$root/stack/stack.sh" up >/dev/null
-eval "$("$root/stack/stack.sh" env)"
-stack service-up kafka >/dev/null
-stack service-up "$target_kind" >/dev/null
-source_admin=$PASSERELLE_SOURCE_ADMIN
+source "$root/bench/private.sh"
 source_db=${SOURCE_DB:-replay_$scale}
-export PASSERELLE_SOURCE="${PASSERELLE_SOURCE%/*}/$source_db"
-export PASSERELLE_KAFKA=127.0.0.1:59592
-target_url=$(stack env | sed -n "s/^export $target_variable='\(.*\)'$/\1/p")
-export PASSERELLE_TARGET="${target_url%/*}/$database"
-
-(cd "$root" && cargo build --release --locked -q -p passerelle-cli -p passerelle-demodata)
-if ! psql -XAtq "$PASSERELLE_SOURCE" -c "select 1 from bookings.bookings limit 1" >/dev/null 2>&1; then
-  say "generating the airline ($scale) into $source_db"
-  psql -Xq "${source_admin%/*}/postgres" -c "create database $source_db owner passerelle" >/dev/null
-  "$bin/passerelle-demodata" --scale "$scale" >/dev/null
-fi
-source_rows=$(psql -XAtq "$PASSERELLE_SOURCE" -c "select sum(n_live_tup) from pg_stat_user_tables where schemaname = 'bookings'")
+private_airline "$source_db" "$database" 59592
+cd "$work" # the reports to hand over land beside the logs
+# Exact counts, not the statistics' estimates.
+source_rows=$(psql -XAtq "$PASSERELLE_SOURCE" -c "select sum((xpath('/row/c/text()', query_to_xml(
+  format('select count(*) as c from %I.%I', schemaname, relname), false, true, '')))[1]::text::bigint)
+  from pg_stat_user_tables where schemaname = 'bookings'")
 tables=$(psql -XAtq "$PASSERELLE_SOURCE" -c "select string_agg(quote_literal(relname), ',') from pg_stat_user_tables where schemaname = 'bookings'")
 
 # The rows the target's airline tables hold now.

@@ -34,22 +34,9 @@ case $target_kind in
   *) echo "soak: TARGET is mysql or mariadb, not $target_kind" >&2; exit 2 ;;
 esac
 
-"$root/stack/stack.sh" up >/dev/null
-eval "$("$root/stack/stack.sh" env)"
-stack service-up kafka >/dev/null
-stack service-up "$target_kind" >/dev/null
-source_admin=$PASSERELLE_SOURCE_ADMIN
-export PASSERELLE_SOURCE="${PASSERELLE_SOURCE%/*}/soak_$scale"
-export PASSERELLE_KAFKA=127.0.0.1:59492
-target_url=$(stack env | sed -n "s/^export $target_variable='\(.*\)'$/\1/p")
-export PASSERELLE_TARGET="${target_url%/*}/soak"
-
-(cd "$root" && cargo build --release --locked -q -p passerelle-cli -p passerelle-demodata)
-if ! psql -XAtq "$PASSERELLE_SOURCE" -c "select 1 from bookings.bookings limit 1" >/dev/null 2>&1; then
-  say "generating the airline ($scale) into soak_$scale"
-  psql -Xq "${source_admin%/*}/postgres" -c "create database soak_$scale owner passerelle" >/dev/null
-  "$bin/passerelle-demodata" --scale "$scale" >/dev/null
-fi
+source "$root/bench/private.sh"
+private_airline "soak_$scale" soak 59492
+cd "$work" # the reports to hand over land beside the logs
 "$bin/passerelle" cleanup --topic-prefix $prefix >/dev/null 2>&1 || true
 stack recreate-target-db soak "$target_kind" >/dev/null
 
