@@ -21,10 +21,7 @@ insert into items select i, 'item ' || i from generate_series(1, 2000) i;
 
 async fn a_truncate_mid_stream_fails_the_run_and_cutover_status_and_sinks_stop_at_once(target: Target) {
     let setup = Setup::new(target, ITEMS).await;
-    let mut args = setup.args("migrate");
-    args.push("--online");
-    let migrate = passerelle_spawn(&args, &setup.env());
-    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    let migrate = online_migrate(&setup).await;
     let source = setup.source.client().await;
     source.batch_execute("update items set label = 'before' where id = 1; truncate items;").await.unwrap();
     let migrate = finished(migrate);
@@ -60,10 +57,7 @@ on_both_targets!(
 
 async fn a_slot_dropped_under_a_streaming_run_stops_it_with_the_way_out(target: Target) {
     let setup = Setup::new(target, ITEMS).await;
-    let mut args = setup.args("migrate");
-    args.push("--online");
-    let migrate = passerelle_spawn(&args, &setup.env());
-    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    let migrate = online_migrate(&setup).await;
     // As a failover to a standby without the slot, or an administrator, would: the walsender ends
     // and the slot is gone before the stream comes back.
     let source = setup.source.client().await;
@@ -182,10 +176,7 @@ async fn a_slot_invalidated_past_max_slot_wal_keep_size_is_named_and_not_retried
     source.client().await.batch_execute(ITEMS).await.unwrap();
     let target_db = TargetDb::create(&stack).await;
     let setup = Setup { stack, source, target: target_db, prefix: unique_name("migrate") };
-    let mut args = setup.args("migrate");
-    args.push("--online");
-    let migrate = passerelle_spawn(&args, &setup.env());
-    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    let migrate = online_migrate(&setup).await;
 
     // The stream stands still (its process stopped) while the server moves to new WAL segments and
     // a checkpoint removes the old ones, which the slot still needs.
@@ -230,10 +221,7 @@ on_both_targets!(a_slot_invalidated_past_max_slot_wal_keep_size_is_named_and_not
 
 async fn a_cutover_waiting_for_a_killed_source_says_that_nothing_streams_from_the_slot(target: Target) {
     let setup = Setup::new(target, ITEMS).await;
-    let mut args = setup.args("migrate");
-    args.push("--online");
-    let mut migrate = passerelle_spawn(&args, &setup.env());
-    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    let mut migrate = online_migrate(&setup).await;
     // Killed outright, the source records no failure: the cutover waits, and says why.
     migrate.kill().unwrap();
     migrate.wait().unwrap();
@@ -261,8 +249,7 @@ on_both_targets!(
 
 async fn a_source_that_gave_up_is_a_failed_run_until_it_is_run_again(target: Target) {
     let setup = Setup::new(target, ITEMS).await;
-    let mut args = setup.args("migrate");
-    args.extend(["--online", "--retry-for", "4s"]);
+    let args = [&setup.args("migrate")[..], &["--online", "--retry-for", "4s"]].concat();
     let first = passerelle_spawn(&args, &setup.env());
     wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
     // A stranger takes the slot between the stream's session ending and its restart: the source
@@ -310,3 +297,11 @@ async fn a_source_that_gave_up_is_a_failed_run_until_it_is_run_again(target: Tar
     setup.cleanup();
 }
 on_both_targets!(a_source_that_gave_up_is_a_failed_run_until_it_is_run_again, flavor = "multi_thread");
+
+/// `migrate --online` started, once its snapshot is in Kafka.
+async fn online_migrate(setup: &Setup) -> std::process::Child {
+    let args = [&setup.args("migrate")[..], &["--online"]].concat();
+    let migrate = passerelle_spawn(&args, &setup.env());
+    wait_for_the_snapshot_in_kafka(setup, &setup.env()).await;
+    migrate
+}
