@@ -78,11 +78,21 @@ pub async fn recorded<T>(
     Err(error)
 }
 
-/// Withdraws the run's failure, if one is recorded: this process takes the run up again.
-pub async fn take_up(state: &ControlState, producer: &Producer, topic: &str) -> anyhow::Result<()> {
+/// This process takes up `run_id` again, a run it did not announce (the snapshot was complete in
+/// Kafka, or its slot streams here): it holds the run from now on, and withdraws the run's failure if
+/// one is recorded, before a sink of this process reads the control topic and stops at it.
+pub async fn take_up(
+    holder: &Holder,
+    kafka: &KafkaEndpoint,
+    state: &ControlState,
+    topic: &str,
+    run_id: &str,
+) -> anyhow::Result<()> {
+    holder.hold(run_id);
     if let Some(failed) = &state.failed {
         eprintln!("passerelle: run {} had failed ({}); taking it up again", failed.run_id, failed.cause);
-        control::clear_failed(producer, topic).await?;
+        let producer = Producer::new(kafka, crate::retry::bound())?.for_run(run_id);
+        control::clear_failed(&producer, topic).await?;
     }
     Ok(())
 }

@@ -221,6 +221,7 @@ pub async fn copy_snapshot(
         if !streams || passerelle_pg::slot::slot_info(&client, source, &side.names.slot).await?.is_some() {
             let tables: Vec<String> = run.schema.tables.iter().map(|table| table.name.to_string()).collect();
             progress.tables(&tables, &done.rows.iter().map(|rows| Some(*rows)).collect::<Vec<_>>());
+            failure::take_up(side.holder, side.kafka, &state, &control_topic, &run.run_id).await?;
             if let Some(announced) = announced {
                 let _ = announced.send(run.run_id.clone());
             }

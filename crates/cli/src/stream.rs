@@ -64,9 +64,8 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     };
     let mut stream = start().await?;
     // The slot streams to this process: the run is its own, and no longer failed if it had.
-    s.holder.hold(s.run_id);
     let state = retry::retry("reading the control topic", || control::read(s.kafka, s.control_topic)).await?;
-    failure::take_up(&state, producer, s.control_topic).await?;
+    failure::take_up(s.holder, s.kafka, &state, s.control_topic, s.run_id).await?;
     // A terminated session or a restarted server: a new stream resumes from the slot's confirmed
     // position, repeating what Kafka may already hold (keyed upserts converge, see ARCHITECTURE.md).
     let mut backoff = Backoff::new("streaming changes");
