@@ -221,7 +221,11 @@ pub async fn copy_snapshot(
         if !streams || passerelle_pg::slot::slot_info(&client, source, &side.names.slot).await?.is_some() {
             let tables: Vec<String> = run.schema.tables.iter().map(|table| table.name.to_string()).collect();
             progress.tables(&tables, &done.rows.iter().map(|rows| Some(*rows)).collect::<Vec<_>>());
-            failure::take_up(side.holder, side.kafka, &state, &control_topic, &run.run_id).await?;
+            // A run that streams is taken up once its slot streams here (`stream`): a process that
+            // finds another holding the slot must not take it, nor record its failure.
+            if !streams {
+                failure::take_up(side.holder, side.kafka, &state, &control_topic, &run.run_id).await?;
+            }
             if let Some(announced) = announced {
                 let _ = announced.send(run.run_id.clone());
             }
