@@ -53,8 +53,12 @@ impl std::fmt::Display for StartedOver {
 
 impl std::error::Error for StartedOver {}
 
-/// The most records one round takes from Kafka.
+/// The most records one round takes from Kafka, and the most bytes of values: past either, the
+/// round ends (after its first record, however large). Three rounds are in memory at most (one read,
+/// one decoded ahead, one applied), values and their decoded rows, so the bytes bound keeps a table of
+/// large values (10 MB apiece) within the process's memory bound as the records bound does small rows.
 const ROUND_RECORDS: usize = 50_000;
+const ROUND_BYTES: usize = 16 << 20;
 
 /// A topic partition, by topic index.
 type PartitionId = (usize, i32);
@@ -192,7 +196,7 @@ async fn read_rounds(
     let mut outage = Backoff::new("reading from Kafka");
     let mut reading = Reading::default();
     loop {
-        let records = match consumer.next_batch(ROUND_RECORDS, Duration::from_millis(200)).await {
+        let records = match consumer.next_batch(ROUND_RECORDS, ROUND_BYTES, Duration::from_millis(200)).await {
             Ok(records) => {
                 if !records.is_empty() {
                     outage.reset();
@@ -217,7 +221,7 @@ async fn read_rounds(
                 let decoded = decode(&table.layout, &record.value).map_err(|cause| KafkaError::Decode {
                     topic: table.layout.topic.clone(),
                     partition: record.partition,
-                    offset: record.offset,
+                    offset: record.first,
                     cause,
                 })?;
                 next_offsets.insert((record.topic_idx, record.partition), record.offset + 1);
@@ -284,8 +288,9 @@ impl Reading {
         let id = (record.topic_idx, record.partition);
         let topic = consumer.topic(record.topic_idx);
         let fresh = self.fresh.remove(&id);
-        let expected = *self.expected.entry(id).or_insert(record.offset);
-        if record.offset != expected && fresh {
+        let expected = *self.expected.entry(id).or_insert(record.first);
+        // A record read in chunks begins at its first chunk and ends at its last (`record.offset`).
+        if record.first != expected && fresh {
             let (first, end) = retry::retry("reading where a partition begins", || async {
                 consumer.watermarks(record.topic_idx, record.partition)
             })
@@ -299,11 +304,11 @@ impl Reading {
                      recreated), so nothing past the gap is applied; start the migration over with passerelle \
                      cleanup, then migrate",
                     record.partition,
-                    record.offset
+                    record.first
                 );
             }
         }
-        if record.offset < expected {
+        if record.first < expected {
             return Ok(false);
         }
         if record.run.as_deref() != Some(run_id) {
@@ -312,7 +317,7 @@ impl Reading {
                 "{topic}/{}@{}: a record of run {} in run {run_id}: a record of an abandoned run is never applied; \
                  start the migration over with passerelle cleanup, or use another --topic-prefix",
                 record.partition,
-                record.offset,
+                record.first,
                 record.run.as_deref().unwrap_or("none (not written by Passerelle)")
             );
         }

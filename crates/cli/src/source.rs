@@ -292,7 +292,10 @@ pub async fn copy_snapshot(
         retry::retry("creating the topics", || create_control_topic(side.kafka, &side.layout)).await?;
     }
     let starts = retry::retry("reading where the topics begin", || end_offsets(side.kafka, &topics)).await?;
-    let producer = Producer::new(side.kafka, retry::bound())?.for_run(&run_id);
+    let producer =
+        retry::retry("reading the topics' message limits", || Producer::chunking(side.kafka, retry::bound(), &topics))
+            .await?
+            .for_run(&run_id);
     let announcement = RunAnnouncement {
         run_id: run_id.clone(),
         format: control::CONTROL_FORMAT,
@@ -388,7 +391,11 @@ pub async fn stream_changes(side: &SourceSide<'_>) -> anyhow::Result<Option<u64>
         return Ok(None);
     }
     let layouts = table_layouts(&side.layout.prefix, &run.schema, run_encoding(&run)?);
-    let producer = Producer::new(side.kafka, retry::bound())?.for_run(&run.run_id);
+    let topics: Vec<String> = layouts.iter().map(|layout| layout.topic.clone()).collect();
+    let producer =
+        retry::retry("reading the topics' message limits", || Producer::chunking(side.kafka, retry::bound(), &topics))
+            .await?
+            .for_run(&run.run_id);
     let streaming = Streaming {
         endpoint: side.endpoint,
         kafka: side.kafka,

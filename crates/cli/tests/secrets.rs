@@ -42,7 +42,7 @@ async fn topic_records(secured: &Secured, prefix: &str) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         assert!(std::time::Instant::now() < deadline, "the topics were not read within 120 s");
-        let batch = consumer.next_batch(10_000, Duration::from_secs(5)).await.unwrap();
+        let batch = consumer.next_batch(10_000, usize::MAX, Duration::from_secs(5)).await.unwrap();
         if batch.is_empty() && n_records > 0 {
             return records;
         }

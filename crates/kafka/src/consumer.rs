@@ -2,6 +2,9 @@
 //! the caller's table list. Offsets are the caller's to keep (in the target, with the rows): a
 //! partition given to this member is read from the position the caller set for it
 //! ([`Consumer::set_position`]), never from the group's committed offset, which is only advisory.
+//!
+//! A record that travelled in chunks ([`crate::producer::CHUNK_HEADER`]) is handed on whole, once
+//! its last chunk is read: a caller never sees a chunk, so the offsets it stores are at records.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -15,13 +18,16 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::client::{self, Observer};
 use crate::error::{configuration, describe, KafkaError};
-use crate::producer::RUN_HEADER;
+use crate::producer::{CHUNK_HEADER, RUN_HEADER};
 
-/// One consumed message, its payload copied out of librdkafka's buffer.
+/// One consumed record, its payload copied out of librdkafka's buffer.
 pub struct Record {
     /// Position of the topic in the list given to [`Consumer::subscribe`].
     pub topic_idx: usize,
     pub partition: i32,
+    /// Where the record begins: its offset, or its first chunk's.
+    pub first: i64,
+    /// Its offset, or its last chunk's: the next record begins after it.
     pub offset: i64,
     /// The run that produced it ([`crate::producer::RUN_HEADER`]); `None` when it carries none.
     pub run: Option<String>,
@@ -72,10 +78,27 @@ impl ConsumerContext for Positioning {
     }
 }
 
+/// The chunks of a record read so far.
+struct Partial {
+    first: i64,
+    next_index: usize,
+    count: usize,
+    value: Vec<u8>,
+}
+
+/// What a chunk's [`CHUNK_HEADER`] says: its index and the record's count of chunks.
+fn chunk_label(value: &[u8]) -> Option<(usize, usize)> {
+    let (index, count) = std::str::from_utf8(value).ok()?.split_once('/')?;
+    let (index, count) = (index.parse().ok()?, count.parse().ok()?);
+    (index < count).then_some((index, count))
+}
+
 pub struct Consumer {
     inner: StreamConsumer<Positioning>,
     topics: Vec<String>,
     topic_idx: HashMap<String, usize>,
+    /// Per partition, the record whose chunks are being read.
+    partials: Mutex<HashMap<(usize, i32), Partial>>,
 }
 
 impl Consumer {
@@ -109,7 +132,7 @@ impl Consumer {
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         inner.subscribe(&names).map_err(|error| KafkaError::Consume { cause: describe(&error) })?;
         let topic_idx = topics.iter().enumerate().map(|(i, topic)| (topic.clone(), i)).collect();
-        Ok(Consumer { inner, topics, topic_idx })
+        Ok(Consumer { inner, topics, topic_idx, partials: Mutex::default() })
     }
 
     pub fn topic(&self, topic_idx: usize) -> &str {
@@ -140,11 +163,19 @@ impl Consumer {
             .map_err(|error| KafkaError::Topic { topic: topic.clone(), cause: describe(&error) })
     }
 
-    /// Up to `max` records; returns early, possibly empty, when none arrives within `wait`.
-    pub async fn next_batch(&self, max: usize, wait: Duration) -> Result<Vec<Record>, KafkaError> {
+    /// Up to `max_records` records, or fewer once they hold `max_bytes` (at least one record);
+    /// returns early, possibly empty, when none arrives within `wait`. A record read in chunks is
+    /// returned once its last chunk is read, whichever call reads it.
+    pub async fn next_batch(
+        &self,
+        max_records: usize,
+        max_bytes: usize,
+        wait: Duration,
+    ) -> Result<Vec<Record>, KafkaError> {
         let mut batch = Vec::new();
+        let mut n_bytes = 0;
         let deadline = tokio::time::Instant::now() + wait;
-        while batch.len() < max {
+        while batch.len() < max_records && n_bytes < max_bytes {
             let message = match tokio::time::timeout_at(deadline, self.inner.recv()).await {
                 Err(_) => break,
                 // A topic created a moment ago may not be in every broker's metadata yet; librdkafka
@@ -160,21 +191,65 @@ impl Consumer {
                 Ok(Ok(message)) => message,
             };
             let Some(&topic_idx) = self.topic_idx.get(message.topic()) else { continue };
-            batch.push(Record {
-                topic_idx,
-                partition: message.partition(),
-                offset: message.offset(),
-                run: message.headers().and_then(|headers| {
-                    headers
-                        .iter()
-                        .find(|header| header.key == RUN_HEADER)
-                        .and_then(|header| header.value)
-                        .map(|value| String::from_utf8_lossy(value).into_owned())
-                }),
-                value: message.payload().unwrap_or_default().to_vec(),
-            });
+            let header = |name: &str| {
+                message.headers().and_then(|headers| {
+                    headers.iter().find(|header| header.key == name).and_then(|header| header.value)
+                })
+            };
+            let run = header(RUN_HEADER).map(|value| String::from_utf8_lossy(value).into_owned());
+            let payload = message.payload().unwrap_or_default();
+            let (partition, offset) = (message.partition(), message.offset());
+            let (first, value) = match header(CHUNK_HEADER) {
+                None => {
+                    // A record in the middle of another's chunks: that one will never be whole.
+                    locked(&self.partials).remove(&(topic_idx, partition));
+                    (offset, payload.to_vec())
+                }
+                Some(label) => {
+                    let Some((first, value)) = self.chunk((topic_idx, partition), offset, label, payload) else {
+                        continue;
+                    };
+                    (first, value)
+                }
+            };
+            n_bytes += value.len();
+            batch.push(Record { topic_idx, partition, first, offset, run, value });
         }
         Ok(batch)
+    }
+
+    /// Takes one chunk; returns the record once this is its last chunk. A chunk that does not follow
+    /// the one before (a record left incomplete by a producer that died, followed by its repetition;
+    /// a partition read from inside a record) drops what was read of its record.
+    fn chunk(&self, id: (usize, i32), offset: i64, label: &[u8], payload: &[u8]) -> Option<(i64, Vec<u8>)> {
+        let mut partials = locked(&self.partials);
+        let Some((index, count)) = chunk_label(label) else {
+            tracing::warn!("{}/{}@{offset}: a chunk header that is not index/count; skipped", self.topics[id.0], id.1);
+            partials.remove(&id);
+            return None;
+        };
+        if index == 0 {
+            let value = Vec::with_capacity(payload.len().saturating_mul(count));
+            partials.insert(id, Partial { first: offset, next_index: 0, count, value });
+        }
+        let follows = partials.get(&id).is_some_and(|partial| partial.next_index == index && partial.count == count);
+        if !follows {
+            tracing::debug!(
+                "{}/{}@{offset}: chunk {index} of {count} of an incomplete record; skipped",
+                self.topics[id.0],
+                id.1
+            );
+            partials.remove(&id);
+            return None;
+        }
+        let partial = partials.get_mut(&id)?;
+        partial.value.extend_from_slice(payload);
+        partial.next_index += 1;
+        if partial.next_index < count {
+            return None;
+        }
+        let whole = partials.remove(&id)?;
+        Some((whole.first, whole.value))
     }
 
     /// Tells the group how far this member got (advisory: the target holds the real offsets).

@@ -1,7 +1,12 @@
 //! The producer: idempotent, `acks=all`, compressed, with bounded memory. A full local queue makes
 //! `send` wait (backpressure) rather than grow; librdkafka rides through a broker restart on its own
 //! for as long as the caller allows, then a failed delivery fails the run.
+//!
+//! A record too large for its topic travels in chunks (see [`CHUNK_HEADER`]), which the consumer
+//! puts together again before its caller sees the record: the topics' limit is read from Kafka
+//! ([`Producer::chunking`]), never assumed.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -46,23 +51,68 @@ impl ProducerContext for DeliveryTracker {
 /// the run it follows, whatever an abandoned run left in a topic.
 pub const RUN_HEADER: &str = "passerelle-run";
 
+/// The header of a chunk of a record too large for its topic, its value `index/count` (from 0): a
+/// record's chunks lie in one partition at consecutive offsets, in order, and the consumer hands the
+/// record on only once its last chunk is read, so whoever stores offsets stores whole records.
+pub const CHUNK_HEADER: &str = "passerelle-chunk";
+
+/// librdkafka's own bound on one produced message and on a batch of them (`message.max.bytes`).
+const LIBRDKAFKA_MESSAGE_MAX: usize = 1_000_000;
+
+/// What a record needs beside its value and key within a topic's limit: the record batch's framing,
+/// the headers, and lz4's growth on values it cannot compress (at most 1/255).
+fn payload_budget(limit: usize) -> usize {
+    let limit = limit.min(LIBRDKAFKA_MESSAGE_MAX);
+    limit.saturating_sub(limit / 128 + 1024).max(1024)
+}
+
 pub struct Producer {
     inner: ThreadedProducer<DeliveryTracker>,
     /// The [`RUN_HEADER`] put on every record, once [`Producer::for_run`] names the run.
     run: Option<OwnedHeaders>,
+    /// The most bytes of key and value one record may carry, per topic whose limit was read
+    /// ([`Producer::chunking`]); larger records of these topics go in chunks, others' never do.
+    budgets: HashMap<String, usize>,
+    /// Taken by every send, so that no other record comes between the chunks of one.
+    sending: tokio::sync::Mutex<()>,
 }
 
 impl Producer {
     /// `delivery_timeout`: how long librdkafka keeps trying to deliver a message (through a broker
     /// restart or a leader change) before the delivery fails.
     pub fn new(endpoint: &KafkaEndpoint, delivery_timeout: Duration) -> Result<Producer, KafkaError> {
+        Producer::build(endpoint, delivery_timeout, LIBRDKAFKA_MESSAGE_MAX, HashMap::new())
+    }
+
+    /// A producer that sends records larger than `topics` take in chunks: each topic's limit is its
+    /// `max.message.bytes` (the broker's `message.max.bytes` unless the topic sets its own), read
+    /// from Kafka, and librdkafka's batches are kept within the smallest.
+    pub async fn chunking(
+        endpoint: &KafkaEndpoint,
+        delivery_timeout: Duration,
+        topics: &[String],
+    ) -> Result<Producer, KafkaError> {
+        let limits = crate::topic::message_limits(endpoint, topics).await?;
+        let budgets: HashMap<String, usize> =
+            limits.into_iter().map(|(topic, limit)| (topic, payload_budget(limit))).collect();
+        let batch = budgets.values().copied().min().unwrap_or(LIBRDKAFKA_MESSAGE_MAX);
+        Producer::build(endpoint, delivery_timeout, batch, budgets)
+    }
+
+    fn build(
+        endpoint: &KafkaEndpoint,
+        delivery_timeout: Duration,
+        batch_bytes: usize,
+        budgets: HashMap<String, usize>,
+    ) -> Result<Producer, KafkaError> {
         let inner = client::config(endpoint)
             .set("message.timeout.ms", delivery_timeout.as_millis().clamp(1000, i32::MAX as u128).to_string())
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", "lz4")
             .set("linger.ms", "20")
-            .set("batch.size", "1000000")
+            // A batch past a topic's limit would be refused whole: librdkafka does not split one.
+            .set("batch.size", batch_bytes.to_string())
             // Java clients' partitioner: a key lands where Kafka Connect and Debezium would put it.
             .set("partitioner", "murmur2_random")
             // Bounded memory: at most this much waits in the local queue before `send` blocks (each
@@ -76,7 +126,7 @@ impl Producer {
                 first_failure: Mutex::new(None),
             })
             .map_err(|error| configuration(&endpoint.to_string(), &error))?;
-        Ok(Producer { inner, run: None })
+        Ok(Producer { inner, run: None, budgets, sending: tokio::sync::Mutex::new(()) })
     }
 
     /// Every record sent from now on carries `run_id` in its [`RUN_HEADER`].
@@ -85,8 +135,10 @@ impl Producer {
         self
     }
 
-    /// Queues one message, waiting while the local queue is full. `partition: None` lets the key
-    /// choose (every event of a key lands in one partition, in order).
+    /// Queues one record, waiting while the local queue is full. `partition: None` lets the key
+    /// choose (every event of a key lands in one partition, in order). A record larger than its
+    /// topic takes goes as chunks, one after the other in one partition (partition 0 for a record
+    /// with neither key nor partition).
     pub async fn send(
         &self,
         topic: &str,
@@ -95,6 +147,31 @@ impl Producer {
         value: &[u8],
     ) -> Result<(), KafkaError> {
         self.check_failures()?;
+        let _turn = self.sending.lock().await;
+        let budget = self.budgets.get(topic).map(|budget| budget.saturating_sub(key.map_or(0, <[u8]>::len)).max(1));
+        let chunk = match budget {
+            Some(budget) if value.len() > budget => budget,
+            _ => return self.enqueue(topic, partition, key, value, self.run.clone()).await,
+        };
+        let partition = partition.or(key.is_none().then_some(0));
+        let count = value.len().div_ceil(chunk);
+        for (index, piece) in value.chunks(chunk).enumerate() {
+            let label = format!("{index}/{count}");
+            let headers =
+                self.run.clone().unwrap_or_default().insert(Header { key: CHUNK_HEADER, value: Some(&label) });
+            self.enqueue(topic, partition, key, piece, Some(headers)).await?;
+        }
+        Ok(())
+    }
+
+    async fn enqueue(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), KafkaError> {
         let mut record = BaseRecord::<[u8], [u8]>::to(topic).payload(value);
         if let Some(key) = key {
             record = record.key(key);
@@ -102,8 +179,8 @@ impl Producer {
         if let Some(partition) = partition {
             record = record.partition(partition);
         }
-        if let Some(run) = &self.run {
-            record = record.headers(run.clone());
+        if let Some(headers) = headers {
+            record = record.headers(headers);
         }
         loop {
             match self.inner.send(record) {

@@ -286,6 +286,33 @@ pub async fn delete_topics(endpoint: &KafkaEndpoint, names: &[String]) -> Result
     Ok(())
 }
 
+/// The most bytes one record batch may hold in each of `topics`: the topic's `max.message.bytes`,
+/// which is the broker's `message.max.bytes` unless the topic sets its own. A topic whose
+/// configuration this principal may not describe gets the broker's default (1,048,588).
+pub async fn message_limits(endpoint: &KafkaEndpoint, topics: &[String]) -> Result<Vec<(String, usize)>, KafkaError> {
+    const KAFKA_DEFAULT: usize = 1_048_588;
+    if topics.is_empty() {
+        return Ok(Vec::new());
+    }
+    let admin = admin(endpoint)?;
+    let resources: Vec<ResourceSpecifier> = topics.iter().map(|topic| ResourceSpecifier::Topic(topic)).collect();
+    let described = admin
+        .describe_configs(&resources, &options())
+        .await
+        .map_err(|error| KafkaError::Unreachable { brokers: endpoint.to_string(), cause: describe(&error) })?;
+    let limits = topics
+        .iter()
+        .zip(described)
+        .map(|(topic, result)| {
+            let limit = result.ok().and_then(|config| {
+                config.get("max.message.bytes").and_then(|entry| entry.value.as_deref()?.parse::<usize>().ok())
+            });
+            (topic.clone(), limit.unwrap_or(KAFKA_DEFAULT))
+        })
+        .collect();
+    Ok(limits)
+}
+
 /// The end of every partition of `topics`: the offset the next message will get.
 pub async fn end_offsets(endpoint: &KafkaEndpoint, topics: &[String]) -> Result<Vec<PartitionEnd>, KafkaError> {
     let (producer, metadata) = cluster(endpoint)?;

@@ -557,7 +557,7 @@ async fn passerelle_decodes_debezium_source(
     while got.len() < expected.len() {
         connect.check_running(&name);
         assert!(Instant::now() < deadline, "Debezium sent {} of {} rows", got.len(), expected.len());
-        for record in consumer.next_batch(100, Duration::from_millis(500)).await.unwrap() {
+        for record in consumer.next_batch(100, usize::MAX, Duration::from_millis(500)).await.unwrap() {
             let decoded = decode(&layout, &record.value).unwrap_or_else(|error| panic!("{error}"));
             assert_eq!(decoded.op, Op::Read);
             assert!(decoded.lsn > Lsn(0));
@@ -578,7 +578,7 @@ async fn passerelle_decodes_debezium_source(
     while changes.len() < 3 {
         connect.check_running(&name);
         assert!(Instant::now() < deadline, "Debezium sent {changes:?} of the update, the delete and its tombstone");
-        for record in consumer.next_batch(100, Duration::from_millis(500)).await.unwrap() {
+        for record in consumer.next_batch(100, usize::MAX, Duration::from_millis(500)).await.unwrap() {
             changes.push(if is_tombstone(&record.value) {
                 "tombstone".to_string()
             } else {

@@ -48,7 +48,7 @@ async fn events_round_trip_in_key_order_through_the_broker() {
     let mut n_records = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while n_records < n_keys * n_versions && tokio::time::Instant::now() < deadline {
-        for record in consumer.next_batch(500, Duration::from_millis(500)).await.unwrap() {
+        for record in consumer.next_batch(500, usize::MAX, Duration::from_millis(500)).await.unwrap() {
             let decoded = decode(&table, &record.value).unwrap();
             let row = decoded.after.unwrap();
             let version: i64 = row[1].as_deref().unwrap().parse().unwrap();
@@ -148,4 +148,98 @@ async fn json_gives_back_postgres_text_of_every_type() {
             assert_eq!(decoded.after.unwrap()[0], text, "{sql_type}");
         }
     }
+}
+
+/// Bytes lz4 cannot shrink, so that a record's size on the broker is its size here.
+fn incompressible(n: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// A topic whose `max.message.bytes` is 20,000: records past it travel in chunks that the consumer
+/// puts together again, each record reported from its first chunk's offset to its last's; a
+/// consumer positioned at a chunked record's first offset reads it whole, one positioned inside it
+/// skips its chunks; a producer that does not chunk has such a record refused by the broker.
+#[tokio::test(flavor = "multi_thread")]
+async fn records_larger_than_the_topic_takes_travel_in_chunks_and_arrive_whole() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+
+    let stack = Stack::from_env();
+    let endpoint = KafkaEndpoint::parse(&stack.kafka).unwrap();
+    let topic = format!("{}.s.big", unique_name("chunks"));
+    let admin: AdminClient<DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", &stack.kafka).create().unwrap();
+    let new = NewTopic::new(&topic, 1, TopicReplication::Fixed(1)).set("max.message.bytes", "20000");
+    for result in admin.create_topics(&[new], &AdminOptions::new()).await.unwrap() {
+        result.unwrap();
+    }
+    let limits = passerelle_kafka::topic::message_limits(&endpoint, std::slice::from_ref(&topic)).await.unwrap();
+    assert_eq!(limits, vec![(topic.clone(), 20_000)], "the limit is read from the topic");
+
+    let values = [incompressible(100, 1), incompressible(100_000, 2), incompressible(10, 3), incompressible(45_000, 4)];
+    let producer = Producer::chunking(&endpoint, Duration::from_secs(60), std::slice::from_ref(&topic))
+        .await
+        .unwrap()
+        .for_run("r1");
+    for value in &values {
+        producer.send(&topic, None, Some(b"k"), value).await.unwrap();
+    }
+    let delivered = producer.flush().await.unwrap();
+    assert!(delivered > 4 + 5, "the two large records went in chunks: {delivered} messages");
+
+    let read = |group: String, from: Option<i64>, expect: usize| {
+        let (endpoint, topic) = (endpoint.clone(), topic.clone());
+        async move {
+            let consumer = Consumer::subscribe(&endpoint, &group, vec![topic]).unwrap();
+            if let Some(from) = from {
+                consumer.set_position(0, 0, from);
+            }
+            let mut records = Vec::new();
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while records.len() < expect && tokio::time::Instant::now() < deadline {
+                // One byte per call: every call returns at most one record, however large.
+                let batch = consumer.next_batch(100, 1, Duration::from_millis(500)).await.unwrap();
+                assert!(batch.len() <= 1, "a batch bounded to one byte holds one record");
+                records.extend(batch);
+            }
+            records
+        }
+    };
+    let all = read(unique_name("group"), None, values.len()).await;
+    assert_eq!(all.len(), values.len());
+    let mut next = 0;
+    for (record, value) in all.iter().zip(&values) {
+        assert!(record.value == *value, "a record of {} bytes came back as {} bytes", value.len(), record.value.len());
+        assert_eq!(record.first, next, "records follow each other without a gap");
+        assert_eq!(record.run.as_deref(), Some("r1"));
+        assert_eq!(record.offset > record.first, value.len() > 20_000, "only the large records are chunked");
+        next = record.offset + 1;
+    }
+    assert_eq!(next as u64, delivered);
+
+    // Positioned at the first chunk of the large record: it comes whole, then the rest.
+    let second = &all[1];
+    let again = read(unique_name("group"), Some(second.first), 3).await;
+    assert_eq!(again.iter().map(|r| r.first).collect::<Vec<_>>(), all[1..].iter().map(|r| r.first).collect::<Vec<_>>());
+    assert!(again[0].value == values[1]);
+    // Positioned inside it (never at a stored offset, which is always at a record): its chunks are skipped.
+    let inside = read(unique_name("group"), Some(second.first + 1), 2).await;
+    assert_eq!(inside.iter().map(|r| r.first).collect::<Vec<_>>(), vec![all[2].first, all[3].first]);
+
+    // Without chunking, the broker refuses the record: the limit is real.
+    let plain = Producer::new(&endpoint, Duration::from_secs(10)).unwrap();
+    let refused = match plain.send(&topic, None, Some(b"k"), &values[1]).await {
+        Err(error) => error,
+        Ok(()) => plain.flush().await.unwrap_err(),
+    };
+    assert!(refused.to_string().to_lowercase().contains("too large"), "{refused}");
+    delete_topics(&endpoint, &[topic]).await.unwrap();
 }
