@@ -1,5 +1,5 @@
 //! Passerelle's `json` encoding against Debezium itself, in a real Kafka Connect: standalone, with
-//! Debezium 3.3.1's PostgreSQL source and JDBC sink (jars from `stack/fetch-connect-jars.sh`, which
+//! Debezium's PostgreSQL source (3.6.1) and JDBC sink (3.4.0) (jars from `stack/fetch-connect-jars.sh`, which
 //! resolves them from Maven Central once).
 //!
 //! One Connect process serves both directions at once: a JDBC sink writes Passerelle's events into
@@ -93,10 +93,11 @@ rootLogger.appenderRef.file.ref = file
     }
 
     /// A REST call through curl, the body on stdin (it holds passwords: never on a command line,
-    /// and responses, which echo it, are not printed). `None` when the call fails.
+    /// and responses, which echo it, are not printed). `None` when the call fails. Creating a connector
+    /// validates it against its database first, which takes seconds on a loaded machine: hence 60 s.
     fn request(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> Option<serde_json::Value> {
         let mut curl = Command::new("curl")
-            .args(["-fsS", "--max-time", "10", "-X", method, "-H", "Content-Type: application/json"])
+            .args(["-fsS", "--max-time", "60", "-X", method, "-H", "Content-Type: application/json"])
             .args(body.map(|_| ["--data-binary", "@-"]).into_iter().flatten())
             .arg(format!("{}{path}", self.rest))
             .stdin(Stdio::piped())

@@ -259,6 +259,9 @@ fn envelope_schema(topic: &str, row: ConnectSchema) -> ConnectSchema {
         optional("int64", "txId"),
         optional("int64", "lsn"),
         optional("int64", "xmin"),
+        // Debezium 3.5 added the replication origin of a change (none here: left null).
+        optional("string", "origin"),
+        optional("int64", "origin_lsn"),
     ];
     let source = ConnectSchema {
         version: Some(1),
