@@ -433,7 +433,10 @@ async fn apply_round(
             let target = &tables[topic_idx].target;
             let context = || format!("applying {}/{partition}", origin.topic);
             for segment in &segments {
+                let started = Instant::now();
                 let n = apply_segment(sink, endpoint, target, origin, segment).await.with_context(context)?;
+                let stage = if matches!(segment, Segment::Rows(_)) { "apply_rows" } else { "apply_changes" };
+                crate::metrics::get().batch(stage, started.elapsed());
                 match segment {
                     Segment::Rows(_) => {
                         progress.applied(topic_idx, n);

@@ -26,6 +26,11 @@ pub struct Args {
     #[arg(long, global = true, value_name = "DURATION", default_value = "5m", value_parser = crate::retry::parse_duration)]
     pub retry_for: std::time::Duration,
 
+    /// Serve Prometheus metrics on http://HOST:PORT/metrics while the command runs (rows and bytes
+    /// per table, events, batch latencies, replication lag, retained WAL, retries and errors)
+    #[arg(long, global = true, env = "PASSERELLE_METRICS_ADDR", value_name = "HOST:PORT")]
+    pub metrics_addr: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

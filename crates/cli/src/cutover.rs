@@ -68,6 +68,7 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     let kafka = args.kafka.endpoint()?;
     let target = args.target.endpoint()?;
     let names = Names::new(args.naming.prefix_or_default(&source));
+    crate::metrics::watch_slot(&source, &names.slot);
     let topic = control_topic(&names.migration);
     let state = retry::retry("reading the control topic", || control::read(&kafka, &topic)).await?;
     // A run whose source failed will not stream up to any LSN: say so rather than wait for it.

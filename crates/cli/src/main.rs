@@ -13,6 +13,7 @@ mod cutover;
 mod failure;
 mod handover;
 mod mapping;
+mod metrics;
 mod migrate;
 mod pause;
 mod plan;
@@ -52,6 +53,10 @@ fn main() -> ExitCode {
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
+        if let Some(addr) = &args.metrics_addr {
+            let bound = metrics::serve(addr).await?;
+            eprintln!("passerelle: metrics on http://{bound}/metrics");
+        }
         match args.command {
             Command::Check(check_args) => check::run(check_args).await,
             Command::Plan(plan_args) => plan::run(plan_args).await,

@@ -75,6 +75,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let clock = PhaseClock::new();
     let endpoints = Endpoints::from_args(&args.endpoints)?;
     let names = Names::new(args.naming.prefix_or_default(&endpoints.source));
+    crate::metrics::watch_slot(&endpoints.source, &names.slot);
     let jobs = usize::from(args.jobs);
     let target = Some((&args.mapping.target, &endpoints.target));
     let settled = settings::settle(&endpoints.kafka, &names.migration, &args.mapping.selection, target).await?;

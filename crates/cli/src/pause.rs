@@ -2,9 +2,11 @@
 //! at a known moment (after N snapshot rows, before the post-data DDL, ...) and then kills it, or
 //! kills a service it talks to and lets it go on, instead of sleeping and hoping to hit a window.
 //!
-//! `PASSERELLE_PAUSE_AT=point[:count]` with `PASSERELLE_PAUSE_FILE=path`: the first time `point` is
-//! reached with a running count of at least `count` (default 0), the process writes `point count` to
-//! the file and waits while the file exists. Without the variables a point costs one load of a
+//! `PASSERELLE_PAUSE_AT=point[:count][,point[:count]...]` with `PASSERELLE_PAUSE_FILE=path`: the
+//! first time `point` is reached with a running count of at least `count` (default 0), the process
+//! writes `point count` to the file and waits while the file exists. Each point listed pauses once,
+//! so a test can look at a run at several moments (the metrics test scrapes mid-snapshot, then
+//! before post-data). Without the variables a point costs one load of a
 //! `OnceLock`. The environment is read here, in `cli`, because no stage crate reads it.
 
 use std::path::PathBuf;
@@ -13,14 +15,13 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 struct PauseAt {
-    point: String,
-    count: u64,
+    /// Each point with its threshold, and whether it paused already: the test that paused the
+    /// process decides what happens next, and a point passed again does not pause again.
+    points: Vec<(String, u64, AtomicBool)>,
     file: PathBuf,
 }
 
 static PAUSE_AT: OnceLock<Option<PauseAt>> = OnceLock::new();
-/// A process pauses once: the test that paused it decides what happens next.
-static PAUSED: AtomicBool = AtomicBool::new(false);
 
 /// Rows of the snapshot this process has handed to Kafka, summed over the workers.
 pub const SNAPSHOT_ROWS_PRODUCED: &str = "snapshot-rows-produced";
@@ -38,11 +39,14 @@ fn configured() -> Option<&'static PauseAt> {
         .get_or_init(|| {
             let spec = std::env::var("PASSERELLE_PAUSE_AT").ok()?;
             let file = PathBuf::from(std::env::var_os("PASSERELLE_PAUSE_FILE")?);
-            let (point, count) = match spec.split_once(':') {
-                Some((point, count)) => (point.to_string(), count.parse().ok()?),
-                None => (spec, 0),
-            };
-            Some(PauseAt { point, count, file })
+            let points = spec
+                .split(',')
+                .map(|point| match point.split_once(':') {
+                    Some((point, count)) => Some((point.to_string(), count.parse().ok()?, AtomicBool::new(false))),
+                    None => Some((point.to_string(), 0, AtomicBool::new(false))),
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Some(PauseAt { points, file })
         })
         .as_ref()
 }
@@ -50,7 +54,11 @@ fn configured() -> Option<&'static PauseAt> {
 /// Pauses here if the test asked for `point` and `count` has reached its threshold.
 pub async fn point(point: &str, count: u64) {
     let Some(pause) = configured() else { return };
-    if pause.point != point || count < pause.count || PAUSED.swap(true, Ordering::SeqCst) {
+    let Some((_, _, paused)) = pause.points.iter().find(|(name, threshold, _)| name == point && count >= *threshold)
+    else {
+        return;
+    };
+    if paused.swap(true, Ordering::SeqCst) {
         return;
     }
     if let Err(error) = std::fs::write(&pause.file, format!("{point} {count}\n")) {

@@ -1,6 +1,6 @@
 //! Progress on stderr: one bar per table and a total, each with rows copied from the source, rows
 //! applied to the target, the COPY rate in MB/s and an ETA against the expected rows. Drawn only on
-//! a terminal; the counts also feed the final summary.
+//! a terminal; the counts also feed the final summary and the Prometheus metrics (`metrics`).
 //!
 //! The tables become known only once the run is announced (by this process or, through Kafka,
 //! another), so the bars are created then, by whichever side learns them first.
@@ -35,6 +35,7 @@ struct Tables {
     applied: Vec<AtomicU64>,
     /// When each table's first rows were copied: its rate counts from there.
     copy_started: Vec<OnceLock<Instant>>,
+    metrics: Vec<crate::metrics::TableMetrics>,
 }
 
 impl Progress {
@@ -76,6 +77,7 @@ impl Progress {
                 copied_bytes: counters(),
                 applied: counters(),
                 copy_started: tables.iter().map(|_| OnceLock::new()).collect(),
+                metrics: tables.iter().map(|table| crate::metrics::get().table(table)).collect(),
             }
         });
     }
@@ -91,6 +93,7 @@ impl Progress {
 
     /// The snapshot starts over as a new run: what the last attempt copied and applied no longer counts.
     pub fn restart(&self) {
+        crate::metrics::get().restart();
         let Some(tables) = self.tables.get() else { return };
         for counter in [&tables.copied, &tables.copied_bytes, &tables.applied].into_iter().flatten() {
             counter.store(0, Ordering::Relaxed);
@@ -106,6 +109,7 @@ impl Progress {
         tables.copy_started[table_idx].get_or_init(Instant::now);
         tables.copied[table_idx].fetch_add(n_rows, Ordering::Relaxed);
         tables.copied_bytes[table_idx].fetch_add(n_bytes, Ordering::Relaxed);
+        tables.metrics[table_idx].copied(n_rows, n_bytes);
         if self.track == Track::Copied {
             tables.bars[table_idx].inc(n_rows);
             tables.total.inc(n_rows);
@@ -116,6 +120,7 @@ impl Progress {
     pub fn applied(&self, table_idx: usize, n_rows: u64) {
         let Some(tables) = self.tables.get() else { return };
         tables.applied[table_idx].fetch_add(n_rows, Ordering::Relaxed);
+        tables.metrics[table_idx].applied(n_rows);
         if self.track == Track::Applied {
             tables.bars[table_idx].inc(n_rows);
             tables.total.inc(n_rows);
@@ -126,6 +131,7 @@ impl Progress {
     /// Changes applied after the snapshot: shown on the total line.
     pub fn changed(&self, n_changes: u64) {
         self.changes.fetch_add(n_changes, Ordering::Relaxed);
+        crate::metrics::get().changes_applied(n_changes);
         if let Some(tables) = self.tables.get() {
             self.redraw(tables, 0);
         }

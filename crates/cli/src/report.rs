@@ -31,7 +31,9 @@ impl PhaseClock {
     pub fn lap(&self, name: &str) {
         let mut laps = self.laps.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let since = laps.since.unwrap_or(self.started);
-        laps.phases.push((name.to_string(), since.elapsed().as_secs_f64()));
+        let seconds = since.elapsed().as_secs_f64();
+        crate::metrics::get().phase(name, seconds);
+        laps.phases.push((name.to_string(), seconds));
         if let Some(mb) = peak_rss_mb() {
             laps.peaks.push((name.to_string(), mb));
         }

@@ -60,17 +60,22 @@ pub fn waits_for(error: &anyhow::Error) -> Option<&'static str> {
     if error.downcast_ref::<GaveUp>().is_some() {
         return None;
     }
+    classify(error).and_then(|(system, retryable)| retryable.then_some(system))
+}
+
+/// The system an error comes from, and whether it is transient; `None` for an error of no stage.
+fn classify(error: &anyhow::Error) -> Option<(&'static str, bool)> {
     error.chain().find_map(|cause| {
         if let Some(error) = cause.downcast_ref::<KafkaError>() {
-            Some(error.retryable().then_some("Kafka"))
+            Some(("Kafka", error.retryable()))
         } else if let Some(error) = cause.downcast_ref::<PgError>() {
-            Some(error.retryable().then_some("PostgreSQL"))
+            Some(("PostgreSQL", error.retryable()))
         } else if let Some(error) = cause.downcast_ref::<MysqlError>() {
-            Some(error.retryable().then_some("the target"))
+            Some(("the target", error.retryable()))
         } else {
-            cause.downcast_ref::<VerifyError>().map(|error| error.retryable().then_some("the databases"))
+            cause.downcast_ref::<VerifyError>().map(|error| ("the databases", error.retryable()))
         }
-    })?
+    })
 }
 
 /// The backoff of one step through one outage: [`Backoff::wait`] after each failure.
@@ -113,11 +118,15 @@ impl Backoff {
 
     /// Counts and reports one retry of a transient error; returns how long the outage has lasted.
     fn note(&mut self, error: anyhow::Error) -> anyhow::Result<Duration> {
-        let Some(system) = waits_for(&error) else { return Err(error) };
+        let Some(system) = waits_for(&error) else {
+            crate::metrics::get().failed(classify(&error).map_or("passerelle", |(system, _)| system));
+            return Err(error);
+        };
         let started = *self.started.get_or_insert_with(Instant::now);
         let waited = started.elapsed();
         let bound = bound();
         if waited >= bound {
+            crate::metrics::get().failed(system);
             return Err(error.context(GaveUp(format!(
                 "{}: gave up after {} retries in {} s waiting for {system} (--retry-for {}); once {system} is back, \
                  run the same command again: it resumes where it stopped",
@@ -130,6 +139,7 @@ impl Backoff {
         self.attempt += 1;
         self.noted = Some(Instant::now());
         RETRIES.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::get().retried(system);
         let line = format!(
             "passerelle: waiting for {system}, retry {}, {} s ({}: {})",
             self.attempt,

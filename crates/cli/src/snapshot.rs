@@ -95,6 +95,7 @@ async fn produce(
 ) -> anyhow::Result<()> {
     while let Some(batch) = receiver.recv().await {
         shutdown::check()?;
+        let started = std::time::Instant::now();
         let layout = &layouts[batch.table_idx];
         let partition = layout.fixed_partition();
         let mut values = Vec::with_capacity(batch.n_columns());
@@ -108,6 +109,7 @@ async fn produce(
         }
         n_rows[batch.table_idx].fetch_add(batch.len() as u64, Ordering::Relaxed);
         n_bytes[batch.table_idx].fetch_add(batch.n_bytes, Ordering::Relaxed);
+        crate::metrics::get().batch("produce", started.elapsed());
         progress.copied(batch.table_idx, batch.len() as u64, batch.n_bytes);
         let produced = n_rows.iter().map(|n| n.load(Ordering::Relaxed)).sum();
         pause::point(pause::SNAPSHOT_ROWS_PRODUCED, produced).await;

@@ -133,6 +133,7 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
     let endpoint = args.source.endpoint()?;
     let kafka = args.kafka.endpoint()?;
     let names = Names::new(args.naming.prefix_or_default(&endpoint));
+    crate::metrics::watch_slot(&endpoint, &names.slot);
     let settled = crate::settings::settle(&kafka, &names.migration, &args.selection, None).await?;
     let holder = Holder::default();
     let side = SourceSide {

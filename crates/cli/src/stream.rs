@@ -113,6 +113,7 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
                 let i = positions[&change.table];
                 produce(&s.tables[i], &s.layouts[i], &change, s, producer).await?;
                 n_changes += 1;
+                crate::metrics::get().changes_produced(1);
                 pause::point(pause::CHANGES_PRODUCED, n_changes).await;
                 false
             }
@@ -143,7 +144,9 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
             None => false,
         };
         if passed || last_confirm.elapsed() >= CONFIRM_EVERY {
+            let started = Instant::now();
             producer.flush().await.context("the stream's events did not reach Kafka")?;
+            crate::metrics::get().batch("flush", started.elapsed());
             if let Some(lsn) = unconfirmed.take() {
                 stream.confirm(lsn);
             }

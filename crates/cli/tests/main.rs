@@ -8,6 +8,7 @@ mod graceful;
 mod handover;
 mod kills;
 mod load_path;
+mod metrics;
 mod migrate;
 mod online;
 mod plan;

@@ -66,7 +66,7 @@ impl ExportedSnapshot {
 }
 
 /// What `pg_replication_slots` says about a slot, to tell a resumed run from a stranger's slot.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SlotInfo {
     pub database: Option<String>,
     pub plugin: Option<String>,
@@ -79,6 +79,11 @@ pub struct SlotInfo {
     /// The slot has lost WAL it needed (`wal_status = 'lost'`, past `max_slot_wal_keep_size`): it can
     /// stream no more.
     pub lost: bool,
+    /// WAL from the confirmed position to the current one: what the consumer has yet to confirm.
+    pub lag_bytes: Option<u64>,
+    /// The streaming walsender's `flush_lag` (pg_stat_replication), in seconds: how long ago the WAL
+    /// last confirmed was written; `None` while nothing streams, or once it has caught up.
+    pub lag_seconds: Option<f64>,
 }
 
 /// Creates `slot` (logical, pgoutput) on the database of `endpoint` and exports its snapshot.
@@ -152,9 +157,12 @@ pub async fn replication_authentication(endpoint: &DbEndpoint) -> Result<Option<
 pub async fn slot_info(client: &Client, endpoint: &impl fmt::Display, slot: &str) -> Result<Option<SlotInfo>, PgError> {
     let row = client
         .query_opt(
-            "select database::text, plugin::text, active, confirmed_flush_lsn::text,
-                    pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint, wal_status = 'lost'
-             from pg_replication_slots where slot_name = $1",
+            "select s.database::text, s.plugin::text, s.active, s.confirmed_flush_lsn::text,
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint, s.wal_status = 'lost',
+                    pg_wal_lsn_diff(pg_current_wal_lsn(), s.confirmed_flush_lsn)::bigint,
+                    extract(epoch from r.flush_lag)::float8
+             from pg_replication_slots s left join pg_stat_replication r on r.pid = s.active_pid
+             where s.slot_name = $1",
             &[&slot],
         )
         .await
@@ -166,6 +174,8 @@ pub async fn slot_info(client: &Client, endpoint: &impl fmt::Display, slot: &str
         confirmed_flush: row.get::<_, Option<String>>(3).and_then(|lsn| lsn.parse().ok()),
         retained_wal_bytes: row.get::<_, Option<i64>>(4).and_then(|bytes| u64::try_from(bytes).ok()),
         lost: row.get::<_, Option<bool>>(5).unwrap_or(false),
+        lag_bytes: row.get::<_, Option<i64>>(6).and_then(|bytes| u64::try_from(bytes).ok()),
+        lag_seconds: row.get(7),
     }))
 }
 
