@@ -3,13 +3,20 @@
 //! topic; the source streams up to it and says where every partition ended; the sinks apply up to
 //! there, then the post-data DDL and AUTO_INCREMENT from the sequences at the cutover; then the target
 //! is verified against the source, which no longer changes.
+//!
+//! With `--freeze` the cutover stops the application's writes itself: it makes the source database
+//! read-only and ends its other sessions (`pg::freeze`) before it takes the cutover LSN, and prints
+//! the downtime, from the freeze to the verified target. If the target does not verify, or the
+//! cutover fails or is interrupted, it makes the source read-write again, so the application goes on
+//! with the source where it was.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use passerelle_kafka::control::{self, Cutover};
+use passerelle_kafka::control::{self, Cutover, RunAnnouncement};
 use passerelle_kafka::producer::Producer;
 use passerelle_kafka::topic::control_topic;
+use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
 use passerelle_mysql::bookkeeping::{self, Phase};
 use serde::Serialize;
@@ -20,6 +27,7 @@ use crate::failure;
 use crate::handover::{Handover, ReportDirArg, Systems};
 use crate::mapping::{self, TargetMappingArgs};
 use crate::retry;
+use crate::shutdown;
 
 /// How often the cutover looks at the control topic and the target while it waits.
 const POLL: Duration = Duration::from_secs(1);
@@ -48,6 +56,11 @@ pub struct CutoverArgs {
     /// Print the report as JSON on stdout
     #[arg(long)]
     pub json: bool,
+    /// Stop the application's writes first: make the source database read-only (ALTER DATABASE ...
+    /// SET default_transaction_read_only = on) and end its other sessions; made read-write again if
+    /// the target does not verify or the cutover fails
+    #[arg(long)]
+    pub freeze: bool,
 }
 
 #[derive(Serialize)]
@@ -60,7 +73,21 @@ struct CutoverReport {
     /// From the cutover request until the target held everything, with its post-data DDL.
     target_ready_seconds: f64,
     verified: bool,
+    /// With `--freeze`: what the freeze did and how long the source took no writes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    freeze: Option<FreezeReport>,
     verification: passerelle_verify::report::Report,
+}
+
+#[derive(Serialize)]
+struct FreezeReport {
+    database: String,
+    /// The source's client sessions the freeze ended.
+    sessions_ended: u64,
+    /// From the freeze until the target was verified (or found different).
+    downtime_seconds: f64,
+    /// Whether the source stays read-only: only once the target is verified.
+    source_read_only: bool,
 }
 
 pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
@@ -86,78 +113,154 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
             names.migration
         );
     }
-    let started = Instant::now();
-    let mut said = started;
-    let lsn = match state.cutover {
-        Some(cutover) => Lsn(cutover.lsn),
-        None => {
-            let client = passerelle_pg::connect(&source).await?;
-            let lsn = passerelle_pg::slot::current_wal_lsn(&client, &source).await?;
-            let producer = Producer::new(&kafka, retry::bound())?.for_run(&run.run_id);
-            control::request_cutover(&producer, &topic, &Cutover { run_id: run.run_id.clone(), lsn: lsn.0 }).await?;
-            lsn
-        }
-    };
-    eprintln!("passerelle: cutover of {} at {lsn}: waiting for the source to stream up to it", names.migration);
-    loop {
-        let state = retry::retry("reading the control topic", || control::read(&kafka, &topic)).await?;
-        failure::refuse_failed(&state, &names.migration)?;
-        if state.stream_done.is_some() {
-            break;
-        }
-        let whom = "the source (passerelle migrate --online or passerelle source --online)";
-        if said.elapsed() >= NOTE_EVERY && !slot_streams(&source, &names.slot).await {
-            // A source killed outright records no failure; its slot says nobody streams.
-            let whom = format!(
-                "{whom}: no process streams from the slot {}; start it again and the cutover goes on",
-                names.slot
-            );
-            still_waiting(&mut said, started, &whom);
-        }
-        still_waiting(&mut said, started, whom);
-        tokio::time::sleep(POLL).await;
+    let requested = state.cutover.map(|cutover| Lsn(cutover.lsn));
+    let ends = Ends { source: &source, kafka: &kafka, target: &target, names: &names, topic: &topic, run: &run };
+    if !args.freeze {
+        let outcome = ends.cut_over(&args, requested).await?;
+        return report(&args, outcome, None);
     }
-    let stream_drained_seconds = started.elapsed().as_secs_f64();
-    eprintln!("passerelle: every change is in Kafka; waiting for the target to apply it and finish its keys");
-    let database = &args.bookkeeping.name;
-    let mut conn = passerelle_mysql::connect(&target).await?;
-    loop {
-        let state = bookkeeping::run_state(&mut conn, &target, database, &names.migration).await?;
-        if state.is_some_and(|state| state.run_id == run.run_id && state.phase == Phase::PostData) {
-            break;
-        }
-        // `migrate` applies the run in the process that streams it, and records any failure of its own.
-        let control = retry::retry("reading the control topic", || control::read(&kafka, &topic)).await?;
-        failure::refuse_failed(&control, &names.migration)?;
-        still_waiting(&mut said, started, "the sinks (passerelle migrate --online or passerelle sink)");
-        tokio::time::sleep(POLL).await;
-    }
-    let _ = conn.disconnect().await;
-    let target_ready_seconds = started.elapsed().as_secs_f64();
 
-    let mapping = mapping::plan_for(run.schema, &run.schemas, &args.mapping, &target, None).await?;
-    let systems = Systems { source: source.to_string(), kafka: Some(kafka.to_string()), target: target.to_string() };
-    let config = passerelle_verify::Config { source, target, jobs: usize::from(args.jobs) };
-    let verification = crate::verify::compare(&config, &mapping.schema, &mapping.plan).await?;
-    let handover = Handover::new(
-        "cutover",
-        &names.migration,
-        Some(&run.run_id),
-        systems,
-        &mapping.plan.report,
-        &verification,
-        None,
+    let client = passerelle_pg::connect(&source).await?;
+    if let Some(lsn) = requested {
+        eprintln!(
+            "passerelle: warning: the cutover was requested at {lsn} before this freeze: writes the source took \
+             since are not in the target, and the verification will say so"
+        );
+    }
+    let frozen_at = Instant::now();
+    let frozen = passerelle_pg::freeze::freeze(&client, &source).await?;
+    eprintln!(
+        "passerelle: the source database {} is read-only; {} other session(s) ended",
+        frozen.database, frozen.n_ended
     );
-    handover.write(args.report.report_dir.as_deref());
-    let report = CutoverReport {
-        migration: names.migration,
-        run_id: run.run_id,
-        lsn: lsn.to_string(),
-        stream_drained_seconds,
-        target_ready_seconds,
-        verified: verification.matches,
-        verification,
+    // Asked to stop, the cutover ends here, so that the source is made read-write again in time.
+    let outcome = tokio::select! {
+        outcome = ends.cut_over(&args, requested) => outcome,
+        () = shutdown::requested_wait() => Err(shutdown::Stopped.into()),
     };
+    let downtime_seconds = frozen_at.elapsed().as_secs_f64();
+    let verified = outcome.as_ref().is_ok_and(|outcome| outcome.verified);
+    if !verified {
+        let thawed = passerelle_pg::freeze::thaw(&client, &source, &frozen.database).await;
+        let why = if outcome.is_ok() { "the target does not match it" } else { "the cutover did not finish" };
+        match thawed {
+            Ok(()) => eprintln!(
+                "passerelle: {why}: the source database {} is read-write again, the application can go on with it",
+                frozen.database
+            ),
+            Err(error) => eprintln!(
+                "passerelle: {why}, and the source database {} could not be made read-write again ({error}); run \
+                 ALTER DATABASE {} RESET default_transaction_read_only",
+                frozen.database, frozen.database
+            ),
+        }
+    }
+    let freeze = FreezeReport {
+        database: frozen.database,
+        sessions_ended: frozen.n_ended,
+        downtime_seconds,
+        source_read_only: verified,
+    };
+    report(&args, outcome?, Some(freeze))
+}
+
+/// What the run that is cut over needs: where everything is.
+struct Ends<'a> {
+    source: &'a DbEndpoint,
+    kafka: &'a KafkaEndpoint,
+    target: &'a DbEndpoint,
+    names: &'a Names,
+    topic: &'a str,
+    run: &'a RunAnnouncement,
+}
+
+impl Ends<'_> {
+    /// Requests the cutover (unless `requested` was), waits for the stream to drain and the target to
+    /// be ready, verifies it and writes the report to hand over.
+    async fn cut_over(&self, args: &CutoverArgs, requested: Option<Lsn>) -> anyhow::Result<CutoverReport> {
+        let (source, kafka, target, names, topic, run) =
+            (self.source, self.kafka, self.target, self.names, self.topic, self.run);
+        let started = Instant::now();
+        let mut said = started;
+        let lsn = match requested {
+            Some(lsn) => lsn,
+            None => {
+                let client = passerelle_pg::connect(source).await?;
+                let lsn = passerelle_pg::slot::current_wal_lsn(&client, source).await?;
+                let producer = Producer::new(kafka, retry::bound())?.for_run(&run.run_id);
+                control::request_cutover(&producer, topic, &Cutover { run_id: run.run_id.clone(), lsn: lsn.0 }).await?;
+                lsn
+            }
+        };
+        eprintln!("passerelle: cutover of {} at {lsn}: waiting for the source to stream up to it", names.migration);
+        loop {
+            let state = retry::retry("reading the control topic", || control::read(kafka, topic)).await?;
+            failure::refuse_failed(&state, &names.migration)?;
+            if state.stream_done.is_some() {
+                break;
+            }
+            let whom = "the source (passerelle migrate --online or passerelle source --online)";
+            if said.elapsed() >= NOTE_EVERY && !slot_streams(source, &names.slot).await {
+                // A source killed outright records no failure; its slot says nobody streams.
+                let whom = format!(
+                    "{whom}: no process streams from the slot {}; start it again and the cutover goes on",
+                    names.slot
+                );
+                still_waiting(&mut said, started, &whom);
+            }
+            still_waiting(&mut said, started, whom);
+            tokio::time::sleep(POLL).await;
+        }
+        let stream_drained_seconds = started.elapsed().as_secs_f64();
+        eprintln!("passerelle: every change is in Kafka; waiting for the target to apply it and finish its keys");
+        let database = &args.bookkeeping.name;
+        let mut conn = passerelle_mysql::connect(target).await?;
+        loop {
+            let state = bookkeeping::run_state(&mut conn, target, database, &names.migration).await?;
+            if state.is_some_and(|state| state.run_id == run.run_id && state.phase == Phase::PostData) {
+                break;
+            }
+            // `migrate` applies the run in the process that streams it, and records any failure of its own.
+            let control = retry::retry("reading the control topic", || control::read(kafka, topic)).await?;
+            failure::refuse_failed(&control, &names.migration)?;
+            still_waiting(&mut said, started, "the sinks (passerelle migrate --online or passerelle sink)");
+            tokio::time::sleep(POLL).await;
+        }
+        let _ = conn.disconnect().await;
+        let target_ready_seconds = started.elapsed().as_secs_f64();
+
+        let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, &args.mapping, target, None).await?;
+        let systems =
+            Systems { source: source.to_string(), kafka: Some(kafka.to_string()), target: target.to_string() };
+        let config =
+            passerelle_verify::Config { source: source.clone(), target: target.clone(), jobs: usize::from(args.jobs) };
+        let verification = crate::verify::compare(&config, &mapping.schema, &mapping.plan).await?;
+        let handover = Handover::new(
+            "cutover",
+            &names.migration,
+            Some(&run.run_id),
+            systems,
+            &mapping.plan.report,
+            &verification,
+            None,
+        );
+        handover.write(args.report.report_dir.as_deref());
+        Ok(CutoverReport {
+            migration: names.migration.clone(),
+            run_id: run.run_id.clone(),
+            lsn: lsn.to_string(),
+            stream_drained_seconds,
+            target_ready_seconds,
+            verified: verification.matches,
+            freeze: None,
+            verification,
+        })
+    }
+}
+
+/// Prints the cutover's report, as text or JSON; exit 1 when the target does not match.
+fn report(args: &CutoverArgs, mut report: CutoverReport, freeze: Option<FreezeReport>) -> anyhow::Result<ExitCode> {
+    report.freeze = freeze;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -172,6 +275,18 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
         } else {
             print!("{}", report.verification.render());
             println!("NOT VERIFIED: the target differs from the source, see above");
+        }
+        if let Some(freeze) = &report.freeze {
+            let state = match freeze.source_read_only {
+                true => "stays read-only",
+                false => "is read-write again",
+            };
+            println!(
+                "downtime: {:.1}s from the freeze to the {} target; the source database {} {state}",
+                freeze.downtime_seconds,
+                if report.verified { "verified" } else { "compared" },
+                freeze.database
+            );
         }
     }
     Ok(if report.verified { ExitCode::SUCCESS } else { ExitCode::from(1) })

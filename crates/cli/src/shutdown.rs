@@ -116,3 +116,11 @@ pub async fn graceful(command: impl Future<Output = anyhow::Result<ExitCode>>) -
         result => result,
     }
 }
+
+/// Returns once the process was asked to stop: a step that must clean up before the grace period
+/// ends (`cutover --freeze` makes the source read-write again) races its work against it.
+pub async fn requested_wait() {
+    while !requested() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -4,6 +4,7 @@
 mod check;
 mod existing_topics;
 mod fidelity;
+mod freeze;
 mod graceful;
 mod handover;
 mod kills;

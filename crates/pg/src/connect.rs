@@ -20,7 +20,9 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 /// The password goes to the driver only; errors name the endpoint as `user@host:port/db`. TLS follows
 /// the URL's `sslmode` (`prefer` by default: encrypted whenever the server offers it).
 pub async fn connect(endpoint: &DbEndpoint) -> Result<Client, PgError> {
-    let options = format!("-c lock_timeout={}", LOCK_TIMEOUT.as_millis());
+    // Read-write even while `passerelle cutover --freeze` holds the database read-only (`freeze`):
+    // Passerelle's sessions write only its publication, which a verified migration drops.
+    let options = format!("-c lock_timeout={} -c default_transaction_read_only=off", LOCK_TIMEOUT.as_millis());
     connect_with_options(endpoint, Some(&options)).await
 }
 

@@ -6,6 +6,7 @@
 pub mod catalog;
 mod connect;
 mod error;
+pub mod freeze;
 pub mod locks;
 pub mod preflight;
 pub mod scan;
