@@ -29,6 +29,7 @@ mod status;
 mod stream;
 mod values;
 mod verify;
+mod watch;
 
 use std::process::ExitCode;
 

@@ -370,3 +370,11 @@ pub async fn list_topics(endpoint: &KafkaEndpoint, prefix: &str) -> Result<Vec<S
     names.sort();
     Ok(names)
 }
+
+/// How many consumers are members of `group` now: `status` counts a run's sinks by its group.
+pub async fn group_members(endpoint: &KafkaEndpoint, group: &str) -> Result<usize, KafkaError> {
+    let (producer, _) = cluster(endpoint)?;
+    let groups = tokio::task::block_in_place(|| producer.client().fetch_group_list(Some(group), TIMEOUT))
+        .map_err(|error| KafkaError::Consume { cause: describe(&error) })?;
+    Ok(groups.groups().iter().filter(|found| found.name() == group).map(|found| found.members().len()).sum())
+}
