@@ -31,6 +31,12 @@ pub struct Args {
     #[arg(long, global = true, env = "PASSERELLE_METRICS_ADDR", value_name = "HOST:PORT")]
     pub metrics_addr: Option<String>,
 
+    /// A configuration file, TOML, whose keys are the long options (`jobs = 4`), at the top for
+    /// every command or under [COMMAND] for one; flags and environment variables override it
+    /// [default: ./passerelle.toml when there is one]
+    #[arg(long, global = true, env = "PASSERELLE_CONFIG", value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -55,6 +61,9 @@ pub enum Command {
     Cleanup(crate::cleanup::CleanupArgs),
     /// Prove the target holds every source row unchanged: counts, checksums, differing keys, schema
     Verify(crate::verify::VerifyArgs),
+    /// Print a command's effective configuration, each value with where it came from (a flag, the
+    /// environment, the configuration file or the default), secrets masked
+    Config(crate::effective::ConfigArgs),
 }
 
 /// The PostgreSQL source. Every URL may come from the environment, which keeps passwords out of the
@@ -127,9 +136,6 @@ impl KafkaBrokers {
             let Some((key, value)) = option.split_once('=') else {
                 anyhow::bail!("--kafka-option {:?} is not KEY=VALUE", option.split('=').next().unwrap_or_default());
             };
-            if key.contains("password") || key.contains("secret") {
-                tracing::warn!("--kafka-option {key} puts a secret on the command line, which every user of this machine can read: use --kafka-config or PASSERELLE_KAFKA_SASL_PASSWORD");
-            }
             endpoint.set(key.trim(), Secret::new(value.to_string()));
         }
         if let Ok(password) = std::env::var("PASSERELLE_KAFKA_SASL_PASSWORD") {
@@ -203,7 +209,7 @@ pub struct CheckArgs {
     pub durability: DurabilityArgs,
     /// The topics are created beforehand (see migrate --existing-topics): check that the migration's
     /// control topic exists instead of creating and deleting one
-    #[arg(long, requires = "topic_prefix")]
+    #[arg(long)]
     pub existing_topics: bool,
     #[command(flatten)]
     pub naming: crate::config::NamingArgs,
@@ -217,12 +223,25 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-/// Parses the command line; also returns warnings about how it was given.
-pub fn parse() -> (Args, Vec<String>) {
-    let matches = Args::command().get_matches();
-    let warnings = password_warnings(&matches);
+/// The command line's definition with the configuration file's values as its defaults, and where
+/// each of those came from: what `passerelle config` shows.
+pub struct Cli {
+    pub command: clap::Command,
+    pub origins: crate::config_file::Origins,
+}
+
+/// Parses the command line over the configuration file; also returns warnings about how it was given.
+pub fn parse() -> anyhow::Result<(Args, Vec<String>, Cli)> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let (command, origins) = match crate::config_file::locate(&argv) {
+        Some((path, _)) => crate::config_file::apply(Args::command(), &path)?,
+        None => (Args::command(), crate::config_file::Origins::default()),
+    };
+    let matches = command.clone().get_matches_from(argv);
+    let mut warnings = password_warnings(&matches);
+    warnings.extend(secret_option_warnings(&matches));
     let args = Args::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    (args, warnings)
+    Ok((args, warnings, Cli { command, origins }))
 }
 
 /// A password written in a URL on the command line is visible to every user of the machine
@@ -235,6 +254,26 @@ fn password_warnings(matches: &ArgMatches) -> Vec<String> {
         .filter(|(id, _)| sub.value_source(id) == Some(ValueSource::CommandLine))
         .map(|(id, var)| {
             format!("the --{id} URL on the command line holds a password that other users can read; set {var} instead")
+        })
+        .collect()
+}
+
+/// The same for a secret Kafka property given with --kafka-option on the command line (in the
+/// configuration file it is as safe as the file).
+fn secret_option_warnings(matches: &ArgMatches) -> Vec<String> {
+    let Some((_, sub)) = matches.subcommand() else { return Vec::new() };
+    let Ok(Some(options)) = sub.try_get_many::<String>("options") else { return Vec::new() };
+    if sub.value_source("options") != Some(ValueSource::CommandLine) {
+        return Vec::new();
+    }
+    options
+        .filter_map(|option| option.split_once('=').map(|(key, _)| key.trim()))
+        .filter(|key| passerelle_model::endpoint::is_secret_property(key))
+        .map(|key| {
+            format!(
+                "--kafka-option {key} puts a secret on the command line, which every user of this machine can read: \
+                 use --kafka-config, the configuration file or PASSERELLE_KAFKA_SASL_PASSWORD"
+            )
         })
         .collect()
 }

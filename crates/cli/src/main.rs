@@ -9,7 +9,9 @@ mod args;
 mod check;
 mod cleanup;
 mod config;
+mod config_file;
 mod cutover;
+mod effective;
 mod failure;
 mod handover;
 mod mapping;
@@ -36,13 +38,19 @@ use std::process::ExitCode;
 use args::{Args, Command};
 
 fn main() -> ExitCode {
-    let (args, warnings) = args::parse();
+    let (args, warnings, cli) = match args::parse() {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            eprintln!("passerelle: error: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
     init_tracing(args.verbose);
     retry::configure(args.retry_for);
     for warning in warnings {
         eprintln!("passerelle: warning: {warning}");
     }
-    match run(args) {
+    match run(args, &cli) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("passerelle: error: {error:#}");
@@ -51,7 +59,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<ExitCode> {
+fn run(args: Args, cli: &args::Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         if let Some(addr) = &args.metrics_addr {
@@ -68,6 +76,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Command::Cutover(cutover_args) => shutdown::graceful(cutover::run(cutover_args)).await,
             Command::Cleanup(cleanup_args) => cleanup::run(cleanup_args).await,
             Command::Verify(verify_args) => verify::run(verify_args).await,
+            Command::Config(config_args) => effective::run(config_args, cli),
         }
     })
 }

@@ -2,6 +2,7 @@
 //! that move data run on MySQL and on MariaDB.
 
 mod check;
+mod config;
 mod existing_topics;
 mod fidelity;
 mod freeze;

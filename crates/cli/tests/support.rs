@@ -65,6 +65,11 @@ pub fn passerelle(args: &[&str], env: &[(&str, &str)]) -> Run {
     finished(passerelle_spawn(args, env))
 }
 
+/// Runs `passerelle ARGS` to the end in the working directory `dir` (where it looks for passerelle.toml).
+pub fn passerelle_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    finished(command(args, env).current_dir(dir).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starts"))
+}
+
 /// A pause point to stop a process at, and the file that holds it there.
 pub struct Pause {
     point: String,

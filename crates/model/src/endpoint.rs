@@ -250,6 +250,41 @@ impl DbEndpoint {
     }
 }
 
+/// A database URL as it may be shown (`passerelle config`): its password and secret parameters
+/// (`sslpassword`) replaced by `***`. A text that does not parse as a URL is not shown at all, since
+/// its password could be anywhere in it.
+pub fn masked_url(text: &str) -> String {
+    let hidden = || "(not a URL: not shown)".to_string();
+    let Ok(mut url) = Url::parse(text) else { return hidden() };
+    // `user:password@host` without a scheme parses as the scheme `user`: nothing to mask in it.
+    if url.cannot_be_a_base() || url.host_str().is_none() {
+        return hidden();
+    }
+    if url.password().is_some() {
+        // Only a URL that cannot have a password refuses one, and this one has one.
+        let _ = url.set_password(Some("***"));
+    }
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(name, value)| {
+            let value = if is_secret_property(&name) { "***".to_string() } else { value.into_owned() };
+            (name.into_owned(), value)
+        })
+        .collect();
+    if !pairs.is_empty() {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
+}
+
+/// Whether a connection property (a URL parameter, a librdkafka property) holds a secret by its
+/// name: `sasl.password`, `ssl.key.password`, `sasl.oauthbearer.client.secret`, `sasl.jaas.config`,
+/// `ssl.key.pem`, `sslpassword`, ...
+pub fn is_secret_property(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["password", "secret", "jaas", "token", ".pem", "credential"].iter().any(|word| key.contains(word))
+}
+
 /// A URL parameter Passerelle does not know: refused, lest the user believe it took effect.
 fn unknown_parameter(error: impl Fn(String) -> EndpointError, name: &str, known: &[&str]) -> EndpointError {
     error(format!("unknown parameter {name:?}: the known ones are {}", known.join(", ")))
@@ -336,6 +371,15 @@ impl fmt::Display for KafkaEndpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masked_url_shows_no_password_nor_secret_parameter() {
+        let masked = masked_url("postgres://app:s%40cret@db.example:6543/demo?sslmode=verify-full&sslpassword=k3y");
+        assert!(!masked.contains("s%40cret") && !masked.contains("k3y"), "{masked}");
+        assert!(masked.contains("app:") && masked.contains("sslmode=verify-full"), "{masked}");
+        assert_eq!(masked_url("mysql://root@h/db"), "mysql://root@h/db");
+        assert_eq!(masked_url("app:secret@nowhere"), "(not a URL: not shown)");
+    }
 
     #[test]
     fn postgres_url_keeps_the_password_out_of_debug_and_display() {
