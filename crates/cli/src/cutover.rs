@@ -27,6 +27,7 @@ use crate::failure;
 use crate::handover::{Handover, ReportDirArg, Systems};
 use crate::mapping::{self, TargetMappingArgs};
 use crate::retry;
+use crate::settings;
 use crate::shutdown;
 
 /// How often the cutover looks at the control topic and the target while it waits.
@@ -100,6 +101,8 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     let state = retry::retry("reading the control topic", || control::read(&kafka, &topic)).await?;
     // A run whose source failed will not stream up to any LSN: say so rather than wait for it.
     failure::refuse_failed(&state, &names.migration)?;
+    // The run's type mapping, not this process's flags: the cutover verifies what the sinks planned.
+    let mapping = settings::settle_types(&names.migration, &state, &args.mapping)?;
     let Some(run) = state.run else {
         anyhow::bail!(
             "no run of {} is announced on {topic}; start one with passerelle migrate --online",
@@ -114,7 +117,15 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let requested = state.cutover.map(|cutover| Lsn(cutover.lsn));
-    let ends = Ends { source: &source, kafka: &kafka, target: &target, names: &names, topic: &topic, run: &run };
+    let ends = Ends {
+        source: &source,
+        kafka: &kafka,
+        target: &target,
+        names: &names,
+        topic: &topic,
+        run: &run,
+        mapping: &mapping,
+    };
     if !args.freeze {
         let outcome = ends.cut_over(&args, requested).await?;
         return report(&args, outcome, None);
@@ -172,6 +183,7 @@ struct Ends<'a> {
     names: &'a Names,
     topic: &'a str,
     run: &'a RunAnnouncement,
+    mapping: &'a TargetMappingArgs,
 }
 
 impl Ends<'_> {
@@ -229,7 +241,7 @@ impl Ends<'_> {
         let _ = conn.disconnect().await;
         let target_ready_seconds = started.elapsed().as_secs_f64();
 
-        let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, &args.mapping, target, None).await?;
+        let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, self.mapping, target, None).await?;
         let systems =
             Systems { source: source.to_string(), kafka: Some(kafka.to_string()), target: target.to_string() };
         let config =

@@ -3,7 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use clap::ValueEnum;
 use passerelle_ddl::{Config, IntervalAs, Plan, Server, TypeOptions, UuidAs};
+use passerelle_kafka::control::TypeMapping;
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::schema::Schema;
 
@@ -40,15 +42,62 @@ pub struct TargetMappingArgs {
     /// Put a schema into a target database other than the target URL's
     #[arg(long = "map", value_name = "SCHEMA=DATABASE")]
     pub maps: Vec<String>,
-    /// How uuid columns are held (native is MariaDB's UUID type, 10.7 and later; elsewhere it means char36)
-    #[arg(long, value_enum, default_value = "native")]
-    pub uuid: UuidArg,
-    /// How interval columns are held: ISO 8601 text or a count of microseconds
-    #[arg(long, value_enum, default_value = "text")]
-    pub interval: IntervalArg,
-    /// The collation of text columns [default: the dialect's binary NO PAD collation, as PostgreSQL compares]
+    /// How uuid columns are held (native is MariaDB's UUID type, 10.7 and later; elsewhere it means
+    /// char36) [default: the run's, else native]
+    #[arg(long, value_enum)]
+    pub uuid: Option<UuidArg>,
+    /// How interval columns are held: ISO 8601 text or a count of microseconds [default: the run's,
+    /// else text]
+    #[arg(long, value_enum)]
+    pub interval: Option<IntervalArg>,
+    /// The collation of text columns [default: the run's, else the dialect's binary NO PAD collation,
+    /// as PostgreSQL compares]
     #[arg(long, value_name = "COLLATION")]
     pub collation: Option<String>,
+}
+
+impl TargetMappingArgs {
+    /// The type mapping these flags ask for, the defaults where they name none: what a new run fixes.
+    pub fn type_mapping(&self) -> TypeMapping {
+        let name = |value: Option<clap::builder::PossibleValue>| value.map(|v| v.get_name().to_string());
+        TypeMapping {
+            uuid: name(self.uuid.unwrap_or(UuidArg::Native).to_possible_value()).unwrap_or_default(),
+            interval: name(self.interval.unwrap_or(IntervalArg::Text).to_possible_value()).unwrap_or_default(),
+            collation: self.collation.clone(),
+        }
+    }
+
+    /// These flags with a run's type mapping where they name none. A flag that names another than the
+    /// run's is the caller's to refuse ([`TargetMappingArgs::differs`]).
+    pub fn with_run(&self, fixed: &TypeMapping) -> anyhow::Result<TargetMappingArgs> {
+        let uuid = UuidArg::from_str(&fixed.uuid, false)
+            .map_err(|_| anyhow::anyhow!("the run holds uuid columns as {:?}, unknown here: upgrade", fixed.uuid))?;
+        let interval = IntervalArg::from_str(&fixed.interval, false).map_err(|_| {
+            anyhow::anyhow!("the run holds interval columns as {:?}, unknown here: upgrade", fixed.interval)
+        })?;
+        Ok(TargetMappingArgs {
+            maps: self.maps.clone(),
+            uuid: Some(uuid),
+            interval: Some(interval),
+            collation: fixed.collation.clone(),
+        })
+    }
+
+    /// The flags that name another type mapping than `fixed`: `(flag, fixed, asked)`.
+    pub fn differs(&self, fixed: &TypeMapping) -> Option<(&'static str, String, String)> {
+        let asked = self.type_mapping();
+        let shown = |collation: &Option<String>| collation.clone().unwrap_or_else(|| "(the default)".to_string());
+        if self.uuid.is_some() && asked.uuid != fixed.uuid {
+            return Some(("--uuid", fixed.uuid.clone(), asked.uuid));
+        }
+        if self.interval.is_some() && asked.interval != fixed.interval {
+            return Some(("--interval", fixed.interval.clone(), asked.interval));
+        }
+        if self.collation.is_some() && asked.collation != fixed.collation {
+            return Some(("--collation", shown(&fixed.collation), shown(&asked.collation)));
+        }
+        None
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -150,12 +199,12 @@ pub async fn plan_for(
         server,
         databases,
         types: TypeOptions {
-            uuid: match args.uuid {
+            uuid: match args.uuid.unwrap_or(UuidArg::Native) {
                 UuidArg::Native => UuidAs::Native,
                 UuidArg::Char36 => UuidAs::Char36,
                 UuidArg::Binary16 => UuidAs::Binary16,
             },
-            interval: match args.interval {
+            interval: match args.interval.unwrap_or(IntervalArg::Text) {
                 IntervalArg::Text => IntervalAs::Text,
                 IntervalArg::Microseconds => IntervalAs::Microseconds,
             },

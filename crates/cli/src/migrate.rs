@@ -80,6 +80,8 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let target = Some((&args.mapping.target, &endpoints.target));
     let settled = settings::settle(&endpoints.kafka, &names.migration, &args.mapping.selection, target).await?;
     let databases: Vec<String> = settled.databases.values().cloned().collect();
+    // The run's type mapping when it resumes one, else the flags': announced with a new run.
+    let mapping = settled.mapping.clone().unwrap_or_else(|| args.mapping.target.clone());
     let durability = args.topics.shape.durability.durability();
     let (source_findings, target_findings, kafka_findings) = tokio::join!(
         passerelle_pg::preflight::run(&endpoints.source, &settled.schemas),
@@ -106,13 +108,14 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         online: args.online,
         target_databases: settled.databases,
         target_server: Some(target_server),
+        type_mapping: Some(mapping.type_mapping()),
     };
     let sink_side = SinkSide {
         kafka: &endpoints.kafka,
         target: &endpoints.target,
         bookkeeping_db: &args.bookkeeping.name,
         migration: &names.migration,
-        mapping: &args.mapping.target,
+        mapping: &mapping,
         jobs,
         load_path: args.load_path.forced(),
         guard: args.guard,

@@ -23,6 +23,9 @@ pub struct Settled {
     pub schemas: Vec<String>,
     /// Each schema's target database (empty when the command does not know the target).
     pub databases: BTreeMap<String, String>,
+    /// The target mapping flags with the run's type mapping where it is fixed (`None` when the
+    /// command does not know the target).
+    pub mapping: Option<TargetMappingArgs>,
     /// What the control topic said.
     pub state: ControlState,
 }
@@ -62,7 +65,11 @@ pub fn settle_with(
         }
     }
     check_target_databases(migration, &state, &databases)?;
-    Ok(Settled { schemas, databases, state })
+    let mapping = match target {
+        Some((mapping, _)) => Some(settle_types(migration, &state, mapping)?),
+        None => None,
+    };
+    Ok(Settled { schemas, databases, mapping, state })
 }
 
 /// Refuses target databases other than those fixed for the run, once they are.
@@ -79,6 +86,20 @@ pub fn check_target_databases(
         databases.iter().map(|(schema, database)| format!("{schema}={database}")).collect::<Vec<_>>().join(",")
     };
     anyhow::bail!("{}", differ(migration, run, "target databases", &show(&fixed), &show(databases)))
+}
+
+/// The target mapping flags with the run's type mapping (`--uuid`, `--interval`, `--collation`) once
+/// it is fixed: a flag that asks for another is refused, one not given takes the run's.
+pub fn settle_types(
+    migration: &str,
+    state: &ControlState,
+    args: &TargetMappingArgs,
+) -> anyhow::Result<TargetMappingArgs> {
+    let (Some(run), Some(fixed)) = (&state.run, state.type_mapping()) else { return Ok(args.clone()) };
+    if let Some((flag, fixed, asked)) = args.differs(fixed) {
+        anyhow::bail!("{}", differ(migration, run, flag, &fixed, &asked));
+    }
+    args.with_run(fixed)
 }
 
 /// Refuses a target server other than the one fixed for the run, once it is.
@@ -114,26 +135,33 @@ pub async fn target_server(endpoint: &DbEndpoint, bookkeeping_db: &str) -> anyho
     Ok(TargetServer { identity, address: endpoint.to_string() })
 }
 
-/// For a sink about to apply `run`: fixes the run's target server and databases if nobody has yet
-/// (a run `passerelle source` began), then refuses others than the fixed ones.
+/// For a sink about to apply `run`: fixes the run's target server, databases and type mapping if
+/// nobody has yet (a run `passerelle source` began), then refuses others than the fixed ones.
+/// Returns the mapping flags with the run's type mapping.
 pub async fn fix_target(
     kafka: &KafkaEndpoint,
     migration: &str,
     run: &RunAnnouncement,
     server: &TargetServer,
     databases: &BTreeMap<String, String>,
-) -> anyhow::Result<()> {
+    mapping: &TargetMappingArgs,
+) -> anyhow::Result<TargetMappingArgs> {
     let topic = control_topic(migration);
     let read = || retry::retry("reading the control topic", || control::read(kafka, &topic));
     let mut state = read().await?;
     if state.run.as_ref().is_some_and(|current| current.run_id == run.run_id) && state.target_server().is_none() {
-        let fixed =
-            TargetFixed { run_id: run.run_id.clone(), server: server.clone(), target_databases: databases.clone() };
+        let fixed = TargetFixed {
+            run_id: run.run_id.clone(),
+            server: server.clone(),
+            target_databases: databases.clone(),
+            type_mapping: Some(mapping.type_mapping()),
+        };
         let producer = Producer::new(kafka, retry::bound())?.for_run(&run.run_id);
         control::fix_target(&producer, &topic, &fixed).await?;
         // Another sink may have fixed another target a moment before: the first record decides.
         state = read().await?;
     }
     check_target_server(migration, &state, server)?;
-    check_target_databases(migration, &state, databases)
+    check_target_databases(migration, &state, databases)?;
+    settle_types(migration, &state, mapping)
 }

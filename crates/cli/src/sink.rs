@@ -174,7 +174,9 @@ pub async fn apply_run(
     let run = announced_run(side, wanted).await?;
     let databases = mapping::databases(&run.schemas, side.mapping, side.target)?;
     let server = settings::target_server(side.target, side.bookkeeping_db).await?;
-    settings::fix_target(side.kafka, side.migration, &run, &server, &databases).await?;
+    let settled = settings::fix_target(side.kafka, side.migration, &run, &server, &databases, side.mapping).await?;
+    // The run's type mapping, not this process's flags: every sink plans the same target.
+    let side = &SinkSide { mapping: &settled, ..*side };
     let mut changes = 0;
     let mut load_path = None;
     let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, side.mapping, side.target, None).await?;

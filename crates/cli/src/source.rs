@@ -11,7 +11,7 @@ use std::future::Future;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use passerelle_kafka::control::{self, ControlState, RunAnnouncement, SnapshotDone, TargetServer};
+use passerelle_kafka::control::{self, ControlState, RunAnnouncement, SnapshotDone, TargetServer, TypeMapping};
 use passerelle_kafka::envelope::{Encoding, FORMAT_VERSION};
 use passerelle_kafka::producer::Producer;
 use passerelle_kafka::topic::{
@@ -117,6 +117,9 @@ pub struct SourceSide<'a> {
     pub holder: &'a Holder,
     /// The target server, announced with the run (`None` when the target is not known).
     pub target_server: Option<TargetServer>,
+    /// How lossy types are held in the target, announced with the run (`None` when the target is not
+    /// known: the first sink fixes it).
+    pub type_mapping: Option<TypeMapping>,
 }
 
 /// The run whose snapshot is now complete in Kafka.
@@ -143,6 +146,7 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
         schemas: settled.schemas,
         target_databases: settled.databases,
         target_server: None,
+        type_mapping: None,
         names: &names,
         layout: args.topics.layout(&names.migration),
         existing_topics: args.topics.existing_topics,
@@ -302,6 +306,7 @@ pub async fn copy_snapshot(
         format: control::CONTROL_FORMAT,
         target_databases: side.target_databases.clone(),
         target_server: side.target_server.clone(),
+        type_mapping: side.type_mapping.clone(),
         version: FORMAT_VERSION.to_string(),
         encoding: side.encoding.to_string(),
         database: source.database.clone().unwrap_or_default(),

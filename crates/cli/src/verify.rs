@@ -106,7 +106,8 @@ async fn announced_mapping(
         maps =
             settled.state.target_databases().iter().map(|(schema, database)| format!("{schema}={database}")).collect();
     }
-    let target_args = TargetMappingArgs { maps, ..args.mapping.target.clone() };
+    let target_args =
+        settings::settle_types(&migration, &settled.state, &TargetMappingArgs { maps, ..args.mapping.target.clone() })?;
     let databases = mapping::databases(&settled.schemas, &target_args, target)?;
     settings::check_target_databases(&migration, &settled.state, &databases)?;
     if let Some(fixed) = settled.state.target_server() {

@@ -187,3 +187,37 @@ async fn records_lost_from_kafka_before_the_sink_applied_them_stop_it_at_the_gap
     setup.cleanup();
 }
 on_both_targets!(records_lost_from_kafka_before_the_sink_applied_them_stop_it_at_the_gap, flavor = "multi_thread");
+
+/// The type mapping (`--uuid`, `--interval`, `--collation`) is fixed with the run: by its first sink
+/// for a run `passerelle source` began. A later command without those flags takes the run's (verify
+/// would otherwise find the binary uuids differ); one that asks for another is refused.
+async fn the_type_mapping_travels_with_the_run(target: Target) {
+    let sql = "create table t (id integer primary key, u uuid, d interval); \
+               insert into t select i, gen_random_uuid(), make_interval(secs => i) from generate_series(1, 50) i;";
+    let setup = Setup::new(target, sql).await;
+    let source = passerelle(&setup.args("source"), &setup.env());
+    assert_eq!(source.code, 0, "{}\n{}", source.stdout, source.stderr);
+    let sink = passerelle(
+        &[setup.args("sink"), vec!["--uuid", "binary16", "--interval", "microseconds"]].concat(),
+        &setup.env(),
+    );
+    assert_eq!(sink.code, 0, "{}\n{}", sink.stdout, sink.stderr);
+    let column = format!(
+        "SELECT data_type FROM information_schema.columns WHERE table_schema = '{}' AND column_name = 'u'",
+        setup.target.name
+    );
+    let held: String = setup.target.conn().await.query_first(column).await.unwrap().unwrap();
+    assert_eq!(held, "binary", "the sink's --uuid binary16 holds uuids as BINARY(16)");
+
+    let verify = passerelle(&setup.args("verify"), &setup.env());
+    assert_eq!(verify.code, 0, "verify takes the run's mapping:\n{}\n{}", verify.stdout, verify.stderr);
+    for (command, flags) in [("verify", ["--uuid", "char36"]), ("sink", ["--interval", "text"])] {
+        let refused = passerelle(&[setup.args(command), flags.to_vec()].concat(), &setup.env());
+        assert_eq!(refused.code, 2, "{}\n{}", refused.stdout, refused.stderr);
+        let fixed = if flags[0] == "--uuid" { "binary16" } else { "microseconds" };
+        let line = format!("began with {} {fixed}, this command asks for {}", flags[0], flags[1]);
+        assert!(refused.stderr.contains(&line), "{line:?} not in:\n{}", refused.stderr);
+    }
+    setup.cleanup();
+}
+on_both_targets!(the_type_mapping_travels_with_the_run);

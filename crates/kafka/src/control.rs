@@ -48,8 +48,9 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// The format of the control records this Passerelle writes: a Passerelle that changes what they
 /// mean raises it, and one that finds a newer run than it can read refuses it (`config::run_encoding`).
 /// Announcements without it are of the first format. Format 3 fixes the target server (a reader of
-/// format 2 would not know to refuse another).
-pub const CONTROL_FORMAT: u32 = 3;
+/// format 2 would not know to refuse another). Format 4 fixes the type mapping (a reader of format 3
+/// would plan with its own flags).
+pub const CONTROL_FORMAT: u32 = 4;
 
 fn first_format() -> u32 {
     1
@@ -91,6 +92,20 @@ pub struct RunAnnouncement {
     /// began it, and then its first sink fixes it with a [`TargetFixed`]).
     #[serde(default)]
     pub target_server: Option<TargetServer>,
+    /// How lossy types are held in the target, fixed when the run began (by `migrate`; `None` when
+    /// `passerelle source` began it, and then its first sink fixes it with a [`TargetFixed`]).
+    #[serde(default)]
+    pub type_mapping: Option<TypeMapping>,
+}
+
+/// The choices of the target's types that the flags make (`--uuid`, `--interval`, `--collation`),
+/// by their flag values: every sink, `cutover` and `verify` of a run plans with the same.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypeMapping {
+    pub uuid: String,
+    pub interval: String,
+    /// The text columns' collation; `None` for the dialect's default.
+    pub collation: Option<String>,
 }
 
 /// A target server, by an identity that another server never shares.
@@ -117,6 +132,8 @@ pub struct TargetFixed {
     pub server: TargetServer,
     /// Each schema's target database.
     pub target_databases: BTreeMap<String, String>,
+    #[serde(default)]
+    pub type_mapping: Option<TypeMapping>,
 }
 
 /// Every snapshot row of a run is in Kafka.
@@ -178,6 +195,12 @@ impl ControlState {
     pub fn target_server(&self) -> Option<&TargetServer> {
         let run = self.run.as_ref()?;
         run.target_server.as_ref().or(self.target.as_ref().map(|fixed| &fixed.server))
+    }
+
+    /// How the run's types are held, once fixed.
+    pub fn type_mapping(&self) -> Option<&TypeMapping> {
+        let run = self.run.as_ref()?;
+        run.type_mapping.as_ref().or(self.target.as_ref().and_then(|fixed| fixed.type_mapping.as_ref()))
     }
 
     /// Each schema's target database, once fixed; empty before.
