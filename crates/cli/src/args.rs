@@ -64,6 +64,10 @@ pub enum Command {
     /// Print a command's effective configuration, each value with where it came from (a flag, the
     /// environment, the configuration file or the default), secrets masked
     Config(crate::effective::ConfigArgs),
+    /// Print shell completions for bash, zsh, fish, elvish or powershell
+    Completions(crate::manual::CompletionsArgs),
+    /// Print the man page, or write every command's into a directory
+    Man(crate::manual::ManArgs),
 }
 
 /// The PostgreSQL source. Every URL may come from the environment, which keeps passwords out of the

@@ -14,6 +14,7 @@ mod cutover;
 mod effective;
 mod failure;
 mod handover;
+mod manual;
 mod mapping;
 mod metrics;
 mod migrate;
@@ -77,6 +78,8 @@ fn run(args: Args, cli: &args::Cli) -> anyhow::Result<ExitCode> {
             Command::Cleanup(cleanup_args) => cleanup::run(cleanup_args).await,
             Command::Verify(verify_args) => verify::run(verify_args).await,
             Command::Config(config_args) => effective::run(config_args, cli),
+            Command::Completions(completions_args) => manual::completions(completions_args),
+            Command::Man(man_args) => manual::man(man_args),
         }
     })
 }

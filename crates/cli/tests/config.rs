@@ -122,3 +122,26 @@ async fn a_command_runs_with_the_files_values() {
     std::fs::remove_dir_all(&out).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Completions and man pages come from the command line's definition: every command and option is in them.
+#[test]
+fn completions_and_man_pages_are_generated_from_the_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = passerelle(&["completions", shell], &[]);
+        assert_eq!(run.code, 0, "{shell}: {}", run.stderr);
+        for word in ["cutover", "topic-prefix", "char36", "retry-for"] {
+            assert!(run.stdout.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let man = passerelle(&["man"], &[]);
+    assert_eq!(man.code, 0, "{}", man.stderr);
+    assert!(man.stdout.contains(".TH passerelle 1"), "{}", man.stdout);
+    assert!(man.stdout.contains("cutover") && man.stdout.contains("retry\\-for"), "{}", man.stdout);
+    let dir = std::env::temp_dir().join(unique_name("passerelle_man"));
+    let pages = passerelle(&["man", "--dir", dir.to_str().unwrap()], &[]);
+    assert_eq!(pages.code, 0, "{}", pages.stderr);
+    let migrate = std::fs::read_to_string(dir.join("passerelle-migrate.1")).unwrap();
+    assert!(migrate.contains(".TH passerelle-migrate 1") && migrate.contains("topic\\-prefix"), "{migrate}");
+    assert!(dir.join("passerelle-verify.1").is_file() && dir.join("passerelle.1").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
