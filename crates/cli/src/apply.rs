@@ -72,6 +72,8 @@ enum Segment {
 
 /// One topic: how to read its events and where its rows go.
 pub struct SinkTable {
+    /// The table's position in the run's schema, which progress counts by.
+    pub index: usize,
     pub layout: TableLayout,
     pub target: TargetTable,
 }
@@ -439,7 +441,7 @@ async fn apply_round(
                 crate::metrics::get().batch(stage, started.elapsed());
                 match segment {
                     Segment::Rows(_) => {
-                        progress.applied(topic_idx, n);
+                        progress.applied(tables[topic_idx].index, n);
                         n_rows += n;
                     }
                     Segment::Changes(_) => {

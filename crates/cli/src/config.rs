@@ -5,7 +5,7 @@ use passerelle_kafka::control::{RunAnnouncement, CONTROL_FORMAT};
 use passerelle_kafka::envelope::{Encoding, TableLayout};
 use passerelle_kafka::topic::table_topic;
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
-use passerelle_model::schema::Schema;
+use passerelle_model::schema::{Schema, Table, TableKind};
 
 use crate::args::EndpointArgs;
 
@@ -68,24 +68,58 @@ impl Names {
 }
 
 /// How each table's events look on its topic `<prefix>.<schema>.<table>`: the source encodes by
-/// these and every sink decodes by them, from the same schema.
+/// these and every sink decodes by them, from the same schema. A partition's rows go to its root's
+/// topic, keyed by the root's key (see [`topic_root`]).
 pub fn table_layouts(prefix: &str, schema: &Schema, encoding: Encoding) -> Vec<TableLayout> {
     schema
         .tables
         .iter()
         .map(|table| {
+            let root = topic_root(schema, table);
             let columns = table.columns.iter().map(|column| column.name.clone()).collect();
             let types = table.columns.iter().map(|column| column.data_type.clone()).collect();
+            // The root's key, by name: a partition's own primary key is the root's, cloned.
+            let key = root.primary_key.as_ref().map_or_else(Vec::new, |key| {
+                key.columns.iter().filter_map(|name| table.columns.iter().position(|c| &c.name == name)).collect()
+            });
             TableLayout::new(
-                table.name.schema.clone(),
-                table.name.name.clone(),
-                table_topic(prefix, &table.name.schema, &table.name.name),
+                root.name.schema.clone(),
+                root.name.name.clone(),
+                table_topic(prefix, &root.name.schema, &root.name.name),
                 columns,
-                table.key_positions(),
+                key,
             )
             .with_encoding(encoding, types)
             .with_enum_labels(&schema.enums)
         })
+        .collect()
+}
+
+/// The table whose topic carries `table`'s rows: its own, or for a partition the partitioned table at
+/// the top of its tree. The stream publishes a partition's changes under that root
+/// (`publish_via_partition_root`), so a row's snapshot record and its changes share the root topic's
+/// partition for its key, in order; and a partition attached or created during the run needs nothing.
+pub fn topic_root<'a>(schema: &'a Schema, table: &'a Table) -> &'a Table {
+    let mut table = table;
+    while let TableKind::Partition { parent, .. } = &table.kind {
+        let Some(found) = schema.tables.iter().find(|t| &t.name == parent) else { break };
+        table = found;
+    }
+    table
+}
+
+/// Whether `table` has a topic of its own: partitions have none.
+pub fn has_topic(schema: &Schema, table: &Table) -> bool {
+    topic_root(schema, table).name == table.name
+}
+
+/// The run's table topics, each once, in the schema's table order.
+pub fn run_topics(prefix: &str, schema: &Schema) -> Vec<String> {
+    schema
+        .tables
+        .iter()
+        .filter(|table| has_topic(schema, table))
+        .map(|table| table_topic(prefix, &table.name.schema, &table.name.name))
         .collect()
 }
 

@@ -14,7 +14,7 @@ use passerelle_kafka::topic::TopicLayout;
 use serde::Serialize;
 
 use crate::args::DatabaseArgs;
-use crate::config::NamingArgs;
+use crate::config::{has_topic, NamingArgs};
 use crate::mapping::{self, Mapping, MappingArgs};
 use crate::source::TopicShape;
 use crate::values;
@@ -170,7 +170,8 @@ fn topics_script(layout: &TopicLayout, schema: &passerelle_model::schema::Schema
     let control = ["cleanup.policy=compact".to_string(), "retention.ms=-1".to_string()];
     text.push_str(&create(&layout.control_topic(), 1, &control));
     let retention: Vec<String> = layout.retention_ms.iter().map(|ms| format!("retention.ms={ms}")).collect();
-    for table in &schema.tables {
+    // A partition's events go to its root's topic.
+    for table in schema.tables.iter().filter(|table| has_topic(schema, table)) {
         text.push_str(&create(&layout.topic_name(&table.name.schema, &table.name.name), layout.partitions, &retention));
     }
     text

@@ -14,7 +14,7 @@ use anyhow::Context;
 
 use passerelle_ddl::Plan;
 use passerelle_kafka::control::{self, RunAnnouncement};
-use passerelle_kafka::topic::{control_topic, table_topic};
+use passerelle_kafka::topic::control_topic;
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::schema::Schema;
 use passerelle_mysql::bookkeeping::{self, Phase, RunState, TargetObject};
@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use crate::apply::{self, ApplyConfig, SinkTable};
 use crate::args::{BookkeepingDb, KafkaBrokers, LoadPathArg, TargetUrl};
 use crate::check::refuse_failures;
-use crate::config::{run_encoding, table_layouts, NamingArgs};
+use crate::config::{has_topic, run_encoding, run_topics, table_layouts, NamingArgs};
 use crate::mapping::{self, TargetMappingArgs};
 use crate::pause;
 use crate::progress::{Progress, Track};
@@ -220,10 +220,13 @@ pub async fn apply_run(
     bookkeeping::unlock(&mut conn, target, side.migration).await?;
 
     if phase == Phase::Snapshot {
+        // A partition's rows and changes arrive on its root's topic, and land in the root's table.
         let sink_tables: Vec<SinkTable> = table_layouts(side.migration, &run.schema, run_encoding(&run)?)
             .into_iter()
             .zip(&plan.tables)
-            .map(|(layout, target)| SinkTable { layout, target: target.clone() })
+            .enumerate()
+            .filter(|(i, _)| has_topic(&run.schema, &run.schema.tables[*i]))
+            .map(|(index, (layout, target))| SinkTable { index, layout, target: target.clone() })
             .collect();
         let config = ApplyConfig {
             kafka: side.kafka,
@@ -278,8 +281,11 @@ pub async fn apply_run(
         let created =
             passerelle_mysql::schema_apply::apply_creating(&mut conn, target, &plan.databases, &statements).await?;
         bookkeeping::record_objects(&mut conn, target, db, side.migration, &created).await?;
-        let loaded: Vec<(&str, &str)> =
+        // Partitions land in their root's table: each table once.
+        let mut loaded: Vec<(&str, &str)> =
             plan.tables.iter().map(|table| (table.database.as_str(), table.name.as_str())).collect();
+        loaded.sort_unstable();
+        loaded.dedup();
         passerelle_mysql::schema_apply::analyze(&mut conn, target, &loaded).await?;
         bookkeeping::advance_phase(
             &mut conn,
@@ -337,7 +343,7 @@ async fn announced_run(side: &SinkSide<'_>, wanted: WantedRun) -> anyhow::Result
 }
 
 fn topics(side: &SinkSide<'_>, run: &RunAnnouncement) -> Vec<String> {
-    run.schema.tables.iter().map(|table| table_topic(side.migration, &table.name.schema, &table.name.name)).collect()
+    run_topics(side.migration, &run.schema)
 }
 
 /// The plan's tables the target does not hold (its database was dropped, say), as `database.name`.

@@ -14,18 +14,15 @@ use anyhow::Context;
 use passerelle_kafka::control::{self, ControlState, RunAnnouncement, SnapshotDone, TargetServer, TypeMapping};
 use passerelle_kafka::envelope::{Encoding, FORMAT_VERSION};
 use passerelle_kafka::producer::Producer;
-use passerelle_kafka::topic::{
-    create_control_topic, end_offsets, recreate_topics, require_topics, table_topic, TopicLayout,
-};
+use passerelle_kafka::topic::{create_control_topic, end_offsets, recreate_topics, require_topics, TopicLayout};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
-use passerelle_model::schema::TableKind;
 use passerelle_pg::PgError;
 use tokio::sync::oneshot;
 
 use crate::args::{DurabilityArgs, KafkaBrokers, SourceUrl};
 use crate::check::refuse_failures;
-use crate::config::{run_encoding, table_layouts, Names, NamingArgs};
+use crate::config::{run_encoding, run_topics, table_layouts, topic_root, Names, NamingArgs};
 use crate::failure::{self, Holder};
 use crate::mapping::SelectionArgs;
 use crate::progress::{Progress, Track};
@@ -250,12 +247,15 @@ pub async fn copy_snapshot(
         passerelle_pg::catalog::read(&mut client, source, &side.schemas).await
     })
     .await?;
-    let keyless: Vec<String> = schema
+    // A partition's changes stream under its root, which must have the key.
+    let mut keyless: Vec<String> = schema
         .tables
         .iter()
-        .filter(|table| table.primary_key.is_none() && !matches!(table.kind, TableKind::Partitioned { .. }))
-        .map(|table| table.name.to_string())
+        .map(|table| topic_root(&schema, table))
+        .filter(|root| root.primary_key.is_none())
+        .map(|root| root.name.to_string())
         .collect();
+    keyless.dedup();
     if side.online && !keyless.is_empty() {
         anyhow::bail!(
             "{} has no primary key, so its changes cannot be streamed; add one, or migrate offline (without --online) \
@@ -265,7 +265,7 @@ pub async fn copy_snapshot(
     }
     let tables = schema.tables.clone();
     let layouts = table_layouts(&side.layout.prefix, &schema, side.encoding);
-    let topics: Vec<String> = layouts.iter().map(|layout| layout.topic.clone()).collect();
+    let topics = run_topics(&side.layout.prefix, &schema);
 
     // What an earlier run left: its slot, publication and topics (its tables may have differed).
     passerelle_pg::slot::drop_slot(&client, source, &side.names.slot).await?;
@@ -273,7 +273,7 @@ pub async fn copy_snapshot(
     let mut stale = topics.clone();
     if let Some(run) = &state.run {
         let prefix = &side.layout.prefix;
-        stale.extend(run.schema.tables.iter().map(|table| table_topic(prefix, &table.name.schema, &table.name.name)));
+        stale.extend(run_topics(prefix, &run.schema));
     }
     stale.sort();
     stale.dedup();
@@ -397,7 +397,7 @@ pub async fn stream_changes(side: &SourceSide<'_>) -> anyhow::Result<Option<u64>
         return Ok(None);
     }
     let layouts = table_layouts(&side.layout.prefix, &run.schema, run_encoding(&run)?);
-    let topics: Vec<String> = layouts.iter().map(|layout| layout.topic.clone()).collect();
+    let topics = run_topics(&side.layout.prefix, &run.schema);
     let producer =
         retry::retry("reading the topics' message limits", || Producer::chunking(side.kafka, retry::bound(), &topics))
             .await?

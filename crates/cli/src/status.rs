@@ -9,14 +9,14 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 use passerelle_kafka::control;
-use passerelle_kafka::topic::{control_topic, end_offsets, group_members, table_topic};
+use passerelle_kafka::topic::{control_topic, end_offsets, group_members};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
 use passerelle_mysql::bookkeeping;
 use serde::Serialize;
 
 use crate::args::{BookkeepingDb, KafkaBrokers, TargetUrl};
-use crate::config::{Names, NamingArgs};
+use crate::config::{has_topic, run_topics, topic_root, Names, NamingArgs};
 use crate::failure;
 use crate::retry;
 
@@ -190,26 +190,33 @@ impl Reader {
         let mut tables = Vec::new();
         let mut sinks_connected = None;
         if let Some(run) = &state.run {
-            let topics: Vec<String> = run
-                .schema
-                .tables
-                .iter()
-                .map(|table| table_topic(&names.migration, &table.name.schema, &table.name.name))
-                .collect();
+            // A partition's events are on its root's topic, counted with the root's.
+            let topics = run_topics(&names.migration, &run.schema);
             let applied = bookkeeping::offsets(&mut conn, target, database, &topics).await?;
             let mut in_kafka: HashMap<String, i64> = HashMap::new();
             for end in retrying.step("reading where the topics end", || end_offsets(kafka, &topics)).await? {
                 *in_kafka.entry(end.topic).or_default() += end.end;
             }
             let exact = state.snapshot_done.as_ref().map(|done| &done.rows);
-            for (i, (table, topic)) in run.schema.tables.iter().zip(&topics).enumerate() {
+            let roots = run.schema.tables.iter().filter(|table| has_topic(&run.schema, table));
+            for (root, topic) in roots.zip(&topics) {
+                // The root's rows and its partitions'.
+                let expected = |i: usize| {
+                    exact.and_then(|rows| rows.get(i).copied()).or_else(|| run.estimated_rows.get(i).copied().flatten())
+                };
+                let expected_rows = run
+                    .schema
+                    .tables
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, table)| topic_root(&run.schema, table).name == root.name)
+                    .map(|(i, _)| expected(i))
+                    .sum();
                 tables.push(TableStatus {
-                    table: table.name.to_string(),
+                    table: root.name.to_string(),
                     in_kafka: in_kafka.get(topic).copied().unwrap_or(0),
                     applied: applied.iter().filter(|((t, _), _)| t == topic).map(|(_, next)| next).sum(),
-                    expected_rows: exact
-                        .and_then(|rows| rows.get(i).copied())
-                        .or_else(|| run.estimated_rows.get(i).copied().flatten()),
+                    expected_rows,
                     in_kafka_per_second: None,
                     applied_per_second: None,
                     eta_seconds: None,

@@ -163,7 +163,10 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
         passerelle_pg::catalog::read(&mut client, s.endpoint, s.schemas).await
     })
     .await?;
-    let topics: Vec<String> = s.layouts.iter().map(|layout| layout.topic.clone()).collect();
+    // A partition's layout names its root's topic.
+    let mut topics: Vec<String> = s.layouts.iter().map(|layout| layout.topic.clone()).collect();
+    topics.sort();
+    topics.dedup();
     let done = StreamDone {
         run_id: s.run_id.to_string(),
         lsn: cutover.expect("the loop ends only past a cutover").0,

@@ -14,6 +14,7 @@ mod metrics;
 mod migrate;
 mod online;
 mod plan;
+mod schema_changes;
 mod secrets;
 mod secured;
 mod settings;

@@ -206,7 +206,8 @@ pub async fn drop_slot(client: &Client, endpoint: &impl fmt::Display, slot: &str
     }
 }
 
-/// Creates `publication` for exactly `tables`, publishing inserts, updates, deletes and truncates.
+/// Creates `publication` for exactly `tables`, publishing inserts, updates, deletes and truncates,
+/// a partitioned table's under its own name.
 ///
 /// Refuses a table that has neither a primary key nor a replica identity: once it is published,
 /// PostgreSQL rejects every `UPDATE` and `DELETE` on it, which would break the source's
@@ -253,6 +254,18 @@ pub async fn create_publication(
         let list: Vec<String> = tables.iter().map(quote_qualified).collect();
         sql.push_str(" FOR TABLE ");
         sql.push_str(&list.join(", "));
+    }
+    // A partitioned table's changes are published under its name rather than its partitions' (the
+    // migration gives the root one topic and one target table), so a partition attached or created
+    // during the run needs nothing. PostgreSQL 13 brought the option; before, a publication cannot
+    // hold a partitioned table at all.
+    let version: i32 = client
+        .query_one("select current_setting('server_version_num')::int", &[])
+        .await
+        .map_err(error("reading the server's version"))?
+        .get(0);
+    if version >= 130_000 {
+        sql.push_str(" WITH (publish_via_partition_root = true)");
     }
     match client.batch_execute(&sql).await {
         Ok(()) => Ok(()),

@@ -94,6 +94,8 @@ struct Decoder {
     tables: HashMap<QualifiedName, Vec<ExpectedColumn>>,
     /// Relation messages by relation OID, resolved against `tables`.
     relations: HashMap<u32, Relation>,
+    /// Relation messages of tables the migration does not copy, by relation OID.
+    unknown: HashMap<u32, QualifiedName>,
     /// The commit LSN of the transaction being received, from its Begin.
     commit_lsn: Option<Lsn>,
 }
@@ -180,7 +182,7 @@ impl ChangeStream {
         let driver = Driver {
             conn,
             publication: publication.to_string(),
-            decoder: Decoder { tables: expected, relations: HashMap::new(), commit_lsn: None },
+            decoder: Decoder { tables: expected, relations: HashMap::new(), unknown: HashMap::new(), commit_lsn: None },
             confirmed: confirmed.clone(),
             last_status: Instant::now(),
         };
@@ -473,19 +475,27 @@ impl Decoder {
         let table = QualifiedName { schema, name };
         let endpoint = reader.endpoint.to_string();
         let Some(expected) = self.tables.get(&table) else {
-            return Err(PgError::UnexpectedTable { endpoint, table: table.to_string() });
+            // Not a failure yet: before the root's changes, PostgreSQL 13 to 15 also describe the
+            // partition they happened in (`publish_via_partition_root`). A change of it is one.
+            self.unknown.insert(relation_oid, table);
+            return Ok(());
         };
         let relation = resolve(&table, expected, &streamed).map_err(|detail| PgError::TableChanged {
             endpoint,
             table: table.to_string(),
             detail,
         })?;
+        self.unknown.remove(&relation_oid);
         self.relations.insert(relation_oid, relation);
         Ok(())
     }
 
     fn relation_of(&self, reader: &mut Reader) -> Result<&Relation, PgError> {
         let relation_oid = reader.u32()?;
+        if let Some(table) = self.unknown.get(&relation_oid) {
+            let endpoint = reader.endpoint.to_string();
+            return Err(PgError::UnexpectedTable { endpoint, table: table.to_string() });
+        }
         self.relations
             .get(&relation_oid)
             .ok_or_else(|| reader.invalid(format!("a change of relation {relation_oid} before its Relation message")))
