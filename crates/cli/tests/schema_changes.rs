@@ -91,3 +91,46 @@ on_both_targets!(
     a_partition_attached_or_created_during_an_online_run_streams_through_its_root,
     flavor = "multi_thread"
 );
+
+/// A column narrowed on the source (`varchar(10)` to `varchar(5)`), which the target's column would
+/// have to follow and Passerelle does not carry: the stream stops with one line naming the table,
+/// the column, both types and the way out, instead of failing later in the target.
+async fn a_narrowed_column_stops_the_stream_naming_it(target: Target) {
+    let setup = Setup::new(
+        target,
+        "create table readings (id bigint not null, at date not null, note varchar(10), primary key (id, at));
+         insert into readings select i, date '2024-01-01' + (i % 300), 'r' || i from generate_series(1, 300) i;",
+    )
+    .await;
+    let mut args = setup.args("migrate");
+    args.extend(["--online", "--json", "--partitions", "3"]);
+    let migrate = passerelle_spawn(&args, &setup.env());
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    let (stop, writes) = writer(&setup, "readings", 1000);
+    let source = setup.source.client().await;
+    source.batch_execute("update readings set note = 'before' where id = 1").await.unwrap();
+    // The writer's notes grow past 5 characters: it stops before the change.
+    stop.store(true, Ordering::Relaxed);
+    assert!(writes.await.unwrap() > 0);
+    source
+        .batch_execute(
+            "update readings set note = left(note, 5);
+             alter table readings alter column note type varchar(5);
+             update readings set note = 'after' where id = 2;",
+        )
+        .await
+        .unwrap();
+    let migrate = crate::support::finished(migrate);
+    assert_eq!(migrate.code, 2, "{}\n{}", migrate.stdout, migrate.stderr);
+    let stderr = migrate.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    for part in [
+        "table public.readings at ",
+        " changed during the migration: column \"note\" changed type from character varying(10) to character \
+         varying(5)",
+        "undo the change on the source, or start the migration over",
+    ] {
+        assert!(stderr.contains(part), "{part:?} in {stderr}");
+    }
+    setup.cleanup();
+}
+on_both_targets!(a_narrowed_column_stops_the_stream_naming_it, flavor = "multi_thread");

@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::{BufMut, BytesMut};
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
-use passerelle_model::schema::{QualifiedName, Table};
+use passerelle_model::schema::{PgType, QualifiedName, Table};
 use postgres_protocol::message::{backend, frontend};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -106,6 +106,10 @@ struct ExpectedColumn {
     name: String,
     /// What Relation messages carry for the column's type.
     type_oid: u32,
+    /// The type as the migration read it (`character varying(10)`), and its modifier as Relation
+    /// messages carry it, where Passerelle can tell it from the type (`None`: not compared).
+    display: String,
+    base: PgType,
     generated: bool,
 }
 
@@ -467,8 +471,8 @@ impl Decoder {
             reader.u8()?; // flags: part of the key
             let name = reader.cstr()?;
             let type_oid = reader.u32()?;
-            reader.u32()?; // the type modifier
-            streamed.push((name, type_oid));
+            let typmod = reader.u32()? as i32;
+            streamed.push(StreamedColumn { name, type_oid, typmod });
         }
         // pgoutput sends an empty schema for pg_catalog.
         let schema = if schema.is_empty() { "pg_catalog".to_string() } else { schema };
@@ -564,6 +568,8 @@ async fn expected_columns(
                 .map(|(column, type_oid)| ExpectedColumn {
                     name: column.name.clone(),
                     type_oid,
+                    display: column.data_type.display.clone(),
+                    base: column.data_type.base.clone(),
                     generated: column.generated.is_some(),
                 })
                 .collect();
@@ -573,15 +579,79 @@ async fn expected_columns(
     Ok(expected)
 }
 
+/// A column as a Relation message describes it.
+#[derive(Debug)]
+struct StreamedColumn {
+    name: String,
+    type_oid: u32,
+    /// `atttypmod`: a length, a precision and scale, or -1 for none.
+    typmod: i32,
+}
+
+/// The type modifier PostgreSQL stores for a type the catalog parsed: `varchar(10)` is 14 (the
+/// length plus the 4-byte varlena header), `numeric(8,2)` is `(8 << 16 | 2) + 4`, `timestamp(3)`
+/// is 3; -1 without one. `None` where Passerelle does not model the modifier (an interval's fields).
+fn typmod(base: &PgType) -> Option<i32> {
+    const VARHDRSZ: i32 = 4;
+    let n = |n: &Option<u32>| n.map_or(-1, |n| n as i32);
+    Some(match base {
+        PgType::Varchar(length) | PgType::Char(length) => length.map_or(-1, |length| length as i32 + VARHDRSZ),
+        PgType::Numeric(scale) => {
+            scale.map_or(-1, |(precision, scale)| ((precision as i32) << 16 | (scale & 0x7ff)) + VARHDRSZ)
+        }
+        PgType::Time(precision) | PgType::TimeTz(precision) | PgType::Timestamp(precision) => n(precision),
+        PgType::TimestampTz(precision) | PgType::Bit(precision) | PgType::VarBit(precision) => n(precision),
+        PgType::Interval(_) | PgType::Domain(_) | PgType::Other(_) | PgType::Range { .. } => return None,
+        _ => -1,
+    })
+}
+
+/// `display` with its modifier written as `typmod` says: `character varying(10)` with 104 is
+/// `character varying(100)`.
+fn with_typmod(display: &str, base: &PgType, typmod: i32) -> String {
+    let args = match base {
+        _ if typmod < 0 => String::new(),
+        PgType::Varchar(_) | PgType::Char(_) => format!("({})", typmod - 4),
+        PgType::Numeric(_) => {
+            let packed = typmod - 4;
+            // The scale is an 11-bit signed field.
+            let scale = ((packed & 0x7ff) ^ 0x400) - 0x400;
+            format!("({},{scale})", packed >> 16)
+        }
+        _ => format!("({typmod})"),
+    };
+    if let (Some(open), Some(close)) = (display.find('('), display.find(')')) {
+        return format!("{}{args}{}", &display[..open], &display[close + 1..]);
+    }
+    // `timestamp(3) with time zone`, `character varying(10)[]`.
+    let at = match base {
+        PgType::Time(_) | PgType::TimeTz(_) | PgType::Timestamp(_) | PgType::TimestampTz(_) => display.find(' '),
+        _ => display.find("[]"),
+    };
+    let at = at.unwrap_or(display.len());
+    format!("{}{args}{}", &display[..at], &display[at..])
+}
+
 /// Maps the streamed columns onto the table's by name, or says how the table changed.
-fn resolve(table: &QualifiedName, expected: &[ExpectedColumn], streamed: &[(String, u32)]) -> Result<Relation, String> {
+fn resolve(
+    table: &QualifiedName,
+    expected: &[ExpectedColumn],
+    streamed: &[StreamedColumn],
+) -> Result<Relation, String> {
     let mut positions = Vec::with_capacity(streamed.len());
-    for (name, type_oid) in streamed {
-        let Some(position) = expected.iter().position(|column| &column.name == name) else {
+    for column in streamed {
+        let name = &column.name;
+        let Some(position) = expected.iter().position(|expected| &expected.name == name) else {
             return Err(format!("it has a new column {name:?}"));
         };
-        if expected[position].type_oid != *type_oid {
-            return Err(format!("column {name:?} has a new type"));
+        let was = &expected[position];
+        if was.type_oid != column.type_oid {
+            return Err(format!("column {name:?} of type {} has a new type", was.display));
+        }
+        // A new length, precision or scale, which the target's column may not hold.
+        if typmod(&was.base).is_some_and(|typmod| typmod != column.typmod) {
+            let now = with_typmod(&was.display, &was.base, column.typmod);
+            return Err(format!("column {name:?} changed type from {} to {now}", was.display));
         }
         positions.push(position);
     }
@@ -700,23 +770,60 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    fn column(name: &str, type_oid: u32, generated: bool) -> ExpectedColumn {
-        ExpectedColumn { name: name.to_string(), type_oid, generated }
+    fn column(name: &str, type_oid: u32, base: PgType, display: &str, generated: bool) -> ExpectedColumn {
+        ExpectedColumn { name: name.to_string(), type_oid, display: display.to_string(), base, generated }
     }
 
-    fn check(streamed: &[(&str, u32)]) -> Result<(Vec<usize>, Vec<usize>), String> {
+    fn check(streamed: &[(&str, u32, i32)]) -> Result<(Vec<usize>, Vec<usize>), String> {
         let table = QualifiedName { schema: "public".to_string(), name: "t".to_string() };
-        let expected = [column("id", 23, false), column("twice", 23, true), column("note", 25, false)];
-        let streamed: Vec<(String, u32)> = streamed.iter().map(|(name, oid)| (name.to_string(), *oid)).collect();
+        let expected = [
+            column("id", 23, PgType::Integer, "integer", false),
+            column("twice", 23, PgType::Integer, "integer", true),
+            column("note", 1043, PgType::Varchar(Some(10)), "character varying(10)", false),
+            column("amount", 1700, PgType::Numeric(Some((8, 2))), "numeric(8,2)", false),
+        ];
+        let streamed: Vec<StreamedColumn> = streamed
+            .iter()
+            .map(|&(name, type_oid, typmod)| StreamedColumn { name: name.to_string(), type_oid, typmod })
+            .collect();
         resolve(&table, &expected, &streamed).map(|relation| (relation.positions, relation.generated))
     }
 
     #[test]
     fn streamed_columns_map_to_the_table_by_name() {
-        assert_eq!(check(&[("note", 25), ("id", 23)]), Ok((vec![2, 0], vec![1])));
-        assert_eq!(check(&[("id", 23), ("twice", 23), ("note", 25)]), Ok((vec![0, 1, 2], vec![])));
-        assert_eq!(check(&[("id", 23)]), Err("column \"note\" is gone".to_string()));
-        assert_eq!(check(&[("id", 20), ("note", 25)]), Err("column \"id\" has a new type".to_string()));
-        assert_eq!(check(&[("id", 23), ("note", 25), ("extra", 25)]), Err("it has a new column \"extra\"".to_string()));
+        let (id, note, amount) = (("id", 23, -1), ("note", 1043, 14), ("amount", 1700, (8 << 16 | 2) + 4));
+        assert_eq!(check(&[note, id, amount]), Ok((vec![2, 0, 3], vec![1])));
+        assert_eq!(check(&[id, ("twice", 23, -1), note, amount]), Ok((vec![0, 1, 2, 3], vec![])));
+        assert_eq!(check(&[id, amount]), Err("column \"note\" is gone".to_string()));
+        assert_eq!(
+            check(&[("id", 20, -1), note, amount]),
+            Err("column \"id\" of type integer has a new type".to_string())
+        );
+        assert_eq!(check(&[id, note, amount, ("extra", 25, -1)]), Err("it has a new column \"extra\"".to_string()));
+    }
+
+    /// A new length, precision or scale has the same type OID: only the modifier tells.
+    #[test]
+    fn a_new_type_modifier_is_a_change_named_in_the_source_s_terms() {
+        let (id, note, amount) = (("id", 23, -1), ("note", 1043, 14), ("amount", 1700, (8 << 16 | 2) + 4));
+        assert_eq!(
+            check(&[id, ("note", 1043, 104), amount]),
+            Err("column \"note\" changed type from character varying(10) to character varying(100)".to_string())
+        );
+        assert_eq!(
+            check(&[id, ("note", 1043, -1), amount]),
+            Err("column \"note\" changed type from character varying(10) to character varying".to_string())
+        );
+        assert_eq!(
+            check(&[id, note, ("amount", 1700, (12 << 16 | 4) + 4)]),
+            Err("column \"amount\" changed type from numeric(8,2) to numeric(12,4)".to_string())
+        );
+        assert_eq!(
+            with_typmod("timestamp without time zone", &PgType::Timestamp(None), 3),
+            "timestamp(3) without time zone"
+        );
+        assert_eq!(with_typmod("character varying[]", &PgType::Varchar(None), 24), "character varying(20)[]");
+        assert_eq!(typmod(&PgType::Numeric(Some((5, -2)))), Some((5 << 16 | 0x7fe) + 4));
+        assert_eq!(with_typmod("numeric", &PgType::Numeric(None), (5 << 16 | 0x7fe) + 4), "numeric(5,-2)");
     }
 }
