@@ -23,6 +23,7 @@ mod plan;
 mod progress;
 mod report;
 mod retry;
+mod selection;
 mod settings;
 mod shutdown;
 mod sink;

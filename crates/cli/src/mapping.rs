@@ -9,6 +9,8 @@ use passerelle_kafka::control::TypeMapping;
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::schema::Schema;
 
+use crate::selection::Patterns;
+
 /// Which schemas to migrate and how they land in the target.
 #[derive(Debug, clap::Args)]
 pub struct MappingArgs {
@@ -24,9 +26,22 @@ pub struct SelectionArgs {
     /// A PostgreSQL schema to migrate; repeat for several [default: public]
     #[arg(long = "schema", value_name = "SCHEMA")]
     pub schemas: Vec<String>,
+    /// Migrate only the tables and views matching this pattern: schema.table with * and ?
+    /// (bookings.*); one starting with ! leaves those out (!bookings.boarding_passes); repeatable
+    /// [default: the run's, else every table of the schemas]
+    #[arg(long = "include", value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Leave out the tables and views matching this pattern (bookings.boarding_passes, *_log);
+    /// repeatable [default: the run's]
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub exclude: Vec<String>,
 }
 
 impl SelectionArgs {
+    pub fn patterns(&self) -> Patterns {
+        Patterns::new(&self.include, &self.exclude)
+    }
+
     pub fn schemas(&self) -> Vec<String> {
         if self.schemas.is_empty() {
             vec!["public".to_string()]
@@ -160,7 +175,8 @@ pub async fn prepare(
     // Checked before reading the catalog: a bad --map is the user's to fix at once.
     databases(&schemas, &args.target, target)?;
     let mut client = passerelle_pg::connect(source).await?;
-    let schema = passerelle_pg::catalog::read(&mut client, source, &schemas).await?;
+    let mut schema = passerelle_pg::catalog::read(&mut client, source, &schemas).await?;
+    args.selection.patterns().apply(&mut schema)?;
     plan_for(schema, &schemas, &args.target, target, server).await
 }
 

@@ -109,6 +109,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         target_databases: settled.databases,
         target_server: Some(target_server),
         type_mapping: Some(mapping.type_mapping()),
+        patterns: settled.patterns,
     };
     let sink_side = SinkSide {
         kafka: &endpoints.kafka,

@@ -17,10 +17,13 @@ use passerelle_mysql::bookkeeping;
 
 use crate::mapping::{SelectionArgs, TargetMappingArgs};
 use crate::retry;
+use crate::selection::Patterns;
 
 /// The settings a command runs with: the run's, or for a new run the command's own.
 pub struct Settled {
     pub schemas: Vec<String>,
+    /// The tables and views selected within the schemas.
+    pub patterns: Patterns,
     /// Each schema's target database (empty when the command does not know the target).
     pub databases: BTreeMap<String, String>,
     /// The target mapping flags with the run's type mapping where it is fixed (`None` when the
@@ -54,6 +57,26 @@ pub fn settle_with(
         Some(run) if selection.schemas.is_empty() => run.schemas.clone(),
         _ => selection.schemas(),
     };
+    let asked = selection.patterns();
+    let patterns = match &state.run {
+        Some(run) if asked.is_empty() => Patterns { include: run.include.clone(), exclude: run.exclude.clone() },
+        _ => asked,
+    };
+    if let Some(run) = &state.run {
+        let fixed = Patterns { include: run.include.clone(), exclude: run.exclude.clone() };
+        if fixed != patterns {
+            let show = |p: &Patterns| {
+                let mut words: Vec<String> = p.include.iter().map(|i| format!("--include {i}")).collect();
+                words.extend(p.exclude.iter().map(|e| format!("--exclude {e}")));
+                if words.is_empty() {
+                    "every table".to_string()
+                } else {
+                    words.join(" ")
+                }
+            };
+            anyhow::bail!("{}", differ(migration, run, "the tables", &show(&fixed), &show(&patterns)));
+        }
+    }
     let databases = match target {
         Some((mapping, endpoint)) => crate::mapping::databases(&schemas, mapping, endpoint)?,
         None => BTreeMap::new(),
@@ -69,7 +92,7 @@ pub fn settle_with(
         Some((mapping, _)) => Some(settle_types(migration, &state, mapping)?),
         None => None,
     };
-    Ok(Settled { schemas, databases, mapping, state })
+    Ok(Settled { schemas, patterns, databases, mapping, state })
 }
 
 /// Refuses target databases other than those fixed for the run, once they are.

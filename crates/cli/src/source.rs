@@ -117,6 +117,8 @@ pub struct SourceSide<'a> {
     /// How lossy types are held in the target, announced with the run (`None` when the target is not
     /// known: the first sink fixes it).
     pub type_mapping: Option<TypeMapping>,
+    /// The tables and views selected within the schemas, announced with the run.
+    pub patterns: crate::selection::Patterns,
 }
 
 /// The run whose snapshot is now complete in Kafka.
@@ -144,6 +146,7 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
         target_databases: settled.databases,
         target_server: None,
         type_mapping: None,
+        patterns: settled.patterns,
         names: &names,
         layout: args.topics.layout(&names.migration),
         existing_topics: args.topics.existing_topics,
@@ -242,11 +245,12 @@ pub async fn copy_snapshot(
         eprintln!("passerelle: the snapshot of run {} was interrupted; starting it over", run.run_id);
     }
 
-    let schema = on_source(side, "reading the catalog", || async {
+    let mut schema = on_source(side, "reading the catalog", || async {
         let mut client = passerelle_pg::connect(source).await?;
         passerelle_pg::catalog::read(&mut client, source, &side.schemas).await
     })
     .await?;
+    side.patterns.apply(&mut schema)?;
     // A partition's changes stream under its root, which must have the key.
     let mut keyless: Vec<String> = schema
         .tables
@@ -307,6 +311,8 @@ pub async fn copy_snapshot(
         target_databases: side.target_databases.clone(),
         target_server: side.target_server.clone(),
         type_mapping: side.type_mapping.clone(),
+        include: side.patterns.include.clone(),
+        exclude: side.patterns.exclude.clone(),
         version: FORMAT_VERSION.to_string(),
         encoding: side.encoding.to_string(),
         database: source.database.clone().unwrap_or_default(),

@@ -125,7 +125,12 @@ async fn announced_mapping(
     if let Some(run) = &settled.state.run {
         eprintln!("passerelle: verifying with the settings of run {} of {migration}", run.run_id);
     }
-    Ok(Some(MappingArgs { selection: SelectionArgs { schemas: settled.schemas }, target: target_args }))
+    let selection = SelectionArgs {
+        schemas: settled.schemas,
+        include: settled.patterns.include,
+        exclude: settled.patterns.exclude,
+    };
+    Ok(Some(MappingArgs { selection, target: target_args }))
 }
 
 /// How long verify looks for the migration's run on Kafka.

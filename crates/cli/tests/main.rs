@@ -17,6 +17,7 @@ mod plan;
 mod schema_changes;
 mod secrets;
 mod secured;
+mod selection;
 mod settings;
 mod split;
 mod stops;

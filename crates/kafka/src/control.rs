@@ -96,6 +96,12 @@ pub struct RunAnnouncement {
     /// `passerelle source` began it, and then its first sink fixes it with a [`TargetFixed`]).
     #[serde(default)]
     pub type_mapping: Option<TypeMapping>,
+    /// The `--include` patterns of tables and views the run moves (empty: every one of its schemas).
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// The `--exclude` patterns of tables and views the run leaves out.
+    #[serde(default)]
+    pub exclude: Vec<String>,
 }
 
 /// The choices of the target's types that the flags make (`--uuid`, `--interval`, `--collation`),

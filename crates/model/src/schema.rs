@@ -20,6 +20,10 @@ pub struct Schema {
     pub triggers: Vec<Trigger>,
     /// Extensions installed in the source database, whichever schema they live in.
     pub extensions: Vec<Extension>,
+    /// Tables and views of the selected schemas left out of the migration (`--include`,
+    /// `--exclude`): a foreign key or a view that refers to one is reported as not migrated.
+    #[serde(default)]
+    pub left_out: Vec<QualifiedName>,
 }
 
 /// A schema-qualified name, as PostgreSQL spells it (unquoted).

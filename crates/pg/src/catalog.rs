@@ -50,6 +50,7 @@ pub async fn read(client: &mut Client, endpoint: &impl fmt::Display, schemas: &[
         routines: reader.routines().await?,
         triggers: reader.triggers().await?,
         extensions: reader.extensions().await?,
+        left_out: Vec::new(),
     };
     tx.commit().await.map_err(error("ending the catalog transaction"))?;
     Ok(schema)

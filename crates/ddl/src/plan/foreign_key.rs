@@ -59,6 +59,11 @@ impl Planner<'_> {
                 self.objects.push(object("foreign key", report_name, Outcome::NotMigrated, reason));
                 continue;
             };
+            if self.schema.left_out.contains(&fk.referenced_table) {
+                let reason = format!("references {}, a table left out of the migration", fk.referenced_table);
+                self.objects.push(object("foreign key", report_name, Outcome::NotMigrated, reason));
+                continue;
+            }
             let mut changes = Vec::new();
             if fk.deferrable != Deferrable::No {
                 changes.push("DEFERRABLE dropped: MySQL checks foreign keys immediately, row by row".to_string());
