@@ -67,7 +67,7 @@ jobs = 8
         (vec!["security.protocol=SASL_SSL".into(), "sasl.password=***".into()], "passerelle.toml:6".into())
     );
     // The default, and what nothing sets.
-    assert_eq!(setting(&config, "migrate", "uuid"), (vec!["native".into()], "default".into()));
+    assert_eq!(setting(&config, "migrate", "load-path"), (vec!["auto".into()], "default".into()));
     assert_eq!(setting(&config, "migrate", "collation"), (vec![], "not set".into()));
 
     // Every command, as text: a [sink] table overrides the top for sink alone; the file's URL is masked.
