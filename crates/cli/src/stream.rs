@@ -17,9 +17,10 @@ use passerelle_kafka::producer::Producer;
 use passerelle_kafka::topic::end_offsets;
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
-use passerelle_model::schema::{QualifiedName, Table};
+use passerelle_model::schema::{QualifiedName, Schema, Table};
 use passerelle_pg::stream::{ChangeStream, StreamItem};
 
+use crate::config::topic_root;
 use crate::failure::{self, Holder, StartOver};
 use crate::pause;
 use crate::retry::{self, Backoff};
@@ -163,6 +164,7 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
         passerelle_pg::catalog::read(&mut client, s.endpoint, s.schemas).await
     })
     .await?;
+    refuse_new_tables(&schema, s.tables)?;
     // A partition's layout names its root's topic.
     let mut topics: Vec<String> = s.layouts.iter().map(|layout| layout.topic.clone()).collect();
     topics.sort();
@@ -175,6 +177,29 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     };
     control::announce_stream_done(producer, s.control_topic, &done).await?;
     Ok(n_changes)
+}
+
+/// A table created in a migrated schema during the run was never published, copied or streamed, and
+/// verify, which checks the run's tables, would not see it: the run does not end as if it had.
+/// A partition created under a migrated partitioned table is no such table: it streams through its root.
+fn refuse_new_tables(now: &Schema, copied: &[Table]) -> anyhow::Result<()> {
+    let run = |name: &QualifiedName| copied.iter().any(|table| &table.name == name);
+    let new: Vec<String> = now
+        .tables
+        .iter()
+        .filter(|table| !run(&table.name) && !run(&topic_root(now, table).name))
+        .map(|table| table.name.to_string())
+        .collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    Err(StartOver(format!(
+        "{} created in a migrated schema during the run, which copies only the tables it began with; start the \
+         migration over to include {}",
+        if new.len() == 1 { format!("table {} was", new[0]) } else { format!("tables {} were", new.join(", ")) },
+        if new.len() == 1 { "it" } else { "them" },
+    ))
+    .into())
 }
 
 /// Produces one change. An update that moved its row to another key becomes a delete of the old key

@@ -134,3 +134,39 @@ async fn a_narrowed_column_stops_the_stream_naming_it(target: Target) {
     setup.cleanup();
 }
 on_both_targets!(a_narrowed_column_stops_the_stream_naming_it, flavor = "multi_thread");
+
+/// A table created in a migrated schema during an online run is neither copied nor streamed: the
+/// cutover refuses to call the run done, naming the table and the way out.
+async fn a_table_created_during_an_online_run_is_refused_at_the_cutover_by_name(target: Target) {
+    let setup = Setup::new(target, READINGS).await;
+    let mut args = setup.args("migrate");
+    args.extend(["--online", "--json", "--partitions", "3"]);
+    let migrate = passerelle_spawn(&args, &setup.env());
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    let (stop, writes) = writer(&setup, "readings", 1000);
+    let source = setup.source.client().await;
+    source
+        .batch_execute(
+            "create table extra (id integer primary key, note text); insert into extra values (1, 'new');
+             create table readings_2025 partition of readings for values from ('2025-01-01') to ('2026-01-01');",
+        )
+        .await
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    assert!(writes.await.unwrap() > 0);
+
+    let mut cutover = setup.args("cutover");
+    cutover.push("--json");
+    let cutover = crate::support::passerelle(&cutover, &setup.env());
+    let migrate = crate::support::finished(migrate);
+    assert_eq!((cutover.code, migrate.code), (2, 2), "{}\n{}", cutover.stderr, migrate.stderr);
+    // The partition streams through its root; only the new table is named.
+    let message = "table public.extra was created in a migrated schema during the run, which copies only the \
+                   tables it began with; start the migration over to include it";
+    for (run, way_out) in [(&migrate, ""), (&cutover, "; start the migration over: passerelle cleanup")] {
+        let stderr = run.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(stderr.contains(&format!("{message}{way_out}")), "{stderr}");
+    }
+    setup.cleanup();
+}
+on_both_targets!(a_table_created_during_an_online_run_is_refused_at_the_cutover_by_name, flavor = "multi_thread");
