@@ -416,6 +416,7 @@ pub async fn stream_changes(side: &SourceSide<'_>) -> anyhow::Result<Option<u64>
         run_id: &run.run_id,
         from: Lsn(snapshot.consistent_point),
         tables: &run.schema.tables,
+        left_out: &run.schema.left_out,
         layouts: &layouts,
         server: &side.layout.prefix,
         database: &run.database,

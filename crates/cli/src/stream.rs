@@ -43,6 +43,8 @@ pub struct Streaming<'a> {
     /// Where the snapshot ended: the stream starts there (or where the slot was last confirmed).
     pub from: Lsn,
     pub tables: &'a [Table],
+    /// Tables of the schemas that `--include`/`--exclude` left out when the run began.
+    pub left_out: &'a [QualifiedName],
     pub layouts: &'a [TableLayout],
     /// Debezium's logical server name, the topic prefix.
     pub server: &'a str,
@@ -164,7 +166,7 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
         passerelle_pg::catalog::read(&mut client, s.endpoint, s.schemas).await
     })
     .await?;
-    refuse_new_tables(&schema, s.tables)?;
+    refuse_new_tables(&schema, s.tables, s.left_out)?;
     // A partition's layout names its root's topic.
     let mut topics: Vec<String> = s.layouts.iter().map(|layout| layout.topic.clone()).collect();
     topics.sort();
@@ -182,8 +184,8 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
 /// A table created in a migrated schema during the run was never published, copied or streamed, and
 /// verify, which checks the run's tables, would not see it: the run does not end as if it had.
 /// A partition created under a migrated partitioned table is no such table: it streams through its root.
-fn refuse_new_tables(now: &Schema, copied: &[Table]) -> anyhow::Result<()> {
-    let run = |name: &QualifiedName| copied.iter().any(|table| &table.name == name);
+fn refuse_new_tables(now: &Schema, copied: &[Table], left_out: &[QualifiedName]) -> anyhow::Result<()> {
+    let run = |name: &QualifiedName| copied.iter().any(|table| &table.name == name) || left_out.contains(name);
     let new: Vec<String> = now
         .tables
         .iter()
