@@ -247,6 +247,7 @@ async fn read_rounds(
                             after,
                             unchanged: decoded.unchanged,
                             commit_lsn: decoded.lsn,
+                            lsn: decoded.change_lsn,
                         };
                         match segments.last_mut() {
                             Some(Segment::Changes(changes)) => changes.push((record.offset, change)),

@@ -31,6 +31,8 @@ pub const ROWS_APPLIED: &str = "rows-applied";
 pub const CHANGES_APPLIED: &str = "changes-applied";
 /// Changes this process has handed to Kafka from the change stream.
 pub const CHANGES_PRODUCED: &str = "changes-produced";
+/// `TRUNCATE` statements whose markers this process has handed to Kafka from the change stream.
+pub const TRUNCATE_PRODUCED: &str = "truncate-produced";
 /// Every snapshot row is in the target; the post-data DDL comes next.
 pub const BEFORE_POST_DATA: &str = "before-post-data";
 

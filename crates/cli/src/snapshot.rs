@@ -55,6 +55,7 @@ pub async fn run(
         server: source.server,
         database: source.database,
         lsn: source.consistent_point,
+        change_lsn: Lsn(0),
         snapshot: true,
         ts_ms,
     };

@@ -422,6 +422,7 @@ pub async fn stream_changes(side: &SourceSide<'_>) -> anyhow::Result<Option<u64>
         database: &run.database,
         schemas: &run.schemas,
         holder: side.holder,
+        starts: &run.starts,
     };
     Ok(Some(stream::until_cutover(&streaming, &producer).await?))
 }

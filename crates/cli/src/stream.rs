@@ -1,5 +1,6 @@
 //! The change stream, source to Kafka: after the snapshot of an online run, every change the slot
-//! delivers becomes a Debezium `c`, `u` or `d` event on its table's topic, until a cutover.
+//! delivers becomes a Debezium `c`, `u` or `d` event on its table's topic, and every `TRUNCATE` a `t`
+//! event in each partition of each table it emptied, until a cutover.
 //!
 //! The slot advances only past transactions Kafka has acknowledged, so a crash repeats changes
 //! rather than losing them; replayed in order, upserts and deletes by key end in the same state.
@@ -12,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use passerelle_kafka::control::{self, StreamDone};
-use passerelle_kafka::envelope::{try_encode_change, Origin, TableLayout};
+use passerelle_kafka::envelope::{try_encode, try_encode_change, Origin, TableLayout};
 use passerelle_kafka::producer::Producer;
-use passerelle_kafka::topic::end_offsets;
+use passerelle_kafka::topic::{end_offsets, PartitionEnd};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
 use passerelle_model::schema::{QualifiedName, Schema, Table};
-use passerelle_pg::stream::{ChangeStream, StreamItem};
+use passerelle_pg::stream::{ChangeStream, StreamItem, Truncate};
 
 use crate::config::topic_root;
 use crate::failure::{self, Holder, StartOver};
@@ -52,6 +53,8 @@ pub struct Streaming<'a> {
     pub schemas: &'a [String],
     /// Set to the run once its stream starts: this process is then the run's source.
     pub holder: &'a Holder,
+    /// Every partition of the run's topics (the run's `starts`): a truncate marker goes to each.
+    pub starts: &'a [PartitionEnd],
 }
 
 /// Streams changes into Kafka until the cutover LSN is passed, then announces where the stream ended.
@@ -79,7 +82,7 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     // Inside a transaction: a change of it was handed over, its commit not yet.
     let mut in_transaction = false;
     let (mut last_confirm, mut last_poll) = (Instant::now(), None::<Instant>);
-    let mut n_changes = 0;
+    let (mut n_changes, mut n_truncates) = (0, 0);
     loop {
         if shutdown::requested() {
             // Asked to stop: what was handed over goes to Kafka, and the slot passes only that.
@@ -125,13 +128,15 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
                 unconfirmed = Some(end_lsn);
                 cutover.is_some_and(|cutover| end_lsn >= cutover)
             }
-            Some(StreamItem::Truncate { tables, commit_lsn }) => {
-                return Err(StartOver(format!(
-                    "TRUNCATE of {} at {commit_lsn} during the migration is not carried to the target; \
-                     start the migration over (passerelle cleanup, then migrate)",
-                    tables.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-                ))
-                .into())
+            Some(StreamItem::Truncate(truncate)) => {
+                in_transaction = true;
+                for table in &truncate.tables {
+                    let i = positions[table];
+                    produce_truncate(&s.layouts[i], &truncate, s, producer).await?;
+                }
+                n_truncates += 1;
+                pause::point(pause::TRUNCATE_PRODUCED, n_truncates).await;
+                false
             }
             Some(StreamItem::Idle { wal_end }) => {
                 // Every transaction of ours that ended before `wal_end` was handed over before this
@@ -204,6 +209,41 @@ fn refuse_new_tables(now: &Schema, copied: &[Table], left_out: &[QualifiedName])
     .into())
 }
 
+/// Produces a truncate marker (Debezium's `t` event) into every partition of the table's topic: rows
+/// of the table are spread over the partitions by key, and each partition must hold the marker
+/// before its later events, so that the sink empties the table once, at the same point of every
+/// partition (see `mysql::sink::truncate`). `RESTART IDENTITY` needs nothing here: the cutover sets
+/// AUTO_INCREMENT from the sequences as they are then.
+async fn produce_truncate(
+    layout: &TableLayout,
+    truncate: &Truncate,
+    s: &Streaming<'_>,
+    producer: &Producer,
+) -> anyhow::Result<()> {
+    let origin = Origin {
+        server: s.server,
+        database: s.database,
+        lsn: truncate.commit_lsn,
+        change_lsn: truncate.lsn,
+        snapshot: false,
+        ts_ms: now_ms(),
+    };
+    let event = try_encode(layout, Op::Truncate, None, None, &origin).map_err(|cause| anyhow::anyhow!("{cause}"))?;
+    let partitions = s.starts.iter().filter(|start| start.topic == layout.topic);
+    let mut n_partitions = 0;
+    for start in partitions {
+        producer.send(&layout.topic, Some(start.partition), None, &event.value).await?;
+        n_partitions += 1;
+    }
+    if n_partitions == 0 {
+        anyhow::bail!(
+            "the run does not say which partitions topic {} has, so its TRUNCATE cannot be carried",
+            layout.topic
+        );
+    }
+    Ok(())
+}
+
 /// Produces one change. An update that moved its row to another key becomes a delete of the old key
 /// and a create of the new one, as Debezium does: each key's events stay in its own partition, in order.
 async fn produce(
@@ -216,8 +256,14 @@ async fn produce(
     // Generated columns are not sent, but the target computes them: only TOASTed values stay unchanged.
     let unchanged: Vec<usize> =
         change.unchanged.iter().copied().filter(|&i| table.columns[i].generated.is_none()).collect();
-    let origin =
-        Origin { server: s.server, database: s.database, lsn: change.commit_lsn, snapshot: false, ts_ms: now_ms() };
+    let origin = Origin {
+        server: s.server,
+        database: s.database,
+        lsn: change.commit_lsn,
+        change_lsn: change.lsn,
+        snapshot: false,
+        ts_ms: now_ms(),
+    };
     fn values(row: &Row) -> Vec<Option<&str>> {
         row.iter().map(Option::as_deref).collect()
     }
@@ -230,12 +276,12 @@ async fn produce(
     };
     let events = if moved {
         if !unchanged.is_empty() {
-            anyhow::bail!(
+            return Err(StartOver(format!(
                 "{}: an update changed a row's key and left a TOASTed value unsent, so the new row cannot be \
-                 written whole; ALTER TABLE {} REPLICA IDENTITY FULL, then start the migration over",
-                change.table,
-                change.table
-            );
+                 written whole; ALTER TABLE {} REPLICA IDENTITY FULL",
+                change.table, change.table
+            ))
+            .into());
         }
         vec![(Op::Delete, before.as_deref(), None), (Op::Create, None, after.as_deref())]
     } else {

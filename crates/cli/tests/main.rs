@@ -22,4 +22,5 @@ mod settings;
 mod split;
 mod stops;
 mod support;
+mod truncate;
 mod wal;

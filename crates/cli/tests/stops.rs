@@ -19,21 +19,33 @@ create table items (id integer primary key, label text not null);
 insert into items select i, 'item ' || i from generate_series(1, 2000) i;
 ";
 
-async fn a_truncate_mid_stream_fails_the_run_and_cutover_status_and_sinks_stop_at_once(target: Target) {
-    let setup = Setup::new(target, ITEMS).await;
+/// A table whose rows hold a value stored out of line (TOASTed).
+const TOASTED: &str = "
+create table items (id integer primary key, label text not null, body text);
+alter table items alter column body set storage external;
+insert into items select i, 'item ' || i, repeat(md5(i::text), 100) from generate_series(1, 200) i;
+";
+const CAUSE: &str = "public.items: an update changed a row's key and left a TOASTed value unsent";
+
+async fn a_run_that_cannot_go_on_is_recorded_failed_and_cutover_status_and_sinks_stop_at_once(target: Target) {
+    let setup = Setup::new(target, TOASTED).await;
     let migrate = online_migrate(&setup).await;
     let source = setup.source.client().await;
-    source.batch_execute("update items set label = 'before' where id = 1; truncate items;").await.unwrap();
+    // The key moves and the TOASTed body, unchanged, is not sent: the new row cannot be written whole.
+    source
+        .batch_execute("update items set label = 'before' where id = 1; update items set id = 9999 where id = 2;")
+        .await
+        .unwrap();
     let migrate = finished(migrate);
     assert_eq!(migrate.code, 2, "{}\n{}", migrate.stdout, migrate.stderr);
-    assert!(migrate.stderr.contains("TRUNCATE of public.items"), "{}", migrate.stderr);
+    assert!(migrate.stderr.contains(CAUSE), "{}", migrate.stderr);
 
     let started = Instant::now();
     let cutover = passerelle(&setup.args("cutover"), &setup.env());
     let took = started.elapsed();
     assert_eq!(cutover.code, 2, "{}\n{}", cutover.stdout, cutover.stderr);
     assert!(took < Duration::from_secs(20), "the cutover took {took:?} to stop");
-    for expected in ["failed: ", "TRUNCATE of public.items", "passerelle cleanup --topic-prefix"] {
+    for expected in ["failed: ", CAUSE, "passerelle cleanup --topic-prefix"] {
         assert!(cutover.stderr.contains(expected), "{expected:?} in {}", cutover.stderr);
     }
     assert!(!cutover.stderr.contains("still waiting"), "{}", cutover.stderr);
@@ -41,17 +53,17 @@ async fn a_truncate_mid_stream_fails_the_run_and_cutover_status_and_sinks_stop_a
     let status = passerelle(&[&setup.args("status")[..], &["--json"]].concat(), &setup.env());
     assert_eq!(status.code, 2, "{}\n{}", status.stdout, status.stderr);
     let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
-    assert!(report["failed"]["cause"].as_str().unwrap().contains("TRUNCATE of public.items"), "{report}");
+    assert!(report["failed"]["cause"].as_str().unwrap().contains(CAUSE), "{report}");
 
     let started = Instant::now();
     let sink = passerelle(&setup.args("sink"), &setup.env());
     assert_eq!(sink.code, 2, "{}\n{}", sink.stdout, sink.stderr);
-    assert!(sink.stderr.contains("TRUNCATE of public.items"), "{}", sink.stderr);
+    assert!(sink.stderr.contains(CAUSE), "{}", sink.stderr);
     assert!(started.elapsed() < Duration::from_secs(60), "the sink took {:?} to stop", started.elapsed());
     setup.cleanup();
 }
 on_both_targets!(
-    a_truncate_mid_stream_fails_the_run_and_cutover_status_and_sinks_stop_at_once,
+    a_run_that_cannot_go_on_is_recorded_failed_and_cutover_status_and_sinks_stop_at_once,
     flavor = "multi_thread"
 );
 

@@ -140,7 +140,11 @@ pub struct Origin<'a> {
     /// Debezium's logical server name: the topic prefix.
     pub server: &'a str,
     pub database: &'a str,
+    /// The commit LSN of the change's transaction (the snapshot's for its rows).
     pub lsn: Lsn,
+    /// The change's own WAL position within its transaction (0 for snapshot rows), written with `lsn`
+    /// as `source.sequence`: together they order a `TRUNCATE` among its transaction's writes.
+    pub change_lsn: Lsn,
     /// True for rows read by the snapshot.
     pub snapshot: bool,
     pub ts_ms: i64,
@@ -195,6 +199,8 @@ struct WireSource<'a> {
     db: &'a str,
     schema: &'a str,
     table: &'a str,
+    /// Debezium's `["<lsn>","<lsn>"]` as a string: here the commit LSN, then the change's own.
+    sequence: String,
     lsn: u64,
 }
 
@@ -218,6 +224,7 @@ impl<'a> WireSource<'a> {
             db: origin.database,
             schema: &layout.schema,
             table: &layout.table,
+            sequence: format!(r#"["{}","{}"]"#, origin.lsn.0, origin.change_lsn.0),
             lsn: origin.lsn.0,
         }
     }
@@ -229,6 +236,7 @@ fn op_from_code(code: &str) -> Option<Op> {
         "c" => Some(Op::Create),
         "u" => Some(Op::Update),
         "d" => Some(Op::Delete),
+        "t" => Some(Op::Truncate),
         _ => None,
     }
 }
@@ -239,11 +247,12 @@ fn op_code(op: Op) -> &'static str {
         Op::Create => "c",
         Op::Update => "u",
         Op::Delete => "d",
+        Op::Truncate => "t",
     }
 }
 
 /// Encodes one event in the layout's encoding. The key comes from `after`, or from `before` for a
-/// delete. Only `json` can fail: a value its column's representation cannot hold exactly (a
+/// delete; a truncate (`Op::Truncate`, neither row) has none, as Debezium writes it. Only `json` can fail: a value its column's representation cannot hold exactly (a
 /// timestamp after 294246 AD) is refused, naming the table and column.
 pub fn try_encode(
     layout: &TableLayout,
@@ -309,6 +318,8 @@ pub struct Decoded {
     /// Positions of an update's `after` that it left unchanged (not sent): the target keeps them.
     pub unchanged: Vec<usize>,
     pub lsn: Lsn,
+    /// The change's own WAL position from `source.sequence`; 0 where the event has none.
+    pub change_lsn: Lsn,
 }
 
 /// True for a record that carries no event: a tombstone, which Debezium writes after each delete for
@@ -339,9 +350,24 @@ impl<'de> DeserializeSeed<'de> for EventSeed<'_> {
     }
 }
 
+/// What the sink reads of the `source` block: where the change stands.
 #[derive(Deserialize)]
 struct SourceLsn {
     lsn: Option<u64>,
+    sequence: Option<String>,
+}
+
+impl SourceLsn {
+    /// The commit LSN and the change's own (the second of `sequence`, `["<lsn>","<lsn>"]`).
+    fn positions(source: Option<SourceLsn>) -> (Lsn, Lsn) {
+        let Some(source) = source else { return (Lsn(0), Lsn(0)) };
+        let own = source
+            .sequence
+            .and_then(|sequence| serde_json::from_str::<Vec<Option<String>>>(&sequence).ok())
+            .and_then(|lsns| lsns.get(1).cloned().flatten())
+            .and_then(|lsn| lsn.parse().ok());
+        (Lsn(source.lsn.unwrap_or(0)), Lsn(own.unwrap_or(0)))
+    }
 }
 
 impl<'de> Visitor<'de> for EventSeed<'_> {
@@ -353,7 +379,7 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Decoded, A::Error> {
         use serde::de::Error;
-        let (mut before, mut after, mut op, mut lsn) = (None, None, None, Lsn(0));
+        let (mut before, mut after, mut op, mut source) = (None, None, None, None);
         while let Some(field) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match field.as_ref() {
                 "before" => before = map.next_value_seed(OptionalRowSeed(self.0))?,
@@ -362,7 +388,7 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
                     let code = map.next_value::<std::borrow::Cow<'de, str>>()?;
                     op = Some(op_from_code(&code).ok_or_else(|| A::Error::custom(format!("unknown op {code:?}")))?);
                 }
-                "source" => lsn = Lsn(map.next_value::<SourceLsn>()?.lsn.unwrap_or(0)),
+                "source" => source = Some(map.next_value::<SourceLsn>()?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -384,7 +410,8 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
             Some(PartialRow { row, missing }) => (Some(row), missing),
             None => (None, Vec::new()),
         };
-        Ok(Decoded { op, before, after, unchanged, lsn })
+        let (lsn, change_lsn) = SourceLsn::positions(source);
+        Ok(Decoded { op, before, after, unchanged, lsn, change_lsn })
     }
 }
 
@@ -472,7 +499,7 @@ mod tests {
     }
 
     fn origin() -> Origin<'static> {
-        Origin { server: "p", database: "demo", lsn: Lsn(42), snapshot: true, ts_ms: 7 }
+        Origin { server: "p", database: "demo", lsn: Lsn(42), change_lsn: Lsn(0), snapshot: true, ts_ms: 7 }
     }
 
     #[test]
@@ -486,11 +513,19 @@ mod tests {
         assert_eq!(
             String::from_utf8(encoded.value.clone()).unwrap(),
             format!(
-                r#"{{"before":null,"after":{{"ticket_no":"0005432000987","flight_id":"1","note":null}},"source":{{"version":"{FORMAT_VERSION}","connector":"postgresql","name":"p","ts_ms":7,"snapshot":"true","db":"demo","schema":"bookings","table":"ticket_flights","lsn":42}},"op":"r","ts_ms":7}}"#
+                r#"{{"before":null,"after":{{"ticket_no":"0005432000987","flight_id":"1","note":null}},"source":{{"version":"{FORMAT_VERSION}","connector":"postgresql","name":"p","ts_ms":7,"snapshot":"true","db":"demo","schema":"bookings","table":"ticket_flights","sequence":"[\"42\",\"0\"]","lsn":42}},"op":"r","ts_ms":7}}"#
             )
         );
         let decoded = decode(&layout(), &encoded.value).unwrap();
-        assert_eq!(decoded, Decoded { op: Op::Read, before: None, after: Some(row), unchanged: vec![], lsn: Lsn(42) });
+        let expected = Decoded {
+            op: Op::Read,
+            before: None,
+            after: Some(row),
+            unchanged: vec![],
+            lsn: Lsn(42),
+            change_lsn: Lsn(0),
+        };
+        assert_eq!(decoded, expected);
     }
 
     #[test]
@@ -506,6 +541,33 @@ mod tests {
         // Only an update may leave a value out.
         let encoded = try_encode_change(&layout(), Op::Create, None, Some(&after), &[2], &origin()).unwrap();
         assert!(decode(&layout(), &encoded.value).unwrap_err().contains("column \"note\" is missing"));
+    }
+
+    #[test]
+    fn a_truncate_has_neither_key_nor_rows_and_keeps_its_place_in_the_transaction() {
+        let origin = Origin { lsn: Lsn(42), change_lsn: Lsn(40), snapshot: false, ..origin() };
+        let encoded = try_encode(&layout(), Op::Truncate, None, None, &origin).unwrap();
+        assert!(encoded.key.is_none());
+        let value: serde_json::Value = serde_json::from_slice(&encoded.value).unwrap();
+        let null = serde_json::Value::Null;
+        assert_eq!((&value["op"], &value["before"], &value["after"]), (&"t".into(), &null, &null));
+        assert_eq!(value["source"]["sequence"], r#"["42","40"]"#);
+        let decoded = decode(&layout(), &encoded.value).unwrap();
+        let expected = Decoded {
+            op: Op::Truncate,
+            before: None,
+            after: None,
+            unchanged: vec![],
+            lsn: Lsn(42),
+            change_lsn: Lsn(40),
+        };
+        assert_eq!(decoded, expected);
+        // Debezium's own truncate event, whose sequence starts with the previous commit's LSN.
+        let debezium = br#"{"before":null,"after":null,"source":{"version":"2.7.0.Final","connector":"postgresql",
+            "name":"p","ts_ms":1,"snapshot":"false","db":"demo","sequence":"[\"24023119\",\"24023128\"]",
+            "schema":"bookings","table":"ticket_flights","txId":1,"lsn":24023128,"xmin":null},"op":"t","ts_ms":2}"#;
+        let decoded = decode(&layout(), debezium).unwrap();
+        assert_eq!((decoded.op, decoded.lsn, decoded.change_lsn), (Op::Truncate, Lsn(24023128), Lsn(24023128)));
     }
 
     #[test]

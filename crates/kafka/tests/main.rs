@@ -31,8 +31,14 @@ async fn events_round_trip_in_key_order_through_the_broker() {
         for key in 0..n_keys {
             let (key, version_text) = (key.to_string(), version.to_string());
             let row = [Some(key.as_str()), Some(version_text.as_str())];
-            let origin =
-                Origin { server: &layout.prefix, database: "db", lsn: Lsn(version), snapshot: false, ts_ms: 0 };
+            let origin = Origin {
+                server: &layout.prefix,
+                database: "db",
+                lsn: Lsn(version),
+                change_lsn: Lsn(0),
+                snapshot: false,
+                ts_ms: 0,
+            };
             let event = try_encode(&table, Op::Update, None, Some(&row), &origin).unwrap();
             producer.send(&topic, None, event.key.as_deref(), &event.value).await.unwrap();
         }
@@ -128,7 +134,8 @@ async fn json_gives_back_postgres_text_of_every_type() {
         assert!(!rows.is_empty(), "{sql_type}");
         for row in rows {
             let text: Option<String> = row.get(0);
-            let origin = Origin { server: "p", database: "db", lsn: Lsn(1), snapshot: true, ts_ms: 0 };
+            let origin =
+                Origin { server: "p", database: "db", lsn: Lsn(1), change_lsn: Lsn(0), snapshot: true, ts_ms: 0 };
             let encoded = match try_encode(&layout, Op::Read, None, Some(&[text.as_deref()]), &origin) {
                 Ok(encoded) => encoded,
                 // What the json encoding refuses by design: floats JSON has no number for, and

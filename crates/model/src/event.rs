@@ -37,19 +37,32 @@ impl FromStr for Lsn {
     }
 }
 
-/// Debezium's operation codes: `r` snapshot read, `c` create, `u` update, `d` delete.
+/// Debezium's operation codes: `r` snapshot read, `c` create, `u` update, `d` delete, `t` truncate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     Read,
     Create,
     Update,
     Delete,
+    /// The table was emptied (`TRUNCATE`): no rows, only where in the stream it happened.
+    Truncate,
+}
+
+/// Where a change stands in the source's order: its transaction's commit LSN, then the change's own
+/// WAL position, which orders the changes of one transaction. Snapshot rows stand before every change
+/// (their commit LSN is the snapshot's, their own position 0); a decoded event that does not carry its
+/// own position has 0 there.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub commit_lsn: Lsn,
+    pub lsn: Lsn,
 }
 
 /// One row: each column's PostgreSQL text output in table column order, `None` for NULL.
 pub type Row = Vec<Option<String>>;
 
-/// One row changed after the snapshot, as the change stream decodes it from the slot.
+/// One row changed after the snapshot, as the change stream decodes it from the slot; or, as
+/// `Op::Truncate` (no rows), the table emptied at that point.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChangeEvent {
     pub table: QualifiedName,
@@ -68,6 +81,16 @@ pub struct ChangeEvent {
     /// The commit LSN of the transaction that made the change: every change of a transaction shares it,
     /// and a cutover drains the stream up to one.
     pub commit_lsn: Lsn,
+    /// The change's own WAL position, which orders the changes of one transaction (a `TRUNCATE`
+    /// between two writes of the table in one transaction). 0 where the event did not carry it.
+    pub lsn: Lsn,
+}
+
+impl ChangeEvent {
+    /// Where the change stands in the source's order.
+    pub fn position(&self) -> Position {
+        Position { commit_lsn: self.commit_lsn, lsn: self.lsn }
+    }
 }
 
 #[cfg(test)]

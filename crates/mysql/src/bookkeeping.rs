@@ -20,6 +20,9 @@ pub const OFFSETS_TABLE: &str = "passerelle_offsets";
 pub const RUNS_TABLE: &str = "passerelle_runs";
 /// The tables, views and sequences each migration created in the target.
 pub const OBJECTS_TABLE: &str = "passerelle_objects";
+/// Per topic, where in the source's order its table was last emptied by a `TRUNCATE` the sink
+/// applied: changes from before it are dead and skipped (`sink::truncate`).
+pub const TRUNCATES_TABLE: &str = "passerelle_truncates";
 
 /// An object in a target database: a table, a view or a sequence.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -147,6 +150,13 @@ pub async fn ensure_tables(
                kind VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
                PRIMARY KEY (migration, database_name, object_name)
              ) ENGINE=InnoDB COMMENT 'Passerelle: what each migration created, the only objects it drops'"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{TRUNCATES_TABLE} (
+               topic VARCHAR(249) CHARACTER SET ascii COLLATE ascii_bin NOT NULL PRIMARY KEY,
+               commit_lsn BIGINT UNSIGNED NOT NULL,
+               lsn BIGINT UNSIGNED NOT NULL
+             ) ENGINE=InnoDB COMMENT 'Passerelle: where each topic''s table was last truncated, written with the rows'"
         ),
     ];
     for statement in statements {
@@ -281,7 +291,8 @@ pub async fn created_objects(
     Ok(rows.into_iter().map(|(database, name, kind)| TargetObject { database, name, kind }).collect())
 }
 
-/// Forgets a migration: its run, the offsets of its topics and the objects it created (which stay).
+/// Forgets a migration: its run, the offsets and truncates of its topics and the objects it created
+/// (which stay).
 pub async fn forget(
     conn: &mut Conn,
     endpoint: &impl fmt::Display,
@@ -295,7 +306,9 @@ pub async fn forget(
         conn.exec_drop(format!("DELETE FROM {db}.{table} WHERE migration = ?"), (migration,)).await.map_err(context)?;
     }
     for topic in topics {
-        conn.exec_drop(format!("DELETE FROM {db}.{OFFSETS_TABLE} WHERE topic = ?"), (topic,)).await.map_err(context)?;
+        for table in [OFFSETS_TABLE, TRUNCATES_TABLE] {
+            conn.exec_drop(format!("DELETE FROM {db}.{table} WHERE topic = ?"), (topic,)).await.map_err(context)?;
+        }
     }
     Ok(())
 }

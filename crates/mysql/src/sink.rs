@@ -9,6 +9,7 @@
 
 mod changes;
 mod insert;
+mod truncate;
 
 use std::collections::HashMap;
 
@@ -217,6 +218,12 @@ impl Sink {
         let fresh: Vec<(i64, &Row)> =
             rows.iter().filter(|(offset, _)| *offset >= next_offset).map(|(offset, row)| (*offset, row)).collect();
         let Some(&(last_offset, _)) = fresh.last() else { return Ok(0) };
+        // An online run's table truncated while its snapshot still loads: the snapshot's rows come
+        // before any change, so the truncate removed them all at the source.
+        if self.truncated_at(origin.topic, false).await?.is_some() {
+            self.advance(origin, last_offset + 1).await?;
+            return Ok(0);
+        }
         if let Some((offset, row)) = fresh.iter().find(|(_, row)| row.len() != table.columns.len()) {
             let cause = format!("offset {offset}: {} values for {} columns", row.len(), table.columns.len());
             return Err(data_error(table, origin, cause));

@@ -5,3 +5,4 @@ mod changes;
 mod load;
 mod support;
 mod tls;
+mod truncate;

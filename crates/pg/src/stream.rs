@@ -54,13 +54,26 @@ pub enum StreamItem {
     /// The end of the transaction whose changes came just before. Confirming `end_lsn` once they
     /// are safe means the slot never sends them again.
     Commit { commit_lsn: Lsn, end_lsn: Lsn },
-    /// `TRUNCATE` emptied `tables` (one statement, maybe cascaded) in the transaction committing at
-    /// `commit_lsn`.
-    Truncate { tables: Vec<QualifiedName>, commit_lsn: Lsn },
+    /// `TRUNCATE` emptied `tables` (one statement: those it names and, with `CASCADE`, those whose
+    /// foreign keys reference them) in the transaction committing at `commit_lsn`, at `lsn` in it.
+    Truncate(Truncate),
     /// The server has sent everything it has for now: its WAL ends at `wal_end`. Once every item
     /// before is safe, confirming `wal_end` lets the slot skip WAL that held nothing published
     /// (transactions still open then are sent whole when they commit, later).
     Idle { wal_end: Lsn },
+}
+
+/// One `TRUNCATE` statement as pgoutput sends it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Truncate {
+    /// Every table it emptied: with `CASCADE`, pgoutput lists the referencing tables too.
+    pub tables: Vec<QualifiedName>,
+    pub cascade: bool,
+    /// `RESTART IDENTITY`: the tables' owned sequences started over.
+    pub restart_identity: bool,
+    pub commit_lsn: Lsn,
+    /// The statement's own WAL position within its transaction.
+    pub lsn: Lsn,
 }
 
 /// A slot streaming to Passerelle over a replication connection.
@@ -338,9 +351,13 @@ impl Driver {
                 let mut reader = Reader { data: body.data(), endpoint: &self.conn.endpoint };
                 match reader.u8()? {
                     // XLogData: the WAL start and end and the server's clock, then one pgoutput message.
+                    // The start of a change's message is the change's own WAL position (logical
+                    // decoding writes each change at its record's LSN, in LSN order within the
+                    // transaction), which orders a TRUNCATE among the writes of its transaction.
                     b'w' => {
-                        reader.take(24)?;
-                        self.decoder.decode(&mut reader)
+                        let start = Lsn(reader.u64()?);
+                        reader.take(16)?;
+                        self.decoder.decode(&mut reader, start)
                     }
                     // Primary keepalive: the server's WAL end, its clock, whether it wants an answer now.
                     b'k' => {
@@ -394,8 +411,8 @@ impl Driver {
 }
 
 impl Decoder {
-    /// One pgoutput message.
-    fn decode(&mut self, reader: &mut Reader) -> Result<Option<StreamItem>, PgError> {
+    /// One pgoutput message, which starts at `lsn` in the WAL.
+    fn decode(&mut self, reader: &mut Reader, lsn: Lsn) -> Result<Option<StreamItem>, PgError> {
         match reader.u8()? {
             b'B' => {
                 self.commit_lsn = Some(Lsn(reader.u64()?));
@@ -416,7 +433,7 @@ impl Decoder {
                 let relation = self.relation_of(reader)?;
                 reader.expect(b'N')?;
                 let (after, toasted) = read_tuple(reader, relation)?;
-                Ok(Some(self.change(relation, Op::Create, None, Some((after, toasted)), reader)?))
+                Ok(Some(self.change(relation, Op::Create, None, Some((after, toasted)), lsn, reader)?))
             }
             b'U' => {
                 let relation = self.relation_of(reader)?;
@@ -431,7 +448,7 @@ impl Decoder {
                     return Err(reader.invalid(format!("an update of {} has no new row", relation.table)));
                 }
                 let after = read_tuple(reader, relation)?;
-                Ok(Some(self.change(relation, Op::Update, before, Some(after), reader)?))
+                Ok(Some(self.change(relation, Op::Update, before, Some(after), lsn, reader)?))
             }
             b'D' => {
                 let relation = self.relation_of(reader)?;
@@ -440,16 +457,23 @@ impl Decoder {
                     _ => return Err(reader.invalid(format!("a delete from {} has no old row", relation.table))),
                 }
                 let before = read_old_tuple(reader, relation)?;
-                Ok(Some(self.change(relation, Op::Delete, Some(before), None, reader)?))
+                Ok(Some(self.change(relation, Op::Delete, Some(before), None, lsn, reader)?))
             }
             b'T' => {
                 let n_relations = reader.u32()?;
-                reader.u8()?; // CASCADE and RESTART IDENTITY, which change nothing for the target
+                // Bit 1: CASCADE, bit 2: RESTART IDENTITY.
+                let options = reader.u8()?;
                 let mut tables = Vec::new();
                 for _ in 0..n_relations {
                     tables.push(self.relation_of(reader)?.table.clone());
                 }
-                Ok(Some(StreamItem::Truncate { tables, commit_lsn: self.commit_lsn(reader)? }))
+                Ok(Some(StreamItem::Truncate(Truncate {
+                    tables,
+                    cascade: options & 1 != 0,
+                    restart_identity: options & 2 != 0,
+                    commit_lsn: self.commit_lsn(reader)?,
+                    lsn,
+                })))
             }
             // Type (sent before a Relation that uses a non-built-in type), Origin, and the logical
             // decoding messages of pg_logical_emit_message: nothing a migration carries.
@@ -515,6 +539,7 @@ impl Decoder {
         op: Op,
         before: Option<Row>,
         after: Option<(Row, Vec<usize>)>,
+        lsn: Lsn,
         reader: &Reader,
     ) -> Result<StreamItem, PgError> {
         let mut unchanged = Vec::new();
@@ -530,6 +555,7 @@ impl Decoder {
             after,
             unchanged,
             commit_lsn: self.commit_lsn(reader)?,
+            lsn,
         }))
     }
 }

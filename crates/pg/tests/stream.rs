@@ -7,7 +7,7 @@ use std::time::Duration;
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
 use passerelle_model::schema::{QualifiedName, Table};
-use passerelle_pg::stream::{ChangeStream, StreamItem};
+use passerelle_pg::stream::{ChangeStream, StreamItem, Truncate};
 use passerelle_pg::{slot, PgError};
 use passerelle_testkit::{unique_name, SourceDb};
 use tokio::time::Instant;
@@ -59,7 +59,7 @@ fn row(values: &[Option<&str>]) -> Row {
 
 /// A change as the test expects it, before it knows the commit LSN.
 fn change(table: &str, op: Op, before: Option<Row>, after: Option<Row>, unchanged: Vec<usize>) -> ChangeEvent {
-    ChangeEvent { table: qualified(table), op, before, after, unchanged, commit_lsn: Lsn(0) }
+    ChangeEvent { table: qualified(table), op, before, after, unchanged, commit_lsn: Lsn(0), lsn: Lsn(0) }
 }
 
 /// Every kind of change, in transactions of one or several statements, against keyed, keyless,
@@ -106,7 +106,7 @@ async fn the_stream_carries_every_committed_change_as_copy_prints_it() {
          delete from keyless where x = 2;
          delete from pair where a = 1;
          commit;",
-        "truncate keyless",
+        "truncate keyless restart identity",
         "insert into doc (id, body, counter)
          select 2, string_agg(md5((-i)::text), ''), 5 from generate_series(1, 1000) i",
     ];
@@ -125,20 +125,20 @@ async fn the_stream_carries_every_committed_change_as_copy_prints_it() {
         assert!(*before < transaction.commit_lsn && transaction.commit_lsn < transaction.end_lsn, "{transaction:?}");
         assert!(transaction.end_lsn <= *after, "{transaction:?}");
     }
-    // Every change carries its transaction's commit LSN; the rest is compared without it.
+    // Every change carries its transaction's commit LSN, and its own WAL position, which grows
+    // within the transaction and comes before the commit; the rest is compared without them.
     for transaction in &mut streamed {
+        let mut previous = Lsn(0);
         for item in &mut transaction.changes {
-            match item {
-                StreamItem::Change(event) => {
-                    assert_eq!(event.commit_lsn, transaction.commit_lsn);
-                    event.commit_lsn = Lsn(0);
-                }
-                StreamItem::Truncate { commit_lsn, .. } => {
-                    assert_eq!(*commit_lsn, transaction.commit_lsn);
-                    *commit_lsn = Lsn(0);
-                }
+            let (commit_lsn, lsn) = match item {
+                StreamItem::Change(event) => (&mut event.commit_lsn, &mut event.lsn),
+                StreamItem::Truncate(truncate) => (&mut truncate.commit_lsn, &mut truncate.lsn),
                 other => panic!("unexpected {other:?}"),
-            }
+            };
+            assert_eq!(*commit_lsn, transaction.commit_lsn);
+            assert!(previous < *lsn && *lsn < *commit_lsn, "{previous} < {lsn} < {commit_lsn}");
+            previous = *lsn;
+            (*commit_lsn, *lsn) = (Lsn(0), Lsn(0));
         }
     }
     let changes: Vec<Vec<StreamItem>> = streamed.into_iter().map(|transaction| transaction.changes).collect();
@@ -195,7 +195,14 @@ async fn the_stream_carries_every_committed_change_as_copy_prints_it() {
     assert_eq!(changes[1], expected[0]);
     assert_eq!(changes[2], expected[1]);
     assert_eq!(changes[3], expected[2]);
-    assert_eq!(changes[4], vec![StreamItem::Truncate { tables: vec![qualified("keyless")], commit_lsn: Lsn(0) }]);
+    let truncate = Truncate {
+        tables: vec![qualified("keyless")],
+        cascade: false,
+        restart_identity: true,
+        commit_lsn: Lsn(0),
+        lsn: Lsn(0),
+    };
+    assert_eq!(changes[4], vec![StreamItem::Truncate(truncate)]);
     assert_eq!(changes[5], expected[4]);
 
     // COPY under an exported snapshot of the final state prints every streamed value identically.

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
-use passerelle_model::event::{Lsn, Op, Row};
+use passerelle_model::event::{Op, Row};
 use passerelle_model::schema::{ColumnType, PgType};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -638,12 +638,14 @@ pub(super) fn decode(layout: &TableLayout, value: &[u8]) -> Result<Decoded, Stri
     };
     let payload: Payload = serde_json::from_str(message.payload.get()).map_err(|error| error.to_string())?;
     let op = op_from_code(&payload.op).ok_or_else(|| format!("unknown op {:?}", payload.op))?;
+    let (lsn, change_lsn) = SourceLsn::positions(payload.source);
     Ok(Decoded {
         op,
         before: read_row(layout, reprs, payload.before, foreign)?,
         after: read_row(layout, reprs, payload.after, foreign)?,
         unchanged: Vec::new(),
-        lsn: Lsn(payload.source.and_then(|source| source.lsn).unwrap_or(0)),
+        lsn,
+        change_lsn,
     })
 }
 
@@ -695,6 +697,9 @@ fn read_row(layout: &TableLayout, reprs: &[Repr], row: Option<RawRow>, foreign: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use passerelle_model::event::Lsn;
+    use serde_json::Value::Null;
+
     use crate::envelope::{decode, try_encode, Encoding};
 
     fn scalar(base: PgType) -> ColumnType {
@@ -708,7 +713,7 @@ mod tests {
     }
 
     fn origin() -> Origin<'static> {
-        Origin { server: "p", database: "db", lsn: Lsn(42), snapshot: false, ts_ms: 7 }
+        Origin { server: "p", database: "db", lsn: Lsn(42), change_lsn: Lsn(41), snapshot: false, ts_ms: 7 }
     }
 
     /// Encodes `text` as column `v`, returning the JSON of `v` in `after` and the text decoded back.
@@ -722,6 +727,20 @@ mod tests {
         let row = decoded.after.unwrap();
         assert_eq!(row[0].as_deref(), Some("1"));
         Ok((json, row[1].clone()))
+    }
+
+    #[test]
+    fn a_truncate_is_debeziums_t_event_with_its_place_in_the_transaction() {
+        let layout = layout(scalar(PgType::Text));
+        let encoded = try_encode(&layout, Op::Truncate, None, None, &origin()).unwrap();
+        assert!(encoded.key.is_none());
+        let value: serde_json::Value = serde_json::from_slice(&encoded.value).unwrap();
+        let payload = &value["payload"];
+        assert_eq!((&payload["op"], &payload["before"], &payload["after"]), (&"t".into(), &Null, &Null));
+        assert_eq!(payload["source"]["sequence"], r#"["42","41"]"#);
+        let decoded = decode(&layout, &encoded.value).unwrap();
+        assert_eq!((decoded.op, decoded.before, decoded.after), (Op::Truncate, None, None));
+        assert_eq!((decoded.lsn, decoded.change_lsn), (Lsn(42), Lsn(41)));
     }
 
     /// Each case: PostgreSQL's text, the value's JSON, and the text decoded back when it is not

@@ -57,8 +57,9 @@ struct Batch<'a> {
 
 impl Sink {
     /// Applies change events, `(offset, change)` in offset order, and advances the partition's offset,
-    /// in one transaction. Changes below the stored offset were applied before and are skipped.
-    /// Returns how many changes were applied. A snapshot read (`Op::Read`) is taken as an insert, so
+    /// in one transaction. Changes below the stored offset were applied before and are skipped, and
+    /// so are changes from before the table's last truncate; a truncate marker empties the table the
+    /// first time one of its partitions reaches it (`truncate`). Returns how many changes were applied. A snapshot read (`Op::Read`) is taken as an insert, so
     /// a partition whose snapshot rows and changes interleave can go through here.
     pub async fn apply_changes(
         &mut self,
@@ -91,9 +92,23 @@ impl Sink {
         let next_offset = self.claim(origin).await?;
         let fresh: Vec<&(i64, ChangeEvent)> = changes.iter().filter(|(offset, _)| *offset >= next_offset).collect();
         let Some(&&(last_offset, _)) = fresh.last() else { return Ok(0) };
+        let marker = fresh.iter().any(|(_, change)| change.op == Op::Truncate);
+        let mut truncated = self.truncated_at(origin.topic, marker).await?;
         let target = Target { table, scratch, origin };
         let mut batch = Batch { steps: Vec::new(), positions: HashMap::new(), n_bytes: 0 };
+        let mut n_applied = 0;
         for (offset, change) in &fresh {
+            // From before the table's last truncate: dead at the source (see `truncate`).
+            if truncated.is_some_and(|at| change.position() <= at) {
+                continue;
+            }
+            n_applied += 1;
+            if change.op == Op::Truncate {
+                self.flush(&target, &mut batch).await?;
+                self.truncate(table, origin.topic, change.position()).await?;
+                truncated = Some(change.position());
+                continue;
+            }
             let steps = steps(table, change).map_err(|cause| target.unappliable(*offset, cause))?;
             for step in steps {
                 if !batch.takes(table, &step) {
@@ -107,7 +122,7 @@ impl Sink {
         }
         self.flush(&target, &mut batch).await?;
         self.advance(origin, last_offset + 1).await?;
-        Ok(fresh.len() as u64)
+        Ok(n_applied)
     }
 
     /// The temporary table that old keys (keyed tables) or old rows (keyless ones) are written to,
@@ -429,6 +444,8 @@ fn steps<'a>(table: &TargetTable, change: &'a ChangeEvent) -> Result<Vec<Step<'a
             }]
         }
         Op::Delete => vec![Step::Remove { row: checked(change.before.as_ref(), "a delete without its old row")? }],
+        // Applied by itself (`truncate`), never as a step.
+        Op::Truncate => Vec::new(),
         Op::Update if keyed => {
             let after = checked(change.after.as_ref(), "an update without its new row")?;
             match change.before.as_ref() {
