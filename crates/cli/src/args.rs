@@ -68,6 +68,8 @@ pub enum Command {
     Completions(crate::manual::CompletionsArgs),
     /// Print the man page, or write every command's into a directory
     Man(crate::manual::ManArgs),
+    /// Before anything moves: how long migrate will take, per phase, and the disk it needs
+    Estimate(crate::estimate::EstimateArgs),
 }
 
 /// The PostgreSQL source. Every URL may come from the environment, which keeps passwords out of the

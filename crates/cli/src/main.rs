@@ -12,6 +12,7 @@ mod config;
 mod config_file;
 mod cutover;
 mod effective;
+mod estimate;
 mod failure;
 mod handover;
 mod manual;
@@ -81,6 +82,7 @@ fn run(args: Args, cli: &args::Cli) -> anyhow::Result<ExitCode> {
             Command::Config(config_args) => effective::run(config_args, cli),
             Command::Completions(completions_args) => manual::completions(completions_args),
             Command::Man(man_args) => manual::man(man_args),
+            Command::Estimate(estimate_args) => estimate::run(estimate_args).await,
         }
     })
 }

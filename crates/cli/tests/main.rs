@@ -3,6 +3,7 @@
 
 mod check;
 mod config;
+mod estimate;
 mod existing_topics;
 mod fidelity;
 mod freeze;

@@ -8,6 +8,7 @@ mod connect;
 mod error;
 pub mod preflight;
 pub mod privileges;
+pub mod sample;
 pub mod schema_apply;
 pub mod sink;
 pub mod value;

@@ -226,9 +226,73 @@ pub async fn estimate_rows(
     Ok(measure(client, endpoint, tables).await?.into_iter().map(|size| size.estimated_rows).collect())
 }
 
+/// What one table takes on the source's disk, and its rows, for `passerelle estimate`.
+#[derive(Clone, Debug)]
+pub struct Footprint {
+    /// The table's heap (`pg_relation_size`).
+    pub heap_bytes: u64,
+    /// Its indexes (`pg_indexes_size`), the primary key's included.
+    pub index_bytes: u64,
+    /// Everything: heap, TOAST and indexes (`pg_total_relation_size`).
+    pub total_bytes: u64,
+    /// `reltuples`: `None` before the first VACUUM or ANALYZE.
+    pub estimated_rows: Option<u64>,
+}
+
+/// Each table's footprint, in the order given.
+pub async fn footprints(
+    client: &Client,
+    endpoint: &impl fmt::Display,
+    tables: &[Table],
+) -> Result<Vec<Footprint>, PgError> {
+    Ok(measure(client, endpoint, tables)
+        .await?
+        .into_iter()
+        .map(|size| Footprint {
+            heap_bytes: size.heap_bytes,
+            index_bytes: size.index_bytes,
+            total_bytes: size.total_bytes,
+            estimated_rows: size.estimated_rows,
+        })
+        .collect())
+}
+
+/// COPY text of `table`'s first `n_rows` rows, read as the snapshot reads (`COPY ... TO STDOUT`),
+/// and how long reading it took: `passerelle estimate`'s sample of this source's copy speed.
+pub async fn sample_copy(
+    client: &Client,
+    endpoint: &impl fmt::Display,
+    table: &Table,
+    n_rows: u64,
+) -> Result<(Vec<u8>, std::time::Duration), PgError> {
+    use futures::StreamExt;
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .filter(|column| column.generated.is_none())
+        .map(|column| crate::slot::quote_ident(&column.name))
+        .collect();
+    let query = format!(
+        "copy (select {} from only {} limit {n_rows}) to stdout",
+        columns.join(", "),
+        crate::slot::quote_qualified(&table.name)
+    );
+    let context = |error| PgError::query(endpoint, "copying a sample", error);
+    let started = std::time::Instant::now();
+    let stream = client.copy_out(&query).await.map_err(context)?;
+    let mut stream = std::pin::pin!(stream);
+    let mut text = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        text.extend_from_slice(&chunk.map_err(context)?);
+    }
+    Ok((text, started.elapsed()))
+}
+
 /// What the catalog says of one table's size.
 struct TableSize {
     heap_bytes: u64,
+    index_bytes: u64,
+    total_bytes: u64,
     block_size: u64,
     /// `reltuples`: `None` before the first VACUUM or ANALYZE, and for partitioned parents.
     estimated_rows: Option<u64>,
@@ -242,7 +306,8 @@ async fn measure(client: &Client, endpoint: &impl fmt::Display, tables: &[Table]
     let rows = client
         .query(
             "select coalesce(pg_relation_size(c.oid), 0)::bigint, current_setting('block_size')::bigint,
-                    case when c.relkind = 'p' then null else c.reltuples::float8 end
+                    case when c.relkind = 'p' then null else c.reltuples::float8 end,
+                    coalesce(pg_indexes_size(c.oid), 0)::bigint, coalesce(pg_total_relation_size(c.oid), 0)::bigint
              from unnest($1::text[], $2::text[]) with ordinality as t(schema_name, table_name, idx)
              left join pg_namespace n on n.nspname = t.schema_name
              left join pg_class c on c.relnamespace = n.oid and c.relname = t.table_name
@@ -255,6 +320,8 @@ async fn measure(client: &Client, endpoint: &impl fmt::Display, tables: &[Table]
         .iter()
         .map(|row| TableSize {
             heap_bytes: u64::try_from(row.get::<_, i64>(0)).unwrap_or(0),
+            index_bytes: u64::try_from(row.get::<_, i64>(3)).unwrap_or(0),
+            total_bytes: u64::try_from(row.get::<_, i64>(4)).unwrap_or(0),
             block_size: u64::try_from(row.get::<_, i64>(1)).unwrap_or(8192),
             estimated_rows: row.get::<_, Option<f64>>(2).filter(|rows| *rows >= 0.0).map(|rows| rows as u64),
         })
