@@ -33,6 +33,15 @@ fn writer(setup: &Setup, table: &'static str, first: i64) -> (Arc<AtomicBool>, t
     (stop, task)
 }
 
+/// `migrate --online` on three partitions per topic, once its snapshot is in Kafka.
+async fn streaming(setup: &Setup) -> std::process::Child {
+    let mut args = setup.args("migrate");
+    args.extend(["--online", "--json", "--partitions", "3"]);
+    let migrate = passerelle_spawn(&args, &setup.env());
+    wait_for_the_snapshot_in_kafka(setup, &setup.env()).await;
+    migrate
+}
+
 const READINGS: &str = "
 create table readings (id bigint not null, at date not null, note text, primary key (id, at)) partition by range (at);
 create table readings_2024 partition of readings for values from ('2024-01-01') to ('2025-01-01');
@@ -41,10 +50,7 @@ insert into readings select i, date '2024-01-01' + (i % 300), 'r' || i from gene
 
 async fn a_partition_attached_or_created_during_an_online_run_streams_through_its_root(target: Target) {
     let setup = Setup::new(target, READINGS).await;
-    let mut args = setup.args("migrate");
-    args.extend(["--online", "--json", "--partitions", "3"]);
-    let migrate = passerelle_spawn(&args, &setup.env());
-    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    let migrate = streaming(&setup).await;
 
     let source = setup.source.client().await;
     // The writer writes the table before, during and after the partitions' arrival.
@@ -102,10 +108,7 @@ async fn a_narrowed_column_stops_the_stream_naming_it(target: Target) {
          insert into readings select i, date '2024-01-01' + (i % 300), 'r' || i from generate_series(1, 300) i;",
     )
     .await;
-    let mut args = setup.args("migrate");
-    args.extend(["--online", "--json", "--partitions", "3"]);
-    let migrate = passerelle_spawn(&args, &setup.env());
-    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    let migrate = streaming(&setup).await;
     let (stop, writes) = writer(&setup, "readings", 1000);
     let source = setup.source.client().await;
     source.batch_execute("update readings set note = 'before' where id = 1").await.unwrap();
@@ -139,10 +142,7 @@ on_both_targets!(a_narrowed_column_stops_the_stream_naming_it, flavor = "multi_t
 /// cutover refuses to call the run done, naming the table and the way out.
 async fn a_table_created_during_an_online_run_is_refused_at_the_cutover_by_name(target: Target) {
     let setup = Setup::new(target, READINGS).await;
-    let mut args = setup.args("migrate");
-    args.extend(["--online", "--json", "--partitions", "3"]);
-    let migrate = passerelle_spawn(&args, &setup.env());
-    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    let migrate = streaming(&setup).await;
     let (stop, writes) = writer(&setup, "readings", 1000);
     let source = setup.source.client().await;
     source
