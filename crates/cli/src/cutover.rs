@@ -4,34 +4,46 @@
 //! there, then the post-data DDL and AUTO_INCREMENT from the sequences at the cutover; then the target
 //! is verified against the source, which no longer changes.
 //!
+//! The verification is in two steps, so the cutover's window holds little of it: before the cutover,
+//! while the source still changes, every table is compared whole once the target holds everything
+//! committed before a known WAL position, from which the source's changes are watched; after the
+//! drain, only the rows the source changed since (their keys read from its WAL) and the counts.
+//!
 //! With `--freeze` the cutover stops the application's writes itself: it makes the source database
 //! read-only and ends its other sessions (`pg::freeze`) before it takes the cutover LSN, and prints
 //! the downtime, from the freeze to the verified target. If the target does not verify, or the
 //! cutover fails or is interrupted, it makes the source read-write again, so the application goes on
 //! with the source where it was.
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use passerelle_kafka::control::{self, Cutover, RunAnnouncement};
 use passerelle_kafka::producer::Producer;
-use passerelle_kafka::topic::control_topic;
+use passerelle_kafka::topic::{control_topic, end_offsets, table_topic};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
+use passerelle_model::schema::QualifiedName;
 use passerelle_mysql::bookkeeping::{self, Phase};
+use passerelle_pg::changed_keys::KeyWatch;
+use passerelle_verify::report::TableOutcome;
 use serde::Serialize;
 
 use crate::args::{BookkeepingDb, KafkaBrokers, SourceUrl, TargetUrl};
 use crate::config::{Names, NamingArgs};
 use crate::failure;
 use crate::handover::{Handover, ReportDirArg, Systems};
-use crate::mapping::{self, TargetMappingArgs};
+use crate::mapping::{self, Mapping, TargetMappingArgs};
+use crate::pause;
 use crate::retry;
 use crate::settings;
 use crate::shutdown;
 
 /// How often the cutover looks at the control topic and the target while it waits.
 const POLL: Duration = Duration::from_secs(1);
+/// How often the first step of the verification looks whether the target has caught up.
+const CATCH_UP_POLL: Duration = Duration::from_millis(250);
 /// How often a long wait says whom it waits for.
 const NOTE_EVERY: Duration = Duration::from_secs(30);
 
@@ -74,10 +86,25 @@ struct CutoverReport {
     /// From the cutover request until the target held everything, with its post-data DDL.
     target_ready_seconds: f64,
     verified: bool,
+    /// The first step of the verification, while the source still changed: every table, whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_verification: Option<FirstReport>,
     /// With `--freeze`: what the freeze did and how long the source took no writes.
     #[serde(skip_serializing_if = "Option::is_none")]
     freeze: Option<FreezeReport>,
     verification: passerelle_verify::report::Report,
+}
+
+#[derive(Serialize)]
+struct FirstReport {
+    /// The source's WAL position from which its changes were watched.
+    from_lsn: String,
+    seconds: f64,
+    /// Tables that differed then (the source changed under the comparison) or could not be
+    /// compared: compared whole again at the cutover.
+    compared_again_whole: Vec<String>,
+    /// Changes the source committed from `from_lsn` to the cutover, whose rows the cutover re-checked.
+    changes_since: u64,
 }
 
 #[derive(Serialize)]
@@ -117,17 +144,16 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let requested = state.cutover.map(|cutover| Lsn(cutover.lsn));
-    let ends = Ends {
-        source: &source,
-        kafka: &kafka,
-        target: &target,
-        names: &names,
-        topic: &topic,
-        run: &run,
-        mapping: &mapping,
+    let ends = Ends { source: &source, kafka: &kafka, target: &target, names: &names, topic: &topic, run: &run };
+    let planned = mapping::plan_for(run.schema.clone(), &run.schemas, &mapping, &target, None).await?;
+    // A cutover requested already has stopped the stream: nothing to verify while it streams.
+    let first = match requested {
+        None => Some(ends.verify_while_streaming(&args, &planned).await?),
+        Some(_) => None,
     };
+    pause::point(pause::FIRST_VERIFIED, 0).await;
     if !args.freeze {
-        let outcome = ends.cut_over(&args, requested).await?;
+        let outcome = ends.cut_over(&args, &planned, requested, first).await?;
         return report(&args, outcome, None);
     }
 
@@ -146,7 +172,7 @@ pub async fn run(args: CutoverArgs) -> anyhow::Result<ExitCode> {
     );
     // Asked to stop, the cutover ends here, so that the source is made read-write again in time.
     let outcome = tokio::select! {
-        outcome = ends.cut_over(&args, requested) => outcome,
+        outcome = ends.cut_over(&args, &planned, requested, first) => outcome,
         () = shutdown::requested_wait() => Err(shutdown::Stopped.into()),
     };
     let downtime_seconds = frozen_at.elapsed().as_secs_f64();
@@ -183,13 +209,110 @@ struct Ends<'a> {
     names: &'a Names,
     topic: &'a str,
     run: &'a RunAnnouncement,
-    mapping: &'a TargetMappingArgs,
+}
+
+/// The first step of the verification, done: the source's changes since are watched.
+struct FirstStep {
+    watch: KeyWatch,
+    seconds: f64,
+    /// The tables to compare whole again at the cutover.
+    whole: BTreeSet<QualifiedName>,
 }
 
 impl Ends<'_> {
+    /// The first step of the verification, while the source still changes: from a known position
+    /// on, the source's changes are watched (`pg::changed_keys`); once the target holds everything
+    /// committed before it, every table is compared whole. A row that differs then was changed
+    /// since (the cutover re-checks it), or is wrong: a table that differs is compared whole again
+    /// at the cutover.
+    async fn verify_while_streaming(&self, args: &CutoverArgs, mapping: &Mapping) -> anyhow::Result<FirstStep> {
+        let started = Instant::now();
+        let (source, names) = (self.source, self.names);
+        let watcher: String = format!("{}_keys", names.slot).chars().take(63).collect();
+        let watch = KeyWatch::start(source, &watcher, &names.slot).await?;
+        eprintln!(
+            "passerelle: watching the source's changes from {}; waiting for the target to hold everything before",
+            watch.from
+        );
+        let client = passerelle_pg::connect(source).await?;
+        let mut said = started;
+        // Every change before the watch's start is in Kafka once the slot confirmed past it.
+        loop {
+            let slot = passerelle_pg::slot::slot_info(&client, source, &names.slot).await?;
+            if slot.and_then(|slot| slot.confirmed_flush).is_some_and(|confirmed| confirmed >= watch.from) {
+                break;
+            }
+            let state = retry::retry("reading the control topic", || control::read(self.kafka, self.topic)).await?;
+            failure::refuse_failed(&state, &names.migration)?;
+            still_waiting(&mut said, started, "the source (passerelle migrate --online or passerelle source --online)");
+            tokio::time::sleep(CATCH_UP_POLL).await;
+        }
+        let topics: Vec<String> = self
+            .run
+            .schema
+            .tables
+            .iter()
+            .map(|table| table_topic(&names.migration, &table.name.schema, &table.name.name))
+            .collect();
+        let ends = retry::retry("reading the topics' ends", || end_offsets(self.kafka, &topics)).await?;
+        let mut conn = passerelle_mysql::connect(self.target).await?;
+        loop {
+            let applied = bookkeeping::offsets(&mut conn, self.target, &args.bookkeeping.name, &topics).await?;
+            let behind = ends.iter().any(|end| {
+                let start = self.run.starts.iter().find(|s| s.topic == end.topic && s.partition == end.partition);
+                let next = applied.get(&(end.topic.clone(), end.partition)).copied();
+                end.end > next.or(start.map(|start| start.end)).unwrap_or(0)
+            });
+            if !behind {
+                break;
+            }
+            let state = retry::retry("reading the control topic", || control::read(self.kafka, self.topic)).await?;
+            failure::refuse_failed(&state, &names.migration)?;
+            still_waiting(&mut said, started, "the sinks (passerelle migrate --online or passerelle sink)");
+            tokio::time::sleep(CATCH_UP_POLL).await;
+        }
+        let _ = conn.disconnect().await;
+        eprintln!("passerelle: the target has caught up; verifying every table while the source still changes");
+        let verification = crate::verify::compare(&self.config(args), &mapping.schema, &mapping.plan).await?;
+        let whole: BTreeSet<QualifiedName> = verification
+            .tables
+            .iter()
+            .filter(|table| table.outcome != TableOutcome::Match)
+            .filter_map(|table| self.run.schema.tables.iter().find(|t| t.name.to_string() == table.table))
+            .map(|table| table.name.clone())
+            .collect();
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "passerelle: first verification in {seconds:.1}s: {} of {} table(s) match; the cutover re-checks the rows \
+             the source changes from now on{}",
+            verification.tables.len() - whole.len(),
+            verification.tables.len(),
+            match whole.len() {
+                0 => String::new(),
+                n => format!(", and compares {n} table(s) whole again"),
+            }
+        );
+        Ok(FirstStep { watch, seconds, whole })
+    }
+
+    fn config(&self, args: &CutoverArgs) -> passerelle_verify::Config {
+        passerelle_verify::Config {
+            source: self.source.clone(),
+            target: self.target.clone(),
+            jobs: usize::from(args.jobs),
+        }
+    }
+
     /// Requests the cutover (unless `requested` was), waits for the stream to drain and the target to
-    /// be ready, verifies it and writes the report to hand over.
-    async fn cut_over(&self, args: &CutoverArgs, requested: Option<Lsn>) -> anyhow::Result<CutoverReport> {
+    /// be ready, verifies it (only what changed since `first`, when the first step was done) and
+    /// writes the report to hand over.
+    async fn cut_over(
+        &self,
+        args: &CutoverArgs,
+        mapping: &Mapping,
+        requested: Option<Lsn>,
+        first: Option<FirstStep>,
+    ) -> anyhow::Result<CutoverReport> {
         let (source, kafka, target, names, topic, run) =
             (self.source, self.kafka, self.target, self.names, self.topic, self.run);
         let started = Instant::now();
@@ -241,12 +364,29 @@ impl Ends<'_> {
         let _ = conn.disconnect().await;
         let target_ready_seconds = started.elapsed().as_secs_f64();
 
-        let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, self.mapping, target, None).await?;
         let systems =
             Systems { source: source.to_string(), kafka: Some(kafka.to_string()), target: target.to_string() };
-        let config =
-            passerelle_verify::Config { source: source.clone(), target: target.clone(), jobs: usize::from(args.jobs) };
-        let verification = crate::verify::compare(&config, &mapping.schema, &mapping.plan).await?;
+        let mut first_verification = None;
+        let recheck = match first {
+            None => None,
+            Some(first) => {
+                let changed = first.watch.keys_until(lsn).await?;
+                first_verification = Some(FirstReport {
+                    from_lsn: first.watch.from.to_string(),
+                    seconds: first.seconds,
+                    compared_again_whole: first.whole.iter().map(ToString::to_string).collect(),
+                    changes_since: changed.n_changes,
+                });
+                eprintln!(
+                    "passerelle: re-checking the rows of the {} change(s) the source committed since the first \
+                     verification, and every table's count",
+                    changed.n_changes
+                );
+                Some(passerelle_verify::Recheck { whole: first.whole, changed })
+            }
+        };
+        let verification =
+            crate::verify::compare_or_recheck(&self.config(args), &mapping.schema, &mapping.plan, recheck).await?;
         let handover = Handover::new(
             "cutover",
             &names.migration,
@@ -264,6 +404,7 @@ impl Ends<'_> {
             stream_drained_seconds,
             target_ready_seconds,
             verified: verification.matches,
+            first_verification,
             freeze: None,
             verification,
         })

@@ -33,6 +33,8 @@ pub const CHANGES_APPLIED: &str = "changes-applied";
 pub const CHANGES_PRODUCED: &str = "changes-produced";
 /// `TRUNCATE` statements whose markers this process has handed to Kafka from the change stream.
 pub const TRUNCATE_PRODUCED: &str = "truncate-produced";
+/// `cutover` verified every table while the source still changed; the cutover itself comes next.
+pub const FIRST_VERIFIED: &str = "cutover-first-verified";
 /// Every snapshot row is in the target; the post-data DDL comes next.
 pub const BEFORE_POST_DATA: &str = "before-post-data";
 

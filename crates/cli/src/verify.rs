@@ -142,9 +142,23 @@ pub async fn compare(
     schema: &passerelle_model::schema::Schema,
     plan: &passerelle_ddl::Plan,
 ) -> anyhow::Result<passerelle_verify::report::Report> {
+    compare_or_recheck(config, schema, plan, None).await
+}
+
+/// Runs verify with its progress display; with `recheck`, its second step (see
+/// `passerelle_verify::recheck`).
+pub async fn compare_or_recheck(
+    config: &passerelle_verify::Config,
+    schema: &passerelle_model::schema::Schema,
+    plan: &passerelle_ddl::Plan,
+    recheck: Option<passerelle_verify::Recheck>,
+) -> anyhow::Result<passerelle_verify::report::Report> {
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let display = tokio::spawn(show_progress(receiver));
-    let report = passerelle_verify::run(config, schema, plan, sender).await;
+    let report = match recheck {
+        None => passerelle_verify::run(config, schema, plan, sender).await,
+        Some(recheck) => passerelle_verify::recheck(config, schema, plan, recheck, sender).await,
+    };
     // The display ends when `run` drops the last sender.
     let _ = display.await;
     Ok(report?)

@@ -4,6 +4,7 @@
 //! Architecture invariant: this crate knows nothing of Kafka or MySQL. It speaks `model` types.
 
 pub mod catalog;
+pub mod changed_keys;
 mod connect;
 mod error;
 pub mod freeze;

@@ -19,14 +19,15 @@ mod session;
 mod sql;
 mod target;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use passerelle_ddl::Plan;
 use passerelle_model::endpoint::DbEndpoint;
-use passerelle_model::schema::{Schema, Table, TableKind};
+use passerelle_model::schema::{QualifiedName, Schema, Table, TableKind};
 use passerelle_model::target::TargetTable;
+pub use passerelle_pg::changed_keys::{ChangedKeys, KeySet};
 use tokio::sync::mpsc::UnboundedSender;
 
 pub use error::VerifyError;
@@ -64,6 +65,15 @@ pub enum Progress {
     },
 }
 
+/// What changed on the source since a full comparison, for [`recheck`].
+#[derive(Debug, Default)]
+pub struct Recheck {
+    /// Tables to compare whole all the same (they differed then, or could not be compared).
+    pub whole: BTreeSet<QualifiedName>,
+    /// The keys the source changed, from its own WAL.
+    pub changed: ChangedKeys,
+}
+
 /// Compares every table of `schema` that `plan` migrated, and the objects `plan` promised; an `Err`
 /// means verify could not finish, not that data differs.
 pub async fn run(
@@ -71,6 +81,30 @@ pub async fn run(
     schema: &Schema,
     plan: &Plan,
     progress: UnboundedSender<Progress>,
+) -> Result<Report, VerifyError> {
+    compare_all(config, schema, plan, progress, None).await
+}
+
+/// The second step of a verification in two: after a full comparison while the source still
+/// changed, compares only the rows the source changed since (`recheck.changed`), and every table's
+/// row count; a table in `recheck.whole`, truncated, without an ordered key or whose counts differ
+/// is compared whole. The objects `plan` promised are checked as by [`run`].
+pub async fn recheck(
+    config: &Config,
+    schema: &Schema,
+    plan: &Plan,
+    recheck: Recheck,
+    progress: UnboundedSender<Progress>,
+) -> Result<Report, VerifyError> {
+    compare_all(config, schema, plan, progress, Some(Arc::new(recheck))).await
+}
+
+async fn compare_all(
+    config: &Config,
+    schema: &Schema,
+    plan: &Plan,
+    progress: UnboundedSender<Progress>,
+    recheck: Option<Arc<Recheck>>,
 ) -> Result<Report, VerifyError> {
     let source = Source::connect(&config.source).await?;
     check_encoding(&source).await?;
@@ -111,7 +145,12 @@ pub async fn run(
     let queue = Arc::new(Mutex::new(jobs));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..n_workers {
-        let worker = Worker { queue: queue.clone(), progress: progress.clone(), reports: tables.clone() };
+        let worker = Worker {
+            queue: queue.clone(),
+            progress: progress.clone(),
+            reports: tables.clone(),
+            recheck: recheck.clone(),
+        };
         let (source, target) = (config.source.clone(), config.target.clone());
         workers.spawn(async move { worker.run(&source, &target).await });
     }
@@ -193,12 +232,27 @@ fn table_plan(schema: &Schema, table: &Table, landing: &TargetTable, live: &Live
     })
 }
 
+/// The keys of `table` (`schema.table`) to re-check, with their columns' names; `None` when the
+/// table is to be compared whole.
+fn changed_keys<'a>(recheck: &'a Recheck, table: &str) -> Option<(&'a [String], &'a KeySet)> {
+    let named = |name: &QualifiedName| name.to_string() == table;
+    if recheck.whole.iter().any(named) || recheck.changed.truncated.iter().any(named) {
+        return None;
+    }
+    static NONE: KeySet = BTreeSet::new();
+    match recheck.changed.tables.iter().find(|(name, _)| named(name)) {
+        Some((_, (key_names, keys))) => Some((key_names.as_slice(), keys)),
+        None => Some((&[], &NONE)),
+    }
+}
+
 /// Takes tables off the shared queue until it is empty, with one connection to each side.
 struct Worker {
     queue: Arc<Mutex<VecDeque<(usize, TablePlan)>>>,
     progress: UnboundedSender<Progress>,
     /// The reports as planned, to fill in.
     reports: Vec<TableReport>,
+    recheck: Option<Arc<Recheck>>,
 }
 
 impl Worker {
@@ -222,7 +276,11 @@ impl Worker {
             let pinpointing = || {
                 let _ = self.progress.send(Progress::Pinpointing { table: name.clone() });
             };
-            let matches = comparison.run(&mut report, pinpointing).await?;
+            let changed = self.recheck.as_deref().and_then(|recheck| changed_keys(recheck, &name));
+            let matches = match changed {
+                Some((key_names, keys)) => comparison.recheck(&mut report, key_names, keys, pinpointing).await?,
+                None => comparison.run(&mut report, pinpointing).await?,
+            };
             report.outcome = if matches { TableOutcome::Match } else { TableOutcome::Differs };
             report.seconds = started.elapsed().as_secs_f64();
             let _ = self.progress.send(Progress::Finished {

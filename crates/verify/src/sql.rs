@@ -48,11 +48,13 @@ pub struct TablePlan {
     pub keying: Keying,
 }
 
-/// Keys `lo` (included) to `hi` (excluded), as canonical key texts; `None` is unbounded.
+/// Keys `lo` (included) to `hi` (excluded), as canonical key texts; `None` is unbounded. When `keys`
+/// is not empty, only those keys within.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Range {
     pub lo: Option<Vec<String>>,
     pub hi: Option<Vec<String>>,
+    pub keys: Vec<Vec<String>>,
 }
 
 impl TablePlan {
@@ -60,7 +62,7 @@ impl TablePlan {
         self.columns.iter().any(|c| c.rendering.client.is_some())
     }
 
-    fn table(&self, engine: Engine) -> &str {
+    pub fn table(&self, engine: Engine) -> &str {
         match engine {
             Engine::Pg => &self.pg_table,
             Engine::My => &self.my_table,
@@ -110,33 +112,24 @@ impl TablePlan {
 
     /// ` WHERE ...` for `range` (empty when unbounded) and its parameters.
     fn range_filter(&self, engine: Engine, range: &Range) -> (String, Vec<String>) {
-        let keys = self.key_columns();
         let mut params = Vec::new();
         let mut conditions = Vec::new();
+        let columns = self.key_column_names(engine);
         for (bound, operator) in [(&range.lo, ">="), (&range.hi, "<")] {
             let Some(values) = bound else { continue };
-            let placeholders: Vec<String> = keys
-                .iter()
-                .zip(values)
-                .map(|(key, value)| {
-                    params.push(value.clone());
-                    match engine {
-                        Engine::Pg => key.order.pg_bound.replace("{}", &format!("${}::text", params.len())),
-                        Engine::My => key.order.my_bound.to_string(),
-                    }
-                })
-                .collect();
-            let columns: Vec<&str> = keys
-                .iter()
-                .map(|key| match engine {
-                    Engine::Pg => key.order.pg_column.as_str(),
-                    Engine::My => key.my_column.as_str(),
-                })
-                .collect();
+            let placeholders = self.bounds(engine, values, &mut params);
             conditions.push(match columns.len() {
                 1 => format!("{} {operator} {}", columns[0], placeholders[0]),
                 _ => format!("({}) {operator} ({})", columns.join(", "), placeholders.join(", ")),
             });
+        }
+        if !range.keys.is_empty() {
+            let tuples: Vec<String> = range
+                .keys
+                .iter()
+                .map(|values| format!("({})", self.bounds(engine, values, &mut params).join(", ")))
+                .collect();
+            conditions.push(format!("({}) IN ({})", columns.join(", "), tuples.join(", ")));
         }
         match conditions.is_empty() {
             true => (String::new(), params),
@@ -144,16 +137,34 @@ impl TablePlan {
         }
     }
 
-    fn order_by(&self, engine: Engine) -> String {
-        let columns: Vec<&str> = self
-            .key_columns()
+    /// The key's values as parameters of `engine`, pushed onto `params`.
+    fn bounds(&self, engine: Engine, values: &[String], params: &mut Vec<String>) -> Vec<String> {
+        self.key_columns()
+            .iter()
+            .zip(values)
+            .map(|(key, value)| {
+                params.push(value.clone());
+                match engine {
+                    Engine::Pg => key.order.pg_bound.replace("{}", &format!("${}::text", params.len())),
+                    Engine::My => key.order.my_bound.to_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// The key columns as `engine` orders them.
+    fn key_column_names(&self, engine: Engine) -> Vec<&str> {
+        self.key_columns()
             .iter()
             .map(|key| match engine {
                 Engine::Pg => key.order.pg_column.as_str(),
                 Engine::My => key.my_column.as_str(),
             })
-            .collect();
-        columns.join(", ")
+            .collect()
+    }
+
+    fn order_by(&self, engine: Engine) -> String {
+        self.key_column_names(engine).join(", ")
     }
 
     fn key_texts(&self, engine: Engine) -> Vec<&str> {
@@ -207,6 +218,36 @@ impl TablePlan {
             });
         }
         (format!("SELECT {} FROM {}{filter}", select.join(", "), self.table(engine)), params)
+    }
+
+    /// The canonical keys of the source's rows with these keys, each given as PostgreSQL's text of
+    /// the `columns` (positions in [`TablePlan::columns`]) and cast to their `types`.
+    pub fn canonical_keys(&self, columns: &[usize], types: &[String], raw: &[Vec<String>]) -> (String, Vec<String>) {
+        let mut params = Vec::new();
+        let tuples: Vec<String> = raw
+            .iter()
+            .map(|values| {
+                let casts: Vec<String> = values
+                    .iter()
+                    .zip(types)
+                    .map(|(value, type_name)| {
+                        params.push(value.clone());
+                        format!("${}::text::{type_name}", params.len())
+                    })
+                    .collect();
+                format!("({})", casts.join(", "))
+            })
+            .collect();
+        let names: Vec<String> =
+            columns.iter().map(|&column| crate::canonical::pg_quote(&self.columns[column].name)).collect();
+        let sql = format!(
+            "SELECT {} FROM {} WHERE ({}) IN ({})",
+            self.key_texts(Engine::Pg).join(", "),
+            self.pg_table,
+            names.join(", "),
+            tuples.join(", ")
+        );
+        (sql, params)
     }
 
     /// Each distinct row hash and how many rows have it, in hash order (hex digits sort alike in
@@ -301,7 +342,7 @@ mod tests {
     }
 
     fn bounded() -> Range {
-        Range { lo: Some(vec!["10".into(), "AB".into()]), hi: Some(vec!["20".into(), "A".into()]) }
+        Range { lo: Some(vec!["10".into(), "AB".into()]), hi: Some(vec!["20".into(), "A".into()]), keys: Vec::new() }
     }
 
     #[test]
@@ -350,7 +391,7 @@ mod tests {
                 ["10", "AB", "20", "A"]"#]],
         );
         check(
-            plan.split_key(Engine::My, &Range { lo: None, hi: bounded().hi }, 7),
+            plan.split_key(Engine::My, &Range { lo: None, hi: bounded().hi, keys: Vec::new() }, 7),
             expect![[r#"
                 SELECT CAST(`id` AS CHAR) AS k0, `code` AS k1
                 FROM `demo`.`flights`
@@ -364,7 +405,7 @@ mod tests {
     fn leaf_rows_carry_a_hash_per_column() {
         let plan = flights(3);
         check(
-            plan.leaf_rows(Engine::My, &Range { lo: bounded().lo, hi: None }),
+            plan.leaf_rows(Engine::My, &Range { lo: bounded().lo, hi: None, keys: Vec::new() }),
             expect![[r#"
                 SELECT CAST(`id` AS CHAR), `code`, SHA2(CONCAT(COALESCE(CONCAT(LENGTH(CAST(CAST(`id` AS CHAR) AS BINARY)), ':', CAST(CAST(`id` AS CHAR) AS BINARY)), '-')), 256), SHA2(CONCAT(COALESCE(CONCAT(LENGTH(CAST(`code` AS BINARY)), ':', CAST(`code` AS BINARY)), '-')), 256), SHA2(CONCAT(COALESCE(CONCAT(LENGTH(CAST(IF(LOCATE('.', CAST(`fare` AS CHAR)) > 0, TRIM(TRAILING '.'
                 FROM TRIM(TRAILING '0'
