@@ -54,9 +54,9 @@ impl std::fmt::Display for StartedOver {
 impl std::error::Error for StartedOver {}
 
 /// The most records one round takes from Kafka, and the most bytes of values: past either, the
-/// round ends (after its first record, however large). Three rounds are in memory at most (one read,
-/// one decoded ahead, one applied), values and their decoded rows, so the bytes bound keeps a table of
-/// large values (10 MB apiece) within the process's memory bound as the records bound does small rows.
+/// round ends (after its first record, however large). Two rounds are in memory at most (one decoded
+/// ahead, one applied), so the bytes bound keeps a table of large values (10 MB apiece) within the
+/// process's memory bound as the records bound does small rows.
 const ROUND_RECORDS: usize = 50_000;
 const ROUND_BYTES: usize = 16 << 20;
 
@@ -198,6 +198,9 @@ async fn read_rounds(
     let mut outage = Backoff::new("reading from Kafka");
     let mut reading = Reading::default();
     loop {
+        // Room for the round before reading it: one round waits decoded while the applier applies
+        // another, never a third.
+        let Ok(room) = rounds.reserve().await else { return Ok(()) };
         let records = match consumer.next_batch(ROUND_RECORDS, ROUND_BYTES, Duration::from_millis(200)).await {
             Ok(records) => {
                 if !records.is_empty() {
@@ -258,9 +261,7 @@ async fn read_rounds(
             }
             Some(Round { groups, next_offsets: next_offsets.clone() })
         };
-        if rounds.send(round).await.is_err() {
-            return Ok(());
-        }
+        room.send(round);
     }
 }
 

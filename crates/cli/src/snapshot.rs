@@ -1,8 +1,9 @@
 //! The snapshot, source to Kafka: copy workers read ranges of tables under the exported snapshot and
 //! each feeds its own encoder, which turns rows into Debezium `r` events on the table's topic.
 //!
-//! Memory stays bounded: a worker waits when its encoder's channel is full, and an encoder waits
-//! when the producer's queue is full.
+//! Memory stays bounded: a worker waits when its encoder's channel is full (4 batches) or when the
+//! workers' batches hold 32 MB of COPY text together (`passerelle_pg::snapshot::CopySpace`), and an
+//! encoder waits when the producer's queue is full.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -13,7 +14,7 @@ use passerelle_kafka::producer::Producer;
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::{Lsn, Op};
 use passerelle_model::schema::Table;
-use passerelle_pg::snapshot::{CopyUnit, CopyWorker, RowBatch};
+use passerelle_pg::snapshot::{batch_channel, BatchSpace, CopySpace, CopyUnit, CopyWorker, RowBatch};
 use tokio::sync::mpsc;
 
 use crate::pause;
@@ -59,9 +60,10 @@ pub async fn run(
         snapshot: true,
         ts_ms,
     };
+    let space = CopySpace::default();
     let workers = (0..jobs.max(1)).map(|_| async {
         let worker = CopyWorker::open(source.endpoint, source.snapshot_name).await?;
-        let (sender, receiver) = mpsc::channel::<RowBatch>(4);
+        let (sender, receiver) = batch_channel(&space);
         let encoder = produce(receiver, layouts, &origin, producer, progress, &n_rows, &n_bytes);
         let copier = async {
             // The sender drops when the copier ends, which ends the encoder.
@@ -86,7 +88,7 @@ pub async fn run(
 
 /// Encodes and produces every batch it receives.
 async fn produce(
-    mut receiver: mpsc::Receiver<RowBatch>,
+    mut receiver: mpsc::Receiver<(RowBatch, BatchSpace)>,
     layouts: &[TableLayout],
     origin: &Origin<'_>,
     producer: &Producer,
@@ -94,7 +96,8 @@ async fn produce(
     n_rows: &[AtomicU64],
     n_bytes: &[AtomicU64],
 ) -> anyhow::Result<()> {
-    while let Some(batch) = receiver.recv().await {
+    // A batch's space in the channel is given back once it is produced (`_space` dropped).
+    while let Some((batch, _space)) = receiver.recv().await {
         shutdown::check()?;
         let started = std::time::Instant::now();
         let layout = &layouts[batch.table_idx];

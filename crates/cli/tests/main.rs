@@ -10,6 +10,7 @@ mod freeze;
 mod graceful;
 mod handover;
 mod kills;
+mod large_values;
 mod load_path;
 mod metrics;
 mod migrate;

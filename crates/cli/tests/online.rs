@@ -86,7 +86,12 @@ pub fn cut_over(setup: &Setup, migrate: std::process::Child, env: &[(&str, &str)
 
 /// Waits until `status` says the run's snapshot is complete in Kafka.
 pub async fn wait_for_the_snapshot_in_kafka(setup: &Setup, env: &[(&str, &str)]) {
-    let deadline = Instant::now() + Duration::from_secs(300);
+    wait_for_the_snapshot_in_kafka_within(setup, env, Duration::from_secs(300)).await
+}
+
+/// [`wait_for_the_snapshot_in_kafka`] for up to `bound`.
+pub async fn wait_for_the_snapshot_in_kafka_within(setup: &Setup, env: &[(&str, &str)], bound: Duration) {
+    let deadline = Instant::now() + bound;
     loop {
         assert!(Instant::now() < deadline, "the snapshot never reached Kafka");
         let run = passerelle(&[&["status", "--json"][..], &["--topic-prefix", &setup.prefix]].concat(), env);

@@ -306,7 +306,13 @@ fn encode_compact(
         let key = RowRef { columns: &layout.columns, values, only: Some(&layout.key), skip: &[] };
         serde_json::to_vec(&key).expect("a map of strings serializes")
     });
-    Encoded { key, value: serde_json::to_vec(&event).expect("an event of strings serializes") }
+    // Sized for the values up front: an event of 10 MB values is not copied over and over as its
+    // buffer doubles (escapes may still grow it once).
+    let values_len =
+        |values: Option<&Values>| values.map_or(0, |values| values.iter().flatten().map(|v| v.len()).sum());
+    let mut value = Vec::with_capacity(values_len(before) + values_len(after) + 64 * layout.columns.len() + 256);
+    serde_json::to_writer(&mut value, &event).expect("an event of strings serializes");
+    Encoded { key, value }
 }
 
 /// One decoded event, its rows in the table's column order.

@@ -12,12 +12,13 @@
 //! <https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2>
 
 use std::fmt;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::Row;
 use passerelle_model::schema::Table;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_postgres::Client;
 
 use crate::slot::{quote_ident, quote_qualified};
@@ -27,6 +28,42 @@ use crate::{session, PgError};
 pub const BATCH_ROWS: usize = 4096;
 /// ...and about this many bytes of COPY text, whichever comes first.
 pub const BATCH_BYTES: usize = 4 << 20;
+
+/// A copy worker's channel to its encoder holds at most this many batches.
+pub const CHANNEL_BATCHES: usize = 4;
+/// All copy workers' batches together, those being filled, waiting in a channel and being encoded,
+/// hold at most this many bytes of COPY text (a row larger than that alone): rows of 10 MB values
+/// go one or two at a time, not four per worker.
+pub const COPY_SPACE_BYTES: usize = 32 << 20;
+
+/// The room every copy worker's batches share ([`COPY_SPACE_BYTES`]), one permit a byte.
+#[derive(Clone)]
+pub struct CopySpace(Arc<Semaphore>);
+
+impl Default for CopySpace {
+    fn default() -> CopySpace {
+        CopySpace(Arc::new(Semaphore::new(COPY_SPACE_BYTES)))
+    }
+}
+
+/// The sending end of a copy worker's channel: [`CHANNEL_BATCHES`] batches, within the [`CopySpace`].
+#[derive(Clone)]
+pub struct BatchSender {
+    sender: mpsc::Sender<(RowBatch, BatchSpace)>,
+    space: CopySpace,
+}
+
+/// The room a batch takes in the [`CopySpace`], given back when the receiver drops it (once the
+/// batch is consumed, not when it is received).
+pub struct BatchSpace {
+    _held: Option<OwnedSemaphorePermit>,
+}
+
+/// A copy worker's channel, its batches' bytes counted in `space`, which the workers share.
+pub fn batch_channel(space: &CopySpace) -> (BatchSender, mpsc::Receiver<(RowBatch, BatchSpace)>) {
+    let (sender, receiver) = mpsc::channel(CHANNEL_BATCHES);
+    (BatchSender { sender, space: space.clone() }, receiver)
+}
 
 /// Rows of one table, in the order COPY read them.
 ///
@@ -393,12 +430,7 @@ impl CopyWorker {
     ///
     /// Every column is copied, in table order: each row is a [`Row`] as `model::event` defines it.
     /// `FROM ONLY`: rows of inheritance children and partitions are copied with their own table.
-    pub async fn copy(
-        &self,
-        tables: &[Table],
-        unit: &CopyUnit,
-        sender: &mpsc::Sender<RowBatch>,
-    ) -> Result<CopyStats, PgError> {
+    pub async fn copy(&self, tables: &[Table], unit: &CopyUnit, sender: &BatchSender) -> Result<CopyStats, PgError> {
         let table = &tables[unit.table_idx];
         let columns: Vec<String> = table.columns.iter().map(|column| quote_ident(&column.name)).collect();
         let mut sql = format!("copy (select {} from only {}", columns.join(", "), quote_qualified(&table.name));
@@ -419,8 +451,30 @@ impl CopyWorker {
         let mut parser = LineParser::default();
         let mut stats = CopyStats::default();
         let mut batch = RowBatch::new(unit.table_idx, n_columns);
+        let mut held: Option<OwnedSemaphorePermit> = None;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|error| PgError::query(&self.endpoint, "reading COPY", error))?;
+            // Room for the chunk's rows before they are parsed; when there is none, the batch goes
+            // first, so that a worker never waits for room while it holds some.
+            let wanted = chunk.len().clamp(1, COPY_SPACE_BYTES) as u32;
+            let space = &sender.space.0;
+            let room = match space.clone().try_acquire_many_owned(wanted) {
+                Ok(room) => room,
+                Err(_) => {
+                    if !batch.is_empty() {
+                        stats.n_rows += batch.n_rows as u64;
+                        let full = std::mem::replace(&mut batch, RowBatch::new(unit.table_idx, n_columns));
+                        send(sender, full, held.take(), table).await?;
+                    }
+                    // Room held for a row not complete yet (carried over) is given back too.
+                    held = None;
+                    space.clone().acquire_many_owned(wanted).await.map_err(|_| cancelled(table))?
+                }
+            };
+            match &mut held {
+                Some(held) => held.merge(room),
+                None => held = Some(room),
+            }
             stats.n_bytes += chunk.len() as u64;
             batch.n_bytes += chunk.len() as u64;
             let format_error = |detail: String| PgError::CopyFormat {
@@ -432,7 +486,7 @@ impl CopyWorker {
             if batch.n_rows >= BATCH_ROWS || batch.text.len() >= BATCH_BYTES {
                 stats.n_rows += batch.n_rows as u64;
                 let full = std::mem::replace(&mut batch, RowBatch::new(unit.table_idx, n_columns));
-                send(sender, full, table).await?;
+                send(sender, full, held.take(), table).await?;
             }
         }
         if !parser.is_empty() {
@@ -441,7 +495,7 @@ impl CopyWorker {
         }
         stats.n_rows += batch.n_rows as u64;
         if !batch.is_empty() {
-            send(sender, batch, table).await?;
+            send(sender, batch, held, table).await?;
         }
         Ok(stats)
     }
@@ -455,11 +509,17 @@ impl CopyWorker {
     }
 }
 
-async fn send(sender: &mpsc::Sender<RowBatch>, batch: RowBatch, table: &Table) -> Result<(), PgError> {
-    if sender.send(batch).await.is_err() {
-        return Err(PgError::CopyCancelled { table: table.name.to_string() });
-    }
-    Ok(())
+fn cancelled(table: &Table) -> PgError {
+    PgError::CopyCancelled { table: table.name.to_string() }
+}
+
+async fn send(
+    sender: &BatchSender,
+    batch: RowBatch,
+    held: Option<OwnedSemaphorePermit>,
+    table: &Table,
+) -> Result<(), PgError> {
+    sender.sender.send((batch, BatchSpace { _held: held })).await.map_err(|_| cancelled(table))
 }
 
 /// Turns COPY text into rows. PostgreSQL sends one row per CopyData message, but the protocol
@@ -476,6 +536,9 @@ impl LineParser {
 
     /// Parses every complete line of `chunk` (after what was carried over) into `batch`.
     fn feed(&mut self, chunk: &[u8], batch: &mut RowBatch) -> Result<(), String> {
+        // Values are at most as long as their COPY text: a row of 10 MB values is not copied over
+        // and over as its buffer doubles.
+        batch.text.reserve(chunk.len());
         let mut rest = chunk;
         if !self.carry.is_empty() {
             let Some(newline) = memchr::memchr(b'\n', rest) else {

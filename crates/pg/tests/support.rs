@@ -6,10 +6,9 @@ use std::sync::{Arc, Mutex};
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::Row;
 use passerelle_model::schema::{QualifiedName, Table};
-use passerelle_pg::snapshot::{plan_units, CopyStats, CopyUnit, CopyWorker, RowBatch};
+use passerelle_pg::snapshot::{batch_channel, plan_units, CopySpace, CopyStats, CopyUnit, CopyWorker, RowBatch};
 use passerelle_pg::{catalog, PgError};
 use passerelle_testkit::{pg_client, unique_name, SourceDb, Stack};
-use tokio::sync::mpsc;
 
 /// A database of its own with `setup` run in it, and its endpoint as Passerelle sees it.
 pub async fn source(setup: &str) -> (SourceDb, DbEndpoint) {
@@ -53,7 +52,7 @@ pub async fn copy_all(
 ) -> CopyStats {
     let tables = Arc::new(tables.to_vec());
     let queue = Arc::new(Mutex::new(VecDeque::from(units)));
-    let (sender, mut receiver) = mpsc::channel::<RowBatch>(4);
+    let (sender, mut receiver) = batch_channel(&CopySpace::default());
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..n_workers {
         let worker = CopyWorker::open(endpoint, snapshot_name).await.unwrap();
@@ -71,7 +70,7 @@ pub async fn copy_all(
         });
     }
     drop(sender);
-    while let Some(batch) = receiver.recv().await {
+    while let Some((batch, _space)) = receiver.recv().await {
         each(batch);
     }
     let mut total = CopyStats::default();
