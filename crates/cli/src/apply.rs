@@ -251,6 +251,7 @@ async fn read_rounds(
                             unchanged: decoded.unchanged,
                             commit_lsn: decoded.lsn,
                             lsn: decoded.change_lsn,
+                            position: decoded.position,
                         };
                         match segments.last_mut() {
                             Some(Segment::Changes(changes)) => changes.push((record.offset, change)),

@@ -78,10 +78,13 @@ pub fn table_layouts(prefix: &str, schema: &Schema, encoding: Encoding) -> Vec<T
             let root = topic_root(schema, table);
             let columns = table.columns.iter().map(|column| column.name.clone()).collect();
             let types = table.columns.iter().map(|column| column.data_type.clone()).collect();
-            // The root's key, by name: a partition's own primary key is the root's, cloned.
-            let key = root.primary_key.as_ref().map_or_else(Vec::new, |key| {
-                key.columns.iter().filter_map(|name| table.columns.iter().position(|c| &c.name == name)).collect()
-            });
+            // The root's key (its primary key, or its replica identity's index), by name: a
+            // partition's own primary key is the root's, cloned.
+            let key = root
+                .key_positions()
+                .iter()
+                .filter_map(|&i| table.columns.iter().position(|c| c.name == root.columns[i].name))
+                .collect();
             TableLayout::new(
                 root.name.schema.clone(),
                 root.name.name.clone(),

@@ -57,6 +57,7 @@ pub async fn run(
         database: source.database,
         lsn: source.consistent_point,
         change_lsn: Lsn(0),
+        position: None,
         snapshot: true,
         ts_ms,
     };

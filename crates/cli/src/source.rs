@@ -17,6 +17,7 @@ use passerelle_kafka::producer::Producer;
 use passerelle_kafka::topic::{create_control_topic, end_offsets, recreate_topics, require_topics, TopicLayout};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
+use passerelle_model::schema::QualifiedName;
 use passerelle_pg::PgError;
 use tokio::sync::oneshot;
 
@@ -251,20 +252,22 @@ pub async fn copy_snapshot(
     })
     .await?;
     side.patterns.apply(&mut schema)?;
-    // A partition's changes stream under its root, which must have the key.
-    let mut keyless: Vec<String> = schema
+    // A partition's changes stream under its root, whose rows the stream must tell apart.
+    let mut unidentified: Vec<&QualifiedName> = schema
         .tables
         .iter()
         .map(|table| topic_root(&schema, table))
-        .filter(|root| root.primary_key.is_none())
-        .map(|root| root.name.to_string())
+        .filter(|root| !root.identifies_rows())
+        .map(|root| &root.name)
         .collect();
-    keyless.dedup();
-    if side.online && !keyless.is_empty() {
+    unidentified.dedup();
+    if let Some(first) = unidentified.first().filter(|_| side.online) {
         anyhow::bail!(
-            "{} has no primary key, so its changes cannot be streamed; add one, or migrate offline (without --online) \
-             while the application is stopped",
-            keyless.join(", ")
+            "{} {} no primary key and no replica identity that tells its rows apart, so its changes cannot be \
+             streamed; ALTER TABLE {first} REPLICA IDENTITY FULL (or USING INDEX a unique index), add a primary key, \
+             or migrate offline (without --online) while the application is stopped",
+            unidentified.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            if unidentified.len() == 1 { "has" } else { "have" }
         );
     }
     let tables = schema.tables.clone();
@@ -330,10 +333,10 @@ pub async fn copy_snapshot(
         let _ = announced.send(run_id.clone());
     }
 
-    // Publishing a table without a key would make its updates and deletes fail on the live source;
-    // such tables are copied by the snapshot but not streamed.
+    // Publishing a table whose replica identity tells no rows apart would make its updates and
+    // deletes fail on the live source; such tables (offline runs only) are copied but not streamed.
     let published: Vec<_> =
-        tables.iter().filter(|table| table.primary_key.is_some()).map(|table| table.name.clone()).collect();
+        tables.iter().filter(|table| table.identifies_rows()).map(|table| table.name.clone()).collect();
     on_source(side, "creating the publication", || async {
         let client = passerelle_pg::connect(source).await?;
         passerelle_pg::slot::create_publication(&client, source, &side.names.slot, &published).await

@@ -61,8 +61,8 @@ pub struct Streaming<'a> {
 /// Returns how many changes it produced.
 pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> anyhow::Result<u64> {
     let s = streaming;
-    // Tables without a key are not published (see `source`): the stream only holds keyed tables.
-    let published: Vec<Table> = s.tables.iter().filter(|table| table.primary_key.is_some()).cloned().collect();
+    // Only tables whose rows the stream tells apart are published (see `source`).
+    let published: Vec<Table> = s.tables.iter().filter(|table| table.identifies_rows()).cloned().collect();
     let start = || {
         retry::retry("starting the change stream", || {
             ChangeStream::start(s.endpoint, s.slot, s.slot, s.from, &published)
@@ -225,6 +225,7 @@ async fn produce_truncate(
         database: s.database,
         lsn: truncate.commit_lsn,
         change_lsn: truncate.lsn,
+        position: None,
         snapshot: false,
         ts_ms: now_ms(),
     };
@@ -261,6 +262,7 @@ async fn produce(
         database: s.database,
         lsn: change.commit_lsn,
         change_lsn: change.lsn,
+        position: None,
         snapshot: false,
         ts_ms: now_ms(),
     };
@@ -287,8 +289,11 @@ async fn produce(
     } else {
         vec![(change.op, before.as_deref(), after.as_deref())]
     };
-    for (op, before, after) in events {
+    // Each event's position in its transaction: twice the change's, plus one for the second event of
+    // a key change, so that both halves stay apart where they share a partition.
+    for (part, (op, before, after)) in (0..).zip(events) {
         let unchanged = if op == Op::Update { unchanged.as_slice() } else { &[] };
+        let origin = Origin { position: change.position.map(|position| 2 * position + part), ..origin };
         let event = try_encode_change(layout, op, before, after, unchanged, &origin)
             .map_err(|cause| anyhow::anyhow!("{cause}"))?;
         producer.send(&layout.topic, layout.fixed_partition(), event.key.as_deref(), &event.value).await?;

@@ -9,6 +9,7 @@ mod fidelity;
 mod freeze;
 mod graceful;
 mod handover;
+mod keyless;
 mod kills;
 mod large_values;
 mod load_path;

@@ -134,14 +134,3 @@ async fn killed_while_streaming_a_restarted_migration_loses_and_repeats_nothing(
     setup.cleanup();
 }
 on_both_targets!(killed_while_streaming_a_restarted_migration_loses_and_repeats_nothing, flavor = "multi_thread");
-
-async fn an_online_run_refuses_a_table_without_a_key(target: Target) {
-    let setup =
-        Setup::new(target, "create table log (at timestamptz, line text); create table ok (id int primary key);").await;
-    let mut args = setup.args("migrate");
-    args.push("--online");
-    let run = passerelle(&args, &setup.env());
-    assert_eq!(run.code, 2, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("public.log has no primary key, so its changes cannot be streamed"), "{}", run.stderr);
-}
-on_both_targets!(an_online_run_refuses_a_table_without_a_key, flavor = "multi_thread");

@@ -12,8 +12,8 @@ mod fidelity;
 use passerelle_ddl::{plan, Config, IntervalAs, Server, TypeOptions, UuidAs};
 use passerelle_model::schema::{
     Check, Column, ColumnType, CompositeType, Deferrable, Domain, EnumType, FkAction, FkMatch, ForeignKey, Identity,
-    Index, IndexKey, IndexTarget, Key, PgType, QualifiedName, Routine, Schema, Sequence, Table, TableKind, Trigger,
-    View,
+    Index, IndexKey, IndexTarget, Key, PgType, QualifiedName, ReplicaIdentity, Routine, Schema, Sequence, Table,
+    TableKind, Trigger, View,
 };
 
 fn name(schema: &str, name: &str) -> QualifiedName {
@@ -76,6 +76,7 @@ fn table(name: &str, columns: Vec<Column>, primary_key: Key) -> Table {
         checks: Vec::new(),
         indexes: Vec::new(),
         comment: Some(format!("{name} table")),
+        replica_identity: ReplicaIdentity::Default,
     }
 }
 
@@ -383,6 +384,7 @@ fn features() -> Schema {
             },
         ],
         comment: None,
+        replica_identity: ReplicaIdentity::Default,
     };
     orders.columns[5].comment = None;
     let partition = Table {
@@ -416,6 +418,7 @@ fn features() -> Schema {
         checks: Vec::new(),
         indexes: Vec::new(),
         comment: None,
+        replica_identity: ReplicaIdentity::Default,
     };
     notes.columns[1].comment = None;
     Schema {

@@ -145,6 +145,10 @@ pub struct Origin<'a> {
     /// The change's own WAL position within its transaction (0 for snapshot rows), written with `lsn`
     /// as `source.sequence`: together they order a `TRUNCATE` among its transaction's writes.
     pub change_lsn: Lsn,
+    /// A streamed change's place among its transaction's events, written as a third element of
+    /// `source.sequence`: with `lsn` it increases along each partition as the stream writes it, so a
+    /// sink skips what the slot sent again. `None` for snapshot rows.
+    pub position: Option<u64>,
     /// True for rows read by the snapshot.
     pub snapshot: bool,
     pub ts_ms: i64,
@@ -224,7 +228,10 @@ impl<'a> WireSource<'a> {
             db: origin.database,
             schema: &layout.schema,
             table: &layout.table,
-            sequence: format!(r#"["{}","{}"]"#, origin.lsn.0, origin.change_lsn.0),
+            sequence: match origin.position {
+                Some(n) => format!(r#"["{}","{}","{n}"]"#, origin.lsn.0, origin.change_lsn.0),
+                None => format!(r#"["{}","{}"]"#, origin.lsn.0, origin.change_lsn.0),
+            },
             lsn: origin.lsn.0,
         }
     }
@@ -326,6 +333,9 @@ pub struct Decoded {
     pub lsn: Lsn,
     /// The change's own WAL position from `source.sequence`; 0 where the event has none.
     pub change_lsn: Lsn,
+    /// The position `source.sequence` gives, in events Passerelle wrote (Debezium's own sequence
+    /// holds other LSNs, which do not increase along a partition).
+    pub position: Option<u64>,
 }
 
 /// True for a record that carries no event: a tombstone, which Debezium writes after each delete for
@@ -360,6 +370,7 @@ impl<'de> DeserializeSeed<'de> for EventSeed<'_> {
 #[derive(Deserialize)]
 struct SourceLsn {
     lsn: Option<u64>,
+    version: Option<String>,
     sequence: Option<String>,
 }
 
@@ -373,6 +384,17 @@ impl SourceLsn {
             .and_then(|lsns| lsns.get(1).cloned().flatten())
             .and_then(|lsn| lsn.parse().ok());
         (Lsn(source.lsn.unwrap_or(0)), Lsn(own.unwrap_or(0)))
+    }
+
+    /// The event's place in its transaction, the third element of `sequence`, when Passerelle wrote
+    /// the event (Debezium's own sequence holds LSNs only).
+    fn position(source: Option<&SourceLsn>) -> Option<u64> {
+        let source = source?;
+        if !source.version.as_deref().is_some_and(|version| version.starts_with("passerelle-")) {
+            return None;
+        }
+        let sequence: Vec<String> = serde_json::from_str(source.sequence.as_deref()?).ok()?;
+        sequence.get(2)?.parse().ok()
     }
 }
 
@@ -416,8 +438,9 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
             Some(PartialRow { row, missing }) => (Some(row), missing),
             None => (None, Vec::new()),
         };
+        let position = SourceLsn::position(source.as_ref());
         let (lsn, change_lsn) = SourceLsn::positions(source);
-        Ok(Decoded { op, before, after, unchanged, lsn, change_lsn })
+        Ok(Decoded { op, before, after, unchanged, lsn, change_lsn, position })
     }
 }
 
@@ -505,7 +528,15 @@ mod tests {
     }
 
     fn origin() -> Origin<'static> {
-        Origin { server: "p", database: "demo", lsn: Lsn(42), change_lsn: Lsn(0), snapshot: true, ts_ms: 7 }
+        Origin {
+            server: "p",
+            database: "demo",
+            lsn: Lsn(42),
+            change_lsn: Lsn(0),
+            position: None,
+            snapshot: true,
+            ts_ms: 7,
+        }
     }
 
     #[test]
@@ -530,6 +561,7 @@ mod tests {
             unchanged: vec![],
             lsn: Lsn(42),
             change_lsn: Lsn(0),
+            position: None,
         };
         assert_eq!(decoded, expected);
     }
@@ -566,6 +598,7 @@ mod tests {
             unchanged: vec![],
             lsn: Lsn(42),
             change_lsn: Lsn(40),
+            position: None,
         };
         assert_eq!(decoded, expected);
         // Debezium's own truncate event, whose sequence starts with the previous commit's LSN.

@@ -362,7 +362,15 @@ async fn produce_passerelle_json(endpoint: &KafkaEndpoint, run: &str, topic: &st
     let columns = sink_columns();
     let layout = sink_layout(topic, &columns);
     let producer = Producer::new(endpoint, Duration::from_secs(60)).unwrap();
-    let origin = Origin { server: run, database: "db", lsn: Lsn(1), change_lsn: Lsn(0), snapshot: true, ts_ms: 0 };
+    let origin = Origin {
+        server: run,
+        database: "db",
+        lsn: Lsn(1),
+        change_lsn: Lsn(0),
+        position: None,
+        snapshot: true,
+        ts_ms: 0,
+    };
     for i in 0..3 {
         let event = try_encode(&layout, Op::Read, None, Some(&sink_row(&columns, i)), &origin).unwrap();
         producer.send(topic, None, event.key.as_deref(), &event.value).await.unwrap();
@@ -612,7 +620,15 @@ async fn passerelle_decodes_debezium_source(
 fn assert_same_schema_as_debezium(layout: &TableLayout, debezium: serde_json::Value, run: &str) {
     // A row of NULLs but its key: the values do not matter here.
     let nulls: Vec<Option<&str>> = std::iter::once(Some("1")).chain(std::iter::repeat_n(None, 18)).collect();
-    let origin = Origin { server: run, database: "db", lsn: Lsn(1), change_lsn: Lsn(0), snapshot: true, ts_ms: 0 };
+    let origin = Origin {
+        server: run,
+        database: "db",
+        lsn: Lsn(1),
+        change_lsn: Lsn(0),
+        position: None,
+        snapshot: true,
+        ts_ms: 0,
+    };
     let encoded = try_encode(layout, Op::Read, None, Some(&nulls), &origin).unwrap();
     let ours: serde_json::Value =
         serde_json::from_slice::<serde_json::Value>(&encoded.value).unwrap()["schema"].clone();

@@ -36,6 +36,7 @@ async fn events_round_trip_in_key_order_through_the_broker() {
                 database: "db",
                 lsn: Lsn(version),
                 change_lsn: Lsn(0),
+                position: None,
                 snapshot: false,
                 ts_ms: 0,
             };
@@ -134,8 +135,15 @@ async fn json_gives_back_postgres_text_of_every_type() {
         assert!(!rows.is_empty(), "{sql_type}");
         for row in rows {
             let text: Option<String> = row.get(0);
-            let origin =
-                Origin { server: "p", database: "db", lsn: Lsn(1), change_lsn: Lsn(0), snapshot: true, ts_ms: 0 };
+            let origin = Origin {
+                server: "p",
+                database: "db",
+                lsn: Lsn(1),
+                change_lsn: Lsn(0),
+                position: None,
+                snapshot: true,
+                ts_ms: 0,
+            };
             let encoded = match try_encode(&layout, Op::Read, None, Some(&[text.as_deref()]), &origin) {
                 Ok(encoded) => encoded,
                 // What the json encoding refuses by design: floats JSON has no number for, and

@@ -84,6 +84,11 @@ pub struct ChangeEvent {
     /// The change's own WAL position, which orders the changes of one transaction (a `TRUNCATE`
     /// between two writes of the table in one transaction). 0 where the event did not carry it.
     pub lsn: Lsn,
+    /// Where the change stands in its transaction: the stream numbers its changes 0, 1, 2, ... and
+    /// the sink reads back the number its Kafka event carries (Debezium's `source.sequence`). With
+    /// `commit_lsn` it identifies the change, so that one the slot sends again after a crash is
+    /// applied once. `None` for events that carry none (written by another producer).
+    pub position: Option<u64>,
 }
 
 impl ChangeEvent {

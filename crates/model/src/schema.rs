@@ -53,15 +53,51 @@ pub struct Table {
     /// Indexes that do not back a primary key or unique constraint.
     pub indexes: Vec<Index>,
     pub comment: Option<String>,
+    /// What PostgreSQL logs of a row an update or delete changed (`REPLICA IDENTITY`), which is all
+    /// the change stream can tell rows apart by. Absent from announcements of older Passerelles,
+    /// which streamed keyed tables only: the default identity.
+    #[serde(default)]
+    pub replica_identity: ReplicaIdentity,
 }
 
 impl Table {
-    /// Positions in `columns` of the primary key; empty when the table has none.
+    /// Positions in `columns` of the columns that identify a row in the change stream: the replica
+    /// identity's index, else the primary key; empty when the table has neither (its old rows are
+    /// whole, `REPLICA IDENTITY FULL`, or it cannot be streamed).
     pub fn key_positions(&self) -> Vec<usize> {
-        self.primary_key.as_ref().map_or_else(Vec::new, |key| {
-            key.columns.iter().filter_map(|name| self.columns.iter().position(|c| &c.name == name)).collect()
-        })
+        let columns = match (&self.replica_identity, &self.primary_key) {
+            (ReplicaIdentity::Index { columns, .. }, _) => columns,
+            (_, Some(key)) => &key.columns,
+            (_, None) => return Vec::new(),
+        };
+        columns.iter().filter_map(|name| self.columns.iter().position(|c| &c.name == name)).collect()
     }
+
+    /// Whether the change stream tells this table's rows apart, so that its updates and deletes can
+    /// be carried: by a primary key, by a unique index named as its replica identity, or by whole old
+    /// rows (`REPLICA IDENTITY FULL`). Publishing a table that has none makes its updates and deletes
+    /// fail on the source.
+    pub fn identifies_rows(&self) -> bool {
+        match self.replica_identity {
+            ReplicaIdentity::Full | ReplicaIdentity::Index { .. } => true,
+            ReplicaIdentity::Default => self.primary_key.is_some(),
+            ReplicaIdentity::Nothing => false,
+        }
+    }
+}
+
+/// `pg_class.relreplident`: what an update or delete logs of the old row.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReplicaIdentity {
+    /// The primary key's columns, when the table has one; nothing otherwise.
+    #[default]
+    Default,
+    /// Every column (`REPLICA IDENTITY FULL`).
+    Full,
+    /// The columns of a unique index (`REPLICA IDENTITY USING INDEX name`), not null by rule.
+    Index { name: String, columns: Vec<String> },
+    /// Nothing (`REPLICA IDENTITY NOTHING`).
+    Nothing,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

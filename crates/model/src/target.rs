@@ -17,7 +17,9 @@ pub struct TargetTable {
     pub name: String,
     /// In source column order; every source column has one.
     pub columns: Vec<TargetColumn>,
-    /// Positions in `columns` of the primary key; empty when the table has none.
+    /// Positions in `columns` of the columns that identify a row in the change stream (the primary
+    /// key, or the replica identity's unique index: `Table::key_positions`); empty when old rows are
+    /// matched on every column.
     pub key: Vec<usize>,
 }
 

@@ -16,6 +16,11 @@ use crate::MysqlError;
 
 /// The next offset to apply, per topic partition.
 pub const OFFSETS_TABLE: &str = "passerelle_offsets";
+/// Per topic partition, the last change applied by its place in the source's stream (commit LSN,
+/// position in the transaction), written with the rows: a change the slot sends again after a crash
+/// comes at or before it and is skipped, which a table without a key needs (a second insert would
+/// be a second row).
+pub const POSITIONS_TABLE: &str = "passerelle_stream_positions";
 /// One row per migration: its phase and the run that owns its topics.
 pub const RUNS_TABLE: &str = "passerelle_runs";
 /// The tables, views and sequences each migration created in the target.
@@ -133,6 +138,15 @@ pub async fn ensure_tables(
                next_offset BIGINT NOT NULL,
                PRIMARY KEY (topic, kafka_partition)
              ) ENGINE=InnoDB COMMENT 'Passerelle: the next Kafka offset to apply, written with the rows'"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{POSITIONS_TABLE} (
+               topic VARCHAR(249) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+               kafka_partition INT NOT NULL,
+               commit_lsn BIGINT UNSIGNED NOT NULL,
+               position BIGINT UNSIGNED NOT NULL,
+               PRIMARY KEY (topic, kafka_partition)
+             ) ENGINE=InnoDB COMMENT 'Passerelle: the last change applied per partition, by its place in the stream'"
         ),
         format!(
             "CREATE TABLE IF NOT EXISTS {db}.{RUNS_TABLE} (
@@ -306,7 +320,7 @@ pub async fn forget(
         conn.exec_drop(format!("DELETE FROM {db}.{table} WHERE migration = ?"), (migration,)).await.map_err(context)?;
     }
     for topic in topics {
-        for table in [OFFSETS_TABLE, TRUNCATES_TABLE] {
+        for table in [OFFSETS_TABLE, TRUNCATES_TABLE, POSITIONS_TABLE] {
             conn.exec_drop(format!("DELETE FROM {db}.{table} WHERE topic = ?"), (topic,)).await.map_err(context)?;
         }
     }

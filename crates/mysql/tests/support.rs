@@ -91,6 +91,7 @@ fn event(op: Op, before: Option<Row>, after: Option<Row>, unchanged: &[usize]) -
         unchanged: unchanged.to_vec(),
         commit_lsn: Lsn(1),
         lsn: Lsn(0),
+        position: None,
     }
 }
 

@@ -15,8 +15,8 @@ use std::fmt;
 
 use passerelle_model::schema::{
     Aggregate, Check, Column, ColumnType, CompositeType, Deferrable, Domain, EnumType, Extension, FkAction, FkMatch,
-    ForeignKey, Identity, Index, IndexKey, IndexTarget, Key, PgType, QualifiedName, Routine, Schema, Sequence, Table,
-    TableKind, Trigger, TriggerFiring, TriggerFunction, View,
+    ForeignKey, Identity, Index, IndexKey, IndexTarget, Key, PgType, QualifiedName, ReplicaIdentity, Routine, Schema,
+    Sequence, Table, TableKind, Trigger, TriggerFiring, TriggerFunction, View,
 };
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Transaction};
@@ -242,8 +242,15 @@ impl<E: fmt::Display> Reader<'_, E> {
                     "select X.oid, n.nspname::text, X.relname::text, X.relkind = 'p', X.relpersistence = 'u',
                             obj_description(X.oid, 'pg_class'),
                             case when X.relkind = 'p' then pg_get_partkeydef(X.oid) end,
-                            pn.nspname::text, pc.relname::text, pg_get_expr(X.relpartbound, X.oid)
+                            pn.nspname::text, pc.relname::text, pg_get_expr(X.relpartbound, X.oid),
+                            X.relreplident::text, ri.relname::text,
+                            array(select a.attname::text
+                                  from unnest(r.indkey::int2[]) with ordinality k(num, ord)
+                                  join pg_attribute a on a.attrelid = r.indrelid and a.attnum = k.num
+                                  where k.ord <= r.indnkeyatts order by k.ord)
                      from pg_class X join pg_namespace n on n.oid = X.relnamespace
+                     left join pg_index r on r.indrelid = X.oid and r.indisreplident
+                     left join pg_class ri on ri.oid = r.indexrelid
                      left join pg_inherits i on X.relispartition and i.inhrelid = X.oid
                      left join pg_class pc on pc.oid = i.inhparent
                      left join pg_namespace pn on pn.oid = pc.relnamespace
@@ -266,6 +273,14 @@ impl<E: fmt::Display> Reader<'_, E> {
             } else {
                 TableKind::Ordinary
             };
+            let replica_identity = match (row.get::<_, String>(10).as_str(), row.get::<_, Option<String>>(11)) {
+                ("f", _) => ReplicaIdentity::Full,
+                ("i", Some(name)) => ReplicaIdentity::Index { name, columns: row.get(12) },
+                ("n", _) => ReplicaIdentity::Nothing,
+                // 'd', or an index identity whose index is gone, which PostgreSQL treats as nothing.
+                ("i", None) => ReplicaIdentity::Nothing,
+                _ => ReplicaIdentity::Default,
+            };
             oids.push(row.get::<_, u32>(0));
             tables.push(Table {
                 name: qualified(row, 1, 2),
@@ -278,6 +293,7 @@ impl<E: fmt::Display> Reader<'_, E> {
                 checks: Vec::new(),
                 indexes: Vec::new(),
                 comment: row.get(5),
+                replica_identity,
             });
         }
         let position: HashMap<u32, usize> = oids.iter().enumerate().map(|(idx, oid)| (*oid, idx)).collect();

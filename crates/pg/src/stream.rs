@@ -111,6 +111,8 @@ struct Decoder {
     unknown: HashMap<u32, QualifiedName>,
     /// The commit LSN of the transaction being received, from its Begin.
     commit_lsn: Option<Lsn>,
+    /// The changes of that transaction received so far: the next one's position.
+    n_changes: u64,
 }
 
 /// A column of a migrated table as the stream must find it.
@@ -199,7 +201,13 @@ impl ChangeStream {
         let driver = Driver {
             conn,
             publication: publication.to_string(),
-            decoder: Decoder { tables: expected, relations: HashMap::new(), unknown: HashMap::new(), commit_lsn: None },
+            decoder: Decoder {
+                tables: expected,
+                relations: HashMap::new(),
+                unknown: HashMap::new(),
+                commit_lsn: None,
+                n_changes: 0,
+            },
             confirmed: confirmed.clone(),
             last_status: Instant::now(),
         };
@@ -411,11 +419,21 @@ impl Driver {
 }
 
 impl Decoder {
-    /// One pgoutput message, which starts at `lsn` in the WAL.
+    /// One pgoutput message, which starts at `lsn` in the WAL; a change gets its place in its transaction.
     fn decode(&mut self, reader: &mut Reader, lsn: Lsn) -> Result<Option<StreamItem>, PgError> {
+        let mut item = self.decode_message(reader, lsn)?;
+        if let Some(StreamItem::Change(change)) = &mut item {
+            change.position = Some(self.n_changes);
+            self.n_changes += 1;
+        }
+        Ok(item)
+    }
+
+    fn decode_message(&mut self, reader: &mut Reader, lsn: Lsn) -> Result<Option<StreamItem>, PgError> {
         match reader.u8()? {
             b'B' => {
                 self.commit_lsn = Some(Lsn(reader.u64()?));
+                self.n_changes = 0;
                 Ok(None)
             }
             b'C' => {
@@ -556,6 +574,7 @@ impl Decoder {
             unchanged,
             commit_lsn: self.commit_lsn(reader)?,
             lsn,
+            position: None,
         }))
     }
 }

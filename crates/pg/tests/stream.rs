@@ -59,7 +59,16 @@ fn row(values: &[Option<&str>]) -> Row {
 
 /// A change as the test expects it, before it knows the commit LSN.
 fn change(table: &str, op: Op, before: Option<Row>, after: Option<Row>, unchanged: Vec<usize>) -> ChangeEvent {
-    ChangeEvent { table: qualified(table), op, before, after, unchanged, commit_lsn: Lsn(0), lsn: Lsn(0) }
+    ChangeEvent {
+        table: qualified(table),
+        op,
+        before,
+        after,
+        unchanged,
+        commit_lsn: Lsn(0),
+        lsn: Lsn(0),
+        position: None,
+    }
 }
 
 /// Every kind of change, in transactions of one or several statements, against keyed, keyless,
@@ -127,9 +136,15 @@ async fn the_stream_carries_every_committed_change_as_copy_prints_it() {
     }
     // Every change carries its transaction's commit LSN, and its own WAL position, which grows
     // within the transaction and comes before the commit; the rest is compared without them.
+    // Each change also carries its place among the transaction's changes.
     for transaction in &mut streamed {
         let mut previous = Lsn(0);
+        let mut n_changes = 0;
         for item in &mut transaction.changes {
+            if let StreamItem::Change(event) = item {
+                assert_eq!(event.position.take(), Some(n_changes));
+                n_changes += 1;
+            }
             let (commit_lsn, lsn) = match item {
                 StreamItem::Change(event) => (&mut event.commit_lsn, &mut event.lsn),
                 StreamItem::Truncate(truncate) => (&mut truncate.commit_lsn, &mut truncate.lsn),

@@ -6,7 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use passerelle_model::schema::{
-    Column, Deferrable, Identity, Index, IndexKey, IndexTarget, PgType, QualifiedName, Schema, Table, TableKind,
+    Column, Deferrable, Identity, Index, IndexKey, IndexTarget, PgType, QualifiedName, ReplicaIdentity, Schema, Table,
+    TableKind,
 };
 use passerelle_model::target::TargetTable;
 
@@ -408,7 +409,12 @@ impl Planner<'_> {
             notes.push("UNLOGGED dropped: InnoDB tables are always crash-safe".into());
         }
         if table.primary_key.is_none() {
-            notes.push("no primary key: updates and deletes are matched on every column".into());
+            notes.push(match &table.replica_identity {
+                ReplicaIdentity::Index { name, .. } => {
+                    format!("no primary key: updates and deletes are matched by its replica identity, the unique index {name}")
+                }
+                _ => "no primary key: updates and deletes are matched on every column".into(),
+            });
         }
         let outcome = if notes.is_empty() { Outcome::Migrated } else { Outcome::Translated };
         self.objects.push(object("table", name.clone(), outcome, notes.join("; ")));
@@ -606,8 +612,20 @@ impl Planner<'_> {
     fn keys_and_indexes(&mut self, table: &Table, target: &str, key_chars: &HashMap<String, u32>) {
         let name = table.name.to_string();
         let mut clauses = Vec::new();
+        // The unique index a table names as its replica identity is what the change stream matches
+        // rows by: the sink's upserts need it from the first change on, so it comes with the table.
+        let identity = match &table.replica_identity {
+            ReplicaIdentity::Index { name, .. } => Some(name.as_str()),
+            _ => None,
+        };
+        let mut identity_clauses = Vec::new();
         for key in &table.uniques {
-            clauses.push(format!("ADD CONSTRAINT {} UNIQUE ({})", quote(&key.name), column_list(&key.columns)));
+            let clause = format!("ADD CONSTRAINT {} UNIQUE ({})", quote(&key.name), column_list(&key.columns));
+            if identity == Some(key.name.as_str()) {
+                identity_clauses.push(clause);
+            } else {
+                clauses.push(clause);
+            }
             let mut changes = Vec::new();
             if key.deferrable != Deferrable::No {
                 changes.push("DEFERRABLE dropped: MySQL checks keys immediately");
@@ -619,7 +637,14 @@ impl Planner<'_> {
             self.objects.push(object("unique", format!("{name}.{}", key.name), outcome, changes.join("; ")));
         }
         for index in &table.indexes {
-            self.index(table, index, key_chars, &mut clauses);
+            if identity == Some(index.name.as_str()) {
+                self.index(table, index, key_chars, &mut identity_clauses);
+            } else {
+                self.index(table, index, key_chars, &mut clauses);
+            }
+        }
+        if !identity_clauses.is_empty() {
+            self.pre.push(format!("ALTER TABLE {target}\n  {}", identity_clauses.join(",\n  ")));
         }
         if !clauses.is_empty() {
             self.post_keys.push(format!("ALTER TABLE {target}\n  {}", clauses.join(",\n  ")));

@@ -638,6 +638,7 @@ pub(super) fn decode(layout: &TableLayout, value: &[u8]) -> Result<Decoded, Stri
     };
     let payload: Payload = serde_json::from_str(message.payload.get()).map_err(|error| error.to_string())?;
     let op = op_from_code(&payload.op).ok_or_else(|| format!("unknown op {:?}", payload.op))?;
+    let position = SourceLsn::position(payload.source.as_ref());
     let (lsn, change_lsn) = SourceLsn::positions(payload.source);
     Ok(Decoded {
         op,
@@ -646,6 +647,7 @@ pub(super) fn decode(layout: &TableLayout, value: &[u8]) -> Result<Decoded, Stri
         unchanged: Vec::new(),
         lsn,
         change_lsn,
+        position,
     })
 }
 
@@ -713,7 +715,15 @@ mod tests {
     }
 
     fn origin() -> Origin<'static> {
-        Origin { server: "p", database: "db", lsn: Lsn(42), change_lsn: Lsn(41), snapshot: false, ts_ms: 7 }
+        Origin {
+            server: "p",
+            database: "db",
+            lsn: Lsn(42),
+            change_lsn: Lsn(41),
+            position: Some(3),
+            snapshot: false,
+            ts_ms: 7,
+        }
     }
 
     /// Encodes `text` as column `v`, returning the JSON of `v` in `after` and the text decoded back.
@@ -723,7 +733,7 @@ mod tests {
         let payload: Payload = serde_json::from_str(message.payload.get()).unwrap();
         let json = payload.after.unwrap()["v"].get().to_string();
         let decoded = decode(layout, &encoded.value)?;
-        assert_eq!((decoded.op, decoded.lsn, decoded.before), (Op::Create, Lsn(42), None));
+        assert_eq!((decoded.op, decoded.lsn, decoded.position, decoded.before), (Op::Create, Lsn(42), Some(3), None));
         let row = decoded.after.unwrap();
         assert_eq!(row[0].as_deref(), Some("1"));
         Ok((json, row[1].clone()))
@@ -732,7 +742,7 @@ mod tests {
     #[test]
     fn a_truncate_is_debeziums_t_event_with_its_place_in_the_transaction() {
         let layout = layout(scalar(PgType::Text));
-        let encoded = try_encode(&layout, Op::Truncate, None, None, &origin()).unwrap();
+        let encoded = try_encode(&layout, Op::Truncate, None, None, &Origin { position: None, ..origin() }).unwrap();
         assert!(encoded.key.is_none());
         let value: serde_json::Value = serde_json::from_slice(&encoded.value).unwrap();
         let payload = &value["payload"];

@@ -25,6 +25,7 @@ use passerelle_model::event::{ChangeEvent, Op, Row};
 use passerelle_model::target::TargetTable;
 
 use super::{refused_value, BatchOrigin, Sink};
+use crate::bookkeeping::POSITIONS_TABLE;
 use crate::value::{convert, value_expression};
 use crate::MysqlError;
 
@@ -94,10 +95,22 @@ impl Sink {
         let Some(&&(last_offset, _)) = fresh.last() else { return Ok(0) };
         let marker = fresh.iter().any(|(_, change)| change.op == Op::Truncate);
         let mut truncated = self.truncated_at(origin.topic, marker).await?;
+        let placed = fresh.iter().any(|(_, change)| change.position.is_some());
+        let applied_up_to = if placed { self.stream_position(origin).await? } else { None };
+        let (mut up_to, mut n_replayed) = (applied_up_to, 0);
         let target = Target { table, scratch, origin };
         let mut batch = Batch { steps: Vec::new(), positions: HashMap::new(), n_bytes: 0 };
         let mut n_applied = 0;
         for (offset, change) in &fresh {
+            // Along a partition the stream's positions increase; one at or before the last applied
+            // is a change the slot sent again after a crash, which Kafka now holds twice.
+            if let Some(at) = change.position.map(|position| (change.commit_lsn.0, position)) {
+                if up_to.is_some_and(|up_to| at <= up_to) {
+                    n_replayed += 1;
+                    continue;
+                }
+                up_to = Some(at);
+            }
             // From before the table's last truncate: dead at the source (see `truncate`).
             if truncated.is_some_and(|at| change.position() <= at) {
                 continue;
@@ -122,7 +135,53 @@ impl Sink {
         }
         self.flush(&target, &mut batch).await?;
         self.advance(origin, last_offset + 1).await?;
+        if let Some(up_to) = up_to.filter(|_| up_to != applied_up_to) {
+            self.record_stream_position(origin, up_to).await?;
+        }
+        if n_replayed > 0 {
+            tracing::info!(
+                topic = origin.topic,
+                partition = origin.partition,
+                n_replayed,
+                "skipped changes applied before, which the source's slot sent again"
+            );
+        }
         Ok(n_applied)
+    }
+
+    /// In the batch's transaction: the place in the source's stream of the partition's last change
+    /// applied, `(commit LSN, position)`.
+    async fn stream_position(&mut self, origin: BatchOrigin<'_>) -> Result<Option<(u64, u64)>, MysqlError> {
+        let endpoint = &self.endpoint;
+        self.conn
+            .exec_first(
+                format!(
+                    "SELECT commit_lsn, position FROM {}.{POSITIONS_TABLE} WHERE topic = ? AND kafka_partition = ?",
+                    quote(&self.bookkeeping_db)
+                ),
+                (origin.topic, origin.partition),
+            )
+            .await
+            .map_err(|error| MysqlError::query(endpoint, "reading the partition's stream position", error))
+    }
+
+    async fn record_stream_position(
+        &mut self,
+        origin: BatchOrigin<'_>,
+        (lsn, position): (u64, u64),
+    ) -> Result<(), MysqlError> {
+        let endpoint = &self.endpoint;
+        self.conn
+            .exec_drop(
+                format!(
+                    "INSERT INTO {}.{POSITIONS_TABLE} (topic, kafka_partition, commit_lsn, position) VALUES (?, ?, ?, ?)
+                     ON DUPLICATE KEY UPDATE commit_lsn = VALUES(commit_lsn), position = VALUES(position)",
+                    quote(&self.bookkeeping_db)
+                ),
+                (origin.topic, origin.partition, lsn, position),
+            )
+            .await
+            .map_err(|error| MysqlError::query(endpoint, "recording the partition's stream position", error))
     }
 
     /// The temporary table that old keys (keyed tables) or old rows (keyless ones) are written to,
