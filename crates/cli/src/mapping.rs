@@ -35,11 +35,15 @@ pub struct SelectionArgs {
     /// repeatable [default: the run's]
     #[arg(long = "exclude", value_name = "PATTERN")]
     pub exclude: Vec<String>,
+    /// Leave out this column, schema.table.column (not one of the primary key's); its indexes, keys
+    /// and checks go with it; repeatable [default: the run's]
+    #[arg(long = "exclude-column", value_name = "COLUMN")]
+    pub exclude_columns: Vec<String>,
 }
 
 impl SelectionArgs {
     pub fn patterns(&self) -> Patterns {
-        Patterns::new(&self.include, &self.exclude)
+        Patterns::new(&self.include, &self.exclude, &self.exclude_columns)
     }
 
     pub fn schemas(&self) -> Vec<String> {

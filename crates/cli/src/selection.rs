@@ -14,11 +14,13 @@ use passerelle_model::schema::{QualifiedName, Schema};
 pub struct Patterns {
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// Columns left out, `schema.table.column`.
+    pub columns: Vec<String>,
 }
 
 impl Patterns {
-    pub fn new(include: &[String], exclude: &[String]) -> Patterns {
-        let mut patterns = Patterns { include: Vec::new(), exclude: exclude.to_vec() };
+    pub fn new(include: &[String], exclude: &[String], columns: &[String]) -> Patterns {
+        let mut patterns = Patterns { include: Vec::new(), exclude: exclude.to_vec(), columns: columns.to_vec() };
         for pattern in include {
             match pattern.strip_prefix('!') {
                 Some(excluded) => patterns.exclude.push(excluded.to_string()),
@@ -29,7 +31,7 @@ impl Patterns {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.include.is_empty() && self.exclude.is_empty()
+        self.include.is_empty() && self.exclude.is_empty() && self.columns.is_empty()
     }
 
     fn keeps(&self, name: &QualifiedName) -> bool {
@@ -65,7 +67,68 @@ impl Patterns {
             .collect();
         schema.triggers = triggers;
         schema.sequences = sequences;
+        for column in &self.columns {
+            leave_column_out(schema, column)?;
+        }
         Ok(())
+    }
+
+    /// The tables with columns left out, and the columns they publish: the rest, generated ones
+    /// aside (pgoutput sends none before PostgreSQL 18, and a column list may not name one).
+    pub fn published_columns(&self, schema: &Schema) -> Vec<(QualifiedName, Vec<String>)> {
+        schema
+            .tables
+            .iter()
+            .filter(|table| {
+                self.columns.iter().any(|c| c.rsplit_once('.').is_some_and(|(t, _)| t == table.name.to_string()))
+            })
+            .map(|table| {
+                let columns = table.columns.iter().filter(|c| c.generated.is_none()).map(|c| c.name.clone()).collect();
+                (table.name.clone(), columns)
+            })
+            .collect()
+    }
+}
+
+/// Removes `schema.table.column` from its table, with the keys, indexes and checks that use it (and
+/// other tables' foreign keys to it). A column of the primary key cannot be left out: it is the
+/// replica identity changes are streamed and applied by.
+fn leave_column_out(schema: &mut Schema, qualified: &str) -> anyhow::Result<()> {
+    let Some((table_name, column)) = qualified.rsplit_once('.').filter(|(t, _)| t.contains('.')) else {
+        anyhow::bail!("--exclude-column {qualified} is not schema.table.column");
+    };
+    let Some(table) = schema.tables.iter_mut().find(|table| table.name.to_string() == table_name) else {
+        anyhow::bail!("--exclude-column {qualified}: {table_name} is not a migrated table");
+    };
+    if !table.columns.iter().any(|c| c.name == column) {
+        anyhow::bail!("--exclude-column {qualified}: {table_name} has no column {column}");
+    }
+    if let Some(key) = table.primary_key.as_ref().filter(|key| key.columns.iter().any(|c| c == column)) {
+        anyhow::bail!(
+            "--exclude-column {qualified}: {column} is in the primary key of {table_name} ({}), its replica identity, \
+             which its changes are streamed and applied by: the key's columns cannot be left out",
+            key.columns.join(", ")
+        );
+    }
+    let uses = |text: &str| text.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| word == column);
+    table.columns.retain(|c| c.name != column);
+    table.uniques.retain(|key| !key.columns.iter().any(|c| c == column));
+    table.foreign_keys.retain(|fk| !fk.columns.iter().any(|c| c == column));
+    table.checks.retain(|check| !uses(&check.expression));
+    table.indexes.retain(|index| !uses(index.definition.split_once(" USING ").map_or("", |(_, keys)| keys)));
+    let name = table.name.clone();
+    for other in &mut schema.tables {
+        other
+            .foreign_keys
+            .retain(|fk| fk.referenced_table != name || !fk.referenced_columns.iter().any(|c| c == column));
+    }
+    Ok(())
+}
+
+impl Patterns {
+    /// What the run announces: the table patterns and the columns left out.
+    pub fn from_run(include: &[String], exclude: &[String], columns: &[String]) -> Patterns {
+        Patterns { include: include.to_vec(), exclude: exclude.to_vec(), columns: columns.to_vec() }
     }
 }
 
@@ -99,7 +162,8 @@ mod tests {
 
     #[test]
     fn patterns_keep_and_leave_out_by_glob() {
-        let patterns = Patterns::new(&["bookings.*".into(), "!bookings.boarding_passes".into()], &["*_log".into()]);
+        let patterns =
+            Patterns::new(&["bookings.*".into(), "!bookings.boarding_passes".into()], &["*_log".into()], &[]);
         assert!(patterns.keeps(&name("bookings.tickets")));
         assert!(!patterns.keeps(&name("bookings.boarding_passes")));
         assert!(!patterns.keeps(&name("bookings.audit_log")));

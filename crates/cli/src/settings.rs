@@ -59,15 +59,16 @@ pub fn settle_with(
     };
     let asked = selection.patterns();
     let patterns = match &state.run {
-        Some(run) if asked.is_empty() => Patterns { include: run.include.clone(), exclude: run.exclude.clone() },
+        Some(run) if asked.is_empty() => Patterns::from_run(&run.include, &run.exclude, &run.exclude_columns),
         _ => asked,
     };
     if let Some(run) = &state.run {
-        let fixed = Patterns { include: run.include.clone(), exclude: run.exclude.clone() };
+        let fixed = Patterns::from_run(&run.include, &run.exclude, &run.exclude_columns);
         if fixed != patterns {
             let show = |p: &Patterns| {
                 let mut words: Vec<String> = p.include.iter().map(|i| format!("--include {i}")).collect();
                 words.extend(p.exclude.iter().map(|e| format!("--exclude {e}")));
+                words.extend(p.columns.iter().map(|c| format!("--exclude-column {c}")));
                 if words.is_empty() {
                     "every table".to_string()
                 } else {

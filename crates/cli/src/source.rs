@@ -316,6 +316,7 @@ pub async fn copy_snapshot(
         type_mapping: side.type_mapping.clone(),
         include: side.patterns.include.clone(),
         exclude: side.patterns.exclude.clone(),
+        exclude_columns: side.patterns.columns.clone(),
         version: FORMAT_VERSION.to_string(),
         encoding: side.encoding.to_string(),
         database: source.database.clone().unwrap_or_default(),
@@ -339,7 +340,13 @@ pub async fn copy_snapshot(
         tables.iter().filter(|table| table.identifies_rows()).map(|table| table.name.clone()).collect();
     on_source(side, "creating the publication", || async {
         let client = passerelle_pg::connect(source).await?;
-        passerelle_pg::slot::create_publication(&client, source, &side.names.slot, &published).await
+        passerelle_pg::slot::create_publication(&client, source, &side.names.slot, &published).await?;
+        // Columns left out are not published either (PostgreSQL 15's column lists).
+        let restricted = side.patterns.published_columns(&announcement.schema);
+        for (table, columns) in restricted.iter().filter(|(table, _)| published.contains(table)) {
+            passerelle_pg::slot::publish_columns(&client, source, &side.names.slot, table, columns).await?;
+        }
+        Ok(())
     })
     .await?;
     let exported = passerelle_pg::slot::create_slot(source, &side.names.slot).await?;

@@ -129,6 +129,7 @@ async fn announced_mapping(
         schemas: settled.schemas,
         include: settled.patterns.include,
         exclude: settled.patterns.exclude,
+        exclude_columns: settled.patterns.columns,
     };
     Ok(Some(MappingArgs { selection, target: target_args }))
 }

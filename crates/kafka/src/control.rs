@@ -102,6 +102,9 @@ pub struct RunAnnouncement {
     /// The `--exclude` patterns of tables and views the run leaves out.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// The columns the run leaves out, `schema.table.column`.
+    #[serde(default)]
+    pub exclude_columns: Vec<String>,
 }
 
 /// The choices of the target's types that the flags make (`--uuid`, `--interval`, `--collation`),

@@ -303,6 +303,25 @@ pub(crate) fn quote_ident(name: &str) -> String {
 }
 
 /// `"schema"."name"`.
+/// Publishes only `columns` of `table` in `publication` (PostgreSQL 15's column lists), for a table
+/// whose other columns are left out of the migration: pgoutput then sends none of theirs.
+pub async fn publish_columns(
+    client: &Client,
+    endpoint: &impl fmt::Display,
+    publication: &str,
+    table: &QualifiedName,
+    columns: &[String],
+) -> Result<(), PgError> {
+    validate_identifier("publication", publication)?;
+    let list: Vec<String> = columns.iter().map(|column| quote_ident(column)).collect();
+    let (publication, table) = (quote_ident(publication), quote_qualified(table));
+    let sql = format!(
+        "ALTER PUBLICATION {publication} DROP TABLE {table}; ALTER PUBLICATION {publication} ADD TABLE {table} ({})",
+        list.join(", ")
+    );
+    client.batch_execute(&sql).await.map_err(|source| PgError::query(endpoint, "publishing the columns", source))
+}
+
 pub(crate) fn quote_qualified(name: &QualifiedName) -> String {
     format!("{}.{}", quote_ident(&name.schema), quote_ident(&name.name))
 }
