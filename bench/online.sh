@@ -52,7 +52,7 @@ probe=$(psql -XAtq "$PASSERELLE_SOURCE" -c "select book_ref from bookings.bookin
 cat >"$work/workload.sql" <<EOF
 \set f random(1, $n_flights)
 begin;
-update bookings.flights set actual_departure = now() where flight_id = :f;
+update bookings.flights set status = status where flight_id = :f;
 update bookings.bookings set total_amount = total_amount + 1
   where book_ref = (select book_ref from bookings.tickets where ticket_no > lpad((:f * 7919)::text, 13, '0') order by ticket_no limit 1);
 insert into bookings.bookings (book_ref, book_date, total_amount)
@@ -64,6 +64,11 @@ pgbench -n -f "$work/workload.sql" -c 4 -j 2 --rate "$rate" -T 100000 -P 10 "$PA
 writers=$!
 
 until "$bin" status --json --topic-prefix $prefix | grep -q '"snapshot_in_kafka": true'; do sleep 1; done
+if ! kill -0 "$writers" 2>/dev/null; then
+  echo "bench/online.sh: pgbench stopped before the cutover:" >&2
+  tail -3 "$work/pgbench.err" >&2
+  exit 1
+fi
 # Caught up: the probe's value reaches the target.
 mark=$(date +%s%N)
 psql -Xq "$PASSERELLE_SOURCE" -c "update bookings.bookings set total_amount = $mark % 1000000 where book_ref = '$probe'"
