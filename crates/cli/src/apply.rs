@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use passerelle_kafka::consumer::{Consumer, Record};
 use passerelle_kafka::control;
+use passerelle_kafka::envelope::copy_batch::check_batch;
 use passerelle_kafka::envelope::{decode, TableLayout};
 use passerelle_kafka::topic::{control_topic, PartitionEnd};
 use passerelle_kafka::KafkaError;
@@ -67,6 +68,8 @@ type PartitionId = (usize, i32);
 /// rows load in bulk, changes apply as upserts and deletes.
 enum Segment {
     Rows(Vec<(i64, Row)>),
+    /// Batches of rows as COPY text, one a record: `(offset, rows, text)`.
+    Batches(Vec<(i64, u64, Vec<u8>)>),
     Changes(Vec<(i64, ChangeEvent)>),
 }
 
@@ -223,12 +226,24 @@ async fn read_rounds(
                     continue;
                 }
                 let table = &tables[record.topic_idx];
-                let decoded = decode(&table.layout, &record.value).map_err(|cause| KafkaError::Decode {
+                let decode_error = |cause| KafkaError::Decode {
                     topic: table.layout.topic.clone(),
                     partition: record.partition,
                     offset: record.first,
                     cause,
-                })?;
+                };
+                if let Some(header) = &record.batch {
+                    let n_rows = check_batch(header, &record.value).map_err(decode_error)?;
+                    next_offsets.insert((record.topic_idx, record.partition), record.offset + 1);
+                    let segments = groups.entry((record.topic_idx, record.partition)).or_default();
+                    let batch = (record.offset, n_rows, record.value);
+                    match segments.last_mut() {
+                        Some(Segment::Batches(batches)) => batches.push(batch),
+                        _ => segments.push(Segment::Batches(vec![batch])),
+                    }
+                    continue;
+                }
+                let decoded = decode(&table.layout, &record.value).map_err(decode_error)?;
                 next_offsets.insert((record.topic_idx, record.partition), record.offset + 1);
                 let segments = groups.entry((record.topic_idx, record.partition)).or_default();
                 match (decoded.op, decoded.after) {
@@ -440,10 +455,10 @@ async fn apply_round(
             for segment in &segments {
                 let started = Instant::now();
                 let n = apply_segment(sink, endpoint, target, origin, segment).await.with_context(context)?;
-                let stage = if matches!(segment, Segment::Rows(_)) { "apply_rows" } else { "apply_changes" };
+                let stage = if matches!(segment, Segment::Changes(_)) { "apply_changes" } else { "apply_rows" };
                 crate::metrics::get().batch(stage, started.elapsed());
                 match segment {
-                    Segment::Rows(_) => {
+                    Segment::Rows(_) | Segment::Batches(_) => {
                         progress.applied(tables[topic_idx].index, n);
                         n_rows += n;
                     }
@@ -486,6 +501,7 @@ async fn apply_segment(
             }
             match segment {
                 Segment::Rows(rows) => sink.load_rows(target, origin, rows).await,
+                Segment::Batches(batches) => sink.load_copy_text(target, origin, batches).await,
                 Segment::Changes(changes) => sink.apply_changes(target, origin, changes).await,
             }
         }

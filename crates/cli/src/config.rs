@@ -2,6 +2,7 @@
 //! never the flags or the environment.
 
 use passerelle_kafka::control::{RunAnnouncement, CONTROL_FORMAT};
+use passerelle_kafka::envelope::copy_batch::SnapshotEncoding;
 use passerelle_kafka::envelope::{Encoding, TableLayout};
 use passerelle_kafka::topic::table_topic;
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
@@ -126,6 +127,29 @@ pub fn run_topics(prefix: &str, schema: &Schema) -> Vec<String> {
         .collect()
 }
 
+/// How a new run's snapshot travels: as asked, else COPY text where nothing but Passerelle's sinks
+/// need read it (`json-compact`, offline). The change stream of an online run is partitioned by key,
+/// so its snapshot keeps per-row envelopes in the same partitions, which keeps each key's order.
+pub fn snapshot_encoding(
+    encoding: Encoding,
+    online: bool,
+    asked: Option<SnapshotEncoding>,
+) -> anyhow::Result<SnapshotEncoding> {
+    match asked {
+        Some(SnapshotEncoding::CopyText) if encoding == Encoding::Json => anyhow::bail!(
+            "--snapshot-encoding copy-text is read by Passerelle's sinks only, --encoding json by Debezium's: \
+             choose --snapshot-encoding envelope, or --encoding json-compact"
+        ),
+        Some(SnapshotEncoding::CopyText) if online => anyhow::bail!(
+            "--snapshot-encoding copy-text is for offline runs (an online run's changes are partitioned by key, and \
+             its snapshot with them): choose --snapshot-encoding envelope, or migrate offline"
+        ),
+        Some(asked) => Ok(asked),
+        None if encoding == Encoding::JsonCompact && !online => Ok(SnapshotEncoding::CopyText),
+        None => Ok(SnapshotEncoding::Envelope),
+    }
+}
+
 /// How the run's events are encoded, as its announcement says; an error for a run whose control
 /// records are of a format this Passerelle cannot read.
 pub fn run_encoding(run: &RunAnnouncement) -> anyhow::Result<Encoding> {
@@ -138,10 +162,34 @@ pub fn run_encoding(run: &RunAnnouncement) -> anyhow::Result<Encoding> {
             run.version
         );
     }
+    run.snapshot_encoding.parse::<SnapshotEncoding>().map_err(|_| {
+        anyhow::anyhow!(
+            "the run's snapshot travels as {:?}, which this Passerelle cannot read; upgrade it",
+            run.snapshot_encoding
+        )
+    })?;
     run.encoding.parse().map_err(|_| {
         anyhow::anyhow!(
             "the run's events are encoded as {:?}, which this Passerelle cannot read; upgrade it",
             run.encoding
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snapshot_travels_as_copy_text_where_only_passerelle_reads_it() {
+        let (compact, json) = (Encoding::JsonCompact, Encoding::Json);
+        assert_eq!(snapshot_encoding(compact, false, None).unwrap(), SnapshotEncoding::CopyText);
+        assert_eq!(snapshot_encoding(compact, true, None).unwrap(), SnapshotEncoding::Envelope);
+        assert_eq!(snapshot_encoding(json, false, None).unwrap(), SnapshotEncoding::Envelope);
+        let asked = Some(SnapshotEncoding::Envelope);
+        assert_eq!(snapshot_encoding(compact, false, asked).unwrap(), SnapshotEncoding::Envelope);
+        let copy_text = Some(SnapshotEncoding::CopyText);
+        assert!(snapshot_encoding(json, false, copy_text).unwrap_err().to_string().contains("Debezium"));
+        assert!(snapshot_encoding(compact, true, copy_text).unwrap_err().to_string().contains("offline"));
+    }
 }

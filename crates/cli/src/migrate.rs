@@ -104,6 +104,11 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         layout: args.topics.layout(&names.migration),
         existing_topics: args.topics.existing_topics,
         encoding: args.topics.encoding,
+        snapshot_encoding: crate::config::snapshot_encoding(
+            args.topics.encoding,
+            args.online,
+            args.topics.snapshot_encoding,
+        )?,
         jobs,
         online: args.online,
         target_databases: settled.databases,

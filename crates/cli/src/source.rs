@@ -12,18 +12,19 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use passerelle_kafka::control::{self, ControlState, RunAnnouncement, SnapshotDone, TargetServer, TypeMapping};
+use passerelle_kafka::envelope::copy_batch::SnapshotEncoding;
 use passerelle_kafka::envelope::{Encoding, FORMAT_VERSION};
 use passerelle_kafka::producer::Producer;
 use passerelle_kafka::topic::{create_control_topic, end_offsets, recreate_topics, require_topics, TopicLayout};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
-use passerelle_model::schema::QualifiedName;
+use passerelle_model::schema::{QualifiedName, Schema, Table};
 use passerelle_pg::PgError;
 use tokio::sync::oneshot;
 
 use crate::args::{DurabilityArgs, KafkaBrokers, SourceUrl};
 use crate::check::refuse_failures;
-use crate::config::{run_encoding, run_topics, table_layouts, topic_root, Names, NamingArgs};
+use crate::config::{run_encoding, run_topics, snapshot_encoding, table_layouts, topic_root, Names, NamingArgs};
 use crate::failure::{self, Holder};
 use crate::mapping::SelectionArgs;
 use crate::progress::{Progress, Track};
@@ -68,6 +69,11 @@ pub struct TopicArgs {
     /// Connect JSON with every message's schema, what a Debezium JDBC sink reads)
     #[arg(long, default_value_t = Encoding::JsonCompact)]
     pub encoding: Encoding,
+    /// How the snapshot's rows travel: copy-text (batches of PostgreSQL COPY text, one record each,
+    /// partitioned by range; the default for offline json-compact runs) or envelope (one event per
+    /// row, partitioned by key)
+    #[arg(long)]
+    pub snapshot_encoding: Option<SnapshotEncoding>,
 }
 
 impl TopicArgs {
@@ -107,6 +113,7 @@ pub struct SourceSide<'a> {
     /// The topics were created beforehand: none is created or deleted (`--existing-topics`).
     pub existing_topics: bool,
     pub encoding: Encoding,
+    pub snapshot_encoding: SnapshotEncoding,
     pub jobs: usize,
     pub online: bool,
     /// Each schema's target database, announced with the run (empty when the target is not known).
@@ -152,6 +159,7 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
         layout: args.topics.layout(&names.migration),
         existing_topics: args.topics.existing_topics,
         encoding: args.topics.encoding,
+        snapshot_encoding: snapshot_encoding(args.topics.encoding, args.online, args.topics.snapshot_encoding)?,
         jobs: usize::from(args.jobs),
         online: args.online,
     };
@@ -319,6 +327,7 @@ pub async fn copy_snapshot(
         exclude_columns: side.patterns.columns.clone(),
         version: FORMAT_VERSION.to_string(),
         encoding: side.encoding.to_string(),
+        snapshot_encoding: side.snapshot_encoding.to_string(),
         database: source.database.clone().unwrap_or_default(),
         schemas: side.schemas.clone(),
         schema,
@@ -360,8 +369,19 @@ pub async fn copy_snapshot(
         consistent_point: exported.consistent_point(),
         server: &side.layout.prefix,
         database: &announcement.database,
+        encoding: side.snapshot_encoding,
+        // As the topics have them: topics created beforehand may have other partitions than asked.
+        partitions: layouts
+            .iter()
+            .map(|layout| announcement.starts.iter().filter(|start| start.topic == layout.topic).count().max(1) as i32)
+            .collect(),
     };
-    let stats = snapshot::run(&snapshot_source, &tables, &layouts, units, &producer, side.jobs, progress).await?;
+    let copied_tables: Vec<Table> = match side.snapshot_encoding {
+        SnapshotEncoding::CopyText => tables.iter().map(|table| in_root_order(&announcement.schema, table)).collect(),
+        SnapshotEncoding::Envelope => tables.clone(),
+    };
+    let stats =
+        snapshot::run(&snapshot_source, &copied_tables, &layouts, units, &producer, side.jobs, progress).await?;
     producer.flush().await.context("the snapshot's last events did not reach Kafka")?;
     let done = SnapshotDone {
         run_id: run_id.clone(),
@@ -372,6 +392,18 @@ pub async fn copy_snapshot(
     control::announce_snapshot_done(&producer, &control_topic, &done).await?;
     exported.close().await;
     Ok(Copied { run_id, tables: names, rows: stats.rows, bytes: stats.bytes })
+}
+
+/// `table` with its columns in its topic's order: COPY text carries values by position, and a sink
+/// reads a topic by its root's columns, which a partition attached with its own may list otherwise.
+fn in_root_order(schema: &Schema, table: &Table) -> Table {
+    let root = topic_root(schema, table);
+    let mut ordered = table.clone();
+    if root.name != table.name {
+        let by_name = |name: &str| table.columns.iter().find(|column| column.name == name).cloned();
+        ordered.columns = root.columns.iter().filter_map(|column| by_name(&column.name)).collect();
+    }
+    ordered
 }
 
 /// A step on the source's catalog or tables, on a session of its own, tried again while it fails

@@ -38,12 +38,13 @@ async fn ends_within(child: Child, dir: &Path, within: Duration) -> (Run, Durati
     (Run { code, stdout, stderr: stderr(dir) }, started.elapsed())
 }
 
-/// `migrate` (its output in a directory of its own) paused after its first applied batch.
+/// `migrate` (its output in a directory of its own) paused after its first applied batch. The
+/// snapshot travels as one event per row, so that a partition's offset counts its rows.
 async fn paused_mid_snapshot(setup: &Setup, pause: &Pause) -> (Child, PathBuf) {
     let dir = std::env::temp_dir().join(unique_name("graceful"));
     std::fs::create_dir_all(&dir).unwrap();
     let mut args = setup.args("migrate");
-    args.extend(["--jobs", "2", "--partitions", "1"]);
+    args.extend(["--jobs", "2", "--partitions", "1", "--snapshot-encoding", "envelope"]);
     let mut child = passerelle_logged(&args, &pause.env(&setup.env()), &dir);
     pause.reached(&mut child).await;
     (child, dir)
@@ -68,7 +69,7 @@ async fn offsets_on_a_batch_boundary(setup: &Setup) -> u64 {
 
 fn rerun_verifies(setup: &Setup) {
     let mut args = setup.args("migrate");
-    args.extend(["--json", "--jobs", "2", "--partitions", "1"]);
+    args.extend(["--json", "--jobs", "2", "--partitions", "1", "--snapshot-encoding", "envelope"]);
     let run = passerelle(&args, &setup.env());
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     let summary: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();

@@ -17,6 +17,7 @@ use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::client::{self, Observer};
+use crate::envelope::copy_batch::BatchHeader;
 use crate::error::{configuration, describe, KafkaError};
 use crate::producer::{CHUNK_HEADER, RUN_HEADER};
 
@@ -31,6 +32,8 @@ pub struct Record {
     pub offset: i64,
     /// The run that produced it ([`crate::producer::RUN_HEADER`]); `None` when it carries none.
     pub run: Option<String>,
+    /// A batch of snapshot rows ([`crate::envelope::copy_batch`]) rather than one event.
+    pub batch: Option<BatchHeader>,
     pub value: Vec<u8>,
 }
 
@@ -213,7 +216,8 @@ impl Consumer {
                 }
             };
             n_bytes += value.len();
-            batch.push(Record { topic_idx, partition, first, offset, run, value });
+            let batch_header = BatchHeader::read(header);
+            batch.push(Record { topic_idx, partition, first, offset, run, batch: batch_header, value });
         }
         Ok(batch)
     }

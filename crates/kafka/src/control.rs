@@ -49,11 +49,16 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// mean raises it, and one that finds a newer run than it can read refuses it (`config::run_encoding`).
 /// Announcements without it are of the first format. Format 3 fixes the target server (a reader of
 /// format 2 would not know to refuse another). Format 4 fixes the type mapping (a reader of format 3
-/// would plan with its own flags).
-pub const CONTROL_FORMAT: u32 = 4;
+/// would plan with its own flags). Format 5 says how the snapshot's rows travel
+/// ([`RunAnnouncement::snapshot_encoding`]): a reader of format 4 would misread batches of COPY text.
+pub const CONTROL_FORMAT: u32 = 5;
 
 fn first_format() -> u32 {
     1
+}
+
+fn per_row() -> String {
+    crate::envelope::copy_batch::SnapshotEncoding::Envelope.to_string()
 }
 
 /// A new attempt at a migration, announced before its first row.
@@ -68,6 +73,10 @@ pub struct RunAnnouncement {
     pub version: String,
     /// How the table topics' events are encoded.
     pub encoding: String,
+    /// How the snapshot's rows travel: `envelope` (one event per row, in `encoding`) or `copy-text`
+    /// (batches of COPY text, `envelope::copy_batch`); announcements before format 5 have envelopes.
+    #[serde(default = "per_row")]
+    pub snapshot_encoding: String,
     /// The source database.
     pub database: String,
     /// The PostgreSQL schemas selected, each of which maps to a target database.

@@ -9,11 +9,13 @@
 //! - `json` (`connect_json`): the same envelope with its Kafka Connect schema embedded and each
 //!   value in Debezium's representation for its PostgreSQL type, what a Debezium JDBC sink reads.
 //!
-//! [`decode`] reads both, telling them apart by the event's first key.
+//! [`decode`] reads both, telling them apart by the event's first key. The snapshot may travel in a
+//! compact form instead, batches of rows as COPY text (`copy_batch`).
 //!
 //! This is the only module that knows the wire format (architecture invariant).
 
 mod connect_json;
+pub mod copy_batch;
 mod pg_text;
 
 /// Dates from days since 1970: also what `cli` stamps its reports with, rather than a second copy.

@@ -146,19 +146,46 @@ impl Producer {
         key: Option<&[u8]>,
         value: &[u8],
     ) -> Result<(), KafkaError> {
+        self.send_headed(topic, partition, key, value, self.run.clone()).await
+    }
+
+    /// Queues one batch of snapshot rows as COPY text ([`crate::envelope::copy_batch`]) to `partition`,
+    /// with the headers that say what it is, as [`Producer::send`] queues a record.
+    pub async fn send_copy_batch(
+        &self,
+        topic: &str,
+        partition: i32,
+        text: &[u8],
+        n_rows: u64,
+    ) -> Result<(), KafkaError> {
+        let mut headers = self.run.clone().unwrap_or_default();
+        for (key, value) in crate::envelope::copy_batch::batch_headers(n_rows) {
+            headers = headers.insert(Header { key, value: Some(&value) });
+        }
+        self.send_headed(topic, Some(partition), None, text, Some(headers)).await
+    }
+
+    /// [`Producer::send`] with `headers` on the record, and on each of its chunks.
+    async fn send_headed(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), KafkaError> {
         self.check_failures()?;
         let _turn = self.sending.lock().await;
         let budget = self.budgets.get(topic).map(|budget| budget.saturating_sub(key.map_or(0, <[u8]>::len)).max(1));
         let chunk = match budget {
             Some(budget) if value.len() > budget => budget,
-            _ => return self.enqueue(topic, partition, key, value, self.run.clone()).await,
+            _ => return self.enqueue(topic, partition, key, value, headers).await,
         };
         let partition = partition.or(key.is_none().then_some(0));
         let count = value.len().div_ceil(chunk);
         for (index, piece) in value.chunks(chunk).enumerate() {
             let label = format!("{index}/{count}");
-            let headers =
-                self.run.clone().unwrap_or_default().insert(Header { key: CHUNK_HEADER, value: Some(&label) });
+            let headers = headers.clone().unwrap_or_default().insert(Header { key: CHUNK_HEADER, value: Some(&label) });
             self.enqueue(topic, partition, key, piece, Some(headers)).await?;
         }
         Ok(())

@@ -8,8 +8,11 @@
 //! INSERTs (`insert`); both convert values alike and treat every warning as an error.
 
 mod changes;
+mod copy;
 mod insert;
 mod truncate;
+
+pub use copy::CopyBatch;
 
 use std::collections::HashMap;
 
@@ -261,8 +264,20 @@ impl Sink {
         origin: BatchOrigin<'_>,
         rows: &[(i64, &Row)],
     ) -> Result<u64, MysqlError> {
+        let offset_of = |n: usize| rows.get(n.checked_sub(1)?).map(|(offset, _)| *offset);
+        self.check_counted(table, origin, rows.len() as u64, at_offset_of(offset_of)).await
+    }
+
+    /// [`Sink::check_loaded`] of a statement that loaded `n_rows`, `at_offset` rewriting a warning's row.
+    async fn check_counted(
+        &mut self,
+        table: &TargetTable,
+        origin: BatchOrigin<'_>,
+        n_rows: u64,
+        at_offset: impl Fn(&str) -> String,
+    ) -> Result<u64, MysqlError> {
         let (affected, warnings) = (self.conn.affected_rows(), self.conn.get_warnings());
-        if warnings == 0 && affected == rows.len() as u64 {
+        if warnings == 0 && affected == n_rows {
             return Ok(affected);
         }
         let endpoint = &self.endpoint;
@@ -273,13 +288,13 @@ impl Sink {
             .map_err(|error| MysqlError::query(endpoint, "reading the load's warnings", error))?;
         let first: Vec<String> = shown
             .into_iter()
-            .map(|(_, code, message)| format!("{code} {}", at_offset(&without_value(&message), rows)))
+            .map(|(_, code, message)| format!("{code} {}", at_offset(&without_value(&message))))
             .collect();
         Err(MysqlError::Rejected {
             table: format!("{}.{}", table.database, table.name),
             topic: origin.topic.to_string(),
             partition: origin.partition,
-            detail: format!("{affected} of {} rows loaded, {warnings} warning(s): {}", rows.len(), first.join("; ")),
+            detail: format!("{affected} of {n_rows} rows loaded, {warnings} warning(s): {}", first.join("; ")),
         })
     }
 
@@ -333,12 +348,15 @@ fn data_error(table: &TargetTable, origin: BatchOrigin<'_>, cause: String) -> My
     }
 }
 
-/// A warning's `at row N` (the statement's Nth row) as the offset of that row.
-fn at_offset(message: &str, rows: &[(i64, &Row)]) -> String {
-    let Some((before, number)) = message.rsplit_once(" at row ") else { return message.to_string() };
-    match number.parse::<usize>().ok().and_then(|n| rows.get(n.checked_sub(1)?)) {
-        Some((offset, _)) => format!("{before} at offset {offset}"),
-        None => message.to_string(),
+/// Rewrites a warning's `at row N` (the statement's Nth row, from 1) as the offset of the record
+/// that row came from, which `offset_of(N)` tells.
+fn at_offset_of(offset_of: impl Fn(usize) -> Option<i64>) -> impl Fn(&str) -> String {
+    move |message| {
+        let Some((before, number)) = message.rsplit_once(" at row ") else { return message.to_string() };
+        match number.parse::<usize>().ok().and_then(&offset_of) {
+            Some(offset) => format!("{before} at offset {offset}"),
+            None => message.to_string(),
+        }
     }
 }
 

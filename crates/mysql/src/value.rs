@@ -64,7 +64,7 @@ pub fn value_expression(conversion: &Conversion) -> String {
     load_expression(conversion, "?").unwrap_or_else(|| "?".to_string())
 }
 
-fn escape(bytes: &[u8], out: &mut Vec<u8>) {
+pub(crate) fn escape(bytes: &[u8], out: &mut Vec<u8>) {
     for &byte in bytes {
         match byte {
             b'\\' => out.extend_from_slice(b"\\\\"),

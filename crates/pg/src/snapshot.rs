@@ -15,6 +15,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use passerelle_model::copy_text;
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::Row;
 use passerelle_model::schema::Table;
@@ -188,6 +189,33 @@ impl<'a> RowRef<'a> {
     }
 }
 
+/// A [`TextBatch`] closes once it holds this many bytes of COPY text...
+pub const TEXT_BATCH_BYTES: usize = 512 << 10;
+/// ...and before a row would take it past this many: one batch travels as one Kafka record, which
+/// librdkafka's default `message.max.bytes` (1,000,000) bounds, headers and framing included.
+pub const TEXT_BATCH_MAX: usize = 960_000;
+
+/// Whole rows of one range of one table as COPY sent them (`model::copy_text`), newlines included:
+/// what the snapshot carries, unparsed, when it travels as COPY text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TextBatch {
+    pub table_idx: usize,
+    /// The range's [`CopyUnit::ordinal`].
+    pub ordinal: u32,
+    pub n_rows: u64,
+    pub text: Vec<u8>,
+}
+
+impl TextBatch {
+    fn new(unit: &CopyUnit) -> TextBatch {
+        TextBatch { table_idx: unit.table_idx, ordinal: unit.ordinal, n_rows: 0, text: Vec::new() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n_rows == 0
+    }
+}
+
 /// Heap blocks `start..end` of a table; no `end` means to the end of the table, however far it
 /// has grown since it was measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -220,6 +248,9 @@ impl fmt::Display for BlockRange {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CopyUnit {
     pub table_idx: usize,
+    /// The range's place in its table, 0 for the first: which partition its records go to when the
+    /// snapshot is partitioned by range.
+    pub ordinal: u32,
     pub blocks: BlockRange,
     /// The range's size on disk when it was planned, for ordering and progress estimates.
     pub estimated_bytes: u64,
@@ -378,6 +409,7 @@ fn split(table_idx: usize, table_bytes: u64, block_size: u64, unit_bytes: u64) -
             let blocks_in_unit = if last { n_blocks - start.min(n_blocks) } else { unit_blocks };
             CopyUnit {
                 table_idx,
+                ordinal: u32::try_from(i).unwrap_or(u32::MAX),
                 blocks: BlockRange { start: block_number(start), end },
                 estimated_bytes: blocks_in_unit * block_size,
             }
@@ -432,20 +464,7 @@ impl CopyWorker {
     /// `FROM ONLY`: rows of inheritance children and partitions are copied with their own table.
     pub async fn copy(&self, tables: &[Table], unit: &CopyUnit, sender: &BatchSender) -> Result<CopyStats, PgError> {
         let table = &tables[unit.table_idx];
-        let columns: Vec<String> = table.columns.iter().map(|column| quote_ident(&column.name)).collect();
-        let mut sql = format!("copy (select {} from only {}", columns.join(", "), quote_qualified(&table.name));
-        if let Some(condition) = unit.blocks.condition() {
-            sql.push_str(" where ");
-            sql.push_str(&condition);
-        }
-        sql.push_str(") to stdout");
-        tracing::debug!(table = %table.name, blocks = %unit.blocks, "copying");
-
-        let stream = self
-            .client
-            .copy_out(sql.as_str())
-            .await
-            .map_err(|error| PgError::query(&self.endpoint, "starting COPY", error))?;
+        let stream = self.start(table, unit).await?;
         let mut stream = std::pin::pin!(stream);
         let n_columns = table.columns.len();
         let mut parser = LineParser::default();
@@ -500,6 +519,72 @@ impl CopyWorker {
         Ok(stats)
     }
 
+    /// Copies `unit` of `tables[unit.table_idx]` into `sender` as COPY text, in [`TextBatch`]es of
+    /// whole rows: each closes once it holds [`TEXT_BATCH_BYTES`], and before a row would take it past
+    /// [`TEXT_BATCH_MAX`] (a row longer than that alone makes a batch of its own, which the producer sends
+    /// in chunks). The rows are not
+    /// parsed: the sink reads them (`model::copy_text`). Waits when the channel is full.
+    pub async fn copy_text(
+        &self,
+        tables: &[Table],
+        unit: &CopyUnit,
+        sender: &mpsc::Sender<TextBatch>,
+    ) -> Result<CopyStats, PgError> {
+        let table = &tables[unit.table_idx];
+        let stream = self.start(table, unit).await?;
+        let mut stream = std::pin::pin!(stream);
+        let mut stats = CopyStats::default();
+        let mut batch = TextBatch::new(unit);
+        let mut carry: Vec<u8> = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|error| PgError::query(&self.endpoint, "reading COPY", error))?;
+            stats.n_bytes += chunk.len() as u64;
+            let mut rest = &chunk[..];
+            while let Some(newline) = memchr::memchr(b'\n', rest) {
+                let line = &rest[..=newline];
+                rest = &rest[newline + 1..];
+                let row_bytes = carry.len() + line.len();
+                if !batch.is_empty() && batch.text.len() + row_bytes > TEXT_BATCH_MAX {
+                    stats.n_rows += batch.n_rows;
+                    send_text(sender, std::mem::replace(&mut batch, TextBatch::new(unit)), table).await?;
+                }
+                if !carry.is_empty() {
+                    batch.text.append(&mut carry);
+                }
+                batch.text.extend_from_slice(line);
+                batch.n_rows += 1;
+                if batch.text.len() >= TEXT_BATCH_BYTES {
+                    stats.n_rows += batch.n_rows;
+                    send_text(sender, std::mem::replace(&mut batch, TextBatch::new(unit)), table).await?;
+                }
+            }
+            carry.extend_from_slice(rest);
+        }
+        if !carry.is_empty() {
+            let detail = "the last row has no newline".to_string();
+            return Err(PgError::CopyFormat { endpoint: self.endpoint.clone(), table: table.name.to_string(), detail });
+        }
+        stats.n_rows += batch.n_rows;
+        if !batch.is_empty() {
+            send_text(sender, batch, table).await?;
+        }
+        Ok(stats)
+    }
+
+    /// Starts the COPY of `unit`: every column, in table order. `FROM ONLY`: rows of inheritance
+    /// children and partitions are copied with their own table.
+    async fn start(&self, table: &Table, unit: &CopyUnit) -> Result<tokio_postgres::CopyOutStream, PgError> {
+        let columns: Vec<String> = table.columns.iter().map(|column| quote_ident(&column.name)).collect();
+        let mut sql = format!("copy (select {} from only {}", columns.join(", "), quote_qualified(&table.name));
+        if let Some(condition) = unit.blocks.condition() {
+            sql.push_str(" where ");
+            sql.push_str(&condition);
+        }
+        sql.push_str(") to stdout");
+        tracing::debug!(table = %table.name, blocks = %unit.blocks, "copying");
+        self.client.copy_out(sql.as_str()).await.map_err(|error| PgError::query(&self.endpoint, "starting COPY", error))
+    }
+
     /// Ends the snapshot transaction and the connection.
     pub async fn finish(self) -> Result<(), PgError> {
         self.client
@@ -520,6 +605,10 @@ async fn send(
     table: &Table,
 ) -> Result<(), PgError> {
     sender.sender.send((batch, BatchSpace { _held: held })).await.map_err(|_| cancelled(table))
+}
+
+async fn send_text(sender: &mpsc::Sender<TextBatch>, batch: TextBatch, table: &Table) -> Result<(), PgError> {
+    sender.send(batch).await.map_err(|_| cancelled(table))
 }
 
 /// Turns COPY text into rows. PostgreSQL sends one row per CopyData message, but the protocol
@@ -559,94 +648,15 @@ impl LineParser {
     }
 }
 
-/// Parses one line of COPY text, without its newline, into a row of `batch`.
-///
-/// Columns are separated by a tab; `\N` alone is NULL; a backslash escapes the rest
-/// (`\b \f \n \r \t \v \\`, `\ooo` octal, `\xhh` hex, any other character stands for itself).
-/// A raw tab or newline is always a separator, since values escape theirs. Errors never quote the
-/// line: it holds row values.
+/// Parses one line of COPY text, without its newline, into a row of `batch` (`model::copy_text`).
 fn parse_line(line: &[u8], batch: &mut RowBatch) -> Result<(), String> {
-    let text = std::str::from_utf8(line).map_err(|_| "a row is not valid UTF-8".to_string())?;
     let n_columns = batch.n_columns;
-    if n_columns == 0 {
-        if !text.is_empty() {
-            return Err("a row of a table without columns has a value".to_string());
-        }
-        batch.n_rows += 1;
-        return Ok(());
-    }
-    let mut n_values = 0;
-    for field in text.split('\t') {
-        if n_values == n_columns {
-            return Err(format!("a row has more than the table's {n_columns} columns"));
-        }
-        match field {
-            "\\N" => batch.push_null(),
-            field if !field.contains('\\') => batch.push_text(field),
-            field => batch.push_text(&unescape(field.as_bytes())?),
-        }
-        n_values += 1;
-    }
-    if n_values != n_columns {
-        return Err(format!("a row has {n_values} columns, the table {n_columns}"));
-    }
+    copy_text::parse_line(line, n_columns, |value| match value {
+        Some(text) => batch.push_text(&text),
+        None => batch.push_null(),
+    })?;
     batch.n_rows += 1;
     Ok(())
-}
-
-fn unescape(field: &[u8]) -> Result<String, String> {
-    let mut out = Vec::with_capacity(field.len());
-    let mut i = 0;
-    while i < field.len() {
-        let Some(offset) = memchr::memchr(b'\\', &field[i..]) else {
-            out.extend_from_slice(&field[i..]);
-            break;
-        };
-        out.extend_from_slice(&field[i..i + offset]);
-        i += offset + 1;
-        let Some(&escaped) = field.get(i) else {
-            return Err("a value ends with a lone backslash".to_string());
-        };
-        i += 1;
-        let byte = match escaped {
-            b'b' => 0x08,
-            b'f' => 0x0c,
-            b'n' => b'\n',
-            b'r' => b'\r',
-            b't' => b'\t',
-            b'v' => 0x0b,
-            b'0'..=b'7' => {
-                // Up to three octal digits; PostgreSQL keeps the low eight bits.
-                let mut value = u32::from(escaped - b'0');
-                for _ in 0..2 {
-                    match field.get(i) {
-                        Some(&digit @ b'0'..=b'7') => {
-                            value = value * 8 + u32::from(digit - b'0');
-                            i += 1;
-                        }
-                        _ => break,
-                    }
-                }
-                (value & 0xff) as u8
-            }
-            b'x' if field.get(i).is_some_and(u8::is_ascii_hexdigit) => {
-                let mut value = 0u8;
-                for _ in 0..2 {
-                    match field.get(i).and_then(|&digit| (digit as char).to_digit(16)) {
-                        Some(digit) => {
-                            value = value * 16 + digit as u8;
-                            i += 1;
-                        }
-                        None => break,
-                    }
-                }
-                value
-            }
-            other => other,
-        };
-        out.push(byte);
-    }
-    String::from_utf8(out).map_err(|_| "an escaped value is not valid UTF-8".to_string())
 }
 
 #[cfg(test)]
@@ -655,41 +665,6 @@ mod tests {
 
     fn some(text: &str) -> Option<String> {
         Some(text.to_string())
-    }
-
-    fn parse(line: &[u8], n_columns: usize) -> Result<Row, String> {
-        let mut batch = RowBatch::new(0, n_columns);
-        parse_line(line, &mut batch)?;
-        assert_eq!(batch.len(), 1);
-        Ok(batch.row(0).to_row())
-    }
-
-    #[test]
-    fn fields_nulls_and_empty_strings() {
-        assert_eq!(parse(b"1\t\\N\t\tx", 4).unwrap(), vec![some("1"), None, some(""), some("x")]);
-        // An escaped backslash followed by N is the two-character text, not NULL.
-        assert_eq!(parse(b"\\\\N", 1).unwrap(), vec![some("\\N")]);
-        assert_eq!(parse(b"", 1).unwrap(), vec![some("")]);
-        assert_eq!(parse(b"", 0).unwrap(), Vec::<Option<String>>::new());
-    }
-
-    #[test]
-    fn escapes() {
-        let line = b"a\\tb\\nc\\\\d\\re\\bf\\fg\\vh\\101\\x41\\x4\\q\\0";
-        assert_eq!(parse(line, 1).unwrap(), vec![some("a\tb\nc\\d\re\x08f\x0cg\x0bhAA\x04q\0")]);
-        // Octal escapes may spell multi-byte UTF-8, one byte at a time.
-        assert_eq!(parse(b"\\360\\237\\230\\200", 1).unwrap(), vec![some("😀")]);
-        assert_eq!(parse("ü😀".as_bytes(), 1).unwrap(), vec![some("ü😀")]);
-    }
-
-    #[test]
-    fn malformed_rows_are_errors_without_values() {
-        let error = parse(b"secret\tx", 1).unwrap_err();
-        assert!(!error.contains("secret"), "{error}");
-        assert!(parse(b"x", 2).is_err());
-        assert!(parse(b"x\\", 1).is_err());
-        assert!(parse(b"\\377", 1).is_err());
-        assert!(parse(b"\xff", 1).is_err());
     }
 
     #[test]
