@@ -17,7 +17,7 @@ use crate::support::{finished, passerelle, passerelle_spawn};
 /// pipeline holds at once (the bound depends on the rows' size, not their number; 100 rows take
 /// minutes of a debug build).
 const LARGE: &str = "
-create table blobs (id integer primary key, b bytea, j jsonb);
+create table blobs (id integer primary key, b bytea not null, j jsonb not null);
 insert into blobs select i, decode(repeat(md5(i::text), 655360), 'hex'),
                          jsonb_build_object('id', i, 'text', repeat(md5((-i)::text), 163840))
 from generate_series(1, 16) i;

@@ -333,3 +333,30 @@ async fn twenty_thousand_upserts_go_in_batches(server: Target) {
     );
 }
 on_both_targets!(twenty_thousand_upserts_go_in_batches);
+
+async fn an_update_leaving_a_not_null_toasted_value_out_keeps_it(server: Target) {
+    let mut target =
+        TestDb::new(server, "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, big LONGTEXT NOT NULL, n INT)").await;
+    let table = target.table(
+        "t",
+        &[("id", Conversion::Text, false), ("big", Conversion::Text, false), ("n", Conversion::Text, false)],
+        &[0],
+    );
+    let changes = at(
+        0,
+        vec![
+            insert(&[Some("1"), Some("large"), Some("1")]),
+            insert(&[Some("2"), Some("other"), Some("2")]),
+            // PostgreSQL leaves an unchanged TOASTed value out of an update: an upsert's INSERT would
+            // need it, and a NOT NULL column without a default refuses the row (error 1364).
+            update(None, &[Some("1"), None, Some("10")], &[1]),
+            update(None, &[Some("2"), None, Some("20")], &[1]),
+        ],
+    );
+    assert_eq!(target.apply(&table, &changes).await, 4);
+    assert_eq!(
+        target.rows("SELECT id, big, n FROM t ORDER BY id").await,
+        vec![some(&["1", "large", "10"]), some(&["2", "other", "20"])]
+    );
+}
+on_both_targets!(an_update_leaving_a_not_null_toasted_value_out_keeps_it);

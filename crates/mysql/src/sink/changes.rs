@@ -42,8 +42,9 @@ enum Step<'a> {
     Write { row: Cow<'a, Row>, unchanged: &'a [usize] },
     /// Deletes the row with this key, or in a keyless table one row equal to this one.
     Remove { row: &'a Row },
-    /// A key-changing update that left unchanged TOASTed columns out: an UPDATE keeps their values
-    /// where a delete and an insert would lose them.
+    /// An update that left unchanged TOASTed columns out: an UPDATE of the row with the old key keeps
+    /// their values, where a delete and an insert would lose them and an upsert's INSERT would need
+    /// them (a NOT NULL column without a default refuses the row, error 1364, even when the key exists).
     Rekey { before: &'a Row, after: &'a Row, unchanged: &'a [usize] },
 }
 
@@ -518,7 +519,9 @@ fn steps<'a>(table: &TargetTable, change: &'a ChangeEvent) -> Result<Vec<Step<'a
                         vec![Step::Rekey { before, after, unchanged }]
                     }
                 }
-                _ => vec![Step::Write { row: Cow::Borrowed(after), unchanged }],
+                _ if unchanged.is_empty() => vec![Step::Write { row: Cow::Borrowed(after), unchanged }],
+                // The key stayed: the new row names the row to update.
+                _ => vec![Step::Rekey { before: after, after, unchanged }],
             }
         }
         Op::Update => {
