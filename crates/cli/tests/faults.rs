@@ -147,6 +147,10 @@ impl Fault {
     }
 }
 
+/// Per-row snapshot records, so that the sink's rounds are small enough for a pause at
+/// `rows-applied` to find part of the snapshot applied: a copy-text round takes all 120,000 rows at once.
+const PER_ROW: &[&str] = &["--snapshot-encoding", "envelope"];
+
 /// The one `migrate` process ended with 0 and a verified target; returns its retries and stderr.
 fn verified(child: Child) -> (u64, String) {
     let run = finished(child);
@@ -161,7 +165,7 @@ async fn a_kafka_broker_killed_mid_snapshot_and_restarted_is_waited_out() {
     let _serial = SERIAL.lock().await;
     Private::Kafka.up();
     let fault = Fault::new(Stack { kafka: Private::Kafka.url(), ..Stack::from_env() }).await;
-    let mut child = fault.migrate_paused("rows-applied:20000", &[]);
+    let mut child = fault.migrate_paused("rows-applied:20000", PER_ROW);
     fault.wait_paused(&mut child, None).await;
     fault.assert_partial().await;
     let started = Instant::now();
@@ -180,7 +184,7 @@ async fn a_target_killed_mid_snapshot_and_restarted_is_reconnected(server: Priva
     let _serial = SERIAL.lock().await;
     server.up();
     let fault = Fault::new(Stack { target: server.url(), ..Stack::from_env() }).await;
-    let mut child = fault.migrate_paused("rows-applied:20000", &[]);
+    let mut child = fault.migrate_paused("rows-applied:20000", PER_ROW);
     fault.wait_paused(&mut child, None).await;
     fault.assert_partial().await;
     let started = Instant::now();

@@ -9,7 +9,7 @@ use passerelle_model::endpoint::KafkaEndpoint;
 
 use mysql_async::prelude::Queryable;
 use passerelle_demodata::{Scale, TABLES};
-use passerelle_testkit::{on_both_targets, Target};
+use passerelle_testkit::{on_both_targets, unique_name, Target};
 
 use crate::migrate::Setup;
 use crate::support::{finished, passerelle_child, passerelle_spawn, Pause, Run};
@@ -112,9 +112,24 @@ async fn killed_before_the_post_data_one_rerun_ends_identical(target: Target) {
     let foreign_keys = "SELECT COUNT(*) FROM information_schema.referential_constraints \
                         WHERE constraint_schema = DATABASE()";
     assert_eq!(setup.target_rows(foreign_keys).await[0][0].as_deref(), Some("0"), "killed after the post-data");
-    let run = rerun(&setup, &[]);
+    let report = std::env::temp_dir().join(unique_name("airline-report"));
+    let run = rerun(&setup, &["--report-dir", &report.display().to_string()]);
     assert!(!run.stderr.contains("starting it over"), "the run goes on: {}", run.stderr);
     assert_ne!(setup.target_rows(foreign_keys).await[0][0].as_deref(), Some("0"), "the rerun adds the keys");
+    // The report to hand over: every table of the airline with its counts, equal on both sides, and
+    // the mapping summary.
+    let markdown = std::fs::read_to_string(report.join("report.md")).expect("report.md is written");
+    let json = std::fs::read_to_string(report.join("report.json")).expect("report.json is written");
+    let json: serde_json::Value = serde_json::from_str(&json).expect("report.json parses");
+    assert!(markdown.contains("## Mapping") && json["mapping"]["objects"].is_array(), "{markdown}");
+    let tables = json["verification"]["tables"].as_array().expect("the tables are listed");
+    for table in TABLES {
+        let name = format!("bookings.{table}");
+        let entry = tables.iter().find(|entry| entry["table"] == name.as_str()).expect("every table is listed");
+        assert!(entry["source_rows"].as_u64().is_some_and(|rows| rows > 0), "{entry}");
+        assert_eq!(entry["target_rows"], entry["source_rows"], "{entry}");
+        assert!(markdown.contains(&format!("| {name} |")), "no line for {name} in\n{markdown}");
+    }
     setup.cleanup();
 }
 on_both_targets!(killed_before_the_post_data_one_rerun_ends_identical, flavor = "multi_thread");
