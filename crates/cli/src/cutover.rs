@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use passerelle_kafka::control::{self, Cutover, RunAnnouncement};
 use passerelle_kafka::producer::Producer;
-use passerelle_kafka::topic::{control_topic, end_offsets, table_topic};
+use passerelle_kafka::topic::{control_topic, end_offsets};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
 use passerelle_model::event::Lsn;
 use passerelle_model::schema::QualifiedName;
@@ -31,7 +31,7 @@ use passerelle_verify::report::TableOutcome;
 use serde::Serialize;
 
 use crate::args::{BookkeepingDb, KafkaBrokers, SourceUrl, TargetUrl};
-use crate::config::{Names, NamingArgs};
+use crate::config::{run_topics, Names, NamingArgs};
 use crate::failure;
 use crate::handover::{Handover, ReportDirArg, Systems};
 use crate::mapping::{self, Mapping, TargetMappingArgs};
@@ -247,13 +247,8 @@ impl Ends<'_> {
             still_waiting(&mut said, started, "the source (passerelle migrate --online or passerelle source --online)");
             tokio::time::sleep(CATCH_UP_POLL).await;
         }
-        let topics: Vec<String> = self
-            .run
-            .schema
-            .tables
-            .iter()
-            .map(|table| table_topic(&names.migration, &table.name.schema, &table.name.name))
-            .collect();
+        // A partition's changes travel in its root's topic.
+        let topics = run_topics(&names.migration, &self.run.schema);
         let ends = retry::retry("reading the topics' ends", || end_offsets(self.kafka, &topics)).await?;
         let mut conn = passerelle_mysql::connect(self.target).await?;
         loop {

@@ -65,6 +65,8 @@ async fn a_scrape_during_a_migration_shows_rows_per_table_growing_to_the_migrate
     let pause = Pause::at("snapshot-rows-produced:1,before-post-data");
     let mut args = setup.args("migrate");
     args.extend(["--json", "--jobs", "1", "--partitions", "1", "--metrics-addr", "127.0.0.1:0"]);
+    // Per-row records in 4,096-row batches: a COPY-text record would carry a whole table here.
+    args.extend(["--snapshot-encoding", "envelope"]);
     let mut child = passerelle_logged(&args, &pause.env(&setup.env()), &dir);
 
     // One COPY worker, held after its first batch: the other rows are not in Kafka yet.
@@ -168,7 +170,8 @@ async fn status_watch_json_refreshes_with_the_numbers_of_a_paused_migration(targ
     std::fs::create_dir_all(&dir).unwrap();
     let pause = Pause::at("snapshot-rows-produced:1,before-post-data");
     let mut args = setup.args("migrate");
-    args.extend(["--json", "--jobs", "1", "--partitions", "1"]);
+    // Per-row records, whose offsets count rows (a COPY-text record carries a whole batch).
+    args.extend(["--json", "--jobs", "1", "--partitions", "1", "--snapshot-encoding", "envelope"]);
     let mut child = passerelle_logged(&args, &pause.env(&setup.env()), &dir);
 
     // One COPY worker held after its first batch; the sink applies it, then waits for more.

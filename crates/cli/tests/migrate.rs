@@ -303,7 +303,10 @@ async fn killed_in_the_middle_of_the_snapshot_a_rerun_ends_identical(target: Tar
 
     let run = setup.migrate();
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stderr.contains("was interrupted; starting it over"), "{}", run.stderr);
+    // The killed run may have put the whole snapshot in Kafka already (COPY-text batches travel fast),
+    // and the rerun applies the rest of it; otherwise the rerun copies the snapshot over. Either way
+    // the slot kept every change since the snapshot.
+    assert!(!run.stderr.contains("is gone"), "{}", run.stderr);
     let target =
         setup.target_rows("SELECT COUNT(*), COUNT(DISTINCT id), SUM(id), SUM(LENGTH(payload)), MAX(at) FROM big").await;
     let source = setup.source.client().await;
