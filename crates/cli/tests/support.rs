@@ -1,5 +1,6 @@
 //! Running the built binary with a controlled environment.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -50,14 +51,42 @@ pub fn passerelle_logged(args: &[&str], env: &[(&str, &str)], dir: &Path) -> Chi
     command(args, env).stdout(file("stdout")).stderr(file("stderr")).spawn().expect("the passerelle binary starts")
 }
 
-/// What a spawned `passerelle` printed, once it ended.
-pub fn finished(child: Child) -> Run {
-    let output = child.wait_with_output().expect("the passerelle binary ends");
-    Run {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+/// The longest one `passerelle` process of a test may run: a hang fails its test with what the
+/// process printed, instead of holding the suite until CI gives up.
+const RUN_DEADLINE: Duration = Duration::from_secs(600);
+
+/// What a spawned `passerelle` printed, once it ended; killed, and the test failed, past `RUN_DEADLINE`.
+pub fn finished(mut child: Child) -> Run {
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut text);
+            }
+            String::from_utf8_lossy(&text).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|pipe| Box::new(pipe) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|pipe| Box::new(pipe) as Box<dyn Read + Send>));
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the passerelle process can be waited for") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let run = Run {
+        code: status.and_then(|status| status.code()).unwrap_or(-1),
+        stdout: stdout.join().expect("stdout is read"),
+        stderr: stderr.join().expect("stderr is read"),
+    };
+    assert!(status.is_some(), "passerelle still ran after {RUN_DEADLINE:?}, killed:\n{}\n{}", run.stdout, run.stderr);
+    run
 }
 
 /// Runs `passerelle ARGS` to the end.
