@@ -1,7 +1,7 @@
 //! Which tables move: `--include` and `--exclude` patterns over `schema.table` (`*` any run of
 //! characters, `?` one; a pattern without a dot names tables of every selected schema), applied to
 //! the catalog as soon as it is read, so the plan, the snapshot, the publication (and so the stream),
-//! verify and the report all see the same tables. A pattern that matches nothing is refused: a
+//! verify and the report all see the same tables; the report lists what was left out. A pattern that matches nothing is refused: a
 //! misspelt exclusion would otherwise move the table it meant to leave.
 //!
 //! Views are selected by the same patterns; triggers and owned sequences go with their table. A
@@ -122,6 +122,7 @@ fn leave_column_out(schema: &mut Schema, qualified: &str) -> anyhow::Result<()> 
             .foreign_keys
             .retain(|fk| fk.referenced_table != name || !fk.referenced_columns.iter().any(|c| c == column));
     }
+    schema.left_out_columns.push(qualified.to_string());
     Ok(())
 }
 

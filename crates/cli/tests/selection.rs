@@ -47,6 +47,15 @@ async fn tables_left_out_are_neither_planned_nor_copied_nor_verified(target: Tar
         (outcome.as_str(), detail.as_str()),
         ("not_migrated", "references public.seats, a table left out of the migration")
     );
+    // What the selection left out is in the report, not merely absent from it.
+    for (kind, name, by) in [
+        ("relation", "public.seats", "--include/--exclude"),
+        ("relation", "public.audit_log", "--include/--exclude"),
+        ("column", "public.flights.code", "--exclude-column"),
+    ] {
+        let (outcome, detail) = object(&report, kind, name);
+        assert_eq!((outcome.as_str(), detail), ("not_migrated", format!("left out of the migration by {by}")));
+    }
     let (outcome, detail) = object(&report, "view", "public.seat_passes");
     assert_eq!(outcome, "not_migrated", "{detail}");
     assert!(detail.contains("reads public.seats, left out of the migration"), "{detail}");

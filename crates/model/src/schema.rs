@@ -24,6 +24,9 @@ pub struct Schema {
     /// `--exclude`): a foreign key or a view that refers to one is reported as not migrated.
     #[serde(default)]
     pub left_out: Vec<QualifiedName>,
+    /// Columns left out of the migration (`--exclude-column`), `schema.table.column`.
+    #[serde(default)]
+    pub left_out_columns: Vec<String>,
 }
 
 /// A schema-qualified name, as PostgreSQL spells it (unquoted).

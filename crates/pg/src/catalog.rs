@@ -51,6 +51,7 @@ pub async fn read(client: &mut Client, endpoint: &impl fmt::Display, schemas: &[
         triggers: reader.triggers().await?,
         extensions: reader.extensions().await?,
         left_out: Vec::new(),
+        left_out_columns: Vec::new(),
     };
     tx.commit().await.map_err(error("ending the catalog transaction"))?;
     Ok(schema)

@@ -257,6 +257,19 @@ impl Planner<'_> {
         }
         self.views();
         self.types_and_code();
+        self.left_out();
+    }
+
+    /// What the selection left out, so the report says so rather than leaving it unmentioned.
+    fn left_out(&mut self) {
+        for name in &self.schema.left_out {
+            let detail = "left out of the migration by --include/--exclude";
+            self.objects.push(object("relation", name.to_string(), Outcome::NotMigrated, detail));
+        }
+        for column in &self.schema.left_out_columns {
+            let detail = "left out of the migration by --exclude-column";
+            self.objects.push(object("column", column.clone(), Outcome::NotMigrated, detail));
+        }
     }
 
     /// The longest text each key column may have: 3072 key bytes shared by the key's text columns.
