@@ -244,10 +244,36 @@ pub fn parse() -> anyhow::Result<(Args, Vec<String>, Cli)> {
         None => (Args::command(), crate::config_file::Origins::default()),
     };
     let matches = command.clone().get_matches_from(argv);
-    let mut warnings = password_warnings(&matches);
-    warnings.extend(secret_option_warnings(&matches));
+    let warnings = password_warnings(&matches).into_iter().chain(secret_option_warnings(&matches));
+    let mut said: Vec<String> = warnings.map(|warning| format!("warning: {warning}")).collect();
+    said.extend(chosen_parallelism(&matches, &origins));
     let args = Args::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
-    Ok((args, warnings, Cli { command, origins }))
+    Ok((args, said, Cli { command, origins }))
+}
+
+/// The default of every `--jobs` and `--partitions`: this machine's CPUs, at most 8. A copy worker
+/// and an apply connection per core keep the machine busy, and each sink connection takes its own
+/// partitions; past 8, connections mostly wait on the databases' own locks and disks.
+pub fn machine_parallelism() -> u16 {
+    std::thread::available_parallelism().map_or(2, |cpus| cpus.get().clamp(1, 8) as u16)
+}
+
+/// What `--jobs` and `--partitions` were set to when neither the command line, the environment nor
+/// the configuration file chose them.
+fn chosen_parallelism(matches: &ArgMatches, origins: &crate::config_file::Origins) -> Option<String> {
+    let (command, sub) = matches.subcommand()?;
+    // verify's --jobs (tables compared at once) has a default of its own.
+    if command == "verify" {
+        return None;
+    }
+    let chosen: Vec<String> = ["jobs", "partitions"]
+        .into_iter()
+        .filter(|id| sub.ids().any(|known| known == id))
+        .filter(|id| sub.value_source(id) == Some(ValueSource::DefaultValue) && origins.of(command, id).is_none())
+        .map(|id| format!("--{id} {}", machine_parallelism()))
+        .collect();
+    let cpus = std::thread::available_parallelism().map_or(0, |cpus| cpus.get());
+    (!chosen.is_empty()).then(|| format!("{}, from this machine's {cpus} CPUs", chosen.join(" ")))
 }
 
 /// A password written in a URL on the command line is visible to every user of the machine

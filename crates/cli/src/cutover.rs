@@ -62,7 +62,7 @@ pub struct CutoverArgs {
     #[command(flatten)]
     pub bookkeeping: BookkeepingDb,
     /// Connections per database for the verification
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = crate::args::machine_parallelism(), value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     #[command(flatten)]
     pub report: ReportDirArg,

@@ -56,7 +56,7 @@ fn bound_the_heap() {
 
 fn main() -> ExitCode {
     bound_the_heap();
-    let (args, warnings, cli) = match args::parse() {
+    let (args, said, cli) = match args::parse() {
         Ok(parsed) => parsed,
         Err(error) => {
             eprintln!("passerelle: error: {error:#}");
@@ -65,8 +65,8 @@ fn main() -> ExitCode {
     };
     init_tracing(args.verbose);
     retry::configure(args.retry_for);
-    for warning in warnings {
-        eprintln!("passerelle: warning: {warning}");
+    for line in said {
+        eprintln!("passerelle: {line}");
     }
     match run(args, &cli) {
         Ok(code) => code,

@@ -32,7 +32,7 @@ pub struct MigrateArgs {
     #[command(flatten)]
     pub mapping: MappingArgs,
     /// Copy workers on the source, and connections applying on the target
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = crate::args::machine_parallelism(), value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     /// How snapshot rows enter the target
     #[arg(long, value_enum, default_value = "auto")]

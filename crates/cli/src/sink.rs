@@ -46,7 +46,7 @@ pub struct SinkArgs {
     #[command(flatten)]
     pub naming: NamingArgs,
     /// Connections applying on the target
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = crate::args::machine_parallelism(), value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     /// How snapshot rows enter the target
     #[arg(long, value_enum, default_value = "auto")]

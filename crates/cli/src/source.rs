@@ -49,7 +49,7 @@ pub struct SourceArgs {
     #[arg(long)]
     pub online: bool,
     /// Copy workers on the source
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = crate::args::machine_parallelism(), value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     /// Print the summary as JSON on stdout
     #[arg(long)]
@@ -86,7 +86,7 @@ impl TopicArgs {
 #[derive(Debug, clap::Args)]
 pub struct TopicShape {
     /// Partitions of each topic (a table without a primary key always uses one)
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(i32).range(1..=1000))]
+    #[arg(long, default_value_t = i32::from(crate::args::machine_parallelism()), value_parser = clap::value_parser!(i32).range(1..=1000))]
     pub partitions: i32,
     #[command(flatten)]
     pub durability: DurabilityArgs,

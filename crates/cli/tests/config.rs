@@ -145,3 +145,30 @@ fn completions_and_man_pages_are_generated_from_the_definition() {
     assert!(dir.join("passerelle-verify.1").is_file() && dir.join("passerelle.1").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `--jobs` and `--partitions` left to the machine: Passerelle says what it chose, and only what
+/// neither a flag nor the file set.
+#[test]
+fn jobs_and_partitions_left_to_the_machine_are_said() {
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let machine = cpus.clamp(1, 8);
+    let dir = config_dir("jobs = 3\n");
+    let stderr = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--source", "not a url", "--kafka", "127.0.0.1:1"]);
+        let run = passerelle_in(&dir, &args, &[]);
+        assert_eq!(run.code, 2, "{}", run.stderr);
+        run.stderr
+    };
+    let said = stderr(&["source", "--schema", "public"]);
+    assert!(said.contains(&format!("passerelle: --partitions {machine}, from this machine's {cpus} CPUs\n")), "{said}");
+    let said = stderr(&["source", "--schema", "public", "--partitions", "4"]);
+    assert!(!said.contains("from this machine's"), "{said}");
+
+    let sink = passerelle(&["sink", "--topic-prefix", "x", "--target", "not a url", "--kafka", "127.0.0.1:1"], &[]);
+    assert!(
+        sink.stderr.contains(&format!("passerelle: --jobs {machine}, from this machine's {cpus} CPUs\n")),
+        "{}",
+        sink.stderr
+    );
+}
