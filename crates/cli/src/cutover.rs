@@ -244,7 +244,7 @@ impl Ends<'_> {
             }
             let state = retry::retry("reading the control topic", || control::read(self.kafka, self.topic)).await?;
             failure::refuse_failed(&state, &names.migration)?;
-            still_waiting(&mut said, started, "the source (passerelle migrate --online or passerelle source --online)");
+            still_waiting_for_the_source(&mut said, started, source, &names.slot).await;
             tokio::time::sleep(CATCH_UP_POLL).await;
         }
         // A partition's changes travel in its root's topic.
@@ -329,16 +329,7 @@ impl Ends<'_> {
             if state.stream_done.is_some() {
                 break;
             }
-            let whom = "the source (passerelle migrate --online or passerelle source --online)";
-            if said.elapsed() >= NOTE_EVERY && !slot_streams(source, &names.slot).await {
-                // A source killed outright records no failure; its slot says nobody streams.
-                let whom = format!(
-                    "{whom}: no process streams from the slot {}; start it again and the cutover goes on",
-                    names.slot
-                );
-                still_waiting(&mut said, started, &whom);
-            }
-            still_waiting(&mut said, started, whom);
+            still_waiting_for_the_source(&mut said, started, source, &names.slot).await;
             tokio::time::sleep(POLL).await;
         }
         let stream_drained_seconds = started.elapsed().as_secs_f64();
@@ -441,10 +432,25 @@ fn report(args: &CutoverArgs, mut report: CutoverReport, freeze: Option<FreezeRe
 }
 
 /// Whether a walsender streams from `slot` (true when that cannot be read: no false alarm).
-async fn slot_streams(source: &passerelle_model::endpoint::DbEndpoint, slot: &str) -> bool {
+async fn slot_streams(source: &DbEndpoint, slot: &str) -> bool {
     let Ok(client) = passerelle_pg::connect(source).await else { return true };
     let info = passerelle_pg::slot::slot_info(&client, source, slot).await;
     info.map_or(true, |info| info.is_none_or(|info| info.active))
+}
+
+/// [`still_waiting`] for the source, and whether any process streams from its slot: a source killed
+/// outright records no failure, its slot says nobody streams.
+async fn still_waiting_for_the_source(said: &mut Instant, started: Instant, source: &DbEndpoint, slot: &str) {
+    if said.elapsed() < NOTE_EVERY {
+        return;
+    }
+    let whom = "the source (passerelle migrate --online or passerelle source --online)";
+    if slot_streams(source, slot).await {
+        still_waiting(said, started, whom);
+    } else {
+        let whom = format!("{whom}: no process streams from the slot {slot}; start it again and the cutover goes on");
+        still_waiting(said, started, &whom);
+    }
 }
 
 /// Every half minute of waiting, says who is being waited for: a process that is not running never

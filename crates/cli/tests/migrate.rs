@@ -88,10 +88,16 @@ impl Setup {
     }
 
     pub async fn target_rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        self.try_target_rows(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// [`Setup::target_rows`], or the error: a table the run has not created yet, while a test waits.
+    pub async fn try_target_rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, mysql_async::Error> {
         let mut conn = self.target.conn().await;
         conn.query_drop(format!("USE `{}`", self.target.name)).await.unwrap();
-        let rows: Vec<mysql_async::Row> = conn.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-        rows.into_iter()
+        let rows: Vec<mysql_async::Row> = conn.query(sql).await?;
+        Ok(rows
+            .into_iter()
             .map(|row| {
                 (0..row.len())
                     .map(|i| {
@@ -102,7 +108,7 @@ impl Setup {
                     })
                     .collect()
             })
-            .collect()
+            .collect())
     }
 }
 
