@@ -1,6 +1,6 @@
 -- A schema `passerelle estimate` was not tuned on (BENCHMARKS.md, "Estimating"): orders with two
 -- secondary indexes, and events of jsonb with a foreign key to them; about 90 MB with indexes.
---   psql -d bench_other -f bench/estimate-other.sql
+--   psql -d bench_other -f bench/estimate-other.sql   (as the migration's user, in a database it owns)
 drop schema if exists shop cascade;
 create schema shop;
 create table shop.orders (

@@ -118,7 +118,9 @@ def process_cpu(target):
     pids = {
         "kafka": (stack_dir / "kafka/kafka.pid"),
         target.kind: target.pid_file(),
-        "postgresql": (stack_dir / "pg/data/postmaster.pid"),
+        # A source cluster of its own (stack.sh service-up postgres with a PASSERELLE_STACK_DIR and
+        # PASSERELLE_PG_PORT of its own) is found through PASSERELLE_BENCH_PG_DIR, that directory.
+        "postgresql": (Path(os.environ.get("PASSERELLE_BENCH_PG_DIR", stack_dir)) / "pg/data/postmaster.pid"),
     }
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = {}
