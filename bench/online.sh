@@ -75,7 +75,7 @@ psql -Xq "$PASSERELLE_SOURCE" -c "update bookings.bookings set total_amount = $m
 until [ "$(target_sql "select cast(total_amount as signed) from bookings where book_ref = '$probe'" 2>/dev/null)" = "$((mark % 1000000))" ]; do sleep 0.2; done
 
 # The lag while streaming: the slot's unconfirmed WAL every second, a probe's trip every 2 s.
-slot=passerelle_$prefix
+slot=$("$bin" status --json --topic-prefix $prefix | python3 -c 'import json, sys; print(json.load(sys.stdin)["slot"]["name"])')
 : >"$work/lag_bytes" && : >"$work/lag_seconds"
 end=$((SECONDS + lag_seconds))
 while [ $SECONDS -lt $end ]; do
