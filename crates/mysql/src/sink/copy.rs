@@ -182,7 +182,6 @@ fn refused_line(table: &TargetTable, offset: i64, line: &[u8], column: &str, cau
     }
 }
 
-/// The batches' rows, each with its batch's offset: for the INSERT path.
 /// `batches` in consecutive groups of at least one batch and, past the first, at most `size` bytes of text.
 fn text_groups<'a>(batches: &'a [&'a CopyBatch], size: usize) -> impl Iterator<Item = &'a [&'a CopyBatch]> {
     let mut rest = batches;
@@ -204,6 +203,7 @@ fn text_groups<'a>(batches: &'a [&'a CopyBatch], size: usize) -> impl Iterator<I
     })
 }
 
+/// The batches' rows, each with its batch's offset: for the INSERT path.
 fn parse_rows(table: &TargetTable, batches: &[&CopyBatch]) -> Result<Vec<(i64, Row)>, String> {
     let n_columns = table.columns.len();
     let mut rows = Vec::new();
