@@ -25,6 +25,7 @@ use crate::apply::{self, ApplyConfig, SinkTable};
 use crate::args::{BookkeepingDb, KafkaBrokers, LoadPathArg, TargetUrl};
 use crate::check::refuse_failures;
 use crate::config::{has_topic, run_encoding, run_topics, table_layouts, NamingArgs};
+use crate::failure;
 use crate::mapping::{self, TargetMappingArgs};
 use crate::pause;
 use crate::progress::{Progress, Track};
@@ -330,6 +331,12 @@ async fn announced_run(side: &SinkSide<'_>, wanted: WantedRun) -> anyhow::Result
     let mut waiting_said = false;
     loop {
         let state = retry::retry("reading the control topic", || control::read(side.kafka, &topic)).await?;
+        // A sink of its own stops at once on a run that failed, before it touches the target (the
+        // failed run may have stopped before its target was ready). `migrate`'s own sink follows the
+        // run its source is taking up, whose failure that source withdraws.
+        if run_id.is_none() && state.run.is_some() {
+            failure::refuse_failed(&state, side.migration)?;
+        }
         match state.run {
             Some(run) if run_id.as_ref().is_none_or(|wanted| wanted == &run.run_id) => return Ok(run),
             _ if !waiting_said => {
