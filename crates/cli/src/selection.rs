@@ -1,8 +1,8 @@
 //! Which tables move: `--include` and `--exclude` patterns over `schema.table` (`*` any run of
 //! characters, `?` one; a pattern without a dot names tables of every selected schema), applied to
 //! the catalog as soon as it is read, so the plan, the snapshot, the publication (and so the stream),
-//! verify and the report all see the same tables; the report lists what was left out. A pattern that matches nothing is refused: a
-//! misspelt exclusion would otherwise move the table it meant to leave.
+//! verify and the report all see the same tables; the report lists what was left out. A pattern that
+//! matches nothing is refused: a misspelt exclusion would otherwise move the table it meant to leave.
 //!
 //! Views are selected by the same patterns; triggers and owned sequences go with their table. A
 //! foreign key or a view that reads a table left out is reported as not migrated by the plan.
