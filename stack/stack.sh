@@ -80,13 +80,28 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_for() { # wait_for SECONDS DESCRIPTION LOGFILE COMMAND...
   local seconds=$1 what=$2 logfile=$3; shift 3
+  # The probe's own stderr stays: it says why it gave up (kafka_ready: the broker exited).
   for _ in $(seq 1 $((seconds * 5))); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
+    if "$@" >/dev/null; then return 0; fi
     sleep 0.2
   done
   log "$what did not come up within ${seconds}s; its log is $logfile:"
   tail -n 30 "$logfile" >&2 || true
   exit 1
+}
+
+# Every port of the stack's, shared and private (tests' and benchmarks' servers), is in Linux's ephemeral
+# range (32768-60999): a client's connection there, or its TIME_WAIT for a minute after, keeps a server
+# started later from binding it, even with SO_REUSEADDR (CI saw a private broker and cluster started
+# mid-suite fail so). Reserved, the kernel never picks them for a client: a sysctl of this network
+# namespace, which only root may set.
+STACK_PORT_RANGES=53300-53999,55400-55499,59000-59799
+reserve_ports() {
+  local file=/proc/sys/net/ipv4/ip_local_reserved_ports current
+  current=$(cat "$file" 2>/dev/null) || return 0
+  if ! { is_root && echo "${current:+$current,}$STACK_PORT_RANGES" >"$file"; } 2>/dev/null; then
+    log "could not reserve the stack's ports ($STACK_PORT_RANGES) in $file: a service started while clients run may find its port taken"
+  fi
 }
 
 install_packages() {
@@ -449,6 +464,7 @@ service_pidfile() {
 
 service_up() {
   mkdir -p "$STACK_DIR" "$CACHE_DIR"
+  reserve_ports
   tls_certs
   case $1 in
     # A restarted broker writes a new server.log: kafka_ready must not find the last one's start line.
@@ -624,6 +640,7 @@ EOF
 up() {
   mkdir -p "$STACK_DIR" "$CACHE_DIR"
   is_root && chmod 755 "$STACK_DIR"
+  reserve_ports
   install_packages
   install_kafka
   tls_certs
