@@ -15,7 +15,7 @@
 //! cutover fails or is interrupted, it makes the source read-write again, so the application goes on
 //! with the source where it was.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -101,8 +101,11 @@ struct FirstReport {
     from_lsn: String,
     seconds: f64,
     /// Tables that differed then (the source changed under the comparison) or could not be
-    /// compared: compared whole again at the cutover.
+    /// compared, and whose differing rows could not be listed: compared whole again at the cutover.
     compared_again_whole: Vec<String>,
+    /// Per table that differed then, how many of its rows did, read row by row while the source
+    /// still changed: the cutover re-checks them.
+    rows_that_differed: BTreeMap<String, usize>,
     /// Changes the source committed from `from_lsn` to the cutover, whose rows the cutover re-checked.
     changes_since: u64,
 }
@@ -217,14 +220,16 @@ struct FirstStep {
     seconds: f64,
     /// The tables to compare whole again at the cutover.
     whole: BTreeSet<QualifiedName>,
+    /// The tables that differed, with the canonical keys of their rows that did.
+    listed: BTreeMap<QualifiedName, Vec<Vec<String>>>,
 }
 
 impl Ends<'_> {
     /// The first step of the verification, while the source still changes: from a known position
     /// on, the source's changes are watched (`pg::changed_keys`); once the target holds everything
     /// committed before it, every table is compared whole. A row that differs then was changed
-    /// since (the cutover re-checks it), or is wrong: a table that differs is compared whole again
-    /// at the cutover.
+    /// since (the cutover re-checks it), or is wrong: a table that differs is read again row by
+    /// row, and the cutover re-checks the rows that differ (or, past what is listed, the whole table).
     async fn verify_while_streaming(&self, args: &CutoverArgs, mapping: &Mapping) -> anyhow::Result<FirstStep> {
         let started = Instant::now();
         let (source, names) = (self.source, self.names);
@@ -269,25 +274,38 @@ impl Ends<'_> {
         let _ = conn.disconnect().await;
         eprintln!("passerelle: the target has caught up; verifying every table while the source still changes");
         let verification = crate::verify::compare(&self.config(args), &mapping.schema, &mapping.plan).await?;
-        let whole: BTreeSet<QualifiedName> = verification
+        let differing: BTreeSet<QualifiedName> = verification
             .tables
             .iter()
             .filter(|table| table.outcome != TableOutcome::Match)
             .filter_map(|table| self.run.schema.tables.iter().find(|t| t.name.to_string() == table.table))
             .map(|table| table.name.clone())
             .collect();
+        if !differing.is_empty() {
+            eprintln!(
+                "passerelle: {} table(s) differed while the source changed; listing the rows that differ",
+                differing.len()
+            );
+        }
+        let listed =
+            passerelle_verify::differing_keys(&self.config(args), &mapping.schema, &mapping.plan, &differing).await?;
+        let whole: BTreeSet<QualifiedName> = differing.into_iter().filter(|name| !listed.contains_key(name)).collect();
         let seconds = started.elapsed().as_secs_f64();
         eprintln!(
             "passerelle: first verification in {seconds:.1}s: {} of {} table(s) match; the cutover re-checks the rows \
-             the source changes from now on{}",
-            verification.tables.len() - whole.len(),
+             the source changes from now on{}{}",
+            verification.tables.len() - whole.len() - listed.len(),
             verification.tables.len(),
+            match listed.values().map(Vec::len).sum::<usize>() {
+                0 => String::new(),
+                n => format!(", the {n} row(s) that differed"),
+            },
             match whole.len() {
                 0 => String::new(),
                 n => format!(", and compares {n} table(s) whole again"),
             }
         );
-        Ok(FirstStep { watch, seconds, whole })
+        Ok(FirstStep { watch, seconds, whole, listed })
     }
 
     fn config(&self, args: &CutoverArgs) -> passerelle_verify::Config {
@@ -361,6 +379,11 @@ impl Ends<'_> {
                     from_lsn: first.watch.from.to_string(),
                     seconds: first.seconds,
                     compared_again_whole: first.whole.iter().map(ToString::to_string).collect(),
+                    rows_that_differed: first
+                        .listed
+                        .iter()
+                        .map(|(name, keys)| (name.to_string(), keys.len()))
+                        .collect(),
                     changes_since: changed.n_changes,
                 });
                 eprintln!(
@@ -368,7 +391,7 @@ impl Ends<'_> {
                      verification, and every table's count",
                     changed.n_changes
                 );
-                Some(passerelle_verify::Recheck { whole: first.whole, changed })
+                Some(passerelle_verify::Recheck { whole: first.whole, changed, listed: first.listed })
             }
         };
         let verification =

@@ -119,8 +119,13 @@ async fn a_frozen_cutover_that_does_not_verify_makes_the_source_read_write_again
     let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(report["verified"], false, "{report}");
     assert_eq!(report["freeze"]["source_read_only"], false, "{report}");
-    let changed = &report["verification"]["tables"][0]["changed"];
-    assert_eq!(changed["items"][0]["key"], "id=\"42\"", "{changed}");
+    let table = &report["verification"]["tables"][0];
+    assert_eq!(table["changed"]["items"][0]["key"], "id=\"42\"", "{table}");
+    // The first step saw the table differ and listed the row: the cutover re-checked rows, not the table.
+    let first = &report["first_verification"];
+    assert_eq!(first["rows_that_differed"], serde_json::json!({"public.accounts": 1}), "{first}");
+    assert_eq!(first["compared_again_whole"], serde_json::json!([]), "{first}");
+    assert_eq!(table["source_checksum"], serde_json::Value::Null, "only rows are compared: {table}");
     assert!(run.stderr.contains("read-write again"), "{}", run.stderr);
     assert_eq!(default_read_only(&setup).await, "off");
     let client = setup.source.client().await;

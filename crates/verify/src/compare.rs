@@ -8,7 +8,7 @@
 //! floats, geometry), whose row hashes exist only in Rust: its multiset is a map of the distinct
 //! hashes, 40 bytes or so per distinct row.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use futures::TryStreamExt;
 
@@ -22,6 +22,12 @@ use crate::{client, KeySet, VerifyError};
 /// Ranges this small are compared row by row: few enough to hold, enough that bisection stops early.
 const LEAF_ROWS: u64 = 1000;
 
+/// Rows [`Comparison::differing_keys`] compares at once: a few megabytes of hashes a side.
+const PASS_ROWS: u64 = 20_000;
+
+/// The most differing keys listed for the cutover: past this, the table is compared whole there.
+const MOST_DIFFERING_KEYS: usize = 100_000;
+
 /// Changed keys looked up at once: well within PostgreSQL's 65,535 parameters for keys of a few columns.
 const RECHECK_CHUNK: usize = 500;
 
@@ -34,6 +40,19 @@ pub struct Comparison<'a> {
     pub name: &'a str,
     pub source: &'a Source,
     pub target: &'a mut Target,
+}
+
+/// The keys the source changed in a table, as PostgreSQL's text of the columns named.
+pub type Changed<'a> = (&'a [String], &'a KeySet);
+
+/// The rows of a range that differ, by canonical key.
+struct Differences {
+    /// On the source only.
+    missing: Vec<Vec<String>>,
+    /// On the target only.
+    extra: Vec<Vec<String>>,
+    /// On both, with the columns whose values differ.
+    changed: Vec<(Vec<String>, Vec<String>)>,
 }
 
 impl Comparison<'_> {
@@ -57,14 +76,15 @@ impl Comparison<'_> {
     }
 
     /// Compares only the rows whose keys the source changed since a full comparison, `keys` as
-    /// PostgreSQL's text of the `key_names` columns, then the row counts: a count that differs makes
-    /// it a full comparison, which names the rows (a delete lost leaves a row the key lookup cannot
-    /// find on the source). A table without an ordered key is compared whole.
+    /// PostgreSQL's text of the `key_names` columns, and the rows that differed then (`listed`,
+    /// canonical keys), then the row counts: a count that differs makes it a full comparison, which
+    /// names the rows (a delete lost leaves a row the key lookup cannot find on the source). A table
+    /// without an ordered key is compared whole.
     pub async fn recheck(
         &mut self,
         report: &mut TableReport,
-        key_names: &[String],
-        keys: &KeySet,
+        (key_names, keys): Changed<'_>,
+        listed: &[Vec<String>],
         pinpointing: impl FnOnce(),
     ) -> Result<bool, VerifyError> {
         let columns: Option<Vec<usize>> =
@@ -91,23 +111,28 @@ impl Comparison<'_> {
         }
         let raw: Vec<Vec<String>> =
             keys.iter().filter_map(|key| key.iter().cloned().collect::<Option<Vec<String>>>()).collect();
-        let mut rechecked = 0;
+        // A row changed since may also have differed then: each compared once.
+        let mut canonical: BTreeSet<Vec<String>> = listed.iter().cloned().collect();
+        let mut n_changed = 0;
         for chunk in raw.chunks(RECHECK_CHUNK) {
             let (sql, params) = self.plan.canonical_keys(&columns, &types, chunk);
             let context = format!("looking up the changed rows of {}", self.name);
-            let canonical: Vec<Vec<String>> = Side::Source(self.source)
-                .rows(context, &sql, &params)
-                .await?
-                .into_iter()
-                .map(|row| row.into_iter().map(Option::unwrap_or_default).collect())
-                .collect();
-            if canonical.is_empty() {
-                continue;
+            for row in Side::Source(self.source).rows(context, &sql, &params).await? {
+                n_changed += 1;
+                canonical.insert(row.into_iter().map(Option::unwrap_or_default).collect());
             }
-            rechecked += canonical.len();
-            self.leaf(&Range { keys: canonical, ..Range::default() }, report).await?;
         }
-        report.detail = format!("{rechecked} row(s) the source changed since the first verification, and the counts");
+        let canonical: Vec<Vec<String>> = canonical.into_iter().collect();
+        for chunk in canonical.chunks(RECHECK_CHUNK) {
+            self.leaf(&Range { keys: chunk.to_vec(), ..Range::default() }, report).await?;
+        }
+        report.detail = match listed.len() {
+            0 => format!("{n_changed} row(s) the source changed since the first verification, and the counts"),
+            n => format!(
+                "{n_changed} row(s) the source changed since the first verification, the {n} that differed in it, \
+                 and the counts"
+            ),
+        };
         Ok(report.missing.count + report.extra.count + report.changed.count == 0)
     }
 
@@ -169,9 +194,25 @@ impl Comparison<'_> {
         Ok(())
     }
 
-    /// Compares the rows of a small range by key, column by column.
+    /// Compares the rows of a small range by key, column by column, into `report`.
     async fn leaf(&mut self, range: &Range, report: &mut TableReport) -> Result<(), VerifyError> {
-        let (plan, name) = (self.plan, self.name);
+        let differences = self.leaf_differences(range).await?;
+        for key in differences.missing {
+            report.missing.push(self.show_key(&key));
+        }
+        for key in differences.extra {
+            report.extra.push(self.show_key(&key));
+        }
+        for (key, columns) in differences.changed {
+            report.changed.push(ChangedRow { key: self.show_key(&key), columns });
+        }
+        Ok(())
+    }
+
+    /// The canonical keys of the rows of a small range that differ, each sorted.
+    async fn leaf_differences(&mut self, range: &Range) -> Result<Differences, VerifyError> {
+        let plan = self.plan;
+        let name = self.name;
         let (source, target) = tokio::try_join!(
             leaf_rows(plan, name, Side::Source(self.source), range),
             leaf_rows(plan, name, Side::Target(&mut *self.target), range),
@@ -200,16 +241,40 @@ impl Comparison<'_> {
         missing.sort();
         extra.sort();
         changed.sort();
-        for key in missing {
-            report.missing.push(self.show_key(&key));
+        Ok(Differences { missing, extra, changed })
+    }
+
+    /// The canonical keys of every row that differs, read in ranges of [`PASS_ROWS`] rows in key
+    /// order: for rows that differed while the source changed, to be re-checked at the cutover.
+    /// `None` past [`MOST_DIFFERING_KEYS`], or for a table without an ordered key: compare it whole.
+    pub async fn differing_keys(&mut self) -> Result<Option<Vec<Vec<String>>>, VerifyError> {
+        if !matches!(self.plan.keying, Keying::Ordered(_)) {
+            return Ok(None);
         }
-        for key in extra {
-            report.extra.push(self.show_key(&key));
+        let mut keys = Vec::new();
+        let mut lo = None;
+        loop {
+            let (sql, params) =
+                self.plan.split_key(Engine::Pg, &Range { lo: lo.clone(), ..Range::default() }, PASS_ROWS);
+            let context = format!("splitting {} into ranges", self.name);
+            let hi: Option<Vec<String>> = Side::Source(self.source)
+                .rows(context, &sql, &params)
+                .await?
+                .into_iter()
+                .next()
+                .map(|row| row.into_iter().map(Option::unwrap_or_default).collect());
+            let differences = self.leaf_differences(&Range { lo, hi: hi.clone(), keys: Vec::new() }).await?;
+            keys.extend(differences.missing);
+            keys.extend(differences.extra);
+            keys.extend(differences.changed.into_iter().map(|(key, _)| key));
+            if keys.len() > MOST_DIFFERING_KEYS {
+                return Ok(None);
+            }
+            match hi {
+                Some(hi) => lo = Some(hi),
+                None => return Ok(Some(keys)),
+            }
         }
-        for (key, columns) in changed {
-            report.changed.push(ChangedRow { key: self.show_key(&key), columns });
-        }
-        Ok(())
     }
 
     /// `id=7` or `flight_id=7, ticket_no=0005432000987`.

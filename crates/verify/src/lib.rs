@@ -68,10 +68,13 @@ pub enum Progress {
 /// What changed on the source since a full comparison, for [`recheck`].
 #[derive(Debug, Default)]
 pub struct Recheck {
-    /// Tables to compare whole all the same (they differed then, or could not be compared).
+    /// Tables to compare whole all the same (they differed then beyond what [`differing_keys`]
+    /// lists, or could not be compared).
     pub whole: BTreeSet<QualifiedName>,
     /// The keys the source changed, from its own WAL.
     pub changed: ChangedKeys,
+    /// Tables that differed then, with the keys of their rows that did ([`differing_keys`]).
+    pub listed: BTreeMap<QualifiedName, Vec<Vec<String>>>,
 }
 
 /// Compares every table of `schema` that `plan` migrated, and the objects `plan` promised; an `Err`
@@ -99,6 +102,77 @@ pub async fn recheck(
     compare_all(config, schema, plan, progress, Some(Arc::new(recheck))).await
 }
 
+/// The first step's follow-up, while the source still changes: the canonical keys of the rows
+/// of each of `tables` that differ now, read row by row in key order. A table left out of the
+/// answer (no ordered key, too many rows differing, not comparable) is to be compared whole.
+pub async fn differing_keys(
+    config: &Config,
+    schema: &Schema,
+    plan: &Plan,
+    tables: &BTreeSet<QualifiedName>,
+) -> Result<BTreeMap<QualifiedName, Vec<Vec<String>>>, VerifyError> {
+    let source = Source::connect(&config.source).await?;
+    let mut target = Target::connect(&config.target).await?;
+    let targets = read_targets(&mut target, plan).await?;
+    let mut listed = BTreeMap::new();
+    for (report, table_plan) in planned(schema, plan, &targets) {
+        let Some(table_plan) = table_plan else { continue };
+        let Some(name) = tables.iter().find(|name| name.to_string() == report.table) else { continue };
+        let mut comparison =
+            compare::Comparison { plan: &table_plan, name: &report.table, source: &source, target: &mut target };
+        if let Some(keys) = comparison.differing_keys().await? {
+            listed.insert(name.clone(), keys);
+        }
+    }
+    target.close().await;
+    Ok(listed)
+}
+
+/// The target's live tables in each database the plan lands in.
+async fn read_targets(
+    target: &mut Target,
+    plan: &Plan,
+) -> Result<HashMap<String, BTreeMap<String, LiveTable>>, VerifyError> {
+    let mut targets = HashMap::new();
+    for database in &plan.databases {
+        targets.insert(database.clone(), target::read(target, database).await?);
+    }
+    Ok(targets)
+}
+
+/// Each table the plan landed, its report as planned, and how to compare it when it can be.
+fn planned(
+    schema: &Schema,
+    plan: &Plan,
+    targets: &HashMap<String, BTreeMap<String, LiveTable>>,
+) -> Vec<(TableReport, Option<TablePlan>)> {
+    // A partition's rows land in its parent's table and are read through the parent.
+    let landing = plan
+        .tables
+        .iter()
+        .filter(|t| schema.tables.iter().any(|s| s.name == t.source && !matches!(s.kind, TableKind::Partition { .. })));
+    let mut planned = Vec::new();
+    for landing in landing {
+        let Some(table) = schema.tables.iter().find(|t| t.name == landing.source) else { continue };
+        let live = targets.get(&landing.database).and_then(|tables| tables.get(&landing.name));
+        let mut report = empty_report(landing);
+        let table_plan = match live.map(|live| table_plan(schema, table, landing, live)) {
+            None => {
+                report.outcome = TableOutcome::Missing;
+                None
+            }
+            Some(Err(detail)) => {
+                report.outcome = TableOutcome::NotCompared;
+                report.detail = detail;
+                None
+            }
+            Some(Ok(table_plan)) => Some(table_plan),
+        };
+        planned.push((report, table_plan));
+    }
+    planned
+}
+
 async fn compare_all(
     config: &Config,
     schema: &Schema,
@@ -109,11 +183,7 @@ async fn compare_all(
     let source = Source::connect(&config.source).await?;
     check_encoding(&source).await?;
     let mut target = Target::connect(&config.target).await?;
-    let mut targets: HashMap<String, BTreeMap<String, LiveTable>> = HashMap::new();
-    for database in &plan.databases {
-        let tables = target::read(&mut target, database).await?;
-        targets.insert(database.clone(), tables);
-    }
+    let targets = read_targets(&mut target, plan).await?;
     target.close().await;
 
     let check = schema_check::SchemaCheck { schema, plan, targets: &targets };
@@ -121,22 +191,9 @@ async fn compare_all(
 
     let mut tables = Vec::new();
     let mut jobs = VecDeque::new();
-    // A partition's rows land in its parent's table and are read through the parent.
-    let landing = plan
-        .tables
-        .iter()
-        .filter(|t| schema.tables.iter().any(|s| s.name == t.source && !matches!(s.kind, TableKind::Partition { .. })));
-    for landing in landing {
-        let Some(table) = schema.tables.iter().find(|t| t.name == landing.source) else { continue };
-        let live = targets.get(&landing.database).and_then(|tables| tables.get(&landing.name));
-        let mut report = empty_report(landing);
-        match live.map(|live| table_plan(schema, table, landing, live)) {
-            None => report.outcome = TableOutcome::Missing,
-            Some(Err(detail)) => {
-                report.outcome = TableOutcome::NotCompared;
-                report.detail = detail;
-            }
-            Some(Ok(plan)) => jobs.push_back((tables.len(), plan)),
+    for (report, table_plan) in planned(schema, plan, &targets) {
+        if let Some(table_plan) = table_plan {
+            jobs.push_back((tables.len(), table_plan));
         }
         tables.push(report);
     }
@@ -232,18 +289,21 @@ fn table_plan(schema: &Schema, table: &Table, landing: &TargetTable, live: &Live
     })
 }
 
-/// The keys of `table` (`schema.table`) to re-check, with their columns' names; `None` when the
-/// table is to be compared whole.
-fn changed_keys<'a>(recheck: &'a Recheck, table: &str) -> Option<(&'a [String], &'a KeySet)> {
+/// The keys of `table` (`schema.table`) to re-check: those changed, with their columns' names,
+/// and the canonical keys of the rows that differed in the first step; `None` when the table is
+/// to be compared whole.
+fn changed_keys<'a>(recheck: &'a Recheck, table: &str) -> Option<(compare::Changed<'a>, &'a [Vec<String>])> {
     let named = |name: &QualifiedName| name.to_string() == table;
     if recheck.whole.iter().any(named) || recheck.changed.truncated.iter().any(named) {
         return None;
     }
     static NONE: KeySet = BTreeSet::new();
-    match recheck.changed.tables.iter().find(|(name, _)| named(name)) {
-        Some((_, (key_names, keys))) => Some((key_names.as_slice(), keys)),
-        None => Some((&[], &NONE)),
-    }
+    let changed = match recheck.changed.tables.iter().find(|(name, _)| named(name)) {
+        Some((_, (key_names, keys))) => (key_names.as_slice(), keys),
+        None => (&[][..], &NONE),
+    };
+    let listed = recheck.listed.iter().find(|(name, _)| named(name)).map_or(&[][..], |(_, keys)| keys.as_slice());
+    Some((changed, listed))
 }
 
 /// Takes tables off the shared queue until it is empty, with one connection to each side.
@@ -278,7 +338,7 @@ impl Worker {
             };
             let changed = self.recheck.as_deref().and_then(|recheck| changed_keys(recheck, &name));
             let matches = match changed {
-                Some((key_names, keys)) => comparison.recheck(&mut report, key_names, keys, pinpointing).await?,
+                Some((changed, listed)) => comparison.recheck(&mut report, changed, listed, pinpointing).await?,
                 None => comparison.run(&mut report, pinpointing).await?,
             };
             report.outcome = if matches { TableOutcome::Match } else { TableOutcome::Differs };

@@ -68,14 +68,13 @@ impl Migrated {
         let _ = conn.disconnect().await;
     }
 
+    pub fn config(&self, jobs: usize) -> passerelle_verify::Config {
+        passerelle_verify::Config { source: self.source_endpoint.clone(), target: self.target_endpoint.clone(), jobs }
+    }
+
     pub async fn verify(&self, jobs: usize) -> Report {
-        let config = passerelle_verify::Config {
-            source: self.source_endpoint.clone(),
-            target: self.target_endpoint.clone(),
-            jobs,
-        };
         let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
-        passerelle_verify::run(&config, &self.schema, &self.plan, sender).await.unwrap()
+        passerelle_verify::run(&self.config(jobs), &self.schema, &self.plan, sender).await.unwrap()
     }
 }
 

@@ -1,6 +1,10 @@
 //! A target tampered with in one place: verify reports exactly that row and column, nothing else.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use expect_test::{expect, Expect};
+use passerelle_model::schema::QualifiedName;
+use passerelle_verify::Recheck;
 
 use passerelle_testkit::{on_both_targets, Target};
 
@@ -208,3 +212,43 @@ async fn bisection_finds_single_rows_in_larger_tables(target: Target) {
     .await;
 }
 on_both_targets!(bisection_finds_single_rows_in_larger_tables);
+
+/// A table of three ranges of rows as the first step's follow-up reads it.
+const RANGES: &str = "
+CREATE TABLE big (id bigint PRIMARY KEY, v text);
+INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 50000) g;
+";
+
+/// The rows that differ are listed by key, range after range; a re-check of those keys alone (no
+/// change since) names them again, and reads no table whole (no checksum).
+async fn differing_rows_are_listed_by_key_and_rechecked(target: Target) {
+    let migrated = Migrated::new(target, RANGES).await;
+    migrated
+        .on_target("UPDATE big SET v = 'x' WHERE id = 45678; DELETE FROM big WHERE id = 777; INSERT INTO big VALUES (60000, 'n')")
+        .await;
+    let big = QualifiedName { schema: "public".to_string(), name: "big".to_string() };
+    let config = migrated.config(2);
+    let tables = BTreeSet::from([big.clone()]);
+    let mut listed =
+        passerelle_verify::differing_keys(&config, &migrated.schema, &migrated.plan, &tables).await.unwrap();
+    listed.values_mut().for_each(|keys| keys.sort());
+    let expected: Vec<Vec<String>> = ["45678", "60000", "777"].iter().map(|key| vec![key.to_string()]).collect();
+    assert_eq!(listed, BTreeMap::from([(big, expected)]));
+
+    let recheck = Recheck { listed, ..Recheck::default() };
+    let (sender, _receiver) = tokio::sync::mpsc::unbounded_channel();
+    let report = passerelle_verify::recheck(&config, &migrated.schema, &migrated.plan, recheck, sender).await.unwrap();
+    assert_eq!(report.tables[0].source_checksum, None, "{report:?}");
+    expect![[r#"
+        DIFFERS  public.big -> TARGET.big: 50000 rows in the source, 50000 in the target
+            1 missing in the target
+              id="777"
+            1 extra in the target
+              id="60000"
+            1 different
+              id="45678": v
+        NOT VERIFIED: 1 of 1 tables differ, 0 schema objects missing
+    "#]]
+    .assert_eq(&report.render().replace(&migrated.target.name, "TARGET"));
+}
+on_both_targets!(differing_rows_are_listed_by_key_and_rechecked);
