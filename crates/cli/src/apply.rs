@@ -81,8 +81,10 @@ pub struct SinkTable {
     pub target: TargetTable,
 }
 
-/// How often an idle member asks whether the whole snapshot is applied.
+/// How often an idle member asks whether the whole snapshot (or stream) is applied.
 const COMPLETION_CHECK: Duration = Duration::from_secs(1);
+/// As often once a cutover is asked for: its window waits on the answer.
+const CUTOVER_CHECK: Duration = Duration::from_millis(200);
 
 pub struct ApplyConfig<'a> {
     pub kafka: &'a KafkaEndpoint,
@@ -141,7 +143,7 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
         let stored = applied.get(&(topics[topic_idx].clone(), partition));
         consumer.set_position(topic_idx, partition, stored.copied().unwrap_or(start));
     }
-    let mut completion = Completion { config, topics, starts: &starts, ends: None, checked: None };
+    let mut completion = Completion { config, topics, starts: &starts, ends: None, checked: None, cutting_over: false };
     // One round decoded ahead: this process decodes the next round while the target applies this one.
     let (rounds, mut next_round) = mpsc::channel::<Option<Round>>(1);
     let applier = async {
@@ -365,6 +367,8 @@ struct Completion<'a> {
     /// Where every partition ends, once the source has said.
     ends: Option<Vec<PartitionEnd>>,
     checked: Option<Instant>,
+    /// A cutover was asked for: the stream's end is due.
+    cutting_over: bool,
 }
 
 impl Completion<'_> {
@@ -374,7 +378,8 @@ impl Completion<'_> {
         progress: &Progress,
         consumer: &Consumer,
     ) -> anyhow::Result<bool> {
-        if self.checked.is_some_and(|checked| checked.elapsed() < COMPLETION_CHECK) {
+        let every = if self.cutting_over { CUTOVER_CHECK } else { COMPLETION_CHECK };
+        if self.checked.is_some_and(|checked| checked.elapsed() < every) {
             return Ok(false);
         }
         self.checked = Some(Instant::now());
@@ -392,6 +397,7 @@ impl Completion<'_> {
             if let Some(done) = &state.snapshot_done {
                 progress.expect_exactly(&done.rows);
             }
+            self.cutting_over = state.cutover.is_some();
             self.ends = if config.online {
                 state.stream_done.map(|done| done.ends)
             } else {

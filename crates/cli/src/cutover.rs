@@ -40,8 +40,8 @@ use crate::retry;
 use crate::settings;
 use crate::shutdown;
 
-/// How often the cutover looks at the control topic and the target while it waits.
-const POLL: Duration = Duration::from_secs(1);
+/// How often the cutover looks at the control topic and the target while it waits: the window waits too.
+const POLL: Duration = Duration::from_millis(250);
 /// How often the first step of the verification looks whether the target has caught up.
 const CATCH_UP_POLL: Duration = Duration::from_millis(250);
 /// How often a long wait says whom it waits for.
@@ -334,7 +334,8 @@ impl Ends<'_> {
             Some(lsn) => lsn,
             None => {
                 let client = passerelle_pg::connect(source).await?;
-                let lsn = passerelle_pg::slot::current_wal_lsn(&client, source).await?;
+                let marker = crate::stream::cutover_marker(&run.run_id);
+                let lsn = passerelle_pg::stream::emit_marker(&client, source, &marker).await?;
                 let producer = Producer::new(kafka, retry::bound())?.for_run(&run.run_id);
                 control::request_cutover(&producer, topic, &Cutover { run_id: run.run_id.clone(), lsn: lsn.0 }).await?;
                 lsn

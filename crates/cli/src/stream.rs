@@ -4,9 +4,10 @@
 //!
 //! The slot advances only past transactions Kafka has acknowledged, so a crash repeats changes
 //! rather than losing them; replayed in order, upserts and deletes by key end in the same state.
-//! The cutover (`passerelle cutover`) names an LSN once the source's writes have stopped: when the
-//! stream has passed it, everything committed before is in Kafka, and the source says where each
-//! partition ended and what the sequences hold.
+//! The cutover (`passerelle cutover`) names an LSN once the source's writes have stopped, on the
+//! control topic and as a marker it writes at that LSN in the source's WAL: when the stream has
+//! passed it, everything committed before is in Kafka, and the source says where each partition
+//! ended and what the sequences hold.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -149,7 +150,13 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
                 }
                 cutover.is_some_and(|cutover| wal_end >= cutover)
             }
-            None => false,
+            // The cutover's own marker: every transaction committed before its LSN came before it,
+            // whether or not the control topic has been read since the cutover was asked for.
+            Some(StreamItem::Marker { lsn, content }) if content == cutover_marker(s.run_id) => {
+                cutover = cutover.or(Some(lsn));
+                true
+            }
+            Some(StreamItem::Marker { .. }) | None => false,
         };
         if passed || last_confirm.elapsed() >= CONFIRM_EVERY {
             let started = Instant::now();
@@ -184,6 +191,12 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     };
     control::announce_stream_done(producer, s.control_topic, &done).await?;
     Ok(n_changes)
+}
+
+/// What `cutover` writes in the source's WAL (`pg::stream::emit_marker`) where it cuts `run_id` over:
+/// the stream stops there at once, without waiting for the control topic or the server's keepalive.
+pub fn cutover_marker(run_id: &str) -> String {
+    format!("cutover {run_id}")
 }
 
 /// A table created in a migrated schema during the run was never published, copied or streamed, and

@@ -363,7 +363,7 @@ pub(crate) struct ReplicationConnection {
     stream: Box<dyn Io>,
     read_buf: BytesMut,
     pub(crate) endpoint: String,
-    server_major: u32,
+    pub(crate) server_major: u32,
     /// The SASL mechanism the password went through, if any: `SCRAM-SHA-256-PLUS` binds the
     /// exchange to the TLS session, which the server verifies against its own certificate.
     pub(crate) mechanism: Option<&'static str>,

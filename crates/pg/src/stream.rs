@@ -15,6 +15,7 @@
 //! destination has made safe repeats changes after a crash instead of losing them.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::Client;
 
 use crate::slot::{error_fields, publication_exists, quote_ident, validate_slot_name, ReplicationConnection};
 use crate::{walsender, PgError};
@@ -61,6 +63,26 @@ pub enum StreamItem {
     /// before is safe, confirming `wal_end` lets the slot skip WAL that held nothing published
     /// (transactions still open then are sent whole when they commit, later).
     Idle { wal_end: Lsn },
+    /// A marker [`emit_marker`] wrote at `lsn`: every transaction that committed before it came
+    /// before it. Only from PostgreSQL 14 on, whose pgoutput sends logical decoding messages.
+    Marker { lsn: Lsn, content: String },
+}
+
+/// The prefix of the logical decoding messages Passerelle writes as markers in the WAL.
+const MARKER_PREFIX: &str = "passerelle";
+
+/// Writes `content` in the source's WAL as a logical decoding message outside any transaction (also
+/// in a database made read-only), which every stream of the database then sees as a
+/// [`StreamItem::Marker`] at its place in the WAL; returns where it was written.
+pub async fn emit_marker(client: &Client, endpoint: &impl fmt::Display, content: &str) -> Result<Lsn, PgError> {
+    let row = client
+        .query_one(
+            "select (pg_logical_emit_message(false, $1::text, $2::text) - '0/0'::pg_lsn)::bigint",
+            &[&MARKER_PREFIX, &content],
+        )
+        .await
+        .map_err(|error| PgError::query(endpoint, "writing a marker in the WAL", error))?;
+    Ok(Lsn(row.get::<_, i64>(0).unsigned_abs()))
 }
 
 /// One `TRUNCATE` statement as pgoutput sends it.
@@ -154,11 +176,14 @@ impl ChangeStream {
         let expected = expected_columns(endpoint, publication, tables).await?;
         // publication_names is a string holding a list of identifiers: the name is quoted twice.
         let names = quote_ident(publication).replace('\'', "''");
-        let command =
-            format!("START_REPLICATION SLOT {slot} LOGICAL {from} (proto_version '1', publication_names '{names}')");
         let mut released = false;
         let conn = loop {
             let mut conn = ReplicationConnection::open(endpoint).await?;
+            // Markers (`emit_marker`) travel as messages, which pgoutput sends from PostgreSQL 14 on.
+            let messages = if conn.server_major >= 14 { ", messages 'true'" } else { "" };
+            let command = format!(
+                "START_REPLICATION SLOT {slot} LOGICAL {from} (proto_version '1', publication_names '{names}'{messages})"
+            );
             let Err(error) = conn.start_copy_both(&command, "starting the change stream").await else { break conn };
             conn.terminate().await;
             let (endpoint_name, slot_name) = (endpoint.to_string(), slot.to_string());
@@ -493,9 +518,20 @@ impl Decoder {
                     lsn,
                 })))
             }
-            // Type (sent before a Relation that uses a non-built-in type), Origin, and the logical
-            // decoding messages of pg_logical_emit_message: nothing a migration carries.
-            b'Y' | b'O' | b'M' => Ok(None),
+            b'M' => {
+                let transactional = reader.u8()? & 1 != 0;
+                let lsn = Lsn(reader.u64()?);
+                let prefix = reader.cstr()?;
+                let len = reader.u32()? as usize;
+                // Other programs' messages, and transactional ones, which no marker is.
+                if transactional || prefix != MARKER_PREFIX {
+                    return Ok(None);
+                }
+                Ok(Some(StreamItem::Marker { lsn, content: reader.text(len)? }))
+            }
+            // Type (sent before a Relation that uses a non-built-in type) and Origin: nothing a
+            // migration carries.
+            b'Y' | b'O' => Ok(None),
             kind => Err(reader.invalid(format!("unknown pgoutput message {:?}", char::from(kind)))),
         }
     }

@@ -276,6 +276,41 @@ async fn publish(db: &SourceDb, endpoint: &DbEndpoint) -> (SlotGuard, String, Ve
     (slot, publication, tables, consistent_point)
 }
 
+/// A marker written between two transactions, in a database made read-only, arrives between them at
+/// the position `emit_marker` returned; another program's message does not arrive at all.
+#[tokio::test]
+async fn a_marker_arrives_in_its_place_in_the_wal() {
+    let (db, endpoint, slot, publication, tables, consistent_point) = streamed_source().await;
+    let client = passerelle_pg::connect(&endpoint).await.unwrap();
+    client.batch_execute("insert into item values (1)").await.unwrap();
+    client.batch_execute("set default_transaction_read_only = on").await.unwrap();
+    client.query_one("select pg_logical_emit_message(false, 'another program', 'x')", &[]).await.unwrap();
+    let at = passerelle_pg::stream::emit_marker(&client, &endpoint, "cutover 42").await.unwrap();
+    let admin = passerelle_pg::connect(&endpoint).await.unwrap();
+    admin.batch_execute("set default_transaction_read_only = off; insert into item values (2)").await.unwrap();
+
+    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, consistent_point, &tables).await.unwrap();
+    let mut kinds = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while kinds.len() < 5 {
+        assert!(Instant::now() < deadline, "only {kinds:?} in 30 s");
+        match stream.next(Duration::from_secs(1)).await.unwrap() {
+            Some(StreamItem::Change(change)) => {
+                kinds.push(format!("change {}", change.after.unwrap()[0].as_deref().unwrap()))
+            }
+            Some(StreamItem::Commit { .. }) => kinds.push("commit".to_string()),
+            Some(StreamItem::Marker { lsn, content }) => {
+                kinds.push(format!("marker {content} at the returned lsn: {}", lsn == at))
+            }
+            Some(StreamItem::Idle { .. }) | None => {}
+            Some(item) => panic!("{item:?}"),
+        }
+    }
+    stream.close().await.unwrap();
+    assert_eq!(kinds, ["change 1", "commit", "marker cutover 42 at the returned lsn: true", "change 2", "commit"]);
+    drop(db);
+}
+
 /// The slot moves to what the caller confirmed, never back, on close and every 10 s while streaming,
 /// and a stream started again from the same point resumes after it.
 #[tokio::test]
