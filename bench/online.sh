@@ -110,6 +110,7 @@ print(json.dumps({
     "first_verification_seconds": first.get("seconds"),
     "changes_rechecked": first.get("changes_since"),
     "compared_again_whole": first.get("compared_again_whole"),
+    "rows_that_differed": first.get("rows_that_differed"),
     "stream_drained_seconds": cutover["stream_drained_seconds"],
     "target_ready_seconds": cutover["target_ready_seconds"],
     "downtime_seconds": freeze.get("downtime_seconds"),

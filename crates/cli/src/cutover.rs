@@ -316,32 +316,12 @@ impl Ends<'_> {
         }
     }
 
-    /// Requests the cutover (unless `requested` was), waits for the stream to drain and the target to
-    /// be ready, verifies it (only what changed since `first`, when the first step was done) and
-    /// writes the report to hand over.
-    async fn cut_over(
-        &self,
-        args: &CutoverArgs,
-        mapping: &Mapping,
-        requested: Option<Lsn>,
-        first: Option<FirstStep>,
-    ) -> anyhow::Result<CutoverReport> {
+    /// Waits for the stream to drain up to the cutover and for the target to be ready (its keys
+    /// built); returns the seconds from `started` to each.
+    async fn wait_until_ready(&self, args: &CutoverArgs, started: Instant) -> anyhow::Result<(f64, f64)> {
         let (source, kafka, target, names, topic, run) =
             (self.source, self.kafka, self.target, self.names, self.topic, self.run);
-        let started = Instant::now();
         let mut said = started;
-        let lsn = match requested {
-            Some(lsn) => lsn,
-            None => {
-                let client = passerelle_pg::connect(source).await?;
-                let marker = crate::stream::cutover_marker(&run.run_id);
-                let lsn = passerelle_pg::stream::emit_marker(&client, source, &marker).await?;
-                let producer = Producer::new(kafka, retry::bound())?.for_run(&run.run_id);
-                control::request_cutover(&producer, topic, &Cutover { run_id: run.run_id.clone(), lsn: lsn.0 }).await?;
-                lsn
-            }
-        };
-        eprintln!("passerelle: cutover of {} at {lsn}: waiting for the source to stream up to it", names.migration);
         loop {
             let state = retry::retry("reading the control topic", || control::read(kafka, topic)).await?;
             failure::refuse_failed(&state, &names.migration)?;
@@ -368,14 +348,50 @@ impl Ends<'_> {
         }
         let _ = conn.disconnect().await;
         let target_ready_seconds = started.elapsed().as_secs_f64();
+        Ok((stream_drained_seconds, target_ready_seconds))
+    }
+
+    /// Requests the cutover (unless `requested` was), waits for the stream to drain and the target to
+    /// be ready, verifies it (only what changed since `first`, when the first step was done) and
+    /// writes the report to hand over.
+    async fn cut_over(
+        &self,
+        args: &CutoverArgs,
+        mapping: &Mapping,
+        requested: Option<Lsn>,
+        first: Option<FirstStep>,
+    ) -> anyhow::Result<CutoverReport> {
+        let (source, kafka, target, names, topic, run) =
+            (self.source, self.kafka, self.target, self.names, self.topic, self.run);
+        let started = Instant::now();
+        let lsn = match requested {
+            Some(lsn) => lsn,
+            None => {
+                let client = passerelle_pg::connect(source).await?;
+                let marker = crate::stream::cutover_marker(&run.run_id);
+                let lsn = passerelle_pg::stream::emit_marker(&client, source, &marker).await?;
+                let producer = Producer::new(kafka, retry::bound())?.for_run(&run.run_id);
+                control::request_cutover(&producer, topic, &Cutover { run_id: run.run_id.clone(), lsn: lsn.0 }).await?;
+                lsn
+            }
+        };
+        eprintln!("passerelle: cutover of {} at {lsn}: waiting for the source to stream up to it", names.migration);
+        // The keys the source changed are read from its WAL while the stream drains and the target
+        // finishes its keys: both wait on other processes.
+        let changed_keys = async {
+            match &first {
+                Some(first) => Ok(Some(first.watch.keys_until(lsn).await?)),
+                None => anyhow::Ok(None),
+            }
+        };
+        let ((stream_drained_seconds, target_ready_seconds), changed) =
+            tokio::try_join!(self.wait_until_ready(args, started), changed_keys)?;
 
         let systems =
             Systems { source: source.to_string(), kafka: Some(kafka.to_string()), target: target.to_string() };
         let mut first_verification = None;
-        let recheck = match first {
-            None => None,
-            Some(first) => {
-                let changed = first.watch.keys_until(lsn).await?;
+        let recheck = match (first, changed) {
+            (Some(first), Some(changed)) => {
                 first_verification = Some(FirstReport {
                     from_lsn: first.watch.from.to_string(),
                     seconds: first.seconds,
@@ -394,6 +410,7 @@ impl Ends<'_> {
                 );
                 Some(passerelle_verify::Recheck { whole: first.whole, changed, listed: first.listed })
             }
+            _ => None,
         };
         let verification =
             crate::verify::compare_or_recheck(&self.config(args), &mapping.schema, &mapping.plan, recheck).await?;
