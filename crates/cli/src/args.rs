@@ -262,8 +262,8 @@ pub fn machine_parallelism() -> u16 {
 /// the configuration file chose them.
 fn chosen_parallelism(matches: &ArgMatches, origins: &crate::config_file::Origins) -> Option<String> {
     let (command, sub) = matches.subcommand()?;
-    // verify's --jobs (tables compared at once) has a default of its own.
-    if command == "verify" {
+    // verify's and cutover's --jobs (tables compared at once) have a default of their own.
+    if ["verify", "cutover"].contains(&command) {
         return None;
     }
     let chosen: Vec<String> = ["jobs", "partitions"]

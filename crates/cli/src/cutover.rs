@@ -61,8 +61,9 @@ pub struct CutoverArgs {
     pub naming: NamingArgs,
     #[command(flatten)]
     pub bookkeeping: BookkeepingDb,
-    /// Connections per database for the verification
-    #[arg(long, default_value_t = crate::args::machine_parallelism(), value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Tables verified at once, each with a connection to each database (verify's default: the
+    /// work is the databases', and the window waits on it)
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     #[command(flatten)]
     pub report: ReportDirArg,

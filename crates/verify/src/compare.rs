@@ -28,8 +28,9 @@ const PASS_ROWS: u64 = 20_000;
 /// The most differing keys listed for the cutover: past this, the table is compared whole there.
 const MOST_DIFFERING_KEYS: usize = 100_000;
 
-/// Changed keys looked up at once: well within PostgreSQL's 65,535 parameters for keys of a few columns.
-const RECHECK_CHUNK: usize = 500;
+/// Key values looked up at once: one statement per few thousand rows (each a round trip inside
+/// the cutover's window), well within both engines' 65,535 parameters.
+const RECHECK_VALUES: usize = 4000;
 
 /// A value shown in the report is cut to this many characters.
 const SHOWN_CHARS: usize = 40;
@@ -114,7 +115,12 @@ impl Comparison<'_> {
         // A row changed since may also have differed then: each compared once.
         let mut canonical: BTreeSet<Vec<String>> = listed.iter().cloned().collect();
         let mut n_changed = 0;
-        for chunk in raw.chunks(RECHECK_CHUNK) {
+        let key_width = match &self.plan.keying {
+            Keying::Ordered(key) => key.len().max(columns.len()),
+            Keying::Multiset => columns.len(),
+        };
+        let chunk_keys = (RECHECK_VALUES / key_width.max(1)).max(1);
+        for chunk in raw.chunks(chunk_keys) {
             let (sql, params) = self.plan.canonical_keys(&columns, &types, chunk);
             let context = format!("looking up the changed rows of {}", self.name);
             for row in Side::Source(self.source).rows(context, &sql, &params).await? {
@@ -123,7 +129,7 @@ impl Comparison<'_> {
             }
         }
         let canonical: Vec<Vec<String>> = canonical.into_iter().collect();
-        for chunk in canonical.chunks(RECHECK_CHUNK) {
+        for chunk in canonical.chunks(chunk_keys) {
             self.leaf(&Range { keys: chunk.to_vec(), ..Range::default() }, report).await?;
         }
         report.detail = match listed.len() {
