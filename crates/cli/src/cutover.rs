@@ -272,6 +272,19 @@ impl Ends<'_> {
             still_waiting(&mut said, started, "the sinks (passerelle migrate --online or passerelle sink)");
             tokio::time::sleep(CATCH_UP_POLL).await;
         }
+        // No change can violate the indexes foreign keys need: built now, they leave the cutover's
+        // window only the keys themselves (InnoDB would build them with the keys there). The
+        // cutover does without them if they cannot be built now.
+        match passerelle_mysql::schema_apply::build_fk_indexes(&mut conn, self.target, &mapping.plan.fk_indexes).await {
+            Ok(0) => {}
+            Ok(n) => {
+                eprintln!("passerelle: built {n} index(es) that foreign keys need, while the source still changes")
+            }
+            Err(error) => eprintln!(
+                "passerelle: warning: {}; the cutover builds them with the foreign keys instead",
+                error.cause()
+            ),
+        }
         let _ = conn.disconnect().await;
         eprintln!("passerelle: the target has caught up; verifying every table while the source still changes");
         let verification = crate::verify::compare(&self.config(args), &mapping.schema, &mapping.plan).await?;

@@ -15,6 +15,9 @@ create table orders (customer_id integer not null references customers, line int
                      amount numeric(12,2), at timestamptz, doc jsonb, primary key (customer_id, line));
 insert into orders select 1 + i % 20000, i, i * 1.25, timestamptz '2024-01-01' + i * interval '1 min', '{\"k\": \"v\"}'
 from generate_series(1, 60000) i;
+create table payments (id serial primary key, customer_id integer not null references customers on update cascade,
+                       amount integer);
+insert into payments (customer_id, amount) select 1 + i % 20000, i from generate_series(1, 3000) i;
 create table big_text (id integer primary key, body text, counter integer not null);
 insert into big_text select i, repeat(md5(i::text), 400), 0 from generate_series(1, 20) i;
 alter table big_text alter column body set storage external;
@@ -53,7 +56,9 @@ async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies(ta
     }
     let last_id: i64 = source.query_one("select max(id)::bigint from customers", &[]).await.unwrap().get(0);
 
-    cut_over(&setup, migrate, &setup.env());
+    let said = cut_over(&setup, migrate, &setup.env());
+    // payments.customer_id is first in no key or index: its index was built while changes streamed.
+    assert!(said.contains("built 1 index(es) that foreign keys need, while the source still changes"), "{said}");
 
     // AUTO_INCREMENT continues past the sequence as it stood at the cutover, not at the snapshot.
     let next = setup
@@ -69,7 +74,8 @@ async fn writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies(ta
 on_both_targets!(writes_during_and_after_the_snapshot_arrive_and_the_cutover_verifies, flavor = "multi_thread");
 
 /// Runs `cutover` while `migrate --online --json` streams; both end verified, changes applied.
-pub fn cut_over(setup: &Setup, migrate: std::process::Child, env: &[(&str, &str)]) {
+/// Runs `cutover`, checks that it and `migrate` verified, and returns what the cutover said.
+pub fn cut_over(setup: &Setup, migrate: std::process::Child, env: &[(&str, &str)]) -> String {
     let mut cutover = setup.args("cutover");
     cutover.push("--json");
     let cutover = passerelle(&cutover, env);
@@ -82,6 +88,7 @@ pub fn cut_over(setup: &Setup, migrate: std::process::Child, env: &[(&str, &str)
     let summary: serde_json::Value = serde_json::from_str(&migrate.stdout).unwrap();
     assert_eq!(summary["verified"], true, "{summary}");
     assert!(summary["changes"].as_u64().unwrap() > 0, "{summary}");
+    cutover.stderr
 }
 
 /// Waits until `status` says the run's snapshot is complete in Kafka.

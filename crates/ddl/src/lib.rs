@@ -23,7 +23,7 @@ mod view;
 
 use std::collections::BTreeMap;
 
-pub use plan::{plan, Plan};
+pub use plan::{plan, FkIndex, Plan};
 pub use server::{Dialect, Server};
 pub use target::conversion;
 

@@ -609,6 +609,41 @@ fn every_object_is_reported() {
 
 /// MariaDB 10.6, the oldest supported: no UUID type (10.7) and no collations that tell accents apart
 /// (10.10), so uuid is held as text and the column collation is not kept. Checked by file only.
+/// The airline's foreign keys whose columns no key or index has first get an index of their own,
+/// named after the key as InnoDB names the one it would build; the others (ticket_flights' ticket_no,
+/// first in its primary key) need none.
+#[test]
+fn foreign_keys_without_an_index_of_their_own_get_one_to_build_while_streaming() {
+    let plan = plan(&airline(), &config("mariadb-10.11", "bookings", "demo"));
+    let indexes: Vec<(&str, &str)> =
+        plan.fk_indexes.iter().map(|index| (index.table.as_str(), index.sql.as_str())).collect();
+    expect_test::expect![[r#"
+        [
+            (
+                "flights",
+                "ALTER TABLE `demo`.`flights` ADD INDEX `flights_aircraft_code_fkey` (`aircraft_code`)",
+            ),
+            (
+                "flights",
+                "ALTER TABLE `demo`.`flights` ADD INDEX `flights_arrival_airport_fkey` (`arrival_airport`)",
+            ),
+            (
+                "flights",
+                "ALTER TABLE `demo`.`flights` ADD INDEX `flights_departure_airport_fkey` (`departure_airport`)",
+            ),
+            (
+                "ticket_flights",
+                "ALTER TABLE `demo`.`ticket_flights` ADD INDEX `ticket_flights_flight_id_fkey` (`flight_id`)",
+            ),
+            (
+                "tickets",
+                "ALTER TABLE `demo`.`tickets` ADD INDEX `tickets_book_ref_fkey` (`book_ref`)",
+            ),
+        ]
+    "#]]
+    .assert_debug_eq(&indexes);
+}
+
 #[test]
 fn features_mariadb10_6() {
     check_golden("features.mariadb10.6", &features(), &config("mariadb-10.6", "kitchen", "shop"));

@@ -10,7 +10,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use passerelle_ddl::ident::quote;
-use passerelle_ddl::Server;
+use passerelle_ddl::{FkIndex, Server};
 
 use crate::bookkeeping::TargetObject;
 use crate::MysqlError;
@@ -113,6 +113,32 @@ pub async fn apply(conn: &mut Conn, endpoint: &impl fmt::Display, statements: &[
         }
     }
     Ok(())
+}
+
+/// Builds each of `indexes` that its table does not have yet (by name), while the sinks go on
+/// writing (InnoDB builds a secondary index online); returns how many it built.
+pub async fn build_fk_indexes(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    indexes: &[FkIndex],
+) -> Result<usize, MysqlError> {
+    let context = |error| MysqlError::query(endpoint, "building an index a foreign key needs", error);
+    let mut built = 0;
+    for index in indexes {
+        let exists: Option<u8> = conn
+            .exec_first(
+                "SELECT 1 FROM information_schema.statistics WHERE table_schema = ? AND table_name = ? \
+                 AND index_name = ? LIMIT 1",
+                (&index.database, &index.table, &index.name),
+            )
+            .await
+            .map_err(context)?;
+        if exists.is_none() {
+            conn.query_drop(&index.sql).await.map_err(context)?;
+            built += 1;
+        }
+    }
+    Ok(built)
 }
 
 /// Has the server recompute the index statistics of `tables` (`database`, `name`) after a bulk

@@ -1,8 +1,8 @@
 //! Foreign keys, added in post-data once every table holds its rows and its keys.
 
-use passerelle_model::schema::{Deferrable, FkAction, FkMatch, ForeignKey, Table};
+use passerelle_model::schema::{Deferrable, FkAction, FkMatch, ForeignKey, Index, IndexKey, IndexTarget, Table};
 
-use super::{column_list, object, unique_index_columns, Planner};
+use super::{column_list, object, unique_index_columns, FkIndex, Planner};
 use crate::ident::quote;
 use crate::report::Outcome;
 
@@ -45,6 +45,25 @@ fn key_order(fk: &ForeignKey, referenced: Option<&Table>) -> (Vec<String>, Vec<S
         .filter_map(|name| fk.referenced_columns.iter().position(|c| c == name).map(|i| fk.columns[i].clone()))
         .collect();
     (columns, key.clone())
+}
+
+/// Whether the target table will have an index whose first columns are `columns`, in order: its
+/// primary key, a unique key, an index on plain columns, or one planned for an earlier foreign key.
+fn indexed(table: &Table, columns: &[String], planned: &[FkIndex]) -> bool {
+    let plain = |index: &Index| -> Option<Vec<String>> {
+        if index.predicate.is_some() {
+            return None;
+        }
+        let column = |key: &IndexKey| match &key.target {
+            IndexTarget::Column(column) => Some(column.clone()),
+            IndexTarget::Expression(_) => None,
+        };
+        index.keys.iter().map(column).collect()
+    };
+    let keys = table.primary_key.iter().chain(&table.uniques).map(|key| key.columns.clone());
+    let mut indexes = keys.chain(table.indexes.iter().filter_map(plain));
+    indexes.any(|key| key.starts_with(columns))
+        || planned.iter().any(|index| index.table == table.name.name && index.columns == columns)
 }
 
 impl Planner<'_> {
@@ -90,6 +109,15 @@ impl Planner<'_> {
                 fk_action(fk.on_delete),
                 fk_action(fk.on_update)
             ));
+            if !indexed(table, &columns, &self.fk_indexes) {
+                self.fk_indexes.push(FkIndex {
+                    database: database.clone(),
+                    table: table.name.name.clone(),
+                    name: name.clone(),
+                    columns: columns.clone(),
+                    sql: format!("ALTER TABLE {target} ADD INDEX {} ({})", quote(&name), column_list(&columns)),
+                });
+            }
             let outcome = if changes.is_empty() { Outcome::Migrated } else { Outcome::Translated };
             self.objects.push(object("foreign key", report_name, outcome, changes.join("; ")));
         }

@@ -44,6 +44,21 @@ pub struct Plan {
     /// The AUTO_INCREMENT positions (also in `post_data`): a cutover sets them again from the
     /// sequences' values at that moment.
     pub auto_increments: Vec<String>,
+    /// The indexes foreign keys need on their own columns where no key or index has them first,
+    /// which InnoDB builds with the key (post-data) unless one exists: no change can violate
+    /// them, so an online run builds them while it streams and the cutover adds only the keys.
+    pub fk_indexes: Vec<FkIndex>,
+}
+
+/// An index on a foreign key's columns, named as InnoDB names the one it builds for the key.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FkIndex {
+    pub database: String,
+    pub table: String,
+    pub name: String,
+    pub columns: Vec<String>,
+    /// `ALTER TABLE ... ADD INDEX ...`.
+    pub sql: String,
 }
 
 /// MySQL's limits on comment lengths: longer comments are cut and reported.
@@ -65,6 +80,7 @@ pub fn plan(schema: &Schema, config: &Config) -> Plan {
         post_fks: Vec::new(),
         post_positions: Vec::new(),
         post_views: Vec::new(),
+        fk_indexes: Vec::new(),
         columns: Vec::new(),
         objects: Vec::new(),
         constraint_names: HashSet::new(),
@@ -93,6 +109,7 @@ pub fn plan(schema: &Schema, config: &Config) -> Plan {
         databases,
         tables,
         auto_increments: planner.post_positions,
+        fk_indexes: planner.fk_indexes,
     }
 }
 
@@ -105,6 +122,7 @@ struct Planner<'a> {
     post_fks: Vec<String>,
     post_positions: Vec<String>,
     post_views: Vec<String>,
+    fk_indexes: Vec<FkIndex>,
     columns: Vec<ColumnReport>,
     objects: Vec<ObjectReport>,
     /// Foreign key and check names already used per database: MySQL scopes them to the database,
