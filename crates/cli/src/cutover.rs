@@ -107,7 +107,12 @@ struct FirstReport {
     /// Per table that differed then, how many of its rows did, read row by row while the source
     /// still changed: the cutover re-checks them.
     rows_that_differed: BTreeMap<String, usize>,
-    /// Changes the source committed from `from_lsn` to the cutover, whose rows the cutover re-checked.
+    /// A second pass, still while the source changed: the rows of the changes committed from
+    /// `from_lsn` to `pass_lsn`, and those that differed, compared again; `rows_that_differed` and
+    /// `compared_again_whole` are what it left for the cutover.
+    pass_lsn: String,
+    changes_rechecked_while_streaming: u64,
+    /// Changes the source committed from `pass_lsn` to the cutover, whose rows the cutover re-checked.
     changes_since: u64,
 }
 
@@ -219,6 +224,9 @@ struct Ends<'a> {
 struct FirstStep {
     watch: KeyWatch,
     seconds: f64,
+    /// Where the second pass read the changes up to, and how many it read.
+    pass_lsn: Lsn,
+    changes_in_pass: u64,
     /// The tables to compare whole again at the cutover.
     whole: BTreeSet<QualifiedName>,
     /// The tables that differed, with the canonical keys of their rows that did.
@@ -301,9 +309,22 @@ impl Ends<'_> {
                 differing.len()
             );
         }
-        let listed =
-            passerelle_verify::differing_keys(&self.config(args), &mapping.schema, &mapping.plan, &differing).await?;
+        let config = self.config(args);
+        let listed = passerelle_verify::differing_keys(&config, &mapping.schema, &mapping.plan, &differing).await?;
         let whole: BTreeSet<QualifiedName> = differing.into_iter().filter(|name| !listed.contains_key(name)).collect();
+        // A second pass, still while the source changes: the rows changed since the watch began, and
+        // those that differed, compared again; only what differs now is left for the cutover, with
+        // the changes from here on, so that its window re-checks seconds of changes, not minutes.
+        let pass_lsn = passerelle_pg::slot::current_wal_lsn(&client, source).await?;
+        let changed = watch.take_keys_until(pass_lsn).await?;
+        let changes_in_pass = changed.n_changes;
+        eprintln!(
+            "passerelle: comparing again the rows of the {changes_in_pass} change(s) since {} and those that differed",
+            watch.from
+        );
+        let recheck = passerelle_verify::Recheck { whole, changed, listed };
+        let (listed, whole) =
+            passerelle_verify::differing_among(&config, &mapping.schema, &mapping.plan, &recheck).await?;
         let seconds = started.elapsed().as_secs_f64();
         eprintln!(
             "passerelle: first verification in {seconds:.1}s: {} of {} table(s) match; the cutover re-checks the rows \
@@ -319,7 +340,7 @@ impl Ends<'_> {
                 n => format!(", and compares {n} table(s) whole again"),
             }
         );
-        Ok(FirstStep { watch, seconds, whole, listed })
+        Ok(FirstStep { watch, seconds, pass_lsn, changes_in_pass, whole, listed })
     }
 
     fn config(&self, args: &CutoverArgs) -> passerelle_verify::Config {
@@ -415,6 +436,8 @@ impl Ends<'_> {
                         .iter()
                         .map(|(name, keys)| (name.to_string(), keys.len()))
                         .collect(),
+                    pass_lsn: first.pass_lsn.to_string(),
+                    changes_rechecked_while_streaming: first.changes_in_pass,
                     changes_since: changed.n_changes,
                 });
                 eprintln!(

@@ -81,6 +81,11 @@ async fn a_frozen_cutover_under_a_writer_refuses_its_writes_and_verifies(target:
     assert!(report["freeze"]["sessions_ended"].as_u64().unwrap() >= 1, "{report}");
     let downtime = report["freeze"]["downtime_seconds"].as_f64().unwrap();
     assert!(downtime > 0.0 && downtime < 120.0, "{report}");
+    // The writer's changes during the first step were compared again while it went on (the second
+    // pass): the cutover re-checked only those that came after.
+    let first = &report["first_verification"];
+    assert!(first["changes_rechecked_while_streaming"].as_u64().unwrap() >= 1, "{first}");
+    assert_ne!(first["pass_lsn"], first["from_lsn"], "{first}");
 
     let writes = writer.await.unwrap();
     assert!(writes.n_committed >= 20, "{}", writes.n_committed);

@@ -67,16 +67,25 @@ impl KeyWatch {
         })
     }
 
-    /// The keys of every row changed by a transaction that committed before `upto`.
+    /// The keys of every row changed by a transaction that committed before `upto` (and after
+    /// the last [`KeyWatch::take_keys_until`]).
     pub async fn keys_until(&self, upto: Lsn) -> Result<ChangedKeys, PgError> {
+        self.read("pg_logical_slot_peek_binary_changes", upto).await
+    }
+
+    /// [`KeyWatch::keys_until`], after which the watch reads on from `upto`.
+    pub async fn take_keys_until(&self, upto: Lsn) -> Result<ChangedKeys, PgError> {
+        self.read("pg_logical_slot_get_binary_changes", upto).await
+    }
+
+    async fn read(&self, function: &str, upto: Lsn) -> Result<ChangedKeys, PgError> {
         let upto = upto.to_string();
+        let sql = format!(
+            "select data from {function}($1, $2::text::pg_lsn, null, 'proto_version', '1', 'publication_names', $3)"
+        );
         let rows = self
             .client
-            .query(
-                "select data from pg_logical_slot_peek_binary_changes($1, $2::text::pg_lsn, null,
-                   'proto_version', '1', 'publication_names', $3)",
-                &[&self.slot, &upto, &self.publication],
-            )
+            .query(&sql, &[&self.slot, &upto, &self.publication])
             .await
             .map_err(|error| PgError::query(&self.endpoint, "reading the changed keys", error))?;
         let mut decoder = KeyDecoder::default();

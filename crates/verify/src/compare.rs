@@ -56,6 +56,22 @@ struct Differences {
     changed: Vec<(Vec<String>, Vec<String>)>,
 }
 
+impl Differences {
+    /// Every differing row's key.
+    fn keys(self) -> impl Iterator<Item = Vec<String>> {
+        self.missing.into_iter().chain(self.extra).chain(self.changed.into_iter().map(|(key, _)| key))
+    }
+}
+
+/// The rows a re-check compares, by canonical key.
+struct KeysToCompare {
+    keys: Vec<Vec<String>>,
+    /// How many of them the source changed (and still has).
+    n_changed: usize,
+    /// Keys per statement.
+    per_statement: usize,
+}
+
 impl Comparison<'_> {
     /// Fills `report`'s counts and differences; `pinpointing` is called when the checksums differ.
     pub async fn run(&mut self, report: &mut TableReport, pinpointing: impl FnOnce()) -> Result<bool, VerifyError> {
@@ -84,13 +100,11 @@ impl Comparison<'_> {
     pub async fn recheck(
         &mut self,
         report: &mut TableReport,
-        (key_names, keys): Changed<'_>,
+        changed: Changed<'_>,
         listed: &[Vec<String>],
         pinpointing: impl FnOnce(),
     ) -> Result<bool, VerifyError> {
-        let columns: Option<Vec<usize>> =
-            key_names.iter().map(|name| self.plan.columns.iter().position(|column| column.name == *name)).collect();
-        let (Keying::Ordered(_), Some(columns)) = (&self.plan.keying, columns) else {
+        let Some(to_compare) = self.keys_to_compare(changed, listed).await? else {
             return self.run(report, pinpointing).await;
         };
         let (source_rows, target_rows) = tokio::try_join!(
@@ -102,6 +116,51 @@ impl Comparison<'_> {
         if source_rows != target_rows {
             return self.run(report, pinpointing).await;
         }
+        for chunk in to_compare.keys.chunks(to_compare.per_statement) {
+            self.leaf(&Range { keys: chunk.to_vec(), ..Range::default() }, report).await?;
+        }
+        let n_changed = to_compare.n_changed;
+        report.detail = match listed.len() {
+            0 => format!("{n_changed} row(s) the source changed since the first verification, and the counts"),
+            n => format!(
+                "{n_changed} row(s) the source changed since the first verification, the {n} that differed in it, \
+                 and the counts"
+            ),
+        };
+        Ok(report.missing.count + report.extra.count + report.changed.count == 0)
+    }
+
+    /// Among the rows [`Comparison::recheck`] would compare, the canonical keys of those that differ
+    /// now, for a pass while the source still changes; `None` where `recheck` would compare the whole
+    /// table, or past [`MOST_DIFFERING_KEYS`].
+    pub async fn differing_among(
+        &mut self,
+        changed: Changed<'_>,
+        listed: &[Vec<String>],
+    ) -> Result<Option<Vec<Vec<String>>>, VerifyError> {
+        let Some(to_compare) = self.keys_to_compare(changed, listed).await? else { return Ok(None) };
+        let mut differing = Vec::new();
+        for chunk in to_compare.keys.chunks(to_compare.per_statement) {
+            differing.extend(self.leaf_differences(&Range { keys: chunk.to_vec(), ..Range::default() }).await?.keys());
+            if differing.len() > MOST_DIFFERING_KEYS {
+                return Ok(None);
+            }
+        }
+        Ok(Some(differing))
+    }
+
+    /// The canonical keys of the rows the source changed (looked up on the source by their
+    /// PostgreSQL text cast to the column's type) and of `listed`, each once; `None` when the table
+    /// has no ordered key, or the changed keys' columns are not all its own.
+    async fn keys_to_compare(
+        &mut self,
+        (key_names, keys): Changed<'_>,
+        listed: &[Vec<String>],
+    ) -> Result<Option<KeysToCompare>, VerifyError> {
+        let columns: Option<Vec<usize>> =
+            key_names.iter().map(|name| self.plan.columns.iter().position(|column| column.name == *name)).collect();
+        let (Keying::Ordered(key), Some(columns)) = (&self.plan.keying, columns) else { return Ok(None) };
+        let per_statement = (RECHECK_VALUES / key.len().max(columns.len()).max(1)).max(1);
         let mut types = Vec::new();
         for &column in &columns {
             let sql = "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = $1::text::regclass \
@@ -115,12 +174,7 @@ impl Comparison<'_> {
         // A row changed since may also have differed then: each compared once.
         let mut canonical: BTreeSet<Vec<String>> = listed.iter().cloned().collect();
         let mut n_changed = 0;
-        let key_width = match &self.plan.keying {
-            Keying::Ordered(key) => key.len().max(columns.len()),
-            Keying::Multiset => columns.len(),
-        };
-        let chunk_keys = (RECHECK_VALUES / key_width.max(1)).max(1);
-        for chunk in raw.chunks(chunk_keys) {
+        for chunk in raw.chunks(per_statement) {
             let (sql, params) = self.plan.canonical_keys(&columns, &types, chunk);
             let context = format!("looking up the changed rows of {}", self.name);
             for row in Side::Source(self.source).rows(context, &sql, &params).await? {
@@ -128,18 +182,7 @@ impl Comparison<'_> {
                 canonical.insert(row.into_iter().map(Option::unwrap_or_default).collect());
             }
         }
-        let canonical: Vec<Vec<String>> = canonical.into_iter().collect();
-        for chunk in canonical.chunks(chunk_keys) {
-            self.leaf(&Range { keys: chunk.to_vec(), ..Range::default() }, report).await?;
-        }
-        report.detail = match listed.len() {
-            0 => format!("{n_changed} row(s) the source changed since the first verification, and the counts"),
-            n => format!(
-                "{n_changed} row(s) the source changed since the first verification, the {n} that differed in it, \
-                 and the counts"
-            ),
-        };
-        Ok(report.missing.count + report.extra.count + report.changed.count == 0)
+        Ok(Some(KeysToCompare { keys: canonical.into_iter().collect(), n_changed, per_statement }))
     }
 
     async fn checksums(&mut self, range: &Range) -> Result<(Checksum, Checksum), VerifyError> {
@@ -270,9 +313,7 @@ impl Comparison<'_> {
                 .next()
                 .map(|row| row.into_iter().map(Option::unwrap_or_default).collect());
             let differences = self.leaf_differences(&Range { lo, hi: hi.clone(), keys: Vec::new() }).await?;
-            keys.extend(differences.missing);
-            keys.extend(differences.extra);
-            keys.extend(differences.changed.into_iter().map(|(key, _)| key));
+            keys.extend(differences.keys());
             if keys.len() > MOST_DIFFERING_KEYS {
                 return Ok(None);
             }

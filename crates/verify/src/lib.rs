@@ -128,6 +128,54 @@ pub async fn differing_keys(
     Ok(listed)
 }
 
+/// A pass between the two steps, while the source still changes: among the rows `recheck` names
+/// (changed since a full comparison, and those that differed in it), the canonical keys of those
+/// that differ now, per table; and the tables to compare whole at the cutover instead (`recheck.whole`,
+/// and those truncated, without an ordered key, or with too many rows differing). The cutover then
+/// re-checks these rows and the changes after the pass's position, instead of all since the first step.
+pub async fn differing_among(
+    config: &Config,
+    schema: &Schema,
+    plan: &Plan,
+    recheck: &Recheck,
+) -> Result<(BTreeMap<QualifiedName, Vec<Vec<String>>>, BTreeSet<QualifiedName>), VerifyError> {
+    let source = Source::connect(&config.source).await?;
+    let mut target = Target::connect(&config.target).await?;
+    let targets = read_targets(&mut target, plan).await?;
+    let (mut listed, mut whole) = (BTreeMap::new(), recheck.whole.clone());
+    for (report, table_plan) in planned(schema, plan, &targets) {
+        let Some(name) = schema.tables.iter().map(|table| &table.name).find(|name| name.to_string() == report.table)
+        else {
+            continue;
+        };
+        if whole.contains(name) {
+            continue;
+        }
+        let keys = match (table_plan, changed_keys(recheck, &report.table)) {
+            (Some(table_plan), Some((changed, listed))) => {
+                let mut comparison = compare::Comparison {
+                    plan: &table_plan,
+                    name: &report.table,
+                    source: &source,
+                    target: &mut target,
+                };
+                comparison.differing_among(changed, listed).await?
+            }
+            _ => None,
+        };
+        match keys {
+            Some(keys) => {
+                listed.insert(name.clone(), keys);
+            }
+            None => {
+                whole.insert(name.clone());
+            }
+        }
+    }
+    target.close().await;
+    Ok((listed, whole))
+}
+
 /// The target's live tables in each database the plan lands in.
 async fn read_targets(
     target: &mut Target,
