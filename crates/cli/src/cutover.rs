@@ -434,6 +434,7 @@ impl Ends<'_> {
                     rows_that_differed: first
                         .listed
                         .iter()
+                        .filter(|(_, keys)| !keys.is_empty())
                         .map(|(name, keys)| (name.to_string(), keys.len()))
                         .collect(),
                     pass_lsn: first.pass_lsn.to_string(),
