@@ -615,8 +615,8 @@ fn every_object_is_reported() {
 #[test]
 fn foreign_keys_without_an_index_of_their_own_get_one_to_build_while_streaming() {
     let plan = plan(&airline(), &config("mariadb-10.11", "bookings", "demo"));
-    let indexes: Vec<(&str, &str)> =
-        plan.fk_indexes.iter().map(|index| (index.table.as_str(), index.sql.as_str())).collect();
+    let indexes: Vec<(&str, String)> =
+        plan.fk_indexes.iter().map(|index| (index.table.as_str(), index.sql())).collect();
     expect_test::expect![[r#"
         [
             (

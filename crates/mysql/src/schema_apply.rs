@@ -134,7 +134,7 @@ pub async fn build_fk_indexes(
             .await
             .map_err(context)?;
         if exists.is_none() {
-            conn.query_drop(&index.sql).await.map_err(context)?;
+            conn.query_drop(index.sql()).await.map_err(context)?;
             built += 1;
         }
     }

@@ -115,7 +115,6 @@ impl Planner<'_> {
                     table: table.name.name.clone(),
                     name: name.clone(),
                     columns: columns.clone(),
-                    sql: format!("ALTER TABLE {target} ADD INDEX {} ({})", quote(&name), column_list(&columns)),
                 });
             }
             let outcome = if changes.is_empty() { Outcome::Migrated } else { Outcome::Translated };

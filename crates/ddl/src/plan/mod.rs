@@ -57,8 +57,19 @@ pub struct FkIndex {
     pub table: String,
     pub name: String,
     pub columns: Vec<String>,
+}
+
+impl FkIndex {
     /// `ALTER TABLE ... ADD INDEX ...`.
-    pub sql: String,
+    pub fn sql(&self) -> String {
+        format!(
+            "ALTER TABLE {}.{} ADD INDEX {} ({})",
+            quote(&self.database),
+            quote(&self.table),
+            quote(&self.name),
+            column_list(&self.columns)
+        )
+    }
 }
 
 /// MySQL's limits on comment lengths: longer comments are cut and reported.
