@@ -230,10 +230,35 @@ impl Drop for SourceDb {
             eprintln!("kept source database {} for inspection", self.name);
             return;
         }
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let name = self.name.clone();
         let url = self.server_admin_url.clone();
-        run_detached(async move { pg_client(&url).await.batch_execute(&sql).await.map_err(|e| e.to_string()) });
+        run_detached(async move { drop_source_database(&url, &name).await.map_err(|e| e.to_string()) });
     }
+}
+
+/// Drops a test's source database after its replication slots: PostgreSQL refuses to drop a database
+/// that holds a slot, and a slot left behind pins WAL for as long as it exists.
+async fn drop_source_database(admin_url: &str, name: &str) -> Result<(), tokio_postgres::Error> {
+    let client = pg_client(admin_url).await;
+    client
+        .execute(
+            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = $1 AND active_pid IS NOT NULL",
+            &[&name],
+        )
+        .await?;
+    // A terminated walsender releases its slot a moment later.
+    for _ in 0..50 {
+        let left =
+            client.query("SELECT slot_name, active FROM pg_replication_slots WHERE database = $1", &[&name]).await?;
+        if left.is_empty() {
+            break;
+        }
+        for slot in left.iter().filter(|slot| !slot.get::<_, bool>(1)) {
+            client.execute("SELECT pg_drop_replication_slot($1)", &[&slot.get::<_, String>(0)]).await?;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await
 }
 
 /// A target database name of its own (created by the code under test or by [`TargetDb::create`]).
