@@ -189,6 +189,37 @@ impl LoadPathArg {
     }
 }
 
+/// How fast the snapshot may read the source.
+#[derive(Debug, clap::Args)]
+pub struct SourceRateArg {
+    /// The most COPY bytes a second the snapshot reads from the source, all copy workers together
+    /// (`20MB`, `500kB`; k, M and G are powers of 1000), so that it leaves the source's disks to its
+    /// application [default: no limit]. The change stream is not limited
+    #[arg(long, value_name = "BYTES", value_parser = parse_byte_rate)]
+    pub max_source_rate: Option<u64>,
+}
+
+/// `20MB`, `20M`, `500kB`, `1G`, `1048576`: bytes, with an optional SI multiple.
+fn parse_byte_rate(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let digits = lower.trim_end_matches("/s").trim_end_matches('b');
+    let (number, multiple) = match digits.chars().last() {
+        Some('k') => (&digits[..digits.len() - 1], 1_000),
+        Some('m') => (&digits[..digits.len() - 1], 1_000_000),
+        Some('g') => (&digits[..digits.len() - 1], 1_000_000_000),
+        _ => (digits, 1),
+    };
+    let bytes = number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|n| n * multiple as f64)
+        .filter(|bytes| bytes.is_finite() && *bytes >= 1.0)
+        .map(|bytes| bytes as u64)
+        .ok_or_else(|| format!("{text:?} is not a number of bytes a second, such as 20MB or 500kB"))?;
+    Ok(bytes)
+}
+
 /// How the migration's topics are replicated and how long they keep records: what `check` checks
 /// against the cluster, and what `migrate` and `source` create them with.
 #[derive(Debug, clap::Args)]
@@ -312,4 +343,22 @@ fn secret_option_warnings(matches: &ArgMatches) -> Vec<String> {
 
 fn url_has_password(url: &str) -> bool {
     url.split_once("://").and_then(|(_, rest)| rest.split_once('@')).is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_byte_rate;
+
+    #[test]
+    fn byte_rates_read_with_si_multiples() {
+        assert_eq!(parse_byte_rate("20MB"), Ok(20_000_000));
+        assert_eq!(parse_byte_rate("500kB/s"), Ok(500_000));
+        assert_eq!(parse_byte_rate("1.5G"), Ok(1_500_000_000));
+        assert_eq!(parse_byte_rate("0.5M"), Ok(500_000));
+        assert_eq!(parse_byte_rate("4096"), Ok(4096));
+        for refused in ["", "0", "fast", "-3MB", "0.1"] {
+            let error = parse_byte_rate(refused).unwrap_err();
+            assert!(error.contains("such as 20MB"), "{refused}: {error}");
+        }
+    }
 }

@@ -34,6 +34,8 @@ pub struct MigrateArgs {
     /// Copy workers on the source, and connections applying on the target
     #[arg(long, default_value_t = crate::args::machine_parallelism(), value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+    #[command(flatten)]
+    pub rate: crate::args::SourceRateArg,
     /// How snapshot rows enter the target
     #[arg(long, value_enum, default_value = "auto")]
     pub load_path: LoadPathArg,
@@ -111,6 +113,7 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         )?,
         jobs,
         online: args.online,
+        max_source_rate: args.rate.max_source_rate,
         target_databases: settled.databases,
         target_server: Some(target_server),
         type_mapping: Some(mapping.type_mapping()),

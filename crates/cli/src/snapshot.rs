@@ -20,7 +20,9 @@ use passerelle_kafka::producer::Producer;
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::{Lsn, Op};
 use passerelle_model::schema::Table;
-use passerelle_pg::snapshot::{batch_channel, BatchSpace, CopySpace, CopyUnit, CopyWorker, RowBatch, TextBatch};
+use passerelle_pg::snapshot::{
+    batch_channel, BatchSpace, CopySpace, CopyUnit, CopyWorker, RowBatch, SourceRate, TextBatch,
+};
 use tokio::sync::mpsc;
 
 use crate::pause;
@@ -36,6 +38,8 @@ pub struct SnapshotSource<'a> {
     pub server: &'a str,
     pub database: &'a str,
     pub encoding: SnapshotEncoding,
+    /// The pace all copy workers share, if `--max-source-rate` set one.
+    pub rate: Option<SourceRate>,
     /// Partitions of each table topic, in table order.
     pub partitions: Vec<i32>,
 }
@@ -74,7 +78,7 @@ pub async fn run(
     let space = CopySpace::default();
     let workers =
         (0..jobs.max(1)).map(|_| async {
-            let opened = CopyWorker::open(source.endpoint, source.snapshot_name).await?;
+            let opened = CopyWorker::open(source.endpoint, source.snapshot_name, source.rate.clone()).await?;
             let worker = &opened;
             match source.encoding {
                 SnapshotEncoding::Envelope => {

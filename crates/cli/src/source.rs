@@ -51,6 +51,8 @@ pub struct SourceArgs {
     /// Copy workers on the source
     #[arg(long, default_value_t = crate::args::machine_parallelism(), value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
+    #[command(flatten)]
+    pub rate: crate::args::SourceRateArg,
     /// Print the summary as JSON on stdout
     #[arg(long)]
     pub json: bool,
@@ -115,6 +117,8 @@ pub struct SourceSide<'a> {
     pub encoding: Encoding,
     pub snapshot_encoding: SnapshotEncoding,
     pub jobs: usize,
+    /// The most COPY bytes a second the snapshot reads (`--max-source-rate`).
+    pub max_source_rate: Option<u64>,
     pub online: bool,
     /// Each schema's target database, announced with the run (empty when the target is not known).
     pub target_databases: BTreeMap<String, String>,
@@ -162,6 +166,7 @@ pub async fn run(args: SourceArgs) -> anyhow::Result<ExitCode> {
         snapshot_encoding: snapshot_encoding(args.topics.encoding, args.online, args.topics.snapshot_encoding)?,
         jobs: usize::from(args.jobs),
         online: args.online,
+        max_source_rate: args.rate.max_source_rate,
     };
     let durability = args.topics.shape.durability.durability();
     let kafka_findings =
@@ -370,6 +375,7 @@ pub async fn copy_snapshot(
         server: &side.layout.prefix,
         database: &announcement.database,
         encoding: side.snapshot_encoding,
+        rate: side.max_source_rate.map(passerelle_pg::snapshot::SourceRate::new),
         // As the topics have them: topics created beforehand may have other partitions than asked.
         partitions: layouts
             .iter()

@@ -12,7 +12,8 @@
 //! <https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.2>
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures::StreamExt;
 use passerelle_model::copy_text;
@@ -36,6 +37,36 @@ pub const CHANNEL_BATCHES: usize = 4;
 /// hold at most this many bytes of COPY text (a row larger than that alone): rows of 10 MB values
 /// go one or two at a time, not four per worker.
 pub const COPY_SPACE_BYTES: usize = 32 << 20;
+
+/// A cap on the COPY bytes a second that all copy workers together read from the source
+/// (`--max-source-rate`), so that a snapshot leaves the source's disks and CPU to its application.
+/// A worker waits after each chunk until the bytes read so far are due; an idle moment lets
+/// through at most one second's worth at once.
+#[derive(Clone, Debug)]
+pub struct SourceRate {
+    bytes_per_second: u64,
+    /// When the bytes read so far are due.
+    due: Arc<Mutex<tokio::time::Instant>>,
+}
+
+impl SourceRate {
+    pub fn new(bytes_per_second: u64) -> SourceRate {
+        let due = Arc::new(Mutex::new(tokio::time::Instant::now()));
+        SourceRate { bytes_per_second: bytes_per_second.max(1), due }
+    }
+
+    /// Waits until `n_bytes` more are within the rate.
+    async fn take(&self, n_bytes: usize) {
+        let cost = Duration::from_secs_f64(n_bytes as f64 / self.bytes_per_second as f64);
+        let wake = {
+            let mut due = self.due.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let now = tokio::time::Instant::now();
+            *due = (*due).max(now) + cost;
+            due.checked_sub(Duration::from_secs(1)).unwrap_or(now)
+        };
+        tokio::time::sleep_until(wake).await;
+    }
+}
 
 /// The room every copy worker's batches share ([`COPY_SPACE_BYTES`]), one permit a byte.
 #[derive(Clone)]
@@ -430,11 +461,17 @@ fn block_number(block: u64) -> u32 {
 pub struct CopyWorker {
     client: Client,
     endpoint: String,
+    rate: Option<SourceRate>,
 }
 
 impl CopyWorker {
-    /// Connects with the [`session`] settings and imports `snapshot_name`.
-    pub async fn open(endpoint: &DbEndpoint, snapshot_name: &str) -> Result<CopyWorker, PgError> {
+    /// Connects with the [`session`] settings and imports `snapshot_name`; reads within `rate`, shared
+    /// by the workers, if one is given.
+    pub async fn open(
+        endpoint: &DbEndpoint,
+        snapshot_name: &str,
+        rate: Option<SourceRate>,
+    ) -> Result<CopyWorker, PgError> {
         let client = session::connect(endpoint).await?;
         let endpoint = endpoint.to_string();
         let endpoint_ref = &endpoint;
@@ -454,7 +491,7 @@ impl CopyWorker {
             .batch_execute(&format!("set transaction snapshot '{}'", snapshot_name.replace('\'', "''")))
             .await
             .map_err(error("importing the exported snapshot"))?;
-        Ok(CopyWorker { client, endpoint })
+        Ok(CopyWorker { client, endpoint, rate })
     }
 
     /// Copies `unit` of `tables[unit.table_idx]` into `sender`, in batches of at most
@@ -472,7 +509,7 @@ impl CopyWorker {
         let mut batch = RowBatch::new(unit.table_idx, n_columns);
         let mut held: Option<OwnedSemaphorePermit> = None;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|error| PgError::query(&self.endpoint, "reading COPY", error))?;
+            let chunk = self.paced(chunk).await?;
             // Room for the chunk's rows before they are parsed; when there is none, the batch goes
             // first, so that a worker never waits for room while it holds some.
             let wanted = chunk.len().clamp(1, COPY_SPACE_BYTES) as u32;
@@ -537,7 +574,7 @@ impl CopyWorker {
         let mut batch = TextBatch::new(unit);
         let mut carry: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|error| PgError::query(&self.endpoint, "reading COPY", error))?;
+            let chunk = self.paced(chunk).await?;
             stats.n_bytes += chunk.len() as u64;
             let mut rest = &chunk[..];
             while let Some(newline) = memchr::memchr(b'\n', rest) {
@@ -569,6 +606,15 @@ impl CopyWorker {
             send_text(sender, batch, table).await?;
         }
         Ok(stats)
+    }
+
+    /// A chunk COPY sent, once the rate lets it through.
+    async fn paced(&self, chunk: Result<bytes::Bytes, tokio_postgres::Error>) -> Result<bytes::Bytes, PgError> {
+        let chunk = chunk.map_err(|error| PgError::query(&self.endpoint, "reading COPY", error))?;
+        if let Some(rate) = &self.rate {
+            rate.take(chunk.len()).await;
+        }
+        Ok(chunk)
     }
 
     /// Starts the COPY of `unit`: every column, in table order. `FROM ONLY`: rows of inheritance

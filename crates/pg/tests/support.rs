@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::Row;
 use passerelle_model::schema::{QualifiedName, Table};
-use passerelle_pg::snapshot::{batch_channel, plan_units, CopySpace, CopyStats, CopyUnit, CopyWorker, RowBatch};
+use passerelle_pg::snapshot::{
+    batch_channel, plan_units, CopySpace, CopyStats, CopyUnit, CopyWorker, RowBatch, SourceRate,
+};
 use passerelle_pg::{catalog, PgError};
 use passerelle_testkit::{pg_client, unique_name, SourceDb, Stack};
 
@@ -41,12 +43,14 @@ pub fn names(tables: &[Table]) -> Vec<QualifiedName> {
     tables.iter().map(|table| table.name.clone()).collect()
 }
 
-/// Runs `n_workers` copy workers over `units`, as `migrate` will, handing every batch to `each`.
+/// Runs `n_workers` copy workers over `units`, as `migrate` will, within `rate` if given, handing
+/// every batch to `each`.
 pub async fn copy_all(
     endpoint: &DbEndpoint,
     snapshot_name: &str,
     tables: &[Table],
     units: Vec<CopyUnit>,
+    rate: Option<SourceRate>,
     n_workers: usize,
     mut each: impl FnMut(RowBatch),
 ) -> CopyStats {
@@ -55,7 +59,7 @@ pub async fn copy_all(
     let (sender, mut receiver) = batch_channel(&CopySpace::default());
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..n_workers {
-        let worker = CopyWorker::open(endpoint, snapshot_name).await.unwrap();
+        let worker = CopyWorker::open(endpoint, snapshot_name, rate.clone()).await.unwrap();
         let (tables, queue, sender) = (tables.clone(), queue.clone(), sender.clone());
         workers.spawn(async move {
             let mut stats = CopyStats::default();
@@ -92,7 +96,7 @@ pub async fn copy_rows(
     let client = passerelle_pg::connect(endpoint).await.unwrap();
     let units = plan_units(&client, endpoint, tables, 1 << 20).await.unwrap();
     let mut rows = vec![Vec::new(); tables.len()];
-    let stats = copy_all(endpoint, snapshot_name, tables, units, n_workers, |batch| {
+    let stats = copy_all(endpoint, snapshot_name, tables, units, None, n_workers, |batch| {
         rows[batch.table_idx].extend(batch.rows().map(|row| row.to_row()));
     })
     .await;
