@@ -97,14 +97,16 @@ impl Target {
 /// ```
 #[macro_export]
 macro_rules! on_both_targets {
-    ($name:ident $(, $($tokio_arg:tt)*)?) => {
+    ($(#[$attr:meta])* $name:ident $(, $($tokio_arg:tt)*)?) => {
         mod $name {
+            $(#[$attr])*
             #[tokio::test $(($($tokio_arg)*))?]
             async fn mysql() {
                 $crate::Target::MySql.assert_version().await;
                 super::$name($crate::Target::MySql).await
             }
 
+            $(#[$attr])*
             #[tokio::test $(($($tokio_arg)*))?]
             async fn mariadb() {
                 $crate::Target::MariaDb.assert_version().await;
