@@ -299,23 +299,23 @@ pub async fn copy_snapshot(
     stale.dedup();
     // Topics created beforehand stay as they are: the run's records begin at their current ends
     // (`starts`), and a sink reads from there, so an earlier run's records are never applied.
-    if side.existing_topics {
-        let mut wanted = topics.clone();
-        wanted.push(control_topic.clone());
-        retry::retry("finding the topics created beforehand", || require_topics(side.kafka, &wanted)).await?;
-    } else {
-        retry::retry("recreating the run's topics", || recreate_topics(side.kafka, &side.layout, &stale, &topics))
-            .await?;
-    }
-
-    let run_id = snapshot::now_ms().to_string();
+    let topics_ready = async {
+        if side.existing_topics {
+            let mut wanted = topics.clone();
+            wanted.push(control_topic.clone());
+            retry::retry("finding the topics created beforehand", || require_topics(side.kafka, &wanted)).await
+        } else {
+            retry::retry("recreating the run's topics", || recreate_topics(side.kafka, &side.layout, &stale, &topics))
+                .await?;
+            retry::retry("creating the topics", || create_control_topic(side.kafka, &side.layout)).await
+        }
+    };
+    // Kafka's work and PostgreSQL's, at once.
     let estimated_rows = on_source(side, "measuring the tables", || async {
         passerelle_pg::snapshot::estimate_rows(&passerelle_pg::connect(source).await?, source, &tables).await
-    })
-    .await?;
-    if !side.existing_topics {
-        retry::retry("creating the topics", || create_control_topic(side.kafka, &side.layout)).await?;
-    }
+    });
+    let ((), estimated_rows) = tokio::try_join!(topics_ready, estimated_rows)?;
+    let run_id = snapshot::now_ms().to_string();
     let starts = retry::retry("reading where the topics begin", || end_offsets(side.kafka, &topics)).await?;
     let producer =
         retry::retry("reading the topics' message limits", || Producer::chunking(side.kafka, retry::bound(), &topics))

@@ -1,7 +1,8 @@
 //! The librdkafka configuration every Passerelle client starts from, and what every client's context
 //! does with librdkafka's events ([`Observer`]).
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use passerelle_model::endpoint::KafkaEndpoint;
@@ -32,6 +33,51 @@ pub(crate) fn config(endpoint: &KafkaEndpoint) -> ClientConfig {
     config
 }
 
+/// Clients kept for the life of the process, one per endpoint, for requests made again and again
+/// (the control topic is read a few times while a run is planned, and polled while one streams):
+/// a new client pays its connection and handshakes (TLS, SASL), and a consumer's close about 100 ms.
+/// librdkafka reconnects a kept client by itself after an outage; one that failed is forgotten, so
+/// the next attempt starts from a new client as it did before.
+pub(crate) struct Kept<T> {
+    clients: Mutex<HashMap<String, Arc<T>>>,
+}
+
+impl<T> Kept<T> {
+    pub(crate) fn new() -> Kept<T> {
+        Kept { clients: Mutex::new(HashMap::new()) }
+    }
+
+    /// The client kept for `endpoint`, made by `create` when there is none.
+    pub(crate) fn get(
+        &self,
+        endpoint: &KafkaEndpoint,
+        create: impl FnOnce() -> Result<T, KafkaError>,
+    ) -> Result<Arc<T>, KafkaError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(&identity(endpoint)) {
+            return Ok(client.clone());
+        }
+        let client = Arc::new(create()?);
+        clients.insert(identity(endpoint), client.clone());
+        Ok(client)
+    }
+
+    /// Drops the client kept for `endpoint` (once its last user is done with it).
+    pub(crate) fn forget(&self, endpoint: &KafkaEndpoint) {
+        self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&identity(endpoint));
+    }
+}
+
+/// What tells endpoints apart: the brokers and every property, secrets included (the key stays in
+/// memory, never in a log).
+fn identity(endpoint: &KafkaEndpoint) -> String {
+    let mut identity = endpoint.bootstrap_servers.clone();
+    for (key, value) in &endpoint.properties {
+        identity.push_str(&format!("\n{key}={}", value.expose()));
+    }
+    identity
+}
+
 /// Asks for the cluster's metadata (of `topic`, or of every topic) for up to `timeout`, in short
 /// attempts with the client's events served between them (`serve`, which hands them to `observer`),
 /// so that a refusal ends the wait at once rather than at the timeout as a transport failure.
@@ -47,7 +93,12 @@ pub(crate) fn metadata<C: ClientContext>(
         let attempt = client.fetch_metadata(topic, ATTEMPT.min(deadline.saturating_duration_since(Instant::now())));
         serve();
         match attempt {
-            Ok(metadata) => return Ok(metadata),
+            Ok(metadata) => {
+                // A kept client may have seen a refusal in an outage (a broker restarting mid-handshake),
+                // which this answer outdates.
+                observer.refusal();
+                return Ok(metadata);
+            }
             Err(error) => {
                 if let Some(refusal) = observer.refusal() {
                     return Err(refusal);

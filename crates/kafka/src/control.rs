@@ -22,6 +22,7 @@
 //! interrupted earlier attempt says nothing about the current one.
 
 use std::collections::BTreeMap;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use passerelle_model::endpoint::KafkaEndpoint;
@@ -31,7 +32,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::client::{self, Observer};
+use crate::client::{self, Kept, Observer};
 use crate::error::{configuration, describe, describe_code, KafkaError};
 use crate::producer::Producer;
 use crate::topic::PartitionEnd;
@@ -281,13 +282,31 @@ pub async fn read(endpoint: &KafkaEndpoint, topic: &str) -> Result<ControlState,
 
 /// [`read`], giving up after `timeout` (on the brokers' answer, then on reading to the end).
 pub async fn read_within(endpoint: &KafkaEndpoint, topic: &str, timeout: Duration) -> Result<ControlState, KafkaError> {
+    let reader = READERS.get(endpoint, || {
+        // A group only because librdkafka assigns no partition without one: nothing is committed.
+        client::config(endpoint)
+            .set("group.id", "passerelle-control-reader")
+            .set("enable.auto.commit", "false")
+            .create_with_context(Observer::new(endpoint))
+            .map(Mutex::new)
+            .map_err(|error| configuration(&endpoint.to_string(), &error))
+    })?;
+    // One read at a time on the kept consumer: each assigns the partition it reads.
+    let consumer = reader.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let read = read_with(&consumer, topic, timeout);
+    if read.is_err() {
+        READERS.forget(endpoint);
+    }
+    read
+}
+
+/// The consumers [`read_within`] reads with, kept: closing one takes about 100 ms (it leaves its
+/// group's coordinator), which every read paid.
+static READERS: LazyLock<Kept<Mutex<BaseConsumer<Observer>>>> = LazyLock::new(Kept::new);
+
+fn read_with(consumer: &BaseConsumer<Observer>, topic: &str, timeout: Duration) -> Result<ControlState, KafkaError> {
     let topic_error = |error| KafkaError::Topic { topic: topic.to_string(), cause: describe(&error) };
-    let consumer: BaseConsumer<Observer> = client::config(endpoint)
-        .set("group.id", "passerelle-control-reader")
-        .set("enable.auto.commit", "false")
-        .create_with_context(Observer::new(endpoint))
-        .map_err(|error| configuration(&endpoint.to_string(), &error))?;
-    // Nothing is assigned yet: polling serves only librdkafka's log and error events.
+    // Nothing is assigned between reads: polling serves only librdkafka's log and error events.
     let serve = || while consumer.poll(Duration::ZERO).is_some() {};
     let metadata = client::metadata(consumer.client(), consumer.context(), Some(topic), timeout, serve)?;
     tokio::task::block_in_place(|| {
@@ -297,74 +316,88 @@ pub async fn read_within(endpoint: &KafkaEndpoint, topic: &str, timeout: Duratio
         let (_, end) = consumer.fetch_watermarks(topic, 0, timeout).map_err(topic_error)?;
         let mut assignment = TopicPartitionList::new();
         assignment.add_partition_offset(topic, 0, Offset::Beginning).map_err(topic_error)?;
+        // Assigning anew starts a new fetch: librdkafka drops what an earlier read had fetched.
         consumer.assign(&assignment).map_err(topic_error)?;
-        let mut state = ControlState::default();
-        let mut next = 0;
-        let deadline = std::time::Instant::now() + timeout;
-        while next < end {
-            if std::time::Instant::now() > deadline {
-                return Err(KafkaError::Topic {
-                    topic: topic.to_string(),
-                    cause: format!(
-                        "{}: read only up to offset {next} of {end} in {} s",
-                        describe_code(RDKafkaErrorCode::OperationTimedOut),
-                        timeout.as_secs()
-                    ),
-                });
-            }
-            let Some(message) = consumer.poll(Duration::from_millis(500)) else { continue };
-            let message = message.map_err(|error| KafkaError::Consume { cause: describe(&error) })?;
-            next = message.offset() + 1;
-            let decode_error = |cause: serde_json::Error| KafkaError::Decode {
-                topic: topic.to_string(),
-                partition: 0,
-                offset: message.offset(),
-                cause: cause.to_string(),
-            };
-            let value = message.payload().unwrap_or_default();
-            let current = |run_id: &str| state.run.as_ref().is_some_and(|run| run.run_id == run_id);
-            match message.key() {
-                Some(RUN_KEY) => {
-                    state = ControlState {
-                        run: Some(serde_json::from_slice(value).map_err(decode_error)?),
-                        ..ControlState::default()
-                    };
-                }
-                Some(SNAPSHOT_DONE_KEY) => {
-                    let done: SnapshotDone = serde_json::from_slice(value).map_err(decode_error)?;
-                    if current(&done.run_id) {
-                        state.snapshot_done = Some(done);
-                    }
-                }
-                Some(CUTOVER_KEY) => {
-                    let cutover: Cutover = serde_json::from_slice(value).map_err(decode_error)?;
-                    if current(&cutover.run_id) {
-                        state.cutover = Some(cutover);
-                    }
-                }
-                Some(STREAM_DONE_KEY) => {
-                    let done: StreamDone = serde_json::from_slice(value).map_err(decode_error)?;
-                    if current(&done.run_id) {
-                        state.stream_done = Some(done);
-                    }
-                }
-                Some(FAILED_KEY) if value.is_empty() => state.failed = None,
-                Some(FAILED_KEY) => {
-                    let failed: Failed = serde_json::from_slice(value).map_err(decode_error)?;
-                    if current(&failed.run_id) {
-                        state.failed = Some(failed);
-                    }
-                }
-                Some(key) if key.starts_with(TARGET_KEY_PREFIX.as_bytes()) => {
-                    let fixed: TargetFixed = serde_json::from_slice(value).map_err(decode_error)?;
-                    if current(&fixed.run_id) && state.target.is_none() {
-                        state.target = Some(fixed);
-                    }
-                }
-                // Written by a later Passerelle: not ours to interpret.
-                _ => {}
-            }
-        }
-        Ok(state)
+        let state = read_to(consumer, topic, end, timeout);
+        // Not fetched in the background until the next read.
+        consumer.unassign().map_err(topic_error)?;
+        state
     })
+}
+
+/// The state the records of `topic` up to `end` say, from the consumer assigned to its start.
+fn read_to(
+    consumer: &BaseConsumer<Observer>,
+    topic: &str,
+    end: i64,
+    timeout: Duration,
+) -> Result<ControlState, KafkaError> {
+    let mut state = ControlState::default();
+    let mut next = 0;
+    let deadline = std::time::Instant::now() + timeout;
+    while next < end {
+        if std::time::Instant::now() > deadline {
+            return Err(KafkaError::Topic {
+                topic: topic.to_string(),
+                cause: format!(
+                    "{}: read only up to offset {next} of {end} in {} s",
+                    describe_code(RDKafkaErrorCode::OperationTimedOut),
+                    timeout.as_secs()
+                ),
+            });
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(500)) else { continue };
+        let message = message.map_err(|error| KafkaError::Consume { cause: describe(&error) })?;
+        next = message.offset() + 1;
+        let decode_error = |cause: serde_json::Error| KafkaError::Decode {
+            topic: topic.to_string(),
+            partition: 0,
+            offset: message.offset(),
+            cause: cause.to_string(),
+        };
+        let value = message.payload().unwrap_or_default();
+        let current = |run_id: &str| state.run.as_ref().is_some_and(|run| run.run_id == run_id);
+        match message.key() {
+            Some(RUN_KEY) => {
+                state = ControlState {
+                    run: Some(serde_json::from_slice(value).map_err(decode_error)?),
+                    ..ControlState::default()
+                };
+            }
+            Some(SNAPSHOT_DONE_KEY) => {
+                let done: SnapshotDone = serde_json::from_slice(value).map_err(decode_error)?;
+                if current(&done.run_id) {
+                    state.snapshot_done = Some(done);
+                }
+            }
+            Some(CUTOVER_KEY) => {
+                let cutover: Cutover = serde_json::from_slice(value).map_err(decode_error)?;
+                if current(&cutover.run_id) {
+                    state.cutover = Some(cutover);
+                }
+            }
+            Some(STREAM_DONE_KEY) => {
+                let done: StreamDone = serde_json::from_slice(value).map_err(decode_error)?;
+                if current(&done.run_id) {
+                    state.stream_done = Some(done);
+                }
+            }
+            Some(FAILED_KEY) if value.is_empty() => state.failed = None,
+            Some(FAILED_KEY) => {
+                let failed: Failed = serde_json::from_slice(value).map_err(decode_error)?;
+                if current(&failed.run_id) {
+                    state.failed = Some(failed);
+                }
+            }
+            Some(key) if key.starts_with(TARGET_KEY_PREFIX.as_bytes()) => {
+                let fixed: TargetFixed = serde_json::from_slice(value).map_err(decode_error)?;
+                if current(&fixed.run_id) && state.target.is_none() {
+                    state.target = Some(fixed);
+                }
+            }
+            // Written by a later Passerelle: not ours to interpret.
+            _ => {}
+        }
+    }
+    Ok(state)
 }

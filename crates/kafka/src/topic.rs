@@ -1,6 +1,7 @@
 //! Topics: one per table, named as Debezium names them (`<prefix>.<schema>.<table>`), created by
 //! Passerelle with the partitions, replication and retention the user asked for.
 
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use passerelle_model::endpoint::KafkaEndpoint;
@@ -9,7 +10,7 @@ use rdkafka::metadata::{Metadata, MetadataTopic};
 use rdkafka::producer::{BaseProducer, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::client::{self, Observer};
+use crate::client::{self, Kept, Observer};
 use crate::error::{configuration, describe, describe_code, KafkaError};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -50,23 +51,38 @@ pub fn control_topic(prefix: &str) -> String {
 /// reported in seconds, not after an admin request's long timeout. A producer, polled here, rather
 /// than the admin client, whose own events nobody serves: its log reaches Passerelle's, and a refusal
 /// (credentials, a certificate) that librdkafka reports only as an event is reported as such.
-fn cluster(endpoint: &KafkaEndpoint) -> Result<(BaseProducer<Observer>, Metadata), KafkaError> {
-    let producer: BaseProducer<Observer> = client::config(endpoint)
-        .create_with_context(Observer::new(endpoint))
-        .map_err(|error| configuration(&endpoint.to_string(), &error))?;
+fn cluster(endpoint: &KafkaEndpoint) -> Result<(Arc<BaseProducer<Observer>>, Metadata), KafkaError> {
+    let producer = PRODUCERS.get(endpoint, || {
+        client::config(endpoint)
+            .create_with_context(Observer::new(endpoint))
+            .map_err(|error| configuration(&endpoint.to_string(), &error))
+    })?;
     // Serving the producer's events hands librdkafka's log and error events to the observer.
     let serve = || producer.poll(Duration::from_millis(10));
-    let metadata = client::metadata(producer.client(), producer.context(), None, Duration::from_secs(10), serve)?;
-    Ok((producer, metadata))
+    match client::metadata(producer.client(), producer.context(), None, Duration::from_secs(10), serve) {
+        Ok(metadata) => Ok((producer, metadata)),
+        Err(error) => {
+            PRODUCERS.forget(endpoint);
+            ADMINS.forget(endpoint);
+            Err(error)
+        }
+    }
 }
 
 /// An admin client, once [`cluster`] found the brokers answering.
-fn admin(endpoint: &KafkaEndpoint) -> Result<AdminClient<Observer>, KafkaError> {
+fn admin(endpoint: &KafkaEndpoint) -> Result<Arc<AdminClient<Observer>>, KafkaError> {
     cluster(endpoint)?;
-    client::config(endpoint)
-        .create_with_context(Observer::new(endpoint))
-        .map_err(|error| configuration(&endpoint.to_string(), &error))
+    ADMINS.get(endpoint, || {
+        client::config(endpoint)
+            .create_with_context(Observer::new(endpoint))
+            .map_err(|error| configuration(&endpoint.to_string(), &error))
+    })
 }
+
+/// The clients [`cluster`] and [`admin`] use, kept: the plan phase makes about twenty requests,
+/// and a new client pays a connection and its handshakes for each (`client::Kept`).
+static PRODUCERS: LazyLock<Kept<BaseProducer<Observer>>> = LazyLock::new(Kept::new);
+static ADMINS: LazyLock<Kept<AdminClient<Observer>>> = LazyLock::new(Kept::new);
 
 /// What the cluster imposes on the topics Passerelle creates: how many brokers hold replicas, and the
 /// brokers' defaults a topic takes when it sets none.
@@ -142,6 +158,8 @@ pub async fn create_topics(endpoint: &KafkaEndpoint, layout: &TopicLayout, names
 
 /// How long a deletion or a creation may take to show in the cluster's metadata.
 const SETTLE: Duration = Duration::from_secs(60);
+/// How often the metadata is asked again meanwhile: a request on a kept client costs little.
+const SETTLE_POLL: Duration = Duration::from_millis(50);
 
 /// Deletes `stale` and creates `fresh` anew, empty: a run's topics never hold an abandoned run's
 /// records. Kafka deletes asynchronously, so this waits until the metadata no longer lists the
@@ -171,7 +189,7 @@ pub async fn recreate_topics(
                     ),
                 })
             }
-            Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Some(_) => tokio::time::sleep(SETTLE_POLL).await,
         }
     }
     let mut pending: Vec<String> = fresh.to_vec();
@@ -187,7 +205,7 @@ pub async fn recreate_topics(
             });
         }
         pending = existing;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(SETTLE_POLL).await;
     }
     // A consumer or a watermark query right after the creation must find every partition.
     loop {
@@ -206,7 +224,7 @@ pub async fn recreate_topics(
                     cause: format!("not listed with its partitions {} s after its creation", SETTLE.as_secs()),
                 })
             }
-            Some(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            Some(_) => tokio::time::sleep(SETTLE_POLL).await,
         }
     }
 }
