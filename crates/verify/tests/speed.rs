@@ -36,4 +36,7 @@ async fn a_million_rows(target: Target) {
     assert_eq!(report.tables[0].changed.items[0].key, "id=\"654321\"");
     eprintln!("verify of {N_ROWS} rows with one changed, pinpointed: {seconds:.1}s");
 }
-on_both_targets!(#[ignore = "slow: a measurement, run by hand"] a_million_rows);
+on_both_targets!(
+    #[ignore = "slow: a measurement, run by hand"]
+    a_million_rows
+);
