@@ -141,9 +141,9 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
                 source::copy_snapshot(&source_side, &progress, Some(announced)).await?;
                 source::stream_changes(&source_side).await
             };
-            let sink = sink::apply_run(&sink_side, WantedRun::Announced(announcement), &progress, &clock);
+            let sink = sink::load_run(&sink_side, WantedRun::Announced(announcement), &progress, &clock);
             match tokio::try_join!(source, sink) {
-                Ok((_, applied)) => break Ok(applied),
+                Ok((_, loaded)) => break Ok(loaded),
                 Err(error) if retry::waits_for(&error) == Some("PostgreSQL") => {
                     restarts.wait(error).await?;
                     progress.restart();
@@ -153,10 +153,25 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
         }
     };
     // The source stops with this process: whatever ends it, the run's waiters are told.
-    let applied = failure::recorded(&endpoints.kafka, &names.migration, &holder, both_sides.await).await?;
+    let loaded = failure::recorded(&endpoints.kafka, &names.migration, &holder, both_sides.await).await?;
 
+    // The rows are compared while the post-data DDL is applied, which changes none of them: one
+    // statement at a time leaves the other cores to the comparison. The objects are checked after.
     let config = passerelle_verify::Config { source: endpoints.source.clone(), target: endpoints.target.clone(), jobs };
-    let verification = crate::verify::compare(&config, &applied.schema, &applied.plan).await?;
+    let (schema, plan) = (loaded.schema().clone(), loaded.plan.clone());
+    let (post_data_done, objects_ready) = oneshot::channel::<()>();
+    let post_data = async {
+        let applied = loaded.post_data(&sink_side, &clock).await;
+        let _ = post_data_done.send(());
+        applied
+    };
+    let objects_ready = async {
+        let _ = objects_ready.await;
+    };
+    let verification = crate::verify::compare_during_post_data(&config, &schema, &plan, objects_ready);
+    let finished = async { tokio::try_join!(post_data, verification) };
+    let (applied, verification) =
+        failure::recorded(&endpoints.kafka, &names.migration, &holder, finished.await).await?;
     clock.lap("verify");
 
     // Verified, the run needs its slot no more: an offline run never streams, an online one streamed

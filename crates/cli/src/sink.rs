@@ -99,7 +99,6 @@ pub enum WantedRun {
 /// A run whose snapshot and post-data are in the target.
 pub struct Applied {
     pub run_id: String,
-    pub schema: Schema,
     pub plan: Plan,
     /// Changes this process applied after the snapshot (online runs).
     pub changes: u64,
@@ -172,6 +171,28 @@ pub async fn apply_run(
     progress: &Progress,
     clock: &PhaseClock,
 ) -> anyhow::Result<Applied> {
+    load_run(side, wanted, progress, clock).await?.post_data(side, clock).await
+}
+
+/// A run whose rows are in the target (for an online run, up to its cutover): its post-data is
+/// what is left.
+pub struct Loaded {
+    run: RunAnnouncement,
+    /// The run's type mapping, fixed by its first sink.
+    settled: TargetMappingArgs,
+    pub plan: Plan,
+    changes: u64,
+    load_path: Option<LoadPath>,
+}
+
+/// Brings the target to the end of the wanted run's snapshot (and stream), from wherever an earlier
+/// sink left it; [`Loaded::post_data`] finishes it.
+pub async fn load_run(
+    side: &SinkSide<'_>,
+    wanted: WantedRun,
+    progress: &Progress,
+    clock: &PhaseClock,
+) -> anyhow::Result<Loaded> {
     let run = announced_run(side, wanted).await?;
     let databases = mapping::databases(&run.schemas, side.mapping, side.target)?;
     let server = settings::target_server(side.target, side.bookkeeping_db).await?;
@@ -264,10 +285,39 @@ pub async fn apply_run(
         clock.lap(if run.online { "snapshot+stream" } else { "snapshot" });
     }
     progress.finish();
-    pause::point(pause::BEFORE_POST_DATA, 0).await;
+    let _ = conn.disconnect().await;
+    Ok(Loaded { run, settled, plan, changes, load_path })
+}
 
-    bookkeeping::lock(&mut conn, target, side.migration).await?;
-    let state = bookkeeping::run_state(&mut conn, target, db, side.migration).await?;
+impl Loaded {
+    pub fn schema(&self) -> &Schema {
+        &self.run.schema
+    }
+
+    /// Adds the post-data DDL (keys, indexes, foreign keys, AUTO_INCREMENT, views, triggers) unless
+    /// the target has it already, and analyzes the tables.
+    pub async fn post_data(self, side: &SinkSide<'_>, clock: &PhaseClock) -> anyhow::Result<Applied> {
+        let Loaded { run, settled, plan, changes, load_path } = self;
+        let side = &SinkSide { mapping: &settled, ..*side };
+        pause::point(pause::BEFORE_POST_DATA, 0).await;
+        let target = side.target;
+        let mut conn = retry::retry("connecting to the target", || passerelle_mysql::connect(target)).await?;
+        post_data(side, &run, &plan, &mut conn, clock).await?;
+        let _ = conn.disconnect().await;
+        Ok(Applied { run_id: run.run_id, plan, changes, load_path })
+    }
+}
+
+async fn post_data(
+    side: &SinkSide<'_>,
+    run: &RunAnnouncement,
+    plan: &Plan,
+    conn: &mut passerelle_mysql::Conn,
+    clock: &PhaseClock,
+) -> anyhow::Result<()> {
+    let (target, db) = (side.target, side.bookkeeping_db);
+    bookkeeping::lock(conn, target, side.migration).await?;
+    let state = bookkeeping::run_state(conn, target, db, side.migration).await?;
     if state.as_ref().is_some_and(|state| state.run_id == run.run_id && state.phase == Phase::SnapshotApplied) {
         // The rows come from one consistent snapshot of a source where every foreign key holds, and
         // verify compares them all, so re-checking each key while adding it only costs time
@@ -277,19 +327,19 @@ pub async fn apply_run(
         if run.online {
             // The sequences moved while changes streamed: AUTO_INCREMENT goes past where they stood at
             // the cutover.
-            statements.extend(auto_increments_at_cutover(side, &run).await?);
+            statements.extend(auto_increments_at_cutover(side, run).await?);
         }
         let created =
-            passerelle_mysql::schema_apply::apply_creating(&mut conn, target, &plan.databases, &statements).await?;
-        bookkeeping::record_objects(&mut conn, target, db, side.migration, &created).await?;
+            passerelle_mysql::schema_apply::apply_creating(conn, target, &plan.databases, &statements).await?;
+        bookkeeping::record_objects(conn, target, db, side.migration, &created).await?;
         // Partitions land in their root's table: each table once.
         let mut loaded: Vec<(&str, &str)> =
             plan.tables.iter().map(|table| (table.database.as_str(), table.name.as_str())).collect();
         loaded.sort_unstable();
         loaded.dedup();
-        passerelle_mysql::schema_apply::analyze(&mut conn, target, &loaded).await?;
+        passerelle_mysql::schema_apply::analyze(conn, target, &loaded).await?;
         bookkeeping::advance_phase(
-            &mut conn,
+            conn,
             target,
             db,
             side.migration,
@@ -300,9 +350,8 @@ pub async fn apply_run(
         .await?;
         clock.lap("post-data");
     }
-    bookkeeping::unlock(&mut conn, target, side.migration).await?;
-    let _ = conn.disconnect().await;
-    Ok(Applied { run_id: run.run_id, schema: run.schema, plan, changes, load_path })
+    bookkeeping::unlock(conn, target, side.migration).await?;
+    Ok(())
 }
 
 /// The AUTO_INCREMENT positions planned from the sequences' values the stream announced at its end.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use passerelle_verify::report::TableOutcome;
 use passerelle_verify::Progress;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use passerelle_kafka::control::{self, TargetServer};
 use passerelle_kafka::topic::control_topic;
@@ -154,13 +154,38 @@ pub async fn compare_or_recheck(
     plan: &passerelle_ddl::Plan,
     recheck: Option<passerelle_verify::Recheck>,
 ) -> anyhow::Result<passerelle_verify::report::Report> {
+    shown(|sender| async move {
+        match recheck {
+            None => passerelle_verify::run(config, schema, plan, sender).await,
+            Some(recheck) => passerelle_verify::recheck(config, schema, plan, recheck, sender).await,
+        }
+    })
+    .await
+}
+
+/// Runs verify with its progress display while the post-data DDL is applied (see
+/// `passerelle_verify::run_during_post_data`).
+pub async fn compare_during_post_data(
+    config: &passerelle_verify::Config,
+    schema: &passerelle_model::schema::Schema,
+    plan: &passerelle_ddl::Plan,
+    objects_ready: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<passerelle_verify::report::Report> {
+    shown(|sender| passerelle_verify::run_during_post_data(config, schema, plan, sender, objects_ready)).await
+}
+
+/// A verification given the sending end of the progress display.
+async fn shown<Verification>(
+    verification: impl FnOnce(UnboundedSender<Progress>) -> Verification,
+) -> anyhow::Result<passerelle_verify::report::Report>
+where
+    Verification:
+        std::future::Future<Output = Result<passerelle_verify::report::Report, passerelle_verify::VerifyError>>,
+{
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     let display = tokio::spawn(show_progress(receiver));
-    let report = match recheck {
-        None => passerelle_verify::run(config, schema, plan, sender).await,
-        Some(recheck) => passerelle_verify::recheck(config, schema, plan, recheck, sender).await,
-    };
-    // The display ends when `run` drops the last sender.
+    let report = verification(sender).await;
+    // The display ends when the verification drops the last sender.
     let _ = display.await;
     Ok(report?)
 }

@@ -85,7 +85,21 @@ pub async fn run(
     plan: &Plan,
     progress: UnboundedSender<Progress>,
 ) -> Result<Report, VerifyError> {
-    compare_all(config, schema, plan, progress, None).await
+    compare_all(config, schema, plan, progress, None, None::<std::future::Ready<()>>).await
+}
+
+/// [`run`], begun while the target's post-data DDL is still applied: the rows are compared at once
+/// (their tables and primary keys exist since the pre-data, and the post-data changes no row), the
+/// objects `plan` promised once `objects_ready` resolves. Comparing is the databases' work, mostly
+/// on other cores than one DDL statement at a time uses.
+pub async fn run_during_post_data(
+    config: &Config,
+    schema: &Schema,
+    plan: &Plan,
+    progress: UnboundedSender<Progress>,
+    objects_ready: impl std::future::Future<Output = ()>,
+) -> Result<Report, VerifyError> {
+    compare_all(config, schema, plan, progress, None, Some(objects_ready)).await
 }
 
 /// The second step of a verification in two: after a full comparison while the source still
@@ -99,7 +113,7 @@ pub async fn recheck(
     recheck: Recheck,
     progress: UnboundedSender<Progress>,
 ) -> Result<Report, VerifyError> {
-    compare_all(config, schema, plan, progress, Some(Arc::new(recheck))).await
+    compare_all(config, schema, plan, progress, Some(Arc::new(recheck)), None::<std::future::Ready<()>>).await
 }
 
 /// The first step's follow-up, while the source still changes: the canonical keys of the rows
@@ -227,15 +241,13 @@ async fn compare_all(
     plan: &Plan,
     progress: UnboundedSender<Progress>,
     recheck: Option<Arc<Recheck>>,
+    objects_ready: Option<impl std::future::Future<Output = ()>>,
 ) -> Result<Report, VerifyError> {
     let source = Source::connect(&config.source).await?;
     check_encoding(&source).await?;
     let mut target = Target::connect(&config.target).await?;
     let targets = read_targets(&mut target, plan).await?;
     target.close().await;
-
-    let check = schema_check::SchemaCheck { schema, plan, targets: &targets };
-    let schema_findings = check.run();
 
     let mut tables = Vec::new();
     let mut jobs = VecDeque::new();
@@ -266,6 +278,16 @@ async fn compare_all(
             tables[idx] = report;
         }
     }
+    let schema_findings = match objects_ready {
+        None => schema_check::SchemaCheck { schema, plan, targets: &targets }.run(),
+        Some(objects_ready) => {
+            objects_ready.await;
+            let mut target = Target::connect(&config.target).await?;
+            let targets = read_targets(&mut target, plan).await?;
+            target.close().await;
+            schema_check::SchemaCheck { schema, plan, targets: &targets }.run()
+        }
+    };
     let matches = tables.iter().all(|t| t.outcome == TableOutcome::Match)
         && schema_findings.iter().all(|f| f.outcome != SchemaOutcome::Missing);
     Ok(Report { matches, tables, schema: schema_findings })
