@@ -248,12 +248,50 @@ impl Ends<'_> {
             "passerelle: watching the source's changes from {}; waiting for the target to hold everything before",
             watch.from
         );
+        self.wait_for_the_target(args, watch.from, started).await?;
+        self.build_fk_indexes(mapping).await?;
+        eprintln!("passerelle: the target has caught up; verifying every table while the source still changes");
+        let (n_tables, listed, whole) = self.compare_every_table(args, mapping).await?;
+        // A second pass, still while the source changes: the rows changed since the watch began, and
+        // those that differed, compared again; only what differs now is left for the cutover, with
+        // the changes from here on, so that its window re-checks seconds of changes, not minutes.
+        let client = passerelle_pg::connect(source).await?;
+        let pass_lsn = passerelle_pg::slot::current_wal_lsn(&client, source).await?;
+        let changed = watch.take_keys_until(pass_lsn).await?;
+        let changes_in_pass = changed.n_changes;
+        eprintln!(
+            "passerelle: comparing again the rows of the {changes_in_pass} change(s) since {} and those that differed",
+            watch.from
+        );
+        let recheck = passerelle_verify::Recheck { whole, changed, listed };
+        let (listed, whole) =
+            passerelle_verify::differing_among(&self.config(args), &mapping.schema, &mapping.plan, &recheck).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!(
+            "passerelle: first verification in {seconds:.1}s: {} of {n_tables} table(s) match; the cutover re-checks \
+             the rows the source changes from now on{}{}",
+            n_tables - whole.len() - listed.len(),
+            match listed.values().map(Vec::len).sum::<usize>() {
+                0 => String::new(),
+                n => format!(", the {n} row(s) that differed"),
+            },
+            match whole.len() {
+                0 => String::new(),
+                n => format!(", and compares {n} table(s) whole again"),
+            }
+        );
+        Ok(FirstStep { watch, seconds, pass_lsn, changes_in_pass, whole, listed })
+    }
+
+    /// Waits until every change committed before `from` is in Kafka (the slot confirmed past it)
+    /// and the target applied everything Kafka holds then; stops if the run's source failed.
+    async fn wait_for_the_target(&self, args: &CutoverArgs, from: Lsn, started: Instant) -> anyhow::Result<()> {
+        let (source, names) = (self.source, self.names);
         let client = passerelle_pg::connect(source).await?;
         let mut said = started;
-        // Every change before the watch's start is in Kafka once the slot confirmed past it.
         loop {
             let slot = passerelle_pg::slot::slot_info(&client, source, &names.slot).await?;
-            if slot.and_then(|slot| slot.confirmed_flush).is_some_and(|confirmed| confirmed >= watch.from) {
+            if slot.and_then(|slot| slot.confirmed_flush).is_some_and(|confirmed| confirmed >= from) {
                 break;
             }
             let state = retry::retry("reading the control topic", || control::read(self.kafka, self.topic)).await?;
@@ -280,9 +318,15 @@ impl Ends<'_> {
             still_waiting(&mut said, started, "the sinks (passerelle migrate --online or passerelle sink)");
             tokio::time::sleep(CATCH_UP_POLL).await;
         }
-        // No change can violate the indexes foreign keys need: built now, they leave the cutover's
-        // window only the keys themselves (InnoDB would build them with the keys there). The
-        // cutover does without them if they cannot be built now.
+        let _ = conn.disconnect().await;
+        Ok(())
+    }
+
+    /// Builds the indexes foreign keys need. No change can violate them: built now, they leave the
+    /// cutover's window only the keys themselves (InnoDB would build them with the keys there). The
+    /// cutover does without them if they cannot be built now.
+    async fn build_fk_indexes(&self, mapping: &Mapping) -> anyhow::Result<()> {
+        let mut conn = passerelle_mysql::connect(self.target).await?;
         match passerelle_mysql::schema_apply::build_fk_indexes(&mut conn, self.target, &mapping.plan.fk_indexes).await {
             Ok(0) => {}
             Ok(n) => {
@@ -294,8 +338,19 @@ impl Ends<'_> {
             ),
         }
         let _ = conn.disconnect().await;
-        eprintln!("passerelle: the target has caught up; verifying every table while the source still changes");
-        let verification = crate::verify::compare(&self.config(args), &mapping.schema, &mapping.plan).await?;
+        Ok(())
+    }
+
+    /// Compares every table whole while the source changes; a table that differs is read again row
+    /// by row. Returns how many tables were compared, the rows that differed per table that did,
+    /// and the tables to compare whole again (past what is listed, or not comparable by rows).
+    async fn compare_every_table(
+        &self,
+        args: &CutoverArgs,
+        mapping: &Mapping,
+    ) -> anyhow::Result<(usize, BTreeMap<QualifiedName, Vec<Vec<String>>>, BTreeSet<QualifiedName>)> {
+        let config = self.config(args);
+        let verification = crate::verify::compare(&config, &mapping.schema, &mapping.plan).await?;
         let differing: BTreeSet<QualifiedName> = verification
             .tables
             .iter()
@@ -309,38 +364,9 @@ impl Ends<'_> {
                 differing.len()
             );
         }
-        let config = self.config(args);
         let listed = passerelle_verify::differing_keys(&config, &mapping.schema, &mapping.plan, &differing).await?;
-        let whole: BTreeSet<QualifiedName> = differing.into_iter().filter(|name| !listed.contains_key(name)).collect();
-        // A second pass, still while the source changes: the rows changed since the watch began, and
-        // those that differed, compared again; only what differs now is left for the cutover, with
-        // the changes from here on, so that its window re-checks seconds of changes, not minutes.
-        let pass_lsn = passerelle_pg::slot::current_wal_lsn(&client, source).await?;
-        let changed = watch.take_keys_until(pass_lsn).await?;
-        let changes_in_pass = changed.n_changes;
-        eprintln!(
-            "passerelle: comparing again the rows of the {changes_in_pass} change(s) since {} and those that differed",
-            watch.from
-        );
-        let recheck = passerelle_verify::Recheck { whole, changed, listed };
-        let (listed, whole) =
-            passerelle_verify::differing_among(&config, &mapping.schema, &mapping.plan, &recheck).await?;
-        let seconds = started.elapsed().as_secs_f64();
-        eprintln!(
-            "passerelle: first verification in {seconds:.1}s: {} of {} table(s) match; the cutover re-checks the rows \
-             the source changes from now on{}{}",
-            verification.tables.len() - whole.len() - listed.len(),
-            verification.tables.len(),
-            match listed.values().map(Vec::len).sum::<usize>() {
-                0 => String::new(),
-                n => format!(", the {n} row(s) that differed"),
-            },
-            match whole.len() {
-                0 => String::new(),
-                n => format!(", and compares {n} table(s) whole again"),
-            }
-        );
-        Ok(FirstStep { watch, seconds, pass_lsn, changes_in_pass, whole, listed })
+        let whole = differing.into_iter().filter(|name| !listed.contains_key(name)).collect();
+        Ok((verification.tables.len(), listed, whole))
     }
 
     fn config(&self, args: &CutoverArgs) -> passerelle_verify::Config {
