@@ -163,15 +163,13 @@ pub async fn run(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let post_data = async {
         let applied = loaded.post_data(&sink_side, &clock).await;
         let _ = post_data_done.send(());
-        applied
+        failure::recorded(&endpoints.kafka, &names.migration, &holder, applied).await
     };
     let objects_ready = async {
         let _ = objects_ready.await;
     };
     let verification = crate::verify::compare_during_post_data(&config, &schema, &plan, objects_ready);
-    let finished = async { tokio::try_join!(post_data, verification) };
-    let (applied, verification) =
-        failure::recorded(&endpoints.kafka, &names.migration, &holder, finished.await).await?;
+    let (applied, verification) = tokio::try_join!(post_data, verification)?;
     clock.lap("verify");
 
     // Verified, the run needs its slot no more: an offline run never streams, an online one streamed

@@ -54,11 +54,12 @@ impl<T> Kept<T> {
         create: impl FnOnce() -> Result<T, KafkaError>,
     ) -> Result<Arc<T>, KafkaError> {
         let mut clients = self.clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(client) = clients.get(&identity(endpoint)) {
+        let identity = identity(endpoint);
+        if let Some(client) = clients.get(&identity) {
             return Ok(client.clone());
         }
         let client = Arc::new(create()?);
-        clients.insert(identity(endpoint), client.clone());
+        clients.insert(identity, client.clone());
         Ok(client)
     }
 
