@@ -431,7 +431,7 @@ impl Ends<'_> {
                 let client = passerelle_pg::connect(source).await?;
                 let marker = crate::stream::cutover_marker(&run.run_id);
                 let lsn = passerelle_pg::stream::emit_marker(&client, source, &marker).await?;
-                let producer = Producer::new(kafka, retry::bound())?.for_run(&run.run_id);
+                let producer = Producer::for_control(kafka, retry::bound())?.for_run(&run.run_id);
                 control::request_cutover(&producer, topic, &Cutover { run_id: run.run_id.clone(), lsn: lsn.0 }).await?;
                 lsn
             }

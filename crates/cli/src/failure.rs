@@ -69,7 +69,7 @@ pub async fn recorded<T>(
     let topic = control_topic(migration);
     let published = async {
         // Kafka may be what failed: the record is given up after RECORDING, not another --retry-for.
-        let producer = Producer::new(kafka, RECORDING)?.for_run(&run_id);
+        let producer = Producer::for_control(kafka, RECORDING)?.for_run(&run_id);
         control::announce_failed(&producer, &topic, &failed).await
     };
     if let Err(record_error) = published.await {
@@ -91,7 +91,7 @@ pub async fn take_up(
     holder.hold(run_id);
     if let Some(failed) = &state.failed {
         eprintln!("passerelle: run {} had failed ({}); taking it up again", failed.run_id, failed.cause);
-        let producer = Producer::new(kafka, crate::retry::bound())?.for_run(run_id);
+        let producer = Producer::for_control(kafka, crate::retry::bound())?.for_run(run_id);
         control::clear_failed(&producer, topic).await?;
     }
     Ok(())

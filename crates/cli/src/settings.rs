@@ -180,7 +180,7 @@ pub async fn fix_target(
             target_databases: databases.clone(),
             type_mapping: Some(mapping.type_mapping()),
         };
-        let producer = Producer::new(kafka, retry::bound())?.for_run(&run.run_id);
+        let producer = Producer::for_control(kafka, retry::bound())?.for_run(&run.run_id);
         control::fix_target(&producer, &topic, &fixed).await?;
         // Another sink may have fixed another target a moment before: the first record decides.
         state = read().await?;

@@ -340,7 +340,8 @@ pub async fn copy_snapshot(
         online: side.online,
         starts,
     };
-    control::announce_run(&producer, &control_topic, &announcement).await?;
+    let control = Producer::for_control(side.kafka, retry::bound())?.for_run(&run_id);
+    control::announce_run(&control, &control_topic, &announcement).await?;
     side.holder.hold(&run_id);
     let names: Vec<String> = tables.iter().map(|table| table.name.to_string()).collect();
     progress.tables(&names, &announcement.estimated_rows);

@@ -66,6 +66,14 @@ fn payload_budget(limit: usize) -> usize {
     limit.saturating_sub(limit / 128 + 1024).max(1024)
 }
 
+/// How a producer keeps its records in order, exactly once, through retries.
+enum Delivery {
+    /// librdkafka's idempotent producer: records in order and never twice, whatever is in flight.
+    Idempotent,
+    /// One request in flight at a time, for writers that flush each record before the next.
+    OneAtATime,
+}
+
 pub struct Producer {
     inner: ThreadedProducer<DeliveryTracker>,
     /// The [`RUN_HEADER`] put on every record, once [`Producer::for_run`] names the run.
@@ -81,7 +89,17 @@ impl Producer {
     /// `delivery_timeout`: how long librdkafka keeps trying to deliver a message (through a broker
     /// restart or a leader change) before the delivery fails.
     pub fn new(endpoint: &KafkaEndpoint, delivery_timeout: Duration) -> Result<Producer, KafkaError> {
-        Producer::build(endpoint, delivery_timeout, LIBRDKAFKA_MESSAGE_MAX, HashMap::new())
+        Producer::build(endpoint, delivery_timeout, LIBRDKAFKA_MESSAGE_MAX, HashMap::new(), Delivery::Idempotent)
+    }
+
+    /// A producer for the control topic, whose writers send a record and flush it before the next:
+    /// no retry can reorder them, and a record written twice reads as once (the readers take the
+    /// newest of each kind). Not idempotent, because librdkafka's idempotent producer sends nothing
+    /// before it has its producer id, which it first asks for half a second after it starts: each
+    /// control write (the run's announcement, the target a first sink fixes, a cutover request)
+    /// waited that long.
+    pub fn for_control(endpoint: &KafkaEndpoint, delivery_timeout: Duration) -> Result<Producer, KafkaError> {
+        Producer::build(endpoint, delivery_timeout, LIBRDKAFKA_MESSAGE_MAX, HashMap::new(), Delivery::OneAtATime)
     }
 
     /// A producer that sends records larger than `topics` take in chunks: each topic's limit is its
@@ -96,7 +114,7 @@ impl Producer {
         let budgets: HashMap<String, usize> =
             limits.into_iter().map(|(topic, limit)| (topic, payload_budget(limit))).collect();
         let batch = budgets.values().copied().min().unwrap_or(LIBRDKAFKA_MESSAGE_MAX);
-        Producer::build(endpoint, delivery_timeout, batch, budgets)
+        Producer::build(endpoint, delivery_timeout, batch, budgets, Delivery::Idempotent)
     }
 
     fn build(
@@ -104,10 +122,15 @@ impl Producer {
         delivery_timeout: Duration,
         batch_bytes: usize,
         budgets: HashMap<String, usize>,
+        delivery: Delivery,
     ) -> Result<Producer, KafkaError> {
-        let inner = client::config(endpoint)
+        let mut config = client::config(endpoint);
+        match delivery {
+            Delivery::Idempotent => config.set("enable.idempotence", "true"),
+            Delivery::OneAtATime => config.set("max.in.flight.requests.per.connection", "1"),
+        };
+        let inner = config
             .set("message.timeout.ms", delivery_timeout.as_millis().clamp(1000, i32::MAX as u128).to_string())
-            .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("compression.type", "lz4")
             .set("linger.ms", "20")
