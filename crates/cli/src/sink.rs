@@ -454,6 +454,15 @@ async fn start_afresh(
     drop.extend(clashing);
     passerelle_mysql::schema_apply::drop_objects(conn, target, &drop).await?;
     bookkeeping::forget(conn, target, db, side.migration, &topics(side, run)).await?;
+    // The tables are recorded before they are created (none of them exists now): a process killed
+    // between a CREATE and its record would leave a table that its rerun takes for someone else's.
+    // A record of a table never created costs nothing: the objects are dropped with IF EXISTS.
+    let planned: Vec<TargetObject> = plan
+        .tables
+        .iter()
+        .map(|table| TargetObject { database: table.database.clone(), name: table.name.clone(), kind: "TABLE".into() })
+        .collect();
+    bookkeeping::record_objects(conn, target, db, side.migration, &planned).await?;
     let created = passerelle_mysql::schema_apply::apply_creating(conn, target, &plan.databases, &plan.pre_data).await?;
     bookkeeping::record_objects(conn, target, db, side.migration, &created).await?;
     Ok(())
