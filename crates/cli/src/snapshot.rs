@@ -7,8 +7,8 @@
 //! contiguous rows that its sink loads in order, and concurrent loads do not split each other's pages.
 //!
 //! Memory stays bounded: a worker waits when its encoder's channel is full (4 batches) or when the
-//! workers' batches hold 32 MB of COPY text together (`passerelle_pg::snapshot::CopySpace`), and an
-//! encoder waits when the producer's queue is full.
+//! workers' batches hold 32 MB of COPY text together (`passerelle_pg::snapshot::CopySpace`, for
+//! either encoding), and an encoder waits when the producer's queue is full.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -21,7 +21,7 @@ use passerelle_model::endpoint::DbEndpoint;
 use passerelle_model::event::{Lsn, Op};
 use passerelle_model::schema::Table;
 use passerelle_pg::snapshot::{
-    batch_channel, BatchSpace, CopySpace, CopyUnit, CopyWorker, RowBatch, SourceRate, TextBatch,
+    batch_channel, BatchSender, BatchSpace, CopySpace, CopyUnit, CopyWorker, RowBatch, SourceRate, TextBatch,
 };
 use tokio::sync::mpsc;
 
@@ -99,7 +99,7 @@ pub async fn run(
                     copied.and(produced)?;
                 }
                 SnapshotEncoding::CopyText => {
-                    let (sender, receiver) = mpsc::channel::<TextBatch>(4);
+                    let (sender, receiver) = batch_channel::<TextBatch>(&space);
                     let producing = produce_text(receiver, &source.partitions, layouts, producer, progress, counters);
                     let copier = copy_units(&queue, sender, |unit, sender| async move {
                         worker.copy_text(tables, &unit, &sender).await
@@ -137,9 +137,9 @@ impl Counters<'_> {
 
 /// Takes units from the queue and copies each into `sender` until none is left; the sender drops
 /// when it ends, which ends the worker's producing side.
-async fn copy_units<T, F, Fut>(queue: &Mutex<Vec<CopyUnit>>, sender: mpsc::Sender<T>, copy: F) -> anyhow::Result<()>
+async fn copy_units<B, F, Fut>(queue: &Mutex<Vec<CopyUnit>>, sender: BatchSender<B>, copy: F) -> anyhow::Result<()>
 where
-    F: Fn(CopyUnit, mpsc::Sender<T>) -> Fut,
+    F: Fn(CopyUnit, BatchSender<B>) -> Fut,
     Fut: std::future::Future<Output = Result<passerelle_pg::snapshot::CopyStats, passerelle_pg::PgError>>,
 {
     loop {
@@ -152,14 +152,15 @@ where
 
 /// Produces every COPY-text batch it receives as one record, to its range's partition.
 async fn produce_text(
-    mut receiver: mpsc::Receiver<TextBatch>,
+    mut receiver: mpsc::Receiver<(TextBatch, BatchSpace)>,
     partitions: &[i32],
     layouts: &[TableLayout],
     producer: &Producer,
     progress: &Progress,
     counters: Counters<'_>,
 ) -> anyhow::Result<()> {
-    while let Some(batch) = receiver.recv().await {
+    // A batch's space is given back once it is queued in the producer (`_space` dropped).
+    while let Some((batch, _space)) = receiver.recv().await {
         shutdown::check()?;
         let started = std::time::Instant::now();
         let layout = &layouts[batch.table_idx];
