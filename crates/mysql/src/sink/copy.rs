@@ -152,12 +152,15 @@ fn load_input(table: &TargetTable, passes: &[bool], offset: i64, text: &[u8], ou
     Ok(())
 }
 
-/// A field's text, escapes undone.
+/// A field's text, escapes undone: borrowed when it has none, or only a first `\\` (bytea's `\x…`,
+/// whose megabytes of hex digits are then not copied).
 fn value_of(field: &[u8]) -> Result<std::borrow::Cow<'_, str>, String> {
-    if memchr::memchr(b'\\', field).is_none() {
-        return std::str::from_utf8(field).map(Into::into).map_err(|_| "a value is not valid UTF-8".to_string());
-    }
-    copy_text::unescape(field).map(Into::into)
+    let plain = match field {
+        [b'\\', b'\\', rest @ ..] if memchr::memchr(b'\\', rest).is_none() => &field[1..],
+        _ if memchr::memchr(b'\\', field).is_none() => field,
+        _ => return copy_text::unescape(field).map(Into::into),
+    };
+    std::str::from_utf8(plain).map(Into::into).map_err(|_| "a value is not valid UTF-8".to_string())
 }
 
 /// Whether every escape in `text` reads the same under `LOAD DATA` (see
@@ -263,6 +266,16 @@ mod tests {
             input(&mixed, b"1\tt\t2026-01-02 03:04:05+00\tx\\ny\n2\t\\N\t\\N\t\n").unwrap(),
             b"1\t1\t2026-01-02 03:04:05\tx\\ny\n2\t\\N\t\\N\t\n"
         );
+    }
+
+    #[test]
+    fn bytea_hex_is_read_without_its_escaped_backslash() {
+        let bytes = table(&[Conversion::Text, Conversion::Bytes]);
+        assert_eq!(input(&bytes, b"1\t\\\\x00ff\n2\t\\\\x\n").unwrap(), b"1\t00ff\n2\t\n");
+        assert!(matches!(value_of(b"\\\\x00ff").unwrap(), std::borrow::Cow::Borrowed("\\x00ff")));
+        // A backslash past the first is an escape like any other.
+        assert_eq!(value_of(b"\\\\a\\tb").unwrap(), "\\a\tb");
+        assert!(input(&bytes, b"1\t\\\\x0g\n").unwrap_err().contains("not hexadecimal"));
     }
 
     #[test]
