@@ -118,10 +118,11 @@ impl Consumer {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "3000")
             // librdkafka prefetches per partition, and holds what it fetched decompressed: JSON events
-            // inflate about five times out of lz4. With a topic per table and several partitions each,
-            // a 256 kB fetch per partition keeps the prefetched events to tens of MB at most.
+            // inflate about five times out of lz4, the chunks of a repetitive 25 MB value a hundred
+            // times. A 64 kB fetch per partition (one record batch at least, however large) keeps the
+            // prefetched events to tens of MB at most: 256 kB held 64 to 90 MB of such chunks.
             .set("fetch.max.bytes", "2097152")
-            .set("max.partition.fetch.bytes", "262144")
+            .set("max.partition.fetch.bytes", "65536")
             .set("queued.max.messages.kbytes", "1024")
             // A partition whose queue is full waits this long before fetching again: librdkafka's
             // default second stalls the sink once the queue is small.
