@@ -7,6 +7,9 @@ use std::fmt;
 const ER_ACCESS_DENIED: u16 = 1045;
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 const ER_LOCK_DEADLOCK: u16 = 1213;
+/// A transaction read a table whose definition changed since it began (an online run's `ADD COLUMN`
+/// by another connection): MySQL asks to retry it.
+const ER_TABLE_DEF_CHANGED: u16 = 1412;
 const ER_CON_COUNT: u16 = 1040;
 /// The server is shutting down, or killed this connection (MariaDB's ER_CONNECTION_KILLED, MySQL's
 /// idle-timeout disconnect); the client's own codes for a server gone away or lost mid-query.
@@ -187,13 +190,15 @@ impl MysqlError {
     }
 
     /// True when trying again may succeed (Vector's `RetryLogic`): an unreachable or restarting
-    /// server, a lost connection, deadlocks, lock wait timeouts, too many connections. Bad data and
+    /// server, a lost connection, deadlocks, lock wait timeouts, a table altered under a transaction,
+    /// too many connections. Bad data and
     /// bad DDL are not retryable.
     pub fn retryable(&self) -> bool {
         match self {
             MysqlError::Unreachable { .. } => true,
             MysqlError::Query { code: Some(code), .. } => {
-                [ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK, ER_CON_COUNT].contains(code) || CONNECTION_ENDED.contains(code)
+                [ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK, ER_TABLE_DEF_CHANGED, ER_CON_COUNT].contains(code)
+                    || CONNECTION_ENDED.contains(code)
             }
             // No server code: the connection broke (IO), which a new connection may not.
             MysqlError::Query { code: None, .. } => true,
