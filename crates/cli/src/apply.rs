@@ -12,13 +12,14 @@
 //! longer fill, stops the sink with the topic, partition and offsets named.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use passerelle_kafka::consumer::{Consumer, Record};
 use passerelle_kafka::control;
 use passerelle_kafka::envelope::copy_batch::check_batch;
-use passerelle_kafka::envelope::{decode, TableLayout};
+use passerelle_kafka::envelope::{decode, Encoding, TableLayout};
 use passerelle_kafka::topic::{control_topic, PartitionEnd};
 use passerelle_kafka::KafkaError;
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
@@ -28,6 +29,7 @@ use passerelle_mysql::bookkeeping;
 use passerelle_mysql::sink::{BatchOrigin, LoadPath, Sink};
 use tokio::sync::mpsc;
 
+use crate::altered::Following;
 use crate::failure;
 use crate::pause;
 use crate::progress::Progress;
@@ -74,6 +76,7 @@ enum Segment {
 }
 
 /// One topic: how to read its events and where its rows go.
+#[derive(Clone)]
 pub struct SinkTable {
     /// The table's position in the run's schema, which progress counts by.
     pub index: usize,
@@ -101,6 +104,8 @@ pub struct ApplyConfig<'a> {
     pub jobs: usize,
     /// Forces a load path; `None` takes the server's.
     pub load_path: Option<LoadPath>,
+    /// How the run's events are encoded, which a table that changed is decoded by too.
+    pub encoding: Encoding,
 }
 
 /// What this member did: the changes it applied, and how it loaded rows.
@@ -111,7 +116,12 @@ pub struct Outcome {
 
 /// Applies every event this member is given until every partition of the run is applied up to its
 /// end (the snapshot's, or for an online run the stream's), by this member or others.
-pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Progress) -> anyhow::Result<Outcome> {
+pub async fn run(
+    config: &ApplyConfig<'_>,
+    tables: Vec<SinkTable>,
+    following: &mut Following,
+    progress: &Progress,
+) -> anyhow::Result<Outcome> {
     let topics: Vec<String> = tables.iter().map(|table| table.layout.topic.clone()).collect();
     let group = format!("{}.{}", config.migration, config.run_id);
     let consumer = Consumer::subscribe(config.kafka, &group, topics.clone())?;
@@ -151,14 +161,14 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
         while let Some(round) = next_round.recv().await {
             // Asked to stop: the rounds applied are committed with their offsets; take no other.
             shutdown::check()?;
-            let Some(Round { groups, next_offsets }) = round else {
+            let Some(Round { tables, groups, next_offsets }) = round else {
                 if completion.reached(&mut conn, progress, &consumer).await? {
                     break;
                 }
                 continue;
             };
             let (rows, changes) =
-                apply_round(&mut sinks, tables, groups, &starts, progress, &consumer, config.target).await?;
+                apply_round(&mut sinks, &tables, groups, &starts, progress, &consumer, config.target).await?;
             n_rows += rows;
             n_changes += changes;
             for (&(topic_idx, partition), &next) in &next_offsets {
@@ -175,7 +185,7 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
         drop(next_round);
         anyhow::Ok((n_rows, n_changes))
     };
-    let (_, (_, changes)) = tokio::try_join!(read_rounds(config, &consumer, tables, rounds), applier)?;
+    let (_, (_, changes)) = tokio::try_join!(read_rounds(config, &consumer, tables, following, rounds), applier)?;
     for sink in sinks {
         sink.close().await;
     }
@@ -186,6 +196,8 @@ pub async fn run(config: &ApplyConfig<'_>, tables: &[SinkTable], progress: &Prog
 /// One round: each partition's events, decoded and cut into segments, and the next offset of every
 /// partition this member has read so far (for the group's advisory commit once the round is applied).
 struct Round {
+    /// The tables as the round was decoded: a table that changed since has another shape.
+    tables: Arc<[SinkTable]>,
     groups: BTreeMap<PartitionId, Vec<Segment>>,
     next_offsets: HashMap<PartitionId, i64>,
 }
@@ -194,42 +206,52 @@ struct Round {
 async fn read_rounds(
     config: &ApplyConfig<'_>,
     consumer: &Consumer,
-    tables: &[SinkTable],
+    tables: Vec<SinkTable>,
+    following: &mut Following,
     rounds: mpsc::Sender<Option<Round>>,
 ) -> anyhow::Result<()> {
+    let mut tables: Arc<[SinkTable]> = tables.into();
     let mut next_offsets: HashMap<PartitionId, i64> = HashMap::new();
     // A broker down or a leader moving: librdkafka reconnects by itself, the reader waits it out.
     // Its errors queue up, one per attempt: sleeping on each would read them long after the outage.
     let mut outage = Backoff::new("reading from Kafka");
     let mut reading = Reading::default();
+    // Records read that the next round decodes, after a table changed: the first one already accepted.
+    let mut held: Option<Record> = None;
+    let mut unread: Vec<Record> = Vec::new();
     loop {
         // Room for the round before reading it: one round waits decoded while the applier applies
         // another, never a third.
         let Ok(room) = rounds.reserve().await else { return Ok(()) };
-        let records = match consumer.next_batch(ROUND_RECORDS, ROUND_BYTES, Duration::from_millis(200)).await {
-            Ok(records) => {
-                if !records.is_empty() {
-                    outage.reset();
+        let records = if held.is_some() || !unread.is_empty() {
+            std::mem::take(&mut unread)
+        } else {
+            match consumer.next_batch(ROUND_RECORDS, ROUND_BYTES, Duration::from_millis(200)).await {
+                Ok(records) => {
+                    if !records.is_empty() {
+                        outage.reset();
+                    }
+                    records
                 }
-                records
-            }
-            Err(error) => {
-                outage.endure(error)?;
-                continue;
+                Err(error) => {
+                    outage.endure(error)?;
+                    continue;
+                }
             }
         };
         reading.assigned(consumer.take_assigned());
-        let round = if records.is_empty() {
+        let round = if records.is_empty() && held.is_none() {
             None
         } else {
             let mut groups: BTreeMap<PartitionId, Vec<Segment>> = BTreeMap::new();
-            for record in records {
-                if !reading.accept(config, consumer, &record).await? {
+            let mut records =
+                held.take().map(|record| (record, true)).into_iter().chain(records.into_iter().map(|r| (r, false)));
+            while let Some((record, accepted)) = records.next() {
+                if !accepted && !reading.accept(config, consumer, &record).await? {
                     continue;
                 }
-                let table = &tables[record.topic_idx];
                 let decode_error = |cause| KafkaError::Decode {
-                    topic: table.layout.topic.clone(),
+                    topic: consumer.topic(record.topic_idx).to_string(),
                     partition: record.partition,
                     offset: record.first,
                     cause,
@@ -245,11 +267,38 @@ async fn read_rounds(
                     }
                     continue;
                 }
-                let decoded = decode(&table.layout, &record.value).map_err(decode_error)?;
+                let decoded = match decode(&tables[record.topic_idx].layout, &record.value) {
+                    Ok(decoded) => decoded,
+                    // The table changed after events this round holds, which apply as they were
+                    // decoded: this one starts the next round.
+                    Err(_) if !groups.is_empty() => {
+                        held = Some(record);
+                        unread = records.map(|(record, _)| record).collect();
+                        break;
+                    }
+                    // Perhaps a column the table gained on the source, announced on the control topic.
+                    Err(cause) => {
+                        let table = &tables[record.topic_idx];
+                        let source = &table.target.source;
+                        let Some((layout, target)) = following
+                            .catch_up(config.kafka, config.migration, config.target, config.encoding, source)
+                            .await?
+                        else {
+                            return Err(decode_error(cause).into());
+                        };
+                        let mut changed = tables.to_vec();
+                        changed[record.topic_idx] = SinkTable { index: table.index, layout, target };
+                        tables = changed.into();
+                        decode(&tables[record.topic_idx].layout, &record.value).map_err(decode_error)?
+                    }
+                };
+                let table = &tables[record.topic_idx];
                 next_offsets.insert((record.topic_idx, record.partition), record.offset + 1);
                 let segments = groups.entry((record.topic_idx, record.partition)).or_default();
                 match (decoded.op, decoded.after) {
-                    (Op::Read, Some(row)) => match segments.last_mut() {
+                    // A snapshot row written before its table gained columns is applied as a change
+                    // that leaves them out, which the target's default fills.
+                    (Op::Read, Some(row)) if decoded.unchanged.is_empty() => match segments.last_mut() {
                         Some(Segment::Rows(rows)) => rows.push((record.offset, row)),
                         _ => segments.push(Segment::Rows(vec![(record.offset, row)])),
                     },
@@ -277,7 +326,7 @@ async fn read_rounds(
                     }
                 }
             }
-            Some(Round { groups, next_offsets: next_offsets.clone() })
+            Some(Round { tables: tables.clone(), groups, next_offsets: next_offsets.clone() })
         };
         room.send(round);
     }

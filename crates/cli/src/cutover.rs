@@ -447,6 +447,15 @@ impl Ends<'_> {
         };
         let ((stream_drained_seconds, target_ready_seconds), changed) =
             tokio::try_join!(self.wait_until_ready(args, started), changed_keys)?;
+        // Tables that gained columns or new types during the run are verified as they stand now, and
+        // whole: an added column's value in every existing row came with no change to re-check.
+        let state = retry::retry("reading the control topic", || control::read(kafka, topic)).await?;
+        let altered: BTreeSet<QualifiedName> = state.altered.iter().map(|altered| altered.table.name.clone()).collect();
+        let replanned = state.current_schema().filter(|_| !altered.is_empty()).map(|schema| {
+            let plan = passerelle_ddl::plan(&schema, &mapping.config);
+            Mapping { schema, config: mapping.config.clone(), plan }
+        });
+        let mapping = replanned.as_ref().unwrap_or(mapping);
 
         let systems =
             Systems { source: source.to_string(), kafka: Some(kafka.to_string()), target: target.to_string() };
@@ -472,7 +481,8 @@ impl Ends<'_> {
                      verification, and every table's count",
                     changed.n_changes
                 );
-                Some(passerelle_verify::Recheck { whole: first.whole, changed, listed: first.listed })
+                let whole = first.whole.into_iter().chain(altered).collect();
+                Some(passerelle_verify::Recheck { whole, changed, listed: first.listed })
             }
             _ => None,
         };

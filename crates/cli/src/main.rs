@@ -4,6 +4,7 @@
 //! code. Exit codes: 0 success, 1 the command ran and found a blocking problem, 2 an error (bad
 //! input, an unreachable system, a failed step), 130 and 143 stopped by SIGINT or SIGTERM (`shutdown`).
 
+mod altered;
 mod apply;
 mod args;
 mod check;

@@ -33,6 +33,11 @@ pub const CHANGES_APPLIED: &str = "changes-applied";
 pub const CHANGES_PRODUCED: &str = "changes-produced";
 /// `TRUNCATE` statements whose markers this process has handed to Kafka from the change stream.
 pub const TRUNCATE_PRODUCED: &str = "truncate-produced";
+/// Versions of changed tables the run has announced on the control topic so far (`altered`), the
+/// last one by this process, before any event that uses it.
+pub const TABLE_ALTERED: &str = "table-altered";
+/// Versions of changed tables this process has applied to the target, before any event that uses them.
+pub const TARGET_ALTERED: &str = "target-altered";
 /// `cutover` verified every table while the source still changed; the cutover itself comes next.
 pub const FIRST_VERIFIED: &str = "cutover-first-verified";
 /// Every snapshot row is in the target; the post-data DDL comes next.

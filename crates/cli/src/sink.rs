@@ -21,6 +21,7 @@ use passerelle_mysql::bookkeeping::{self, Phase, RunState, TargetObject};
 use passerelle_mysql::sink::LoadPath;
 use tokio::sync::oneshot;
 
+use crate::altered::Following;
 use crate::apply::{self, ApplyConfig, SinkTable};
 use crate::args::{BookkeepingDb, KafkaBrokers, LoadPathArg, TargetUrl};
 use crate::check::refuse_failures;
@@ -193,7 +194,7 @@ pub async fn load_run(
     progress: &Progress,
     clock: &PhaseClock,
 ) -> anyhow::Result<Loaded> {
-    let run = announced_run(side, wanted).await?;
+    let mut run = announced_run(side, wanted).await?;
     let databases = mapping::databases(&run.schemas, side.mapping, side.target)?;
     let server = settings::target_server(side.target, side.bookkeeping_db).await?;
     let settled = settings::fix_target(side.kafka, side.migration, &run, &server, &databases, side.mapping).await?;
@@ -202,7 +203,7 @@ pub async fn load_run(
     let mut changes = 0;
     let mut load_path = None;
     let mapping = mapping::plan_for(run.schema.clone(), &run.schemas, side.mapping, side.target, None).await?;
-    let plan = mapping.plan;
+    let mut plan = mapping.plan.clone();
     let tables: Vec<String> = run.schema.tables.iter().map(|table| table.name.to_string()).collect();
     progress.tables(&tables, &run.estimated_rows);
     clock.lap("plan");
@@ -241,6 +242,8 @@ pub async fn load_run(
     };
     bookkeeping::unlock(&mut conn, target, side.migration).await?;
 
+    // The tables that change during an online run, as the target has them.
+    let mut following = Following::new(run.schema.clone(), plan.clone(), mapping.config.clone());
     if phase == Phase::Snapshot {
         // A partition's rows and changes arrive on its root's topic, and land in the root's table.
         let sink_tables: Vec<SinkTable> = table_layouts(side.migration, &run.schema, run_encoding(&run)?)
@@ -260,6 +263,7 @@ pub async fn load_run(
             online: run.online,
             jobs: side.jobs,
             load_path: side.load_path,
+            encoding: run_encoding(&run)?,
         };
         if run.online {
             eprintln!(
@@ -267,7 +271,7 @@ pub async fn load_run(
                 side.migration, side.migration
             );
         }
-        let outcome = apply::run(&config, &sink_tables, progress).await?;
+        let outcome = apply::run(&config, sink_tables, &mut following, progress).await?;
         changes = outcome.changes;
         load_path = Some(outcome.load_path);
         // The connection idled through the apply, which may have ridden through a target restart.
@@ -286,6 +290,16 @@ pub async fn load_run(
     }
     progress.finish();
     let _ = conn.disconnect().await;
+    if run.online {
+        // The post-data and the verification take the tables that changed during the run as they are now.
+        let topic = control_topic(side.migration);
+        let state = retry::retry("reading the control topic", || control::read(side.kafka, &topic)).await?;
+        if let Some(schema) = state.current_schema().filter(|_| !state.altered.is_empty()) {
+            following.catch_up_all(&state.altered, target).await?;
+            plan = passerelle_ddl::plan(&schema, &mapping.config);
+            run.schema = schema;
+        }
+    }
     Ok(Loaded { run, settled, plan, changes, load_path })
 }
 

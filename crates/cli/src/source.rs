@@ -30,6 +30,7 @@ use crate::mapping::SelectionArgs;
 use crate::progress::{Progress, Track};
 use crate::report::{PhaseClock, RunSummary, TableSummary};
 use crate::retry::{self, Backoff};
+use crate::selection::Patterns;
 use crate::snapshot::{self, SnapshotSource};
 use crate::stream::{self, Streaming};
 
@@ -451,7 +452,6 @@ pub async fn stream_changes(side: &SourceSide<'_>) -> anyhow::Result<Option<u64>
     if !run.online || state.stream_done.is_some() {
         return Ok(None);
     }
-    let layouts = table_layouts(&side.layout.prefix, &run.schema, run_encoding(&run)?);
     let topics = run_topics(&side.layout.prefix, &run.schema);
     let producer =
         retry::retry("reading the topics' message limits", || Producer::chunking(side.kafka, retry::bound(), &topics))
@@ -464,9 +464,9 @@ pub async fn stream_changes(side: &SourceSide<'_>) -> anyhow::Result<Option<u64>
         control_topic: &control_topic,
         run_id: &run.run_id,
         from: Lsn(snapshot.consistent_point),
-        tables: &run.schema.tables,
-        left_out: &run.schema.left_out,
-        layouts: &layouts,
+        schema: &run.schema,
+        encoding: run_encoding(&run)?,
+        patterns: &Patterns::from_run(&run.include, &run.exclude, &run.exclude_columns),
         server: &side.layout.prefix,
         database: &run.database,
         schemas: &run.schemas,

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use passerelle_kafka::control::{self, StreamDone};
-use passerelle_kafka::envelope::{try_encode, try_encode_change, Origin, TableLayout};
+use passerelle_kafka::control::{self, StreamDone, TableAltered};
+use passerelle_kafka::envelope::{try_encode, try_encode_change, Encoding, Origin, TableLayout};
 use passerelle_kafka::producer::Producer;
 use passerelle_kafka::topic::{end_offsets, PartitionEnd};
 use passerelle_model::endpoint::{DbEndpoint, KafkaEndpoint};
@@ -22,10 +22,12 @@ use passerelle_model::event::{ChangeEvent, Lsn, Op, Row};
 use passerelle_model::schema::{QualifiedName, Schema, Table};
 use passerelle_pg::stream::{ChangeStream, StreamItem, Truncate};
 
-use crate::config::topic_root;
+use crate::altered;
+use crate::config::{table_layouts, topic_root};
 use crate::failure::{self, Holder, StartOver};
 use crate::pause;
 use crate::retry::{self, Backoff};
+use crate::selection::Patterns;
 use crate::shutdown;
 use crate::snapshot::now_ms;
 
@@ -44,10 +46,11 @@ pub struct Streaming<'a> {
     pub run_id: &'a str,
     /// Where the snapshot ended: the stream starts there (or where the slot was last confirmed).
     pub from: Lsn,
-    pub tables: &'a [Table],
-    /// Tables of the schemas that `--include`/`--exclude` left out when the run began.
-    pub left_out: &'a [QualifiedName],
-    pub layouts: &'a [TableLayout],
+    /// The run's schema as it began (tables that change during the run are on the control topic).
+    pub schema: &'a Schema,
+    pub encoding: Encoding,
+    /// The run's selection, which a changed table's new columns go through too.
+    pub patterns: &'a Patterns,
     /// Debezium's logical server name, the topic prefix.
     pub server: &'a str,
     pub database: &'a str,
@@ -63,21 +66,30 @@ pub struct Streaming<'a> {
 pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> anyhow::Result<u64> {
     let s = streaming;
     // Only tables whose rows the stream tells apart are published (see `source`).
-    let published: Vec<Table> = s.tables.iter().filter(|table| table.identifies_rows()).cloned().collect();
-    let start = || {
-        retry::retry("starting the change stream", || {
-            ChangeStream::start(s.endpoint, s.slot, s.slot, s.from, &published)
-        })
-    };
-    let mut stream = start().await?;
-    // The slot streams to this process: the run is its own, and no longer failed if it had.
+    let published: Vec<Table> = s.schema.tables.iter().filter(|table| table.identifies_rows()).cloned().collect();
     let state = retry::retry("reading the control topic", || control::read(s.kafka, s.control_topic)).await?;
+    // Tables changed earlier in the run: every version announced, and each at its last one.
+    let mut altered: Vec<TableAltered> = state.altered.clone();
+    let mut current: Schema = state.current_schema().unwrap_or_else(|| s.schema.clone());
+    let mut layouts = table_layouts(s.server, &current, s.encoding);
+    let start = |altered: &[TableAltered]| {
+        let altered: Vec<Table> = altered.iter().map(|altered| altered.table.clone()).collect();
+        let published = &published;
+        async move {
+            retry::retry("starting the change stream", || {
+                ChangeStream::start(s.endpoint, s.slot, s.slot, s.from, published, &altered)
+            })
+            .await
+        }
+    };
+    let mut stream = start(&altered).await?;
+    // The slot streams to this process: the run is its own, and no longer failed if it had.
     failure::take_up(s.holder, s.kafka, &state, s.control_topic, s.run_id).await?;
     // A terminated session or a restarted server: a new stream resumes from the slot's confirmed
     // position, repeating what Kafka may already hold (keyed upserts converge, see ARCHITECTURE.md).
     let mut backoff = Backoff::new("streaming changes");
-    let positions: HashMap<&QualifiedName, usize> =
-        s.tables.iter().enumerate().map(|(i, table)| (&table.name, i)).collect();
+    let positions: HashMap<QualifiedName, usize> =
+        s.schema.tables.iter().enumerate().map(|(i, table)| (table.name.clone(), i)).collect();
     let mut cutover: Option<Lsn> = None;
     let mut unconfirmed: Option<Lsn> = None;
     // Inside a transaction: a change of it was handed over, its commit not yet.
@@ -110,7 +122,7 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
                 let _ = stream.close().await;
                 unconfirmed = None;
                 in_transaction = false;
-                stream = start().await?;
+                stream = start(&altered).await?;
                 continue;
             }
         };
@@ -118,7 +130,7 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
             Some(StreamItem::Change(change)) => {
                 in_transaction = true;
                 let i = positions[&change.table];
-                produce(&s.tables[i], &s.layouts[i], &change, s, producer).await?;
+                produce(&current.tables[i], &layouts[i], &change, s, producer).await?;
                 n_changes += 1;
                 crate::metrics::get().changes_produced(1);
                 pause::point(pause::CHANGES_PRODUCED, n_changes).await;
@@ -133,7 +145,7 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
                 in_transaction = true;
                 for table in &truncate.tables {
                     let i = positions[table];
-                    produce_truncate(&s.layouts[i], &truncate, s, producer).await?;
+                    produce_truncate(&layouts[i], &truncate, s, producer).await?;
                 }
                 n_truncates += 1;
                 pause::point(pause::TRUNCATE_PRODUCED, n_truncates).await;
@@ -155,6 +167,19 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
             Some(StreamItem::Marker { lsn, content }) if content == cutover_marker(s.run_id) => {
                 cutover = cutover.or(Some(lsn));
                 true
+            }
+            Some(StreamItem::Altered { table, n_columns }) => {
+                // Announced before the first event that uses it, which a sink cannot decode without.
+                let i = positions[&table];
+                let was = &current.tables[i];
+                let new = altered::read_new_version(s.endpoint, was, n_columns, s.patterns, s.encoding).await?;
+                // Nothing new where the catalog was ahead already when an earlier version was read.
+                if new.columns != was.columns {
+                    announce_version(&mut altered, new.clone(), s, producer).await?;
+                    current = altered::with_table(&current, &new);
+                    layouts = table_layouts(s.server, &current, s.encoding);
+                }
+                false
             }
             Some(StreamItem::Marker { .. }) | None => false,
         };
@@ -178,9 +203,16 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
         passerelle_pg::catalog::read(&mut client, s.endpoint, s.schemas).await
     })
     .await?;
-    refuse_new_tables(&schema, s.tables, s.left_out)?;
+    refuse_new_tables(&schema, &current.tables, &s.schema.left_out)?;
+    // Columns added or widened with no change of the table after them: the stream never described
+    // them, but the target gets them all the same.
+    let mut selected = schema.clone();
+    s.patterns.apply(&mut selected)?;
+    for table in altered::unseen_versions(s.endpoint, &current, &selected, s.encoding).await? {
+        announce_version(&mut altered, table, s, producer).await?;
+    }
     // A partition's layout names its root's topic.
-    let mut topics: Vec<String> = s.layouts.iter().map(|layout| layout.topic.clone()).collect();
+    let mut topics: Vec<String> = layouts.iter().map(|layout| layout.topic.clone()).collect();
     topics.sort();
     topics.dedup();
     let done = StreamDone {
@@ -191,6 +223,22 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     };
     control::announce_stream_done(producer, s.control_topic, &done).await?;
     Ok(n_changes)
+}
+
+/// Announces `table`'s next version to the sinks, and adds it to `altered`, the versions so far.
+async fn announce_version(
+    altered: &mut Vec<TableAltered>,
+    table: Table,
+    s: &Streaming<'_>,
+    producer: &Producer,
+) -> anyhow::Result<()> {
+    let version = altered.iter().filter(|known| known.table.name == table.name).count() as u32 + 1;
+    tracing::info!("table {} changed on the source: version {version} announced to the sinks", table.name);
+    let announcement = TableAltered { run_id: s.run_id.to_string(), version, table };
+    control::announce_altered(producer, s.control_topic, &announcement).await?;
+    altered.push(announcement);
+    pause::point(pause::TABLE_ALTERED, altered.len() as u64).await;
+    Ok(())
 }
 
 /// What `cutover` writes in the source's WAL (`pg::stream::emit_marker`) where it cuts `run_id` over:
@@ -305,7 +353,8 @@ async fn produce(
     // Each event's position in its transaction: twice the change's, plus one for the second event of
     // a key change, so that both halves stay apart where they share a partition.
     for (part, (op, before, after)) in (0..).zip(events) {
-        let unchanged = if op == Op::Update { unchanged.as_slice() } else { &[] };
+        // An insert described as its table was before a column was added leaves that column out too.
+        let unchanged = if op == Op::Delete { &[] } else { unchanged.as_slice() };
         let origin = Origin { position: change.position.map(|position| 2 * position + part), ..origin };
         let event = try_encode_change(layout, op, before, after, unchanged, &origin)
             .map_err(|cause| anyhow::anyhow!("{cause}"))?;

@@ -1,5 +1,6 @@
 //! What the source's schema does during an online run: partitions attached and created under a
-//! partitioned table that streams through its root, while a writer keeps changing the table.
+//! partitioned table that streams through its root, columns added and widened, while a writer keeps
+//! changing the table; and what is refused, by name.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use passerelle_testkit::{on_both_targets, Target};
 
 use crate::migrate::{s, Setup};
 use crate::online::{cut_over, wait_for_the_snapshot_in_kafka};
-use crate::support::passerelle_spawn;
+use crate::support::{passerelle_child, passerelle_spawn, Pause};
 
 /// Keeps inserting into and updating `table` (columns `id`, `at`, `note`) with ids from `first`
 /// until stopped, each statement its own transaction; returns how many rows it inserted.
@@ -45,6 +46,11 @@ async fn streaming(setup: &Setup) -> std::process::Child {
 const READINGS: &str = "
 create table readings (id bigint not null, at date not null, note text, primary key (id, at)) partition by range (at);
 create table readings_2024 partition of readings for values from ('2024-01-01') to ('2025-01-01');
+insert into readings select i, date '2024-01-01' + (i % 300), 'r' || i from generate_series(1, 300) i;
+";
+
+const READINGS_WITH_NOTES: &str = "
+create table readings (id bigint not null, at date not null, note varchar(10), primary key (id, at));
 insert into readings select i, date '2024-01-01' + (i % 300), 'r' || i from generate_series(1, 300) i;
 ";
 
@@ -99,15 +105,10 @@ on_both_targets!(
 );
 
 /// A column narrowed on the source (`varchar(10)` to `varchar(5)`), which the target's column would
-/// have to follow and Passerelle does not carry: the stream stops with one line naming the table,
-/// the column, both types and the way out, instead of failing later in the target.
+/// have to follow while longer values from before still arrive: the stream stops with one line
+/// naming the table, the column, both types and the way out, instead of failing later in the target.
 async fn a_narrowed_column_stops_the_stream_naming_it(target: Target) {
-    let setup = Setup::new(
-        target,
-        "create table readings (id bigint not null, at date not null, note varchar(10), primary key (id, at));
-         insert into readings select i, date '2024-01-01' + (i % 300), 'r' || i from generate_series(1, 300) i;",
-    )
-    .await;
+    let setup = Setup::new(target, READINGS_WITH_NOTES).await;
     let migrate = streaming(&setup).await;
     let (stop, writes) = writer(&setup, "readings", 1000);
     let source = setup.source.client().await;
@@ -115,28 +116,138 @@ async fn a_narrowed_column_stops_the_stream_naming_it(target: Target) {
     // The writer's notes grow past 5 characters: it stops before the change.
     stop.store(true, Ordering::Relaxed);
     assert!(writes.await.unwrap() > 0);
-    source
-        .batch_execute(
-            "update readings set note = left(note, 5);
-             alter table readings alter column note type varchar(5);
-             update readings set note = 'after' where id = 2;",
-        )
-        .await
-        .unwrap();
-    let migrate = crate::support::finished(migrate);
-    assert_eq!(migrate.code, 2, "{}\n{}", migrate.stdout, migrate.stderr);
-    let stderr = migrate.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
-    for part in [
-        "table public.readings at ",
-        " changed during the migration: column \"note\" changed type from character varying(10) to character \
-         varying(5)",
-        "undo the change on the source, or start the migration over",
-    ] {
-        assert!(stderr.contains(part), "{part:?} in {stderr}");
-    }
+    let ddl = "update readings set note = left(note, 5); alter table readings alter column note type varchar(5)";
+    let refused = "column \"note\" changed type from character varying(10) to character varying(5): only widening a \
+                   type is carried";
+    stops_the_stream(&setup, migrate, ddl, refused).await;
     setup.cleanup();
 }
 on_both_targets!(a_narrowed_column_stops_the_stream_naming_it, flavor = "multi_thread");
+
+/// Runs `ddl` on the source, then writes the table: `migrate` stops, saying the target cannot follow
+/// because of `refused`, and the way out.
+async fn stops_the_stream(setup: &Setup, migrate: std::process::Child, ddl: &str, refused: &str) {
+    let source = setup.source.client().await;
+    source.batch_execute(ddl).await.unwrap();
+    source.batch_execute("update readings set note = 'after' where id = 2").await.unwrap();
+    let migrate = crate::support::finished(migrate);
+    assert_eq!(migrate.code, 2, "{}\n{}", migrate.stdout, migrate.stderr);
+    let stderr = migrate.stderr.split_whitespace().collect::<Vec<_>>().join(" ");
+    let expected = format!(
+        "table public.readings changed during the run and the target cannot follow: {refused}; undo the change on \
+         the source, or start the migration over"
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
+/// Adds columns and widens one while a writer inserts and updates the table, writing it just before
+/// and just after; a last column is added after the table's last write, so no change describes it.
+async fn add_and_widen_columns(setup: &Setup) {
+    let (stop, writes) = writer(setup, "readings", 1000);
+    let source = setup.source.client().await;
+    source.batch_execute("update readings set note = 'before' where id <= 10").await.unwrap();
+    source
+        .batch_execute(
+            "alter table readings add column region text not null default 'north';
+             update readings set region = 'south' where id = 1;
+             alter table readings add column score integer;
+             alter table readings alter column note type varchar(100);
+             update readings set note = repeat('long', 20), score = 7 where id = 2;
+             insert into readings values (100001, '2024-06-01', 'new', 'east', 3);",
+        )
+        .await
+        .unwrap();
+    stop.store(true, Ordering::Relaxed);
+    assert!(writes.await.unwrap() > 0);
+    source
+        .batch_execute(
+            "update readings set score = 9 where id = 3;
+             alter table readings add column quiet numeric(6,2) default 1.50;",
+        )
+        .await
+        .unwrap();
+}
+
+/// What [`add_and_widen_columns`] leaves in the target, once verified by the cutover.
+async fn assert_added_and_widened(setup: &Setup) {
+    let rows = setup
+        .target_rows("SELECT id, note, region, score, quiet FROM readings WHERE id IN (1, 2, 3, 4, 100001) ORDER BY id")
+        .await;
+    let long = "long".repeat(20);
+    assert_eq!(
+        rows,
+        vec![
+            vec![s("1"), s("before"), s("south"), None, s("1.50")],
+            vec![s("2"), Some(long), s("north"), s("7"), s("1.50")],
+            vec![s("3"), s("before"), s("north"), s("9"), s("1.50")],
+            vec![s("4"), s("before"), s("north"), None, s("1.50")],
+            vec![s("100001"), s("new"), s("east"), s("3"), s("1.50")],
+        ]
+    );
+    let columns = setup
+        .target_rows(
+            "SELECT column_name, data_type, character_maximum_length, is_nullable FROM information_schema.columns \
+             WHERE table_schema = DATABASE() AND table_name = 'readings' AND column_name IN ('note', 'region', 'score') \
+             ORDER BY ordinal_position",
+        )
+        .await;
+    assert_eq!(columns[0], [s("note"), s("varchar"), s("100"), s("YES")]);
+    assert_eq!(columns[1][..2], [s("region"), s("longtext")]);
+    assert_eq!(columns[1][3], s("NO"));
+    assert_eq!(columns[2], [s("score"), s("int"), None, s("YES")]);
+}
+
+/// Columns added (with a constant default, and without one) and a column widened while a writer
+/// inserts and updates the table: each applied to the target in stream order, the rows written
+/// before the change that arrive after it filled by the default as PostgreSQL filled them, and the
+/// cutover verifies the whole table as it is now.
+async fn columns_added_and_widened_during_an_online_run_are_carried(target: Target) {
+    let setup = Setup::new(target, READINGS_WITH_NOTES).await;
+    let migrate = streaming(&setup).await;
+    add_and_widen_columns(&setup).await;
+    cut_over(&setup, migrate, &setup.env());
+    assert_added_and_widened(&setup).await;
+    setup.cleanup();
+}
+on_both_targets!(columns_added_and_widened_during_an_online_run_are_carried, flavor = "multi_thread");
+
+/// Killed once the target has a column added and before any event that uses it is applied, the
+/// rerun streams again what the slot had not confirmed: the source knows the version it announced,
+/// the sink finds the column there and applies the events once.
+async fn a_run_killed_between_altering_the_target_and_applying_the_change_ends_identical(target: Target) {
+    let setup = Setup::new(target, READINGS_WITH_NOTES).await;
+    let mut args = setup.args("migrate");
+    args.extend(["--online", "--json", "--partitions", "3"]);
+    let pause = Pause::at("target-altered:1");
+    let mut first = passerelle_child(&args, &pause.env(&setup.env()));
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    add_and_widen_columns(&setup).await;
+    pause.reached(&mut first).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    pause.release();
+    let second = passerelle_spawn(&args, &setup.env());
+    cut_over(&setup, second, &setup.env());
+    assert_added_and_widened(&setup).await;
+    setup.cleanup();
+}
+on_both_targets!(
+    a_run_killed_between_altering_the_target_and_applying_the_change_ends_identical,
+    flavor = "multi_thread"
+);
+
+/// A column added with a volatile default: PostgreSQL rewrote the table with a value per row, which
+/// no change carries. The stream stops naming the column and the way out.
+async fn a_column_added_with_a_volatile_default_stops_the_stream_naming_it(target: Target) {
+    let setup = Setup::new(target, READINGS_WITH_NOTES).await;
+    let migrate = streaming(&setup).await;
+    let ddl = "alter table readings add column drawn double precision default random()";
+    let refused = "column \"drawn\" was added with a value for existing rows other than its default (a volatile \
+                   default, or one set or dropped since), which the change stream does not carry";
+    stops_the_stream(&setup, migrate, ddl, refused).await;
+    setup.cleanup();
+}
+on_both_targets!(a_column_added_with_a_volatile_default_stops_the_stream_naming_it, flavor = "multi_thread");
 
 /// A table created in a migrated schema during an online run is neither copied nor streamed: the
 /// cutover refuses to call the run done, naming the table and the way out.

@@ -1,7 +1,7 @@
 //! The control topic, `<prefix>.passerelle-control`: what a sink process needs besides the table
 //! topics, so that it can run on any machine with only Kafka and the target in reach.
 //!
-//! Six kinds of record, each keyed by its kind (the topic is compacted, so the newest of each stays):
+//! Seven kinds of record, each keyed by its kind (the topic is compacted, so the newest of each stays):
 //! - `run`: a new attempt began; its id, the encoding, and the source schema the sink plans from;
 //! - `snapshot-done`: every snapshot row of that run is in Kafka, and where each partition ended;
 //! - `cutover` (online runs, written by `passerelle cutover`): stream up to this LSN, then stop;
@@ -10,12 +10,17 @@
 //! - `failed`: the source process of that run ended with an error, which nothing will retry by
 //!   itself; the cause and the way out. A source that takes the run up again clears it with an empty
 //!   `failed` record;
+//! - `altered:<schema>.<table>:<version>`: the stream met a table whose columns changed in a way the
+//!   target can follow (columns added, types widened): its new definition, which sinks apply before
+//!   the first event that uses it. One record per version, so that compaction keeps every one;
 //! - `target:<identity>`: the target server and databases of a run that `passerelle source` began,
 //!   fixed by its first sink. Keyed by the server's identity, so that compaction never removes the
 //!   first one: sinks that raced to fix different servers all read the same first record.
 //!
 //! `failed` came after the first control format and needs no new one: a Passerelle that does not know
 //! it skips it, as every reader skips a kind it does not know, and only waits as it always did.
+//! Neither does `altered`: a sink that skips it stops at the first event with a column it does not
+//! know, naming it, and applies nothing wrong.
 //! `target:` does (format 3): a sink that skipped it would not refuse another target server.
 //!
 //! A reader takes the newest `run`, and the others only when they name that run: one left from an
@@ -26,7 +31,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use passerelle_model::endpoint::KafkaEndpoint;
-use passerelle_model::schema::{QualifiedName, Schema};
+use passerelle_model::schema::{QualifiedName, Schema, Table};
 use rdkafka::consumer::{BaseConsumer, Consumer as _};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -44,6 +49,7 @@ const CUTOVER_KEY: &[u8] = b"cutover";
 const STREAM_DONE_KEY: &[u8] = b"stream-done";
 const FAILED_KEY: &[u8] = b"failed";
 const TARGET_KEY_PREFIX: &str = "target:";
+const ALTERED_KEY_PREFIX: &str = "altered:";
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The format of the control records this Passerelle writes: a Passerelle that changes what they
@@ -196,6 +202,17 @@ pub struct Failed {
     pub way_out: String,
 }
 
+/// A table of the run changed on the source while the stream ran, in a way the target follows
+/// (`cli::altered`): from the event that follows it in the stream on, its events have these columns.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TableAltered {
+    pub run_id: String,
+    /// 1 for the first change of the table in the run, then 2, ...
+    pub version: u32,
+    /// The table as the catalog read it once the change was met.
+    pub table: Table,
+}
+
 /// What the control topic says about the current run: each record present only when it belongs to
 /// `run`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -207,6 +224,8 @@ pub struct ControlState {
     pub failed: Option<Failed>,
     /// The first target fixed for the run by a sink, when the announcement named none.
     pub target: Option<TargetFixed>,
+    /// The tables that changed during the run, every version, in the order they were announced.
+    pub altered: Vec<TableAltered>,
 }
 
 impl ControlState {
@@ -220,6 +239,17 @@ impl ControlState {
     pub fn type_mapping(&self) -> Option<&TypeMapping> {
         let run = self.run.as_ref()?;
         run.type_mapping.as_ref().or(self.target.as_ref().and_then(|fixed| fixed.type_mapping.as_ref()))
+    }
+
+    /// The run's tables as they stand now: the announcement's, each changed one at its last version.
+    pub fn current_schema(&self) -> Option<Schema> {
+        let mut schema = self.run.as_ref()?.schema.clone();
+        for altered in &self.altered {
+            if let Some(table) = schema.tables.iter_mut().find(|table| table.name == altered.table.name) {
+                *table = altered.table.clone();
+            }
+        }
+        Some(schema)
     }
 
     /// Each schema's target database, once fixed; empty before.
@@ -257,6 +287,13 @@ pub async fn clear_failed(producer: &Producer, topic: &str) -> Result<(), KafkaE
     producer.send(topic, Some(0), Some(FAILED_KEY), &[]).await?;
     producer.flush().await?;
     Ok(())
+}
+
+/// Announces a table's new definition, and waits until the brokers have it: the stream writes no
+/// event of the new columns before.
+pub async fn announce_altered(producer: &Producer, topic: &str, altered: &TableAltered) -> Result<(), KafkaError> {
+    let key = format!("{ALTERED_KEY_PREFIX}{}:{}", altered.table.name, altered.version);
+    publish(producer, topic, key.as_bytes(), altered).await
 }
 
 /// Fixes the target of a run whose announcement names none. Sinks that race may both write: the first
@@ -393,6 +430,17 @@ fn read_to(
                 let fixed: TargetFixed = serde_json::from_slice(value).map_err(decode_error)?;
                 if current(&fixed.run_id) && state.target.is_none() {
                     state.target = Some(fixed);
+                }
+            }
+            Some(key) if key.starts_with(ALTERED_KEY_PREFIX.as_bytes()) => {
+                let altered: TableAltered = serde_json::from_slice(value).map_err(decode_error)?;
+                if current(&altered.run_id) {
+                    // The same version written again (a source that crashed before it knew the
+                    // first had landed) replaces it.
+                    state
+                        .altered
+                        .retain(|known| (&known.table.name, known.version) != (&altered.table.name, altered.version));
+                    state.altered.push(altered);
                 }
             }
             // Written by a later Passerelle: not ours to interpret.

@@ -141,6 +141,24 @@ pub async fn build_fk_indexes(
     Ok(built)
 }
 
+/// Whether `database`.`table` has `column`: an online run's `ADD COLUMN` runs only where it does not.
+pub async fn has_column(
+    conn: &mut Conn,
+    endpoint: &impl fmt::Display,
+    database: &str,
+    table: &str,
+    column: &str,
+) -> Result<bool, MysqlError> {
+    let found: Option<u8> = conn
+        .exec_first(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = ? AND table_name = ? AND column_name = ?",
+            (database, table, column),
+        )
+        .await
+        .map_err(|error| MysqlError::query(endpoint, "looking for a column", error))?;
+    Ok(found.is_some())
+}
+
 /// Has the server recompute the index statistics of `tables` (`database`, `name`) after a bulk
 /// load, so that the application's first queries get good plans; MySQL samples them lazily.
 pub async fn analyze(conn: &mut Conn, endpoint: &impl fmt::Display, tables: &[(&str, &str)]) -> Result<(), MysqlError> {

@@ -57,6 +57,55 @@ pub async fn read(client: &mut Client, endpoint: &impl fmt::Display, schemas: &[
     Ok(schema)
 }
 
+/// Whether the rows a table had when `column` was added hold in it what the column's default (or
+/// NULL, without one) gives: then a target that adds the column with the same default holds the same.
+/// PostgreSQL keeps the value an `ADD COLUMN` gave existing rows (`attmissingval`) without writing
+/// them, so no change carries it; a volatile default rewrote the table instead, and neither is known.
+pub async fn backfill_is_default(
+    client: &Client,
+    endpoint: &impl fmt::Display,
+    table: &QualifiedName,
+    column: &str,
+) -> Result<bool, PgError> {
+    let error = |context: &'static str| move |source| PgError::query(endpoint, context, source);
+    let row = client
+        .query_one(
+            "select a.atthasmissing, pg_get_expr(d.adbin, d.adrelid), format_type(a.atttypid, a.atttypmod)
+               from pg_attribute a
+               join pg_class c on c.oid = a.attrelid
+               join pg_namespace n on n.oid = c.relnamespace
+               left join pg_attrdef d on d.adrelid = a.attrelid and d.adnum = a.attnum
+              where n.nspname = $1 and c.relname = $2 and a.attname = $3 and not a.attisdropped",
+            &[&table.schema, &table.name, &column],
+        )
+        .await
+        .map_err(error("reading an added column"))?;
+    let (has_missing, default, type_name): (bool, Option<String>, String) = (row.get(0), row.get(1), row.get(2));
+    let default = match (has_missing, default) {
+        // No default and no value kept for existing rows: they hold NULL.
+        (false, None) => return Ok(true),
+        (true, Some(default)) => default,
+        // A table rewritten by a volatile default, or a default set or dropped since.
+        _ => return Ok(false),
+    };
+    // A default kept as the existing rows' value is not volatile: evaluating it has no side effect.
+    let same = client
+        .query_one(
+            &format!(
+                "select ({default})::text is not distinct from (
+                   select (a.attmissingval::text::{type_name}[])[1]::text
+                     from pg_attribute a
+                     join pg_class c on c.oid = a.attrelid
+                     join pg_namespace n on n.oid = c.relnamespace
+                    where n.nspname = $1 and c.relname = $2 and a.attname = $3)"
+            ),
+            &[&table.schema, &table.name, &column],
+        )
+        .await
+        .map_err(error("comparing an added column's default with its existing rows' value"))?;
+    Ok(same.get(0))
+}
+
 /// One row of `pg_type`: enough to resolve a type oid and typmod into a [`PgType`].
 struct TypeRow {
     schema: String,

@@ -66,6 +66,10 @@ pub enum StreamItem {
     /// A marker [`emit_marker`] wrote at `lsn`: every transaction that committed before it came
     /// before it. Only from PostgreSQL 14 on, whose pgoutput sends logical decoding messages.
     Marker { lsn: Lsn, content: String },
+    /// `table` gained columns at its end or new type modifiers, which no version the stream was
+    /// given has: from the next item on, its rows have `n_columns` values, the new ones last. The
+    /// caller reads the table's new definition and decides whether the target can follow.
+    Altered { table: QualifiedName, n_columns: usize },
 }
 
 /// The prefix of the logical decoding messages Passerelle writes as markers in the WAL.
@@ -126,7 +130,9 @@ struct Driver {
 /// What decoding needs to remember between messages.
 #[derive(Debug)]
 struct Decoder {
-    tables: HashMap<QualifiedName, Vec<ExpectedColumn>>,
+    /// Each migrated table's versions, oldest first: its columns when the run began, then after each
+    /// change the caller accepted. Rows are decoded into the last one's columns.
+    tables: HashMap<QualifiedName, Vec<Vec<ExpectedColumn>>>,
     /// Relation messages by relation OID, resolved against `tables`.
     relations: HashMap<u32, Relation>,
     /// Relation messages of tables the migration does not copy, by relation OID.
@@ -138,42 +144,57 @@ struct Decoder {
 }
 
 /// A column of a migrated table as the stream must find it.
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq)]
 struct ExpectedColumn {
     name: String,
     /// What Relation messages carry for the column's type.
     type_oid: u32,
-    /// The type as the migration read it (`character varying(10)`), and its modifier as Relation
-    /// messages carry it, where Passerelle can tell it from the type (`None`: not compared).
-    display: String,
-    base: PgType,
+    /// The type's modifier as Relation messages carry it, where Passerelle can tell it from the
+    /// type (`None`: not compared).
+    typmod: Option<i32>,
     generated: bool,
 }
 
 /// A Relation message, resolved against the migrated table it describes.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 struct Relation {
     table: QualifiedName,
     n_columns: usize,
     /// For each column the stream sends, in its order, the column's position in the table.
     positions: Vec<usize>,
-    /// Generated columns, which pgoutput before PostgreSQL 18 leaves out: the target computes them.
-    generated: Vec<usize>,
+    /// Columns the stream does not send, which rows leave unchanged: generated ones, which pgoutput
+    /// before PostgreSQL 18 leaves out (the target computes them), and, for a table described as it
+    /// was before a change the run carried, the columns added since (the target's default fills them).
+    not_sent: Vec<usize>,
+}
+
+/// How a Relation message stands to the versions of its table the stream knows.
+#[derive(Debug, PartialEq)]
+enum Resolved {
+    /// One of them.
+    Known(Relation),
+    /// The last one with columns added at its end or new type modifiers: a new version.
+    Altered(Relation, Vec<ExpectedColumn>),
 }
 
 impl ChangeStream {
     /// Streams `slot` from `from` (or from where the slot was last confirmed, if that is later),
     /// decoding the changes that `publication` publishes of `tables`, which must be every table the
     /// publication holds, with the columns they had when the migration read them.
+    ///
+    /// `altered` are the later versions of some of those tables, in the order they were met: a
+    /// Relation message that matches any version of its table is no news (a stream that starts
+    /// again before a change sends the older ones first).
     pub async fn start(
         endpoint: &DbEndpoint,
         slot: &str,
         publication: &str,
         from: Lsn,
         tables: &[Table],
+        altered: &[Table],
     ) -> Result<ChangeStream, PgError> {
         validate_slot_name(slot)?;
-        let expected = expected_columns(endpoint, publication, tables).await?;
+        let expected = expected_columns(endpoint, publication, tables, altered).await?;
         // publication_names is a string holding a list of identifiers: the name is quoted twice.
         let names = quote_ident(publication).replace('\'', "''");
         let mut released = false;
@@ -468,10 +489,7 @@ impl Decoder {
                 self.commit_lsn = None;
                 Ok(Some(StreamItem::Commit { commit_lsn, end_lsn }))
             }
-            b'R' => {
-                self.relation(reader)?;
-                Ok(None)
-            }
+            b'R' => self.relation(reader),
             b'I' => {
                 let relation = self.relation_of(reader)?;
                 reader.expect(b'N')?;
@@ -538,7 +556,7 @@ impl Decoder {
 
     /// Records a Relation message, which comes before the first change of each table in a session
     /// and again after the table's definition changed.
-    fn relation(&mut self, reader: &mut Reader) -> Result<(), PgError> {
+    fn relation(&mut self, reader: &mut Reader) -> Result<Option<StreamItem>, PgError> {
         let relation_oid = reader.u32()?;
         let schema = reader.cstr()?;
         let name = reader.cstr()?;
@@ -556,20 +574,28 @@ impl Decoder {
         let schema = if schema.is_empty() { "pg_catalog".to_string() } else { schema };
         let table = QualifiedName { schema, name };
         let endpoint = reader.endpoint.to_string();
-        let Some(expected) = self.tables.get(&table) else {
+        let Some(versions) = self.tables.get_mut(&table) else {
             // Not a failure yet: before the root's changes, PostgreSQL 13 to 15 also describe the
             // partition they happened in (`publish_via_partition_root`). A change of it is one.
             self.unknown.insert(relation_oid, table);
-            return Ok(());
+            return Ok(None);
         };
-        let relation = resolve(&table, expected, &streamed).map_err(|detail| PgError::TableChanged {
+        let resolved = resolve(&table, versions, &streamed).map_err(|detail| PgError::TableChanged {
             endpoint,
             table: table.to_string(),
             detail,
         })?;
         self.unknown.remove(&relation_oid);
+        let (relation, item) = match resolved {
+            Resolved::Known(relation) => (relation, None),
+            Resolved::Altered(relation, version) => {
+                let n_columns = version.len();
+                versions.push(version);
+                (relation, Some(StreamItem::Altered { table, n_columns }))
+            }
+        };
         self.relations.insert(relation_oid, relation);
-        Ok(())
+        Ok(item)
     }
 
     fn relation_of(&self, reader: &mut Reader) -> Result<&Relation, PgError> {
@@ -598,7 +624,7 @@ impl Decoder {
     ) -> Result<StreamItem, PgError> {
         let mut unchanged = Vec::new();
         let after = after.map(|(row, toasted)| {
-            unchanged = [toasted, relation.generated.clone()].concat();
+            unchanged = [toasted, relation.not_sent.clone()].concat();
             unchanged.sort_unstable();
             row
         });
@@ -622,7 +648,8 @@ async fn expected_columns(
     endpoint: &DbEndpoint,
     publication: &str,
     tables: &[Table],
-) -> Result<HashMap<QualifiedName, Vec<ExpectedColumn>>, PgError> {
+    altered: &[Table],
+) -> Result<HashMap<QualifiedName, Vec<Vec<ExpectedColumn>>>, PgError> {
     let client = crate::connect(endpoint).await?;
     let error = |context: &'static str| move |source| PgError::query(endpoint, context, source);
     if !publication_exists(&client, endpoint, publication).await? {
@@ -632,31 +659,29 @@ async fn expected_columns(
         });
     }
     // The catalog read each type as format_type printed it, which reads back as the same type.
+    let versions = || tables.iter().chain(altered);
     let displays: Vec<&str> =
-        tables.iter().flat_map(|table| &table.columns).map(|column| column.data_type.display.as_str()).collect();
+        versions().flat_map(|table| &table.columns).map(|column| column.data_type.display.as_str()).collect();
     let rows = client
         .query("select t::regtype::oid from unnest($1::text[]) with ordinality as d(t, n) order by n", &[&displays])
         .await
         .map_err(error("resolving the tables' column types"))?;
     let mut type_oids = rows.iter().map(|row| row.get::<_, u32>(0));
-    let expected = tables
-        .iter()
-        .map(|table| {
-            let columns = table
-                .columns
-                .iter()
-                .zip(type_oids.by_ref())
-                .map(|(column, type_oid)| ExpectedColumn {
-                    name: column.name.clone(),
-                    type_oid,
-                    display: column.data_type.display.clone(),
-                    base: column.data_type.base.clone(),
-                    generated: column.generated.is_some(),
-                })
-                .collect();
-            (table.name.clone(), columns)
-        })
-        .collect();
+    let mut expected: HashMap<QualifiedName, Vec<Vec<ExpectedColumn>>> = HashMap::new();
+    for table in versions() {
+        let columns = table
+            .columns
+            .iter()
+            .zip(type_oids.by_ref())
+            .map(|(column, type_oid)| ExpectedColumn {
+                name: column.name.clone(),
+                type_oid,
+                typmod: typmod(&column.data_type.base),
+                generated: column.generated.is_some(),
+            })
+            .collect();
+        expected.entry(table.name.clone()).or_default().push(columns);
+    }
     Ok(expected)
 }
 
@@ -687,66 +712,64 @@ fn typmod(base: &PgType) -> Option<i32> {
     })
 }
 
-/// `display` with its modifier written as `typmod` says: `character varying(10)` with 104 is
-/// `character varying(100)`.
-fn with_typmod(display: &str, base: &PgType, typmod: i32) -> String {
-    let args = match base {
-        _ if typmod < 0 => String::new(),
-        PgType::Varchar(_) | PgType::Char(_) => format!("({})", typmod - 4),
-        PgType::Numeric(_) => {
-            let packed = typmod - 4;
-            // The scale is an 11-bit signed field.
-            let scale = ((packed & 0x7ff) ^ 0x400) - 0x400;
-            format!("({},{scale})", packed >> 16)
-        }
-        _ => format!("({typmod})"),
-    };
-    if let (Some(open), Some(close)) = (display.find('('), display.find(')')) {
-        return format!("{}{args}{}", &display[..open], &display[close + 1..]);
-    }
-    // `timestamp(3) with time zone`, `character varying(10)[]`.
-    let at = match base {
-        PgType::Time(_) | PgType::TimeTz(_) | PgType::Timestamp(_) | PgType::TimestampTz(_) => display.find(' '),
-        _ => display.find("[]"),
-    };
-    let at = at.unwrap_or(display.len());
-    format!("{}{args}{}", &display[..at], &display[at..])
-}
-
-/// Maps the streamed columns onto the table's by name, or says how the table changed.
+/// Maps the streamed columns onto the table's last version by name: as a version the stream knows,
+/// or as a new one (columns added at the end, type modifiers changed), or says how the table changed
+/// that the stream cannot follow.
+///
+/// A stream that starts again before a change describes the table as it was: the columns added since
+/// are not sent (the target's default fills them in a new row), and each type modifier is one that
+/// some version had.
 fn resolve(
     table: &QualifiedName,
-    expected: &[ExpectedColumn],
+    versions: &[Vec<ExpectedColumn>],
     streamed: &[StreamedColumn],
-) -> Result<Relation, String> {
+) -> Result<Resolved, String> {
+    let last = versions.last().expect("a table has the version the run began with");
+    let n_original = versions[0].len();
+    let mut next = last.clone();
     let mut positions = Vec::with_capacity(streamed.len());
+    let mut known = true;
     for column in streamed {
         let name = &column.name;
-        let Some(position) = expected.iter().position(|expected| &expected.name == name) else {
-            return Err(format!("it has a new column {name:?}"));
+        let position = match next.iter().position(|expected| &expected.name == name) {
+            Some(position) => {
+                let was = &mut next[position];
+                if was.type_oid != column.type_oid {
+                    return Err(format!("column {name:?} has a new type"));
+                }
+                let had = |version: &Vec<ExpectedColumn>| {
+                    version.get(position).is_some_and(|c| c.typmod.is_none_or(|typmod| typmod == column.typmod))
+                };
+                known &= versions.iter().any(had);
+                if was.typmod.is_some() {
+                    was.typmod = Some(column.typmod);
+                }
+                position
+            }
+            None => {
+                known = false;
+                let typmod = Some(column.typmod);
+                next.push(ExpectedColumn { name: name.clone(), type_oid: column.type_oid, typmod, generated: false });
+                next.len() - 1
+            }
         };
-        let was = &expected[position];
-        if was.type_oid != column.type_oid {
-            return Err(format!("column {name:?} of type {} has a new type", was.display));
-        }
-        // A new length, precision or scale, which the target's column may not hold.
-        if typmod(&was.base).is_some_and(|typmod| typmod != column.typmod) {
-            let now = with_typmod(&was.display, &was.base, column.typmod);
-            return Err(format!("column {name:?} changed type from {} to {now}", was.display));
-        }
         positions.push(position);
     }
-    let mut generated = Vec::new();
-    for (position, column) in expected.iter().enumerate() {
-        if positions.contains(&position) {
-            continue;
+    let gone = last.iter().enumerate().find(|(position, column)| !column.generated && !positions.contains(position));
+    match gone {
+        Some((position, column)) if position < n_original || !known => {
+            return Err(format!("column {:?} is gone (dropped or renamed)", column.name))
         }
-        if !column.generated {
-            return Err(format!("column {:?} is gone", column.name));
-        }
-        generated.push(position);
+        _ => {}
     }
-    Ok(Relation { table: table.clone(), n_columns: expected.len(), positions, generated })
+    let n_columns = if known { last.len() } else { next.len() };
+    let relation = Relation {
+        table: table.clone(),
+        n_columns,
+        not_sent: (0..n_columns).filter(|position| !positions.contains(position)).collect(),
+        positions,
+    };
+    Ok(if known { Resolved::Known(relation) } else { Resolved::Altered(relation, next) })
 }
 
 /// A row (TupleData) in table column order, and the positions of unchanged TOASTed values it left out.
@@ -851,60 +874,73 @@ impl<'a> Reader<'a> {
 mod tests {
     use super::*;
 
-    fn column(name: &str, type_oid: u32, base: PgType, display: &str, generated: bool) -> ExpectedColumn {
-        ExpectedColumn { name: name.to_string(), type_oid, display: display.to_string(), base, generated }
+    fn column(name: &str, type_oid: u32, base: PgType, generated: bool) -> ExpectedColumn {
+        ExpectedColumn { name: name.to_string(), type_oid, typmod: typmod(&base), generated }
     }
 
-    fn check(streamed: &[(&str, u32, i32)]) -> Result<(Vec<usize>, Vec<usize>), String> {
+    fn original() -> Vec<ExpectedColumn> {
+        vec![
+            column("id", 23, PgType::Integer, false),
+            column("twice", 23, PgType::Integer, true),
+            column("note", 1043, PgType::Varchar(Some(10)), false),
+            column("amount", 1700, PgType::Numeric(Some((8, 2))), false),
+        ]
+    }
+
+    fn check(versions: &[Vec<ExpectedColumn>], streamed: &[(&str, u32, i32)]) -> Result<Resolved, String> {
         let table = QualifiedName { schema: "public".to_string(), name: "t".to_string() };
-        let expected = [
-            column("id", 23, PgType::Integer, "integer", false),
-            column("twice", 23, PgType::Integer, "integer", true),
-            column("note", 1043, PgType::Varchar(Some(10)), "character varying(10)", false),
-            column("amount", 1700, PgType::Numeric(Some((8, 2))), "numeric(8,2)", false),
-        ];
         let streamed: Vec<StreamedColumn> = streamed
             .iter()
             .map(|&(name, type_oid, typmod)| StreamedColumn { name: name.to_string(), type_oid, typmod })
             .collect();
-        resolve(&table, &expected, &streamed).map(|relation| (relation.positions, relation.generated))
+        resolve(&table, versions, &streamed)
     }
+
+    fn known(n_columns: usize, positions: &[usize], not_sent: &[usize]) -> Result<Resolved, String> {
+        let table = QualifiedName { schema: "public".to_string(), name: "t".to_string() };
+        Ok(Resolved::Known(Relation { table, n_columns, positions: positions.to_vec(), not_sent: not_sent.to_vec() }))
+    }
+
+    const ID: (&str, u32, i32) = ("id", 23, -1);
+    const NOTE: (&str, u32, i32) = ("note", 1043, 14);
+    const AMOUNT: (&str, u32, i32) = ("amount", 1700, (8 << 16 | 2) + 4);
 
     #[test]
     fn streamed_columns_map_to_the_table_by_name() {
-        let (id, note, amount) = (("id", 23, -1), ("note", 1043, 14), ("amount", 1700, (8 << 16 | 2) + 4));
-        assert_eq!(check(&[note, id, amount]), Ok((vec![2, 0, 3], vec![1])));
-        assert_eq!(check(&[id, ("twice", 23, -1), note, amount]), Ok((vec![0, 1, 2, 3], vec![])));
-        assert_eq!(check(&[id, amount]), Err("column \"note\" is gone".to_string()));
+        let versions = [original()];
+        assert_eq!(check(&versions, &[NOTE, ID, AMOUNT]), known(4, &[2, 0, 3], &[1]));
+        assert_eq!(check(&versions, &[ID, ("twice", 23, -1), NOTE, AMOUNT]), known(4, &[0, 1, 2, 3], &[]));
+        assert_eq!(check(&versions, &[ID, AMOUNT]), Err("column \"note\" is gone (dropped or renamed)".to_string()));
         assert_eq!(
-            check(&[("id", 20, -1), note, amount]),
-            Err("column \"id\" of type integer has a new type".to_string())
+            check(&versions, &[ID, ("remark", 1043, 14), AMOUNT]),
+            Err("column \"note\" is gone (dropped or renamed)".to_string())
         );
-        assert_eq!(check(&[id, note, amount, ("extra", 25, -1)]), Err("it has a new column \"extra\"".to_string()));
+        assert_eq!(check(&versions, &[("id", 20, -1), NOTE, AMOUNT]), Err("column \"id\" has a new type".to_string()));
     }
 
-    /// A new length, precision or scale has the same type OID: only the modifier tells.
+    /// Columns added at the end and new modifiers make a new version; a stream that starts over before
+    /// the change describes the table as it was, which decodes into the new version's columns.
     #[test]
-    fn a_new_type_modifier_is_a_change_named_in_the_source_s_terms() {
-        let (id, note, amount) = (("id", 23, -1), ("note", 1043, 14), ("amount", 1700, (8 << 16 | 2) + 4));
+    fn added_columns_and_new_modifiers_are_a_new_version_and_older_ones_stay_known() {
+        let Ok(Resolved::Altered(relation, version)) =
+            check(&[original()], &[ID, ("note", 1043, 104), AMOUNT, ("extra", 25, -1)])
+        else {
+            panic!("not a new version")
+        };
+        assert_eq!((relation.n_columns, relation.positions, relation.not_sent), (5, vec![0, 2, 3, 4], vec![1]));
+        assert_eq!(version[2].typmod, Some(104));
+        assert_eq!((version[4].name.as_str(), version[4].type_oid, version[4].typmod), ("extra", 25, Some(-1)));
+        let versions = [original(), version];
+        assert_eq!(check(&versions, &[ID, NOTE, AMOUNT]), known(5, &[0, 2, 3], &[1, 4]));
         assert_eq!(
-            check(&[id, ("note", 1043, 104), amount]),
-            Err("column \"note\" changed type from character varying(10) to character varying(100)".to_string())
+            check(&versions, &[ID, ("note", 1043, 104), AMOUNT, ("extra", 25, -1)]),
+            known(5, &[0, 2, 3, 4], &[1])
         );
-        assert_eq!(
-            check(&[id, ("note", 1043, -1), amount]),
-            Err("column \"note\" changed type from character varying(10) to character varying".to_string())
-        );
-        assert_eq!(
-            check(&[id, note, ("amount", 1700, (12 << 16 | 4) + 4)]),
-            Err("column \"amount\" changed type from numeric(8,2) to numeric(12,4)".to_string())
-        );
-        assert_eq!(
-            with_typmod("timestamp without time zone", &PgType::Timestamp(None), 3),
-            "timestamp(3) without time zone"
-        );
-        assert_eq!(with_typmod("character varying[]", &PgType::Varchar(None), 24), "character varying(20)[]");
+        // Neither version: the length changed again.
+        assert!(matches!(
+            check(&versions, &[ID, ("note", 1043, 24), AMOUNT, ("extra", 25, -1)]),
+            Ok(Resolved::Altered(..))
+        ));
         assert_eq!(typmod(&PgType::Numeric(Some((5, -2)))), Some((5 << 16 | 0x7fe) + 4));
-        assert_eq!(with_typmod("numeric", &PgType::Numeric(None), (5 << 16 | 0x7fe) + 4), "numeric(5,-2)");
     }
 }

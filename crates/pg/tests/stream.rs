@@ -123,7 +123,8 @@ async fn the_stream_carries_every_committed_change_as_copy_prints_it() {
         lsns.push(run(&client, sql).await);
     }
 
-    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, consistent_point, &tables).await.unwrap();
+    let mut stream =
+        ChangeStream::start(&endpoint, &slot.name, &publication, consistent_point, &tables, &[]).await.unwrap();
     let mut streamed = read_transactions(&mut stream, 6).await;
     stream.close().await.unwrap();
 
@@ -289,7 +290,8 @@ async fn a_marker_arrives_in_its_place_in_the_wal() {
     let admin = passerelle_pg::connect(&endpoint).await.unwrap();
     admin.batch_execute("set default_transaction_read_only = off; insert into item values (2)").await.unwrap();
 
-    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, consistent_point, &tables).await.unwrap();
+    let mut stream =
+        ChangeStream::start(&endpoint, &slot.name, &publication, consistent_point, &tables, &[]).await.unwrap();
     let mut kinds = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while kinds.len() < 5 {
@@ -323,7 +325,8 @@ async fn a_restarted_stream_resumes_after_the_confirmed_position() {
         client.batch_execute(sql).await.unwrap();
     }
 
-    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, consistent_point, &tables).await.unwrap();
+    let mut stream =
+        ChangeStream::start(&endpoint, &slot.name, &publication, consistent_point, &tables, &[]).await.unwrap();
     let first = read_transactions(&mut stream, 2).await;
     assert_eq!(inserted_ids(&first), [["1"], ["2"]]);
     stream.confirm(first[0].end_lsn);
@@ -332,7 +335,8 @@ async fn a_restarted_stream_resumes_after_the_confirmed_position() {
     assert_eq!(confirmed_flush().await, first[0].end_lsn);
 
     // Asked for the consistent point again, the slot starts after what was confirmed.
-    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, consistent_point, &tables).await.unwrap();
+    let mut stream =
+        ChangeStream::start(&endpoint, &slot.name, &publication, consistent_point, &tables, &[]).await.unwrap();
     client.batch_execute("insert into item values (3)").await.unwrap();
     let second = read_transactions(&mut stream, 2).await;
     assert_eq!(inserted_ids(&second), [["2"], ["3"]]);
@@ -371,21 +375,21 @@ async fn the_stream_refuses_what_it_cannot_carry() {
     let (_db, endpoint, slot, publication, tables, from) = streamed_source().await;
     let client = passerelle_pg::connect(&endpoint).await.unwrap();
 
-    let error = ChangeStream::start(&endpoint, "no_such_slot", &publication, from, &tables).await.unwrap_err();
+    let error = ChangeStream::start(&endpoint, "no_such_slot", &publication, from, &tables, &[]).await.unwrap_err();
     assert!(matches!(&error, PgError::SlotMissing { slot, .. } if slot == "no_such_slot"), "{error}");
-    let error = ChangeStream::start(&endpoint, &slot.name, "no_such_pub", from, &tables).await.unwrap_err();
+    let error = ChangeStream::start(&endpoint, &slot.name, "no_such_pub", from, &tables, &[]).await.unwrap_err();
     assert!(matches!(&error, PgError::PublicationMissing { publication, .. } if publication == "no_such_pub"));
     assert!(error.to_string().contains("has no publication \"no_such_pub\""), "{error}");
 
     // A publication that publishes more than the migration copies.
-    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, from, &[]).await.unwrap();
+    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, from, &[], &[]).await.unwrap();
     client.batch_execute("insert into item values (1)").await.unwrap();
     let error = read_until_error(&mut stream).await;
     assert!(matches!(&error, PgError::UnexpectedTable { table, .. } if table == "public.item"), "{error}");
     stream.close().await.unwrap();
 
-    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, from, &tables).await.unwrap();
-    let error = ChangeStream::start(&endpoint, &slot.name, &publication, from, &tables).await.unwrap_err();
+    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, from, &tables, &[]).await.unwrap();
+    let error = ChangeStream::start(&endpoint, &slot.name, &publication, from, &tables, &[]).await.unwrap_err();
     assert!(matches!(&error, PgError::SlotInUse { .. }), "{error}");
     assert!(error.retryable());
     assert!(error.to_string().contains("another process streams from it"), "{error}");
@@ -405,16 +409,27 @@ async fn the_stream_refuses_what_it_cannot_carry() {
 
     // Retried as its error says it may be, until the server has released the slot.
     let mut stream = loop {
-        match ChangeStream::start(&endpoint, &slot.name, &publication, from, &tables).await {
+        match ChangeStream::start(&endpoint, &slot.name, &publication, from, &tables, &[]).await {
             Err(error) if error.retryable() => tokio::time::sleep(Duration::from_millis(100)).await,
             started => break started.unwrap(),
         }
     };
     assert_eq!(inserted_ids(&read_transactions(&mut stream, 1).await), [["1"]]);
+    // A column added is a new version of the table, said before its first row.
     client.batch_execute("alter table item add column note text; insert into item values (2, 'x')").await.unwrap();
+    let transactions = read_transactions(&mut stream, 1).await;
+    let table = QualifiedName { schema: "public".to_string(), name: "item".to_string() };
+    assert_eq!(transactions[0].changes[0], StreamItem::Altered { table, n_columns: 2 });
+    let StreamItem::Change(change) = &transactions[0].changes[1] else { panic!("{transactions:?}") };
+    assert_eq!(change.after, Some(vec![Some("2".to_string()), Some("x".to_string())]));
+    // A column renamed is not carried.
+    client
+        .batch_execute("alter table item rename column note to remark; insert into item values (3, 'y')")
+        .await
+        .unwrap();
     let error = read_until_error(&mut stream).await;
     assert!(matches!(&error, PgError::TableChanged { table, .. } if table == "public.item"), "{error}");
-    assert!(error.to_string().contains("it has a new column \"note\""), "{error}");
+    assert!(error.to_string().contains("column \"note\" is gone (dropped or renamed)"), "{error}");
     assert!(!error.retryable());
     stream.close().await.unwrap();
     slot::drop_publication(&client, &endpoint, &publication).await.unwrap();
@@ -448,7 +463,7 @@ async fn stream_throughput() {
         .await
         .unwrap();
     let start = std::time::Instant::now();
-    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, from, &tables).await.unwrap();
+    let mut stream = ChangeStream::start(&endpoint, &slot.name, &publication, from, &tables, &[]).await.unwrap();
     let mut n_changes = 0;
     loop {
         match stream.next(Duration::from_secs(30)).await.unwrap() {

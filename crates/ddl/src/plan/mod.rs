@@ -48,6 +48,16 @@ pub struct Plan {
     /// which InnoDB builds with the key (post-data) unless one exists: no change can violate
     /// them, so an online run builds them while it streams and the cutover adds only the keys.
     pub fk_indexes: Vec<FkIndex>,
+    /// Each column's definition in its table's CREATE TABLE, by source table and column: what an
+    /// online run's `ADD COLUMN` or `MODIFY COLUMN` writes when the source's table changes.
+    column_definitions: HashMap<(QualifiedName, String), String>,
+}
+
+impl Plan {
+    /// The definition of `column` of `table` in its CREATE TABLE (`\`note\` VARCHAR(100) NOT NULL`).
+    pub fn column_definition(&self, table: &QualifiedName, column: &str) -> Option<&str> {
+        self.column_definitions.get(&(table.clone(), column.to_string())).map(String::as_str)
+    }
 }
 
 /// An index on a foreign key's columns, named as InnoDB names the one it builds for the key.
@@ -121,6 +131,7 @@ pub fn plan(schema: &Schema, config: &Config) -> Plan {
         tables,
         auto_increments: planner.post_positions,
         fk_indexes: planner.fk_indexes,
+        column_definitions: planner.column_definitions,
     }
 }
 
