@@ -215,6 +215,8 @@ pub struct AlterColumn {
 /// What a sink knows of the run's tables that changed: the schema and plan it applies by, and the
 /// version of each changed table that the target has.
 pub struct Following {
+    /// The run's tables as it began: the columns beyond theirs were added during the run.
+    original: Schema,
     schema: Schema,
     plan: Plan,
     ddl: passerelle_ddl::Config,
@@ -226,7 +228,7 @@ pub struct Following {
 impl Following {
     /// Starts from the run's schema as it began, planned into `plan` with `ddl`.
     pub fn new(schema: Schema, plan: Plan, ddl: passerelle_ddl::Config) -> Following {
-        Following { schema, plan, ddl, versions: HashMap::new(), n_applied: 0 }
+        Following { original: schema.clone(), schema, plan, ddl, versions: HashMap::new(), n_applied: 0 }
     }
 
     /// Brings `table` to the last version the control topic announces: alters the target (what it
@@ -246,8 +248,9 @@ impl Following {
             return Ok(None);
         }
         let position = self.schema.tables.iter().position(|t| &t.name == table).expect("a table of the run");
+        let n_original = self.original.tables[position].columns.len();
         let layout = table_layouts(prefix, &self.schema, encoding).swap_remove(position);
-        Ok(Some((layout, self.plan.tables[position].clone())))
+        Ok(Some((layout.with_columns_added_from(n_original), self.plan.tables[position].clone())))
     }
 
     /// Brings every table to the last version `altered` announces, once the stream is applied: a

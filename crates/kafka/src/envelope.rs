@@ -75,6 +75,9 @@ pub struct TableLayout {
     /// Positions in `columns` of the primary key; empty when the table has none.
     pub key: Vec<usize>,
     positions: HashMap<String, usize>,
+    /// The columns from this position on were added during the run: events written before may
+    /// lack them.
+    added_from: usize,
     /// The columns' types, in column order; empty unless [`TableLayout::with_encoding`] gave them.
     types: Vec<ColumnType>,
     enum_labels: HashMap<QualifiedName, Vec<String>>,
@@ -89,6 +92,7 @@ impl TableLayout {
             schema,
             table,
             topic,
+            added_from: columns.len(),
             columns,
             key,
             positions,
@@ -118,6 +122,13 @@ impl TableLayout {
         if self.connect.is_some() {
             self.connect = Some(connect_json::ConnectLayout::new(&self));
         }
+        self
+    }
+
+    /// Says that the columns from position `added_from` on were added during the run (`cli::altered`):
+    /// [`decode`] reads an event that lacks them, written before, as leaving them unchanged.
+    pub fn with_columns_added_from(mut self, added_from: usize) -> TableLayout {
+        self.added_from = added_from;
         self
     }
 
@@ -427,9 +438,19 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
         let op = op.ok_or_else(|| A::Error::missing_field("op"))?;
         // A row may leave values out: an update its unchanged TOASTed values, and any event written
         // before its table gained columns those columns (`cli::altered`), which the target's default
-        // fills in a new row and an update leaves as they are. An old row's only serve to find it.
-        let before = before.map(|before| before.row);
+        // fills in a new row and an update leaves as they are.
+        let layout = self.0;
+        let missing_error =
+            |missing: &[usize]| A::Error::custom(format!("column {:?} is missing", layout.columns[missing[0]]));
+        let added = |missing: &[usize]| missing.iter().all(|&position| position >= layout.added_from);
+        let before = match before {
+            Some(PartialRow { missing, .. }) if !added(&missing) => return Err(missing_error(&missing)),
+            before => before.map(|before| before.row),
+        };
         let (after, unchanged) = match after {
+            Some(PartialRow { missing, .. }) if op != Op::Update && !added(&missing) => {
+                return Err(missing_error(&missing))
+            }
             Some(PartialRow { row, missing }) => (Some(row), missing),
             None => (None, Vec::new()),
         };
@@ -571,9 +592,13 @@ mod tests {
         assert!(value["after"].get("note").is_none() && value["before"].get("note").is_some(), "{value}");
         let decoded = decode(&layout(), &encoded.value).unwrap();
         assert_eq!((decoded.op, decoded.unchanged), (Op::Update, vec![2]));
-        // An insert written before its table gained a column leaves that column out.
+        // Another event may leave out only a column added during the run, written before it was.
         let encoded = try_encode_change(&layout(), Op::Create, None, Some(&after), &[2], &origin()).unwrap();
-        assert_eq!(decode(&layout(), &encoded.value).unwrap().unchanged, vec![2]);
+        assert!(decode(&layout(), &encoded.value).unwrap_err().contains("column \"note\" is missing"));
+        let added = layout().with_columns_added_from(2);
+        assert_eq!(decode(&added, &encoded.value).unwrap().unchanged, vec![2]);
+        let encoded = try_encode_change(&layout(), Op::Create, None, Some(&after), &[1, 2], &origin()).unwrap();
+        assert!(decode(&added, &encoded.value).unwrap_err().contains("column \"flight_id\" is missing"));
     }
 
     #[test]
@@ -616,6 +641,8 @@ mod tests {
     fn keyless_tables_have_no_key_and_bad_rows_are_refused() {
         let keyless = TableLayout::new("s".into(), "t".into(), "p.s.t".into(), vec!["a".into()], vec![]);
         assert!(try_encode(&keyless, Op::Create, None, Some(&[Some("1")]), &origin()).unwrap().key.is_none());
+        let error = decode(&layout(), br#"{"after":{"ticket_no":"1","flight_id":"2"},"op":"c"}"#).unwrap_err();
+        assert!(error.contains("column \"note\" is missing"), "{error}");
         let error = decode(&layout(), br#"{"after":{"x":"1"},"op":"c"}"#).unwrap_err();
         assert!(error.contains("column \"x\" is not in bookings.ticket_flights"), "{error}");
     }
