@@ -249,6 +249,9 @@ impl Ends<'_> {
             watch.from
         );
         self.wait_for_the_target(args, watch.from, started).await?;
+        // The target holds what the source wrote before: the tables that changed by then are announced.
+        let (replanned, _) = self.as_they_stand(mapping).await?;
+        let mapping = replanned.as_ref().unwrap_or(mapping);
         self.build_fk_indexes(mapping).await?;
         eprintln!("passerelle: the target has caught up; verifying every table while the source still changes");
         let (n_tables, listed, whole) = self.compare_every_table(args, mapping).await?;
@@ -320,6 +323,18 @@ impl Ends<'_> {
         }
         let _ = conn.disconnect().await;
         Ok(())
+    }
+
+    /// `mapping` planned again for the tables as they stand now, when some changed during the run, and
+    /// which changed.
+    async fn as_they_stand(&self, mapping: &Mapping) -> anyhow::Result<(Option<Mapping>, BTreeSet<QualifiedName>)> {
+        let state = retry::retry("reading the control topic", || control::read(self.kafka, self.topic)).await?;
+        let altered: BTreeSet<QualifiedName> = state.altered.iter().map(|altered| altered.table.name.clone()).collect();
+        let replanned = state.current_schema().filter(|_| !altered.is_empty()).map(|schema| {
+            let plan = passerelle_ddl::plan(&schema, &mapping.config);
+            Mapping { schema, config: mapping.config.clone(), plan }
+        });
+        Ok((replanned, altered))
     }
 
     /// Builds the indexes foreign keys need. No change can violate them: built now, they leave the
@@ -447,14 +462,9 @@ impl Ends<'_> {
         };
         let ((stream_drained_seconds, target_ready_seconds), changed) =
             tokio::try_join!(self.wait_until_ready(args, started), changed_keys)?;
-        // Tables that gained columns or new types during the run are verified as they stand now, and
-        // whole: an added column's value in every existing row came with no change to re-check.
-        let state = retry::retry("reading the control topic", || control::read(kafka, topic)).await?;
-        let altered: BTreeSet<QualifiedName> = state.altered.iter().map(|altered| altered.table.name.clone()).collect();
-        let replanned = state.current_schema().filter(|_| !altered.is_empty()).map(|schema| {
-            let plan = passerelle_ddl::plan(&schema, &mapping.config);
-            Mapping { schema, config: mapping.config.clone(), plan }
-        });
+        // Tables whose columns changed during the run are verified as they stand now, and whole: an
+        // added column's value in every existing row came with no change to re-check.
+        let (replanned, altered) = self.as_they_stand(mapping).await?;
         let mapping = replanned.as_ref().unwrap_or(mapping);
 
         let systems =

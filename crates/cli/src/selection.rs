@@ -110,7 +110,7 @@ fn leave_column_out(schema: &mut Schema, qualified: &str) -> anyhow::Result<()> 
             key.columns.join(", ")
         );
     }
-    let uses = |text: &str| text.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| word == column);
+    let uses = |text: &str| names_column(text, column);
     table.columns.retain(|c| c.name != column);
     table.uniques.retain(|key| !key.columns.iter().any(|c| c == column));
     table.foreign_keys.retain(|fk| !fk.columns.iter().any(|c| c == column));
@@ -150,6 +150,11 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
         (Some(p), Some(t)) if p == t => glob(&pattern[1..], &text[1..]),
         _ => false,
     }
+}
+
+/// Whether the expression `text` names `column` (a word of it): a check, an index's keys.
+pub fn names_column(text: &str, column: &str) -> bool {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_')).any(|word| word == column)
 }
 
 #[cfg(test)]

@@ -70,7 +70,8 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     let state = retry::retry("reading the control topic", || control::read(s.kafka, s.control_topic)).await?;
     // Tables changed earlier in the run: every version announced, and each at its last one.
     let mut altered: Vec<TableAltered> = state.altered.clone();
-    let mut current: Schema = state.current_schema().unwrap_or_else(|| s.schema.clone());
+    // The tables as the stream carries them: columns dropped during the run still in place.
+    let mut current: Schema = state.stream_schema().unwrap_or_else(|| s.schema.clone());
     let mut layouts = table_layouts(s.server, &current, s.encoding);
     let start = |altered: &[TableAltered]| {
         let altered: Vec<Table> = altered.iter().map(|altered| altered.table.clone()).collect();
@@ -168,16 +169,16 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
                 cutover = cutover.or(Some(lsn));
                 true
             }
-            Some(StreamItem::Altered { table, n_columns }) => {
+            Some(StreamItem::Altered { table, sent }) => {
                 // Announced before the first event that uses it, which a sink cannot decode without.
                 let i = positions[&table];
-                let was = &current.tables[i];
-                let new = altered::read_new_version(s.endpoint, was, n_columns, s.patterns, s.encoding).await?;
+                let was = version_of(&current.tables[i], &altered);
+                let new = altered::read_new_version(s.endpoint, &was, &sent, s.patterns, s.encoding).await?;
                 // Nothing new where the catalog was ahead already when an earlier version was read.
-                if new.columns != was.columns {
-                    announce_version(&mut altered, new.clone(), s, producer).await?;
-                    current = altered::with_table(&current, &new);
+                if !new.same_columns(&was) {
+                    current = altered::with_table(&current, &new.table);
                     layouts = table_layouts(s.server, &current, s.encoding);
+                    announce_version(&mut altered, new, s, producer).await?;
                 }
                 false
             }
@@ -203,13 +204,14 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
         passerelle_pg::catalog::read(&mut client, s.endpoint, s.schemas).await
     })
     .await?;
-    refuse_new_tables(&schema, &current.tables, &s.schema.left_out)?;
+    refuse_new_tables(&schema, &s.schema.tables, &s.schema.left_out)?;
     // Columns added or widened with no change of the table after them: the stream never described
     // them, but the target gets them all the same.
     let mut selected = schema.clone();
     s.patterns.apply(&mut selected)?;
-    for table in altered::unseen_versions(s.endpoint, &current, &selected, s.encoding).await? {
-        announce_version(&mut altered, table, s, producer).await?;
+    let versions: Vec<altered::Version> = current.tables.iter().map(|table| version_of(table, &altered)).collect();
+    for version in altered::unseen_versions(s.endpoint, &versions, &selected, s.encoding).await? {
+        announce_version(&mut altered, version, s, producer).await?;
     }
     // A partition's layout names its root's topic.
     let mut topics: Vec<String> = layouts.iter().map(|layout| layout.topic.clone()).collect();
@@ -225,16 +227,22 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     Ok(n_changes)
 }
 
-/// Announces `table`'s next version to the sinks, and adds it to `altered`, the versions so far.
+/// `table` as the stream carries it, with the columns `altered` says were dropped.
+fn version_of(table: &Table, altered: &[TableAltered]) -> altered::Version {
+    altered::Version { table: table.clone(), dropped: control::dropped(altered, &table.name).to_vec() }
+}
+
+/// Announces a table's next version to the sinks, and adds it to `altered`, the versions so far.
 async fn announce_version(
     altered: &mut Vec<TableAltered>,
-    table: Table,
+    next: altered::Version,
     s: &Streaming<'_>,
     producer: &Producer,
 ) -> anyhow::Result<()> {
+    let altered::Version { table, dropped } = next;
     let version = altered.iter().filter(|known| known.table.name == table.name).count() as u32 + 1;
     tracing::info!("table {} changed on the source: version {version} announced to the sinks", table.name);
-    let announcement = TableAltered { run_id: s.run_id.to_string(), version, table };
+    let announcement = TableAltered { run_id: s.run_id.to_string(), version, table, dropped };
     control::announce_altered(producer, s.control_topic, &announcement).await?;
     altered.push(announcement);
     pause::point(pause::TABLE_ALTERED, altered.len() as u64).await;

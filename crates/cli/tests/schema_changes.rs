@@ -50,7 +50,8 @@ insert into readings select i, date '2024-01-01' + (i % 300), 'r' || i from gene
 ";
 
 const READINGS_WITH_NOTES: &str = "
-create table readings (id bigint not null, at date not null, note varchar(10), primary key (id, at));
+create table readings (id bigint not null, at date not null, note varchar(10), legacy text not null default 'old',
+                       primary key (id, at));
 insert into readings select i, date '2024-01-01' + (i % 300), 'r' || i from generate_series(1, 300) i;
 ";
 
@@ -140,8 +141,8 @@ async fn stops_the_stream(setup: &Setup, migrate: std::process::Child, ddl: &str
     assert!(stderr.contains(&expected), "{stderr}");
 }
 
-/// Adds columns and widens one while a writer inserts and updates the table, writing it just before
-/// and just after; a last column is added after the table's last write, so no change describes it.
+/// Adds columns, widens one and drops one while a writer inserts and updates the table, writing it just
+/// before and just after; a last column is added after the table's last write, so no change describes it.
 async fn add_and_widen_columns(setup: &Setup) {
     let (stop, writes) = writer(setup, "readings", 1000);
     let source = setup.source.client().await;
@@ -153,6 +154,7 @@ async fn add_and_widen_columns(setup: &Setup) {
              alter table readings add column score integer;
              alter table readings alter column note type varchar(100);
              update readings set note = repeat('long', 20), score = 7 where id = 2;
+             alter table readings drop column legacy;
              insert into readings values (100001, '2024-06-01', 'new', 'east', 3);",
         )
         .await
@@ -187,20 +189,22 @@ async fn assert_added_and_widened(setup: &Setup) {
     let columns = setup
         .target_rows(
             "SELECT column_name, data_type, character_maximum_length, is_nullable FROM information_schema.columns \
-             WHERE table_schema = DATABASE() AND table_name = 'readings' AND column_name IN ('note', 'region', 'score') \
-             ORDER BY ordinal_position",
+             WHERE table_schema = DATABASE() AND table_name = 'readings' \
+             AND column_name IN ('note', 'legacy', 'region', 'score') ORDER BY ordinal_position",
         )
         .await;
     assert_eq!(columns[0], [s("note"), s("varchar"), s("100"), s("YES")]);
     assert_eq!(columns[1][..2], [s("region"), s("longtext")]);
     assert_eq!(columns[1][3], s("NO"));
     assert_eq!(columns[2], [s("score"), s("int"), None, s("YES")]);
+    assert_eq!(columns.len(), 3, "the dropped column stays: {columns:?}");
 }
 
-/// Columns added (with a constant default, and without one) and a column widened while a writer
-/// inserts and updates the table: each applied to the target in stream order, the rows written
-/// before the change that arrive after it filled by the default as PostgreSQL filled them, and the
-/// cutover verifies the whole table as it is now.
+/// Columns added (with a constant default, and without one), a column widened and one dropped while a
+/// writer inserts and updates the table: each applied to the target in stream order, the rows written
+/// before the change that arrive after it filled by the default as PostgreSQL filled them, the dropped
+/// column kept nullable until the stream is applied, and the cutover verifies the whole table as it
+/// is now.
 async fn columns_added_and_widened_during_an_online_run_are_carried(target: Target) {
     let setup = Setup::new(target, READINGS_WITH_NOTES).await;
     let migrate = streaming(&setup).await;
@@ -236,6 +240,38 @@ on_both_targets!(
     flavor = "multi_thread"
 );
 
+/// Killed once the stream is applied and the dropped column is gone from the target, before the
+/// post-data: the rerun finds the column gone and leaves it so, and the cutover, which waited for the
+/// target, verifies.
+async fn a_run_killed_after_the_target_dropped_a_column_ends_identical(target: Target) {
+    let setup = Setup::new(target, READINGS_WITH_NOTES).await;
+    let mut args = setup.args("migrate");
+    args.extend(["--online", "--json", "--partitions", "3"]);
+    let pause = Pause::at("before-post-data");
+    let mut first = passerelle_child(&args, &pause.env(&setup.env()));
+    wait_for_the_snapshot_in_kafka(&setup, &setup.env()).await;
+    add_and_widen_columns(&setup).await;
+    let mut cutover = setup.args("cutover");
+    cutover.push("--json");
+    let cutover = passerelle_spawn(&cutover, &setup.env());
+    pause.reached(&mut first).await;
+    let legacy = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() \
+                  AND table_name = 'readings' AND column_name = 'legacy'";
+    assert_eq!(setup.target_rows(legacy).await, [[s("0")]], "the column is dropped before the post-data");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    pause.release();
+    let second = crate::support::finished(passerelle_spawn(&args, &setup.env()));
+    assert_eq!(second.code, 0, "{}\n{}", second.stdout, second.stderr);
+    let cutover = crate::support::finished(cutover);
+    assert_eq!(cutover.code, 0, "{}\n{}", cutover.stdout, cutover.stderr);
+    let report: serde_json::Value = serde_json::from_str(&cutover.stdout).unwrap();
+    assert_eq!(report["verified"], true, "{report}");
+    assert_added_and_widened(&setup).await;
+    setup.cleanup();
+}
+on_both_targets!(a_run_killed_after_the_target_dropped_a_column_ends_identical, flavor = "multi_thread");
+
 /// A column added with a volatile default: PostgreSQL rewrote the table with a value per row, which
 /// no change carries. The stream stops naming the column and the way out.
 async fn a_column_added_with_a_volatile_default_stops_the_stream_naming_it(target: Target) {
@@ -248,6 +284,19 @@ async fn a_column_added_with_a_volatile_default_stops_the_stream_naming_it(targe
     setup.cleanup();
 }
 on_both_targets!(a_column_added_with_a_volatile_default_stops_the_stream_naming_it, flavor = "multi_thread");
+
+/// A column renamed: the stream sees one column gone and one new, which a target could not tell from
+/// a column dropped and another added with a default: it stops, naming both.
+async fn a_renamed_column_stops_the_stream_naming_it(target: Target) {
+    let setup = Setup::new(target, READINGS_WITH_NOTES).await;
+    let migrate = streaming(&setup).await;
+    let ddl = "alter table readings rename column legacy to heritage";
+    let refused = "column \"legacy\" is gone and \"heritage\" is new, which may be a rename, not carried (a column \
+                   dropped and another added are carried when a write to the table comes between them)";
+    stops_the_stream(&setup, migrate, ddl, refused).await;
+    setup.cleanup();
+}
+on_both_targets!(a_renamed_column_stops_the_stream_naming_it, flavor = "multi_thread");
 
 /// A table created in a migrated schema during an online run is neither copied nor streamed: the
 /// cutover refuses to call the run done, naming the table and the way out.

@@ -209,8 +209,13 @@ pub struct TableAltered {
     pub run_id: String,
     /// 1 for the first change of the table in the run, then 2, ...
     pub version: u32,
-    /// The table as the catalog read it once the change was met.
+    /// The table as the stream carries it from the change on: as the catalog read it then, with the
+    /// columns dropped during the run still in it, where events written before have them.
     pub table: Table,
+    /// The columns of `table` the source dropped during the run: events written after lack them, and
+    /// the target drops them once the stream is applied.
+    #[serde(default)]
+    pub dropped: Vec<String>,
 }
 
 /// What the control topic says about the current run: each record present only when it belongs to
@@ -241,8 +246,9 @@ impl ControlState {
         run.type_mapping.as_ref().or(self.target.as_ref().and_then(|fixed| fixed.type_mapping.as_ref()))
     }
 
-    /// The run's tables as they stand now: the announcement's, each changed one at its last version.
-    pub fn current_schema(&self) -> Option<Schema> {
+    /// The run's tables as the stream carries them: the announcement's, each changed one at its last
+    /// version, the columns dropped during the run still in it.
+    pub fn stream_schema(&self) -> Option<Schema> {
         let mut schema = self.run.as_ref()?.schema.clone();
         for altered in &self.altered {
             if let Some(table) = schema.tables.iter_mut().find(|table| table.name == altered.table.name) {
@@ -250,6 +256,22 @@ impl ControlState {
             }
         }
         Some(schema)
+    }
+
+    /// The run's tables as they stand now on the source: [`ControlState::stream_schema`] without the
+    /// columns dropped during the run.
+    pub fn current_schema(&self) -> Option<Schema> {
+        let mut schema = self.stream_schema()?;
+        for table in &mut schema.tables {
+            let dropped = self.dropped(&table.name);
+            table.columns.retain(|column| !dropped.contains(&column.name));
+        }
+        Some(schema)
+    }
+
+    /// The columns of `table` dropped during the run, as its last version says.
+    pub fn dropped(&self, table: &QualifiedName) -> &[String] {
+        dropped(&self.altered, table)
     }
 
     /// Each schema's target database, once fixed; empty before.
@@ -287,6 +309,12 @@ pub async fn clear_failed(producer: &Producer, topic: &str) -> Result<(), KafkaE
     producer.send(topic, Some(0), Some(FAILED_KEY), &[]).await?;
     producer.flush().await?;
     Ok(())
+}
+
+/// The columns of `table` dropped during the run, as the last of `altered`'s versions of it says.
+pub fn dropped<'a>(altered: &'a [TableAltered], table: &QualifiedName) -> &'a [String] {
+    let last = altered.iter().filter(|altered| &altered.table.name == table).max_by_key(|altered| altered.version);
+    last.map_or(&[], |altered| &altered.dropped)
 }
 
 /// Announces a table's new definition, and waits until the brokers have it: the stream writes no

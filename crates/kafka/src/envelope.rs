@@ -75,9 +75,9 @@ pub struct TableLayout {
     /// Positions in `columns` of the primary key; empty when the table has none.
     pub key: Vec<usize>,
     positions: HashMap<String, usize>,
-    /// The columns from this position on were added during the run: events written before may
-    /// lack them.
-    added_from: usize,
+    /// Positions of the columns an event may lack: added during the run (events written before lack
+    /// them) or dropped (events written after).
+    optional: Vec<usize>,
     /// The columns' types, in column order; empty unless [`TableLayout::with_encoding`] gave them.
     types: Vec<ColumnType>,
     enum_labels: HashMap<QualifiedName, Vec<String>>,
@@ -92,7 +92,7 @@ impl TableLayout {
             schema,
             table,
             topic,
-            added_from: columns.len(),
+            optional: Vec::new(),
             columns,
             key,
             positions,
@@ -125,10 +125,10 @@ impl TableLayout {
         self
     }
 
-    /// Says that the columns from position `added_from` on were added during the run (`cli::altered`):
-    /// [`decode`] reads an event that lacks them, written before, as leaving them unchanged.
-    pub fn with_columns_added_from(mut self, added_from: usize) -> TableLayout {
-        self.added_from = added_from;
+    /// Says which columns were added or dropped during the run (`cli::altered`), by position:
+    /// [`decode`] reads an event that lacks them as leaving them unchanged.
+    pub fn with_optional_columns(mut self, optional: Vec<usize>) -> TableLayout {
+        self.optional = optional;
         self
     }
 
@@ -436,19 +436,19 @@ impl<'de> Visitor<'de> for EventSeed<'_> {
             }
         }
         let op = op.ok_or_else(|| A::Error::missing_field("op"))?;
-        // A row may leave values out: an update its unchanged TOASTed values, and any event written
-        // before its table gained columns those columns (`cli::altered`), which the target's default
-        // fills in a new row and an update leaves as they are.
+        // A row may leave values out: an update its unchanged TOASTed values, and any event the
+        // columns its table gained after it or dropped before it (`cli::altered`), which the target's
+        // default fills in a new row and an update leaves as they are.
         let layout = self.0;
         let missing_error =
             |missing: &[usize]| A::Error::custom(format!("column {:?} is missing", layout.columns[missing[0]]));
-        let added = |missing: &[usize]| missing.iter().all(|&position| position >= layout.added_from);
+        let optional = |missing: &[usize]| missing.iter().all(|position| layout.optional.contains(position));
         let before = match before {
-            Some(PartialRow { missing, .. }) if !added(&missing) => return Err(missing_error(&missing)),
+            Some(PartialRow { missing, .. }) if !optional(&missing) => return Err(missing_error(&missing)),
             before => before.map(|before| before.row),
         };
         let (after, unchanged) = match after {
-            Some(PartialRow { missing, .. }) if op != Op::Update && !added(&missing) => {
+            Some(PartialRow { missing, .. }) if op != Op::Update && !optional(&missing) => {
                 return Err(missing_error(&missing))
             }
             Some(PartialRow { row, missing }) => (Some(row), missing),
@@ -592,10 +592,10 @@ mod tests {
         assert!(value["after"].get("note").is_none() && value["before"].get("note").is_some(), "{value}");
         let decoded = decode(&layout(), &encoded.value).unwrap();
         assert_eq!((decoded.op, decoded.unchanged), (Op::Update, vec![2]));
-        // Another event may leave out only a column added during the run, written before it was.
+        // Another event may leave out only a column added or dropped during the run.
         let encoded = try_encode_change(&layout(), Op::Create, None, Some(&after), &[2], &origin()).unwrap();
         assert!(decode(&layout(), &encoded.value).unwrap_err().contains("column \"note\" is missing"));
-        let added = layout().with_columns_added_from(2);
+        let added = layout().with_optional_columns(vec![2]);
         assert_eq!(decode(&added, &encoded.value).unwrap().unchanged, vec![2]);
         let encoded = try_encode_change(&layout(), Op::Create, None, Some(&after), &[1, 2], &origin()).unwrap();
         assert!(decode(&added, &encoded.value).unwrap_err().contains("column \"flight_id\" is missing"));

@@ -180,8 +180,8 @@ impl PgError {
             }
             PgError::PublicationMissing { .. } => "the publication was dropped: start the migration over",
             PgError::TableChanged { .. } => {
-                "Passerelle carries columns added at a table's end and new type modifiers, not columns dropped, renamed \
-                 or given another type: undo the change on the source, or start the migration over"
+                "Passerelle carries columns added at a table's end or dropped, and wider types, not a column given \
+                 another type: undo the change on the source, or start the migration over"
             }
             PgError::UnexpectedTable { .. } => {
                 "a table was renamed, or added to the publication: undo that (ALTER PUBLICATION ... DROP TABLE), \

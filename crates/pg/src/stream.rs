@@ -66,10 +66,12 @@ pub enum StreamItem {
     /// A marker [`emit_marker`] wrote at `lsn`: every transaction that committed before it came
     /// before it. Only from PostgreSQL 14 on, whose pgoutput sends logical decoding messages.
     Marker { lsn: Lsn, content: String },
-    /// `table` gained columns at its end or new type modifiers, which no version the stream was
-    /// given has: from the next item on, its rows have `n_columns` values, the new ones last. The
-    /// caller reads the table's new definition and decides whether the target can follow.
-    Altered { table: QualifiedName, n_columns: usize },
+    /// `table` gained columns at its end, lost some or has new type modifiers, which no version the
+    /// stream was given has; `sent` names the columns its changes carry from now on. From the next
+    /// item on, its rows have a value for each column of the last version, then each new one, in the
+    /// order of `sent`; none for the columns no longer sent. The caller reads the table's new
+    /// definition and decides whether the target can follow.
+    Altered { table: QualifiedName, sent: Vec<String> },
 }
 
 /// The prefix of the logical decoding messages Passerelle writes as markers in the WAL.
@@ -589,9 +591,9 @@ impl Decoder {
         let (relation, item) = match resolved {
             Resolved::Known(relation) => (relation, None),
             Resolved::Altered(relation, version) => {
-                let n_columns = version.len();
                 versions.push(version);
-                (relation, Some(StreamItem::Altered { table, n_columns }))
+                let sent = streamed.into_iter().map(|column| column.name).collect();
+                (relation, Some(StreamItem::Altered { table, sent }))
             }
         };
         self.relations.insert(relation_oid, relation);
@@ -713,8 +715,9 @@ fn typmod(base: &PgType) -> Option<i32> {
 }
 
 /// Maps the streamed columns onto the table's last version by name: as a version the stream knows,
-/// or as a new one (columns added at the end, type modifiers changed), or says how the table changed
-/// that the stream cannot follow.
+/// or as a new one (columns added at the end or no longer sent, type modifiers changed: its columns
+/// not sent stay, for the caller to tell a dropped column from a renamed one), or says how the table
+/// changed that the stream cannot follow (a column's type).
 ///
 /// A stream that starts again before a change describes the table as it was: the columns added since
 /// are not sent (the target's default fills them in a new row), and each type modifier is one that
@@ -755,13 +758,10 @@ fn resolve(
         };
         positions.push(position);
     }
-    let gone = last.iter().enumerate().find(|(position, column)| !column.generated && !positions.contains(position));
-    match gone {
-        Some((position, column)) if position < n_original || !known => {
-            return Err(format!("column {:?} is gone (dropped or renamed)", column.name))
-        }
-        _ => {}
-    }
+    // Columns not sent that the run began with, or that a known version had: dropped, or renamed.
+    let gone = last.iter().enumerate().any(|(position, column)| !column.generated && !positions.contains(&position));
+    let added_since = |position: usize| position >= n_original;
+    known &= !gone || (0..last.len()).all(|p| positions.contains(&p) || last[p].generated || added_since(p));
     let n_columns = if known { last.len() } else { next.len() };
     let relation = Relation {
         table: table.clone(),
@@ -910,12 +910,22 @@ mod tests {
         let versions = [original()];
         assert_eq!(check(&versions, &[NOTE, ID, AMOUNT]), known(4, &[2, 0, 3], &[1]));
         assert_eq!(check(&versions, &[ID, ("twice", 23, -1), NOTE, AMOUNT]), known(4, &[0, 1, 2, 3], &[]));
-        assert_eq!(check(&versions, &[ID, AMOUNT]), Err("column \"note\" is gone (dropped or renamed)".to_string()));
-        assert_eq!(
-            check(&versions, &[ID, ("remark", 1043, 14), AMOUNT]),
-            Err("column \"note\" is gone (dropped or renamed)".to_string())
-        );
         assert_eq!(check(&versions, &[("id", 20, -1), NOTE, AMOUNT]), Err("column \"id\" has a new type".to_string()));
+    }
+
+    /// A column no longer sent (dropped, or renamed: the caller tells which) keeps its place, empty.
+    #[test]
+    fn columns_no_longer_sent_make_a_new_version_that_keeps_them() {
+        let Ok(Resolved::Altered(relation, version)) = check(&[original()], &[ID, AMOUNT]) else {
+            panic!("not altered")
+        };
+        assert_eq!((relation.n_columns, relation.positions, relation.not_sent), (4, vec![0, 3], vec![1, 2]));
+        assert_eq!(version, original());
+        let Ok(Resolved::Altered(relation, version)) = check(&[original()], &[ID, ("remark", 1043, 14), AMOUNT]) else {
+            panic!("not altered")
+        };
+        assert_eq!((relation.n_columns, relation.positions, relation.not_sent), (5, vec![0, 4, 3], vec![1, 2]));
+        assert_eq!(version[4].name, "remark");
     }
 
     /// Columns added at the end and new modifiers make a new version; a stream that starts over before
