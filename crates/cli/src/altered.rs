@@ -66,8 +66,9 @@ pub async fn read_new_version(
     let name = &was.table.name;
     let mut client = passerelle_pg::connect(endpoint).await?;
     let mut schema = passerelle_pg::catalog::read(&mut client, endpoint, std::slice::from_ref(&name.schema)).await?;
-    schema.tables.retain(|table| &table.name == name);
+    // The selection before the table is picked: its patterns name the run's other tables too.
     patterns.apply(&mut schema).context("selecting the changed table's columns")?;
+    schema.tables.retain(|table| &table.name == name);
     let Some(now) = schema.tables.pop() else {
         return Err(refuse(name, "it is gone from the catalog (renamed or dropped)".into()));
     };
