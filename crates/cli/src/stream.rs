@@ -131,7 +131,9 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
             Some(StreamItem::Change(change)) => {
                 in_transaction = true;
                 let i = positions[&change.table];
-                produce(&current.tables[i], &layouts[i], &change, s, producer).await?;
+                let history =
+                    History { original: &s.schema.tables[i], dropped: control::dropped(&altered, &change.table) };
+                produce(&current.tables[i], &history, &layouts[i], &change, s, producer).await?;
                 n_changes += 1;
                 crate::metrics::get().changes_produced(1);
                 pause::point(pause::CHANGES_PRODUCED, n_changes).await;
@@ -205,8 +207,8 @@ pub async fn until_cutover(streaming: &Streaming<'_>, producer: &Producer) -> an
     })
     .await?;
     refuse_new_tables(&schema, &s.schema.tables, &s.schema.left_out)?;
-    // Columns added or widened with no change of the table after them: the stream never described
-    // them, but the target gets them all the same.
+    // Columns added, widened or dropped with no change of the table after them: the stream never
+    // described them, but the target follows them all the same.
     let mut selected = schema.clone();
     s.patterns.apply(&mut selected)?;
     let versions: Vec<altered::Version> = current.tables.iter().map(|table| version_of(table, &altered)).collect();
@@ -314,18 +316,30 @@ async fn produce_truncate(
     Ok(())
 }
 
+/// A table's columns at either end of the run: as it began, and those dropped since.
+struct History<'a> {
+    original: &'a Table,
+    dropped: &'a [String],
+}
+
 /// Produces one change. An update that moved its row to another key becomes a delete of the old key
 /// and a create of the new one, as Debezium does: each key's events stay in its own partition, in order.
 async fn produce(
     table: &Table,
+    history: &History<'_>,
     layout: &TableLayout,
     change: &ChangeEvent,
     s: &Streaming<'_>,
     producer: &Producer,
 ) -> anyhow::Result<()> {
+    let column = |i: usize| &table.columns[i];
     // Generated columns are not sent, but the target computes them: only TOASTed values stay unchanged.
-    let unchanged: Vec<usize> =
-        change.unchanged.iter().copied().filter(|&i| table.columns[i].generated.is_none()).collect();
+    let unchanged: Vec<usize> = change.unchanged.iter().copied().filter(|&i| column(i).generated.is_none()).collect();
+    // Nor are columns dropped, or added after the change, which the new row's insert leaves to the
+    // target's default as PostgreSQL did: only TOASTed values keep a moved row from being written whole.
+    let toasted = unchanged.iter().any(|&i| {
+        !history.dropped.contains(&column(i).name) && history.original.columns.iter().any(|c| c.name == column(i).name)
+    });
     let origin = Origin {
         server: s.server,
         database: s.database,
@@ -346,7 +360,7 @@ async fn produce(
         _ => false,
     };
     let events = if moved {
-        if !unchanged.is_empty() {
+        if toasted {
             return Err(StartOver(format!(
                 "{}: an update changed a row's key and left a TOASTed value unsent, so the new row cannot be \
                  written whole; ALTER TABLE {} REPLICA IDENTITY FULL",
@@ -361,7 +375,7 @@ async fn produce(
     // Each event's position in its transaction: twice the change's, plus one for the second event of
     // a key change, so that both halves stay apart where they share a partition.
     for (part, (op, before, after)) in (0..).zip(events) {
-        // An insert described as its table was before a column was added leaves that column out too.
+        // An insert, as an update, leaves out the columns its table gained after it or dropped before it.
         let unchanged = if op == Op::Delete { &[] } else { unchanged.as_slice() };
         let origin = Origin { position: change.position.map(|position| 2 * position + part), ..origin };
         let event = try_encode_change(layout, op, before, after, unchanged, &origin)

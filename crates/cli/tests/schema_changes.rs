@@ -155,7 +155,8 @@ async fn add_and_widen_columns(setup: &Setup) {
              alter table readings alter column note type varchar(100);
              update readings set note = repeat('long', 20), score = 7 where id = 2;
              alter table readings drop column legacy;
-             insert into readings values (100001, '2024-06-01', 'new', 'east', 3);",
+             insert into readings values (100001, '2024-06-01', 'new', 'east', 3);
+             update readings set id = 200005 where id = 5;",
         )
         .await
         .unwrap();
@@ -173,7 +174,9 @@ async fn add_and_widen_columns(setup: &Setup) {
 /// What [`add_and_widen_columns`] leaves in the target, once verified by the cutover.
 async fn assert_added_and_widened(setup: &Setup) {
     let rows = setup
-        .target_rows("SELECT id, note, region, score, quiet FROM readings WHERE id IN (1, 2, 3, 4, 100001) ORDER BY id")
+        .target_rows(
+            "SELECT id, note, region, score, quiet FROM readings WHERE id IN (1, 2, 3, 4, 5, 100001, 200005) ORDER BY id",
+        )
         .await;
     let long = "long".repeat(20);
     assert_eq!(
@@ -184,6 +187,7 @@ async fn assert_added_and_widened(setup: &Setup) {
             vec![s("3"), s("before"), s("north"), s("9"), s("1.50")],
             vec![s("4"), s("before"), s("north"), None, s("1.50")],
             vec![s("100001"), s("new"), s("east"), s("3"), s("1.50")],
+            vec![s("200005"), s("before"), s("north"), None, s("1.50")],
         ]
     );
     let columns = setup

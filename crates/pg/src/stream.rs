@@ -165,8 +165,9 @@ struct Relation {
     /// For each column the stream sends, in its order, the column's position in the table.
     positions: Vec<usize>,
     /// Columns the stream does not send, which rows leave unchanged: generated ones, which pgoutput
-    /// before PostgreSQL 18 leaves out (the target computes them), and, for a table described as it
-    /// was before a change the run carried, the columns added since (the target's default fills them).
+    /// before PostgreSQL 18 leaves out (the target computes them), columns dropped, and, for a table
+    /// described as it was before a change the run carried, the columns added since (the target's
+    /// default fills them).
     not_sent: Vec<usize>,
 }
 
@@ -175,7 +176,8 @@ struct Relation {
 enum Resolved {
     /// One of them.
     Known(Relation),
-    /// The last one with columns added at its end or new type modifiers: a new version.
+    /// The last one with columns added at its end, columns no longer sent or new type modifiers: a
+    /// new version.
     Altered(Relation, Vec<ExpectedColumn>),
 }
 
