@@ -11,8 +11,9 @@
 //!   itself; the cause and the way out. A source that takes the run up again clears it with an empty
 //!   `failed` record;
 //! - `altered:<schema>.<table>:<version>`: the stream met a table whose columns changed in a way the
-//!   target can follow (columns added, types widened): its new definition, which sinks apply before
-//!   the first event that uses it. One record per version, so that compaction keeps every one;
+//!   target can follow (columns added or dropped, types widened): its new definition, which sinks
+//!   apply before the first event that uses it. One record per version, so that compaction keeps
+//!   every one;
 //! - `target:<identity>`: the target server and databases of a run that `passerelle source` began,
 //!   fixed by its first sink. Keyed by the server's identity, so that compaction never removes the
 //!   first one: sinks that raced to fix different servers all read the same first record.
@@ -20,7 +21,7 @@
 //! `failed` came after the first control format and needs no new one: a Passerelle that does not know
 //! it skips it, as every reader skips a kind it does not know, and only waits as it always did.
 //! Neither does `altered`: a sink that skips it stops at the first event with a column it does not
-//! know, naming it, and applies nothing wrong.
+//! know, or without one it expects, naming it, and applies nothing wrong.
 //! `target:` does (format 3): a sink that skipped it would not refuse another target server.
 //!
 //! A reader takes the newest `run`, and the others only when they name that run: one left from an
@@ -263,15 +264,10 @@ impl ControlState {
     pub fn current_schema(&self) -> Option<Schema> {
         let mut schema = self.stream_schema()?;
         for table in &mut schema.tables {
-            let dropped = self.dropped(&table.name);
+            let dropped = dropped(&self.altered, &table.name);
             table.columns.retain(|column| !dropped.contains(&column.name));
         }
         Some(schema)
-    }
-
-    /// The columns of `table` dropped during the run, as its last version says.
-    pub fn dropped(&self, table: &QualifiedName) -> &[String] {
-        dropped(&self.altered, table)
     }
 
     /// Each schema's target database, once fixed; empty before.
